@@ -1,0 +1,45 @@
+/*
+ * cli — the command layer: main(), the subcommand table, argument parsing
+ * and output.  Command handlers parse argv, call library code, and print;
+ * library code never prints (STYLE.md).  Each command lives in its own
+ * cmd_NAME.c and exports one `const struct command cmd_NAME`.
+ *
+ * Exit codes: 0 success, 1 error, 2 "changes pending" (plan, apply --check).
+ */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "util/util.h"
+
+enum output_format { OUTPUT_HUMAN, OUTPUT_JSON };
+
+/* Global flags, parsed before the subcommand name (and accepted after it). */
+extern enum output_format arg_output;
+extern int arg_verbose;
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;   /* one line, for `kiln help` */
+	const char *help;      /* man-page grade text: SYNOPSIS, DESCRIPTION, OPTIONS, EXIT STATUS, EXAMPLES */
+};
+
+/* Print "kiln: " + message to stderr; returns 1 (the error exit code). */
+int cli_error(const char *fmt, ...) PRINTF(1, 2);
+/* Print a command's help to stdout; returns 0. */
+int cli_help(const struct command *c);
+/*
+ * Parse a global option out of argv[i] if it is one (-o FMT, --output FMT,
+ * -o json, -v).  Returns the number of argv entries consumed (0 = not a
+ * global option), or -1 after printing an error.
+ */
+int cli_global_option(int argc, char **argv, int i);
+
+/* The commands (see cmd_*.c). */
+extern const struct command cmd_facts, cmd_plan, cmd_apply, cmd_runs, cmd_lab,
+	cmd_version;
+
+#endif

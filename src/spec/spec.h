@@ -1,0 +1,162 @@
+/*
+ * spec — cluster.yaml (and Ansible inventories) parsed into the model.
+ *
+ * Contract:
+ *  - spec_load() parses a file once into a struct cluster that owns every
+ *    string and array in it; cluster_free() releases it (NULL is fine).
+ *  - Every error is one line "FILE:LINE:COL: what was expected" in e->msg
+ *    and a negative errno (-EINVAL for bad content, -errno for I/O).  Unknown
+ *    keys, duplicate node names or addresses and bad addresses are errors.
+ *  - Relative paths in the spec (ssh key, known_hosts, inventory, admin
+ *    user key files) are resolved against the spec file's directory and
+ *    stored absolute.
+ *  - Nothing here does network I/O or prints.  Not thread-safe per cluster;
+ *    a loaded cluster is read-only and may be shared by threads.
+ */
+#ifndef KILN_SPEC_H
+#define KILN_SPEC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/util.h"
+
+/* Where in which file a thing was written (1-based line and column). */
+struct mark {
+	const char *file;   /* borrowed: the cluster's path table */
+	int line, col;
+};
+
+/* user@host:port; user may be NULL (= ssh.user), port 0 (= 22). */
+struct endpoint {
+	char *user;
+	char *host;
+	int port;
+};
+
+enum hostkey_policy {
+	HOSTKEY_STRICT = 0,   /* unknown or changed key: refuse */
+	HOSTKEY_ACCEPT_NEW,   /* unknown key: record it; changed key: refuse */
+};
+
+struct ssh_conf {
+	char *user;                 /* default "root" */
+	int port;                   /* default 22 */
+	char *key;                  /* private key path, absolute; NULL = ssh-agent only */
+	char *known_hosts;          /* absolute path; required */
+	enum hostkey_policy hostkey;
+	struct endpoint *bastion;   /* NULL = direct */
+	int connect_timeout_s;      /* default 10 */
+	int command_timeout_s;      /* default 600 */
+	int concurrency;            /* default 50 */
+};
+
+struct group {
+	char *name;
+	struct strv children;   /* names of child groups */
+	json_t *vars;           /* object, never NULL */
+	struct mark mark;
+};
+
+struct node {
+	char *name;
+	char *address;              /* IPv4/IPv6 literal or DNS name */
+	int port;                   /* 0 = ssh.port */
+	char *user;                 /* NULL = ssh.user */
+	struct endpoint *bastion;   /* per-node override (inventory ProxyJump); NULL = ssh.bastion */
+	struct strv roles;
+	char *site;                 /* NULL = "default" */
+	struct strv groups;         /* direct groups; see cluster_node_in_group() */
+	json_t *labels;             /* object of strings, never NULL */
+	json_t *vars;               /* object, never NULL */
+	struct mark mark;
+};
+
+/* One managed file of the base stack; exactly one of content/template. */
+struct spec_file {
+	char *path;
+	char *content;
+	char *template;     /* "{{ node.name }}"-style, see stacks/template.h */
+	unsigned mode;      /* default 0644 */
+	char *owner, *group; /* default root */
+	struct mark mark;
+};
+
+struct sysctl_kv {
+	char *key, *value;
+};
+
+struct admin_user {
+	char *name;              /* NULL = no admin user */
+	char *shell;             /* default /bin/bash */
+	struct strv keys;        /* authorized_keys lines (key files are read at load) */
+	struct strv groups;      /* supplementary groups, e.g. sudo */
+};
+
+/*
+ * stacks: base: — node preparation.  When the key is present, unset
+ * fields take the documented defaults (docs/spec.md):
+ * modules [overlay, br_netfilter]; sysctls bridge-nf-call-iptables=1,
+ * bridge-nf-call-ip6tables=1, ip_forward=1; swap_off true; hostname true;
+ * hosts_file true.
+ */
+struct stack_base {
+	bool enabled;
+	struct strv modules;
+	struct sysctl_kv *sysctls;
+	size_t nsysctls;
+	bool swap_off;
+	bool hostname;
+	bool hosts_file;
+	struct admin_user admin;
+	json_t *packages;        /* object: os family ("debian", "redhat") -> array of names */
+	struct spec_file *files;
+	size_t nfiles;
+};
+
+struct cluster {
+	char *name;
+	char *path;              /* absolute path of the spec file */
+	char *dir;               /* its directory */
+	struct strv files;       /* every file read (spec, inventory): marks point here */
+	struct ssh_conf ssh;
+	json_t *vars;            /* cluster-wide variables, never NULL */
+	struct group *groups;
+	size_t ngroups;
+	struct node *nodes;      /* in spec order */
+	size_t nnodes;
+	struct stack_base base;
+};
+
+/* Parse path into a new cluster (*out).  On error *out is NULL. */
+int spec_load(const char *path, struct cluster **out, struct kerr *e);
+/* Parse from memory; name is used in messages and to resolve relative paths. */
+int spec_load_string(const char *name, const char *text, size_t len,
+		     struct cluster **out, struct kerr *e);
+void cluster_free(struct cluster *c);
+
+/* Import an Ansible inventory (INI or YAML, detected from content) into c:
+ * appends nodes and groups.  Used by spec_load for "inventory:". */
+int inventory_load(struct cluster *c, const char *path, struct kerr *e);
+
+struct node *cluster_node(const struct cluster *c, const char *name);
+struct group *cluster_group(const struct cluster *c, const char *name);
+/* Is n a member of group g, directly or through child groups? ("all" is every node.) */
+bool cluster_node_in_group(const struct cluster *c, const struct node *n, const char *g);
+/*
+ * Select nodes by a --limit pattern: comma-separated node names, group
+ * names or fnmatch globs over node names.  sel[i] is set for chosen nodes.
+ * Returns the count chosen, or -EINVAL (message in e) for a pattern
+ * matching nothing.
+ */
+int cluster_select(const struct cluster *c, const char *pattern, bool *sel, struct kerr *e);
+/* A variable for templates: node vars, then group vars, then cluster vars. */
+const json_t *cluster_var(const struct cluster *c, const struct node *n, const char *name);
+
+/* Effective connection settings for a node. */
+const char *node_user(const struct cluster *c, const struct node *n);
+int node_port(const struct cluster *c, const struct node *n);
+const struct endpoint *node_bastion(const struct cluster *c, const struct node *n);
+
+#endif

@@ -1,0 +1,207 @@
+/*
+ * Child processes: fork + exec with stdin/stdout/stderr pipes, a poll loop
+ * that feeds and drains them, and a timeout that kills the whole process
+ * group.  Exec failures come back through a CLOEXEC pipe (git's
+ * run-command.c idea), so the caller sees -ENOENT rather than exit 127.
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void close_pair(int p[2])
+{
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	p[0] = p[1] = -1;
+}
+
+/* Drain fd into b (NULL = discard); caps are honoured by dropping. */
+static int drain(int fd, struct buf *b)
+{
+	char tmp[16384];
+	ssize_t n = read(fd, tmp, sizeof(tmp));
+
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+	if (n == 0)
+		return 0;
+	if (b) {
+		size_t room = b->cap ? (b->cap > b->len ? b->cap - b->len : 0) : (size_t)n;
+		buf_add(b, tmp, (size_t)n < room ? (size_t)n : room);
+	}
+	return 1;
+}
+
+int run_argv(char *const argv[], const struct run_opts *o, int *status)
+{
+	static const struct run_opts none;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	int ex[2] = { -1, -1 };
+	int r = 0;
+	pid_t pid;
+
+	if (!o)
+		o = &none;
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+	    pipe2(err, O_CLOEXEC) < 0 || pipe2(ex, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	if (pid == 0) {
+		/* Only async-signal-safe calls from here to exec. */
+		setpgid(0, 0);
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		signal(SIGPIPE, SIG_DFL);
+		if (o->cwd && chdir(o->cwd) < 0)
+			goto child_fail;
+		if (o->env)
+			execvpe(argv[0], argv, o->env);
+		else
+			execvp(argv[0], argv);
+child_fail:;
+		int e = errno;
+		if (write(ex[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	close(ex[1]);
+	in[0] = out[1] = err[1] = ex[1] = -1;
+
+	int childerr = 0;
+	ssize_t n;
+	while ((n = read(ex[0], &childerr, sizeof(childerr))) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof(childerr)) {
+		waitpid(pid, NULL, 0);
+		r = -childerr;
+		goto out_close;
+	}
+
+	size_t off = 0;
+	if (!o->in || !o->in_len) {
+		close(in[1]);
+		in[1] = -1;
+	} else {
+		fcntl(in[1], F_SETFL, O_NONBLOCK);
+	}
+	int64_t deadline = o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0;
+	while (out[0] >= 0 || err[0] >= 0) {
+		struct pollfd p[3];
+		int np = 0, io = -1, oo = -1, eo = -1;
+		if (in[1] >= 0) {
+			p[np] = (struct pollfd){ .fd = in[1], .events = POLLOUT };
+			io = np++;
+		}
+		if (out[0] >= 0) {
+			p[np] = (struct pollfd){ .fd = out[0], .events = POLLIN };
+			oo = np++;
+		}
+		if (err[0] >= 0) {
+			p[np] = (struct pollfd){ .fd = err[0], .events = POLLIN };
+			eo = np++;
+		}
+		int wait = -1;
+		if (deadline) {
+			int64_t left = deadline - now_ms();
+			if (left <= 0) {
+				kill(-pid, SIGKILL);
+				waitpid(pid, NULL, 0);
+				r = -ETIMEDOUT;
+				goto out_close;
+			}
+			wait = (int)left;
+		}
+		int k = poll(p, (nfds_t)np, wait);
+		if (k < 0 && errno != EINTR) {
+			r = -errno;
+			break;
+		}
+		if (k <= 0)
+			continue;
+		if (io >= 0 && p[io].revents) {
+			ssize_t w = write(in[1], o->in + off, o->in_len - off);
+			if (w > 0)
+				off += (size_t)w;
+			if ((w < 0 && errno != EAGAIN && errno != EINTR) || off == o->in_len) {
+				close(in[1]);
+				in[1] = -1;
+			}
+		}
+		if (oo >= 0 && p[oo].revents && drain(out[0], o->out) <= 0) {
+			close(out[0]);
+			out[0] = -1;
+		}
+		if (eo >= 0 && p[eo].revents && drain(err[0], o->err) <= 0) {
+			close(err[0]);
+			err[0] = -1;
+		}
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR) {
+			r = -errno;
+			goto out_close;
+		}
+	}
+	if (status)
+		*status = st;
+out_close:
+	close_pair(in);
+	close_pair(out);
+	close_pair(err);
+	close_pair(ex);
+	return r;
+}
+
+int run_ok(char *const argv[], const struct run_opts *o, struct kerr *e)
+{
+	struct run_opts opts = o ? *o : (struct run_opts){ 0 };
+	struct buf errb;
+	int st = 0, r;
+
+	buf_init(&errb, 4096);
+	if (!opts.err)
+		opts.err = &errb;
+	r = run_argv(argv, &opts, &st);
+	if (r < 0) {
+		kerr_set(e, r, "%s: %s", argv[0], strerror(-r));
+	} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		char line[512];
+		const char *msg = opts.err->s;
+		size_t n = strcspn(msg, "\n");
+		/* Report the last non-empty line of stderr: usually the cause. */
+		const char *last = msg;
+		for (const char *p = msg; *p; p++)
+			if (*p == '\n' && p[1] && p[1] != '\n')
+				last = p + 1;
+		n = strcspn(last, "\n");
+		str_sanitize(line, sizeof(line), last, n);
+		if (WIFEXITED(st))
+			r = kerr_set(e, -EIO, "%s exited %d%s%s", argv[0], WEXITSTATUS(st),
+				     *line ? ": " : "", line);
+		else
+			r = kerr_set(e, -EIO, "%s killed by signal %d", argv[0], WTERMSIG(st));
+	}
+	buf_release(&errb);
+	return r;
+}

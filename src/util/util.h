@@ -1,0 +1,151 @@
+/*
+ * util — small, dependency-free helpers shared by every part of kiln,
+ * including the static kiln-agent.
+ *
+ * Contract:
+ *  - Out of memory is fatal: x*alloc() print one line and abort (git's
+ *    policy).  Buffers fed by peers are capped by their owners, so a peer
+ *    cannot drive kiln out of memory.
+ *  - Functions that act return 0 or a negative errno; predicates return bool.
+ *  - Nothing here prints except log_*() and the x*alloc() failure path.
+ *  - Every fd opened here is O_CLOEXEC.
+ */
+#ifndef KILN_UTIL_H
+#define KILN_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* ---- memory ---------------------------------------------------------- */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+/* Grow *p (an array of *alloc elements of size elem) to hold at least need. */
+void *xgrow(void *p, size_t need, size_t *alloc, size_t elem);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) PRINTF(1, 2);
+
+/* ---- errors ---------------------------------------------------------- */
+/*
+ * A place for library code to leave a one-line, human message for the
+ * command layer to print.  kerr_set() returns code (a negative errno) so
+ * callers can write `return kerr_set(e, -EINVAL, "...")`.  e may be NULL.
+ */
+struct kerr {
+	int code;
+	char msg[1024];
+};
+int kerr_set(struct kerr *e, int code, const char *fmt, ...) PRINTF(3, 4);
+/* Prefix the message already in e with "what: " (keeps the code). */
+int kerr_prefix(struct kerr *e, const char *fmt, ...) PRINTF(2, 3);
+void kerr_clear(struct kerr *e);
+
+/* ---- growable byte buffer -------------------------------------------- */
+/*
+ * Always NUL-terminated after len bytes (so .s is a C string when the
+ * content has no NULs).  cap is a hard limit (0 = unlimited); appends that
+ * would exceed it return -E2BIG and leave the buffer unchanged.
+ */
+struct buf {
+	char *s;
+	size_t len, alloc, cap;
+};
+#define BUF_INIT { 0 }
+void buf_init(struct buf *b, size_t cap);
+void buf_release(struct buf *b);
+void buf_reset(struct buf *b);
+int buf_add(struct buf *b, const void *data, size_t n);
+int buf_adds(struct buf *b, const char *s);
+int buf_addch(struct buf *b, char c);
+int buf_printf(struct buf *b, const char *fmt, ...) PRINTF(2, 3);
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Hand the string to the caller (who frees it); b is reset. Never NULL. */
+char *buf_detach(struct buf *b, size_t *len);
+
+/* ---- strings --------------------------------------------------------- */
+bool str_starts(const char *s, const char *prefix);
+bool str_ends(const char *s, const char *suffix);
+/* Trim ASCII whitespace in place; returns s. */
+char *str_trim(char *s);
+/*
+ * Range-checked number parsing (strtonum-style): the whole string must be
+ * a number in [min, max].  Returns 0, -EINVAL (not a number) or -ERANGE.
+ */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* Copy s into dst (size n), replacing non-printable bytes by '?'. */
+void str_sanitize(char *dst, size_t n, const char *s, size_t len);
+/* Shell-quote s with single quotes, appended to b. */
+int buf_add_shquote(struct buf *b, const char *s);
+
+/* NULL-terminated string vectors. */
+struct strv {
+	char **v;
+	size_t n, alloc;
+};
+#define STRV_INIT { 0 }
+void strv_push(struct strv *sv, const char *s);          /* copies s */
+void strv_pushf(struct strv *sv, const char *fmt, ...) PRINTF(2, 3);
+void strv_take(struct strv *sv, char *s);                /* takes s */
+bool strv_contains(const struct strv *sv, const char *s);
+void strv_release(struct strv *sv);
+
+/* ---- files ----------------------------------------------------------- */
+/* Read a whole file (at most cap bytes, 0 = unlimited) into b. */
+int file_read(const char *path, struct buf *b, size_t cap);
+/*
+ * Write a file atomically: write to "path.kiln-tmp-PID", fsync, set mode
+ * and owner (uid/gid -1 = leave), rename over path, fsync the directory.
+ * A crash leaves either the old or the new content, never a mixture.
+ */
+int file_write_atomic(const char *path, const void *data, size_t len,
+		      mode_t mode, uid_t uid, gid_t gid);
+/* mkdir -p with the given mode for the directories it creates. */
+int mkdir_p(const char *path, mode_t mode);
+/* Remove a tree (like rm -rf); does not cross mount points. */
+int rm_rf(const char *path);
+bool path_exists(const char *path);
+/* Join a root prefix and an absolute path: ("/tmp/r", "/etc/x") -> "/tmp/r/etc/x". */
+char *path_join(const char *root, const char *path);
+
+/* ---- child processes ------------------------------------------------- */
+/*
+ * Run argv[0] (searched in PATH) with argv, feeding in (may be NULL) on
+ * stdin and collecting stdout/stderr into out/err (each may be NULL to
+ * discard; capped by the buffers' caps, extra output is discarded).
+ * timeout_ms <= 0 means no limit; on timeout the child's process group is
+ * killed and -ETIMEDOUT returned.  On success *status holds the wait
+ * status.  Exec failures are reported as -errno via a CLOEXEC pipe.
+ */
+struct run_opts {
+	const char *in;
+	size_t in_len;
+	struct buf *out, *err;
+	int timeout_ms;
+	const char *cwd;
+	char *const *env;   /* NULL = inherit */
+};
+int run_argv(char *const argv[], const struct run_opts *o, int *status);
+/* Convenience: run, and succeed only if it exited 0; err text into e. */
+int run_ok(char *const argv[], const struct run_opts *o, struct kerr *e);
+
+/* ---- time and logging ------------------------------------------------ */
+int64_t now_ms(void);     /* CLOCK_MONOTONIC */
+int64_t wall_ms(void);    /* CLOCK_REALTIME */
+
+enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+extern enum log_level log_threshold;
+void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF(2, 3);
+#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,132 @@
+/* util: buffers, numbers, atomic files, child processes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+static void test_buf_cap(void **state)
+{
+	struct buf b;
+	buf_init(&b, 8);
+	assert_int_equal(buf_adds(&b, "12345"), 0);
+	assert_int_equal(buf_printf(&b, "%d", 678), 0);
+	assert_string_equal(b.s, "12345678");
+	assert_int_equal(buf_addch(&b, 'x'), -E2BIG);
+	assert_string_equal(b.s, "12345678");
+	buf_release(&b);
+	buf_init(&b, 0);
+	for (int i = 0; i < 1000; i++)
+		buf_printf(&b, "%04d", i);
+	assert_int_equal(b.len, 4000);
+	assert_memory_equal(b.s + 3996, "0999", 4);
+	buf_release(&b);
+}
+
+static void test_parse(void **state)
+{
+	uint64_t u;
+	int64_t i;
+	assert_int_equal(parse_u64("42", 0, 100, &u), 0);
+	assert_int_equal(u, 42);
+	assert_int_equal(parse_u64("101", 0, 100, &u), -ERANGE);
+	assert_int_equal(parse_u64("-1", 0, 100, &u), -EINVAL);
+	assert_int_equal(parse_u64("1x", 0, 100, &u), -EINVAL);
+	assert_int_equal(parse_u64("", 0, 100, &u), -EINVAL);
+	assert_int_equal(parse_u64("99999999999999999999999", 0, UINT64_MAX, &u), -ERANGE);
+	assert_int_equal(parse_i64("-5", -10, 10, &i), 0);
+	assert_int_equal(i, -5);
+	assert_int_equal(parse_i64(" 5", -10, 10, &i), -EINVAL);
+}
+
+static void test_strings(void **state)
+{
+	char s[] = "  a b \n";
+	assert_string_equal(str_trim(s), "a b");
+	char d[8];
+	str_sanitize(d, sizeof(d), "a\x01\xffz-long", 9);
+	assert_string_equal(d, "a??z-lo");
+	struct buf b = BUF_INIT;
+	buf_init(&b, 0);
+	buf_add_shquote(&b, "it's");
+	assert_string_equal(b.s, "'it'\\''s'");
+	buf_release(&b);
+	struct strv sv = STRV_INIT;
+	strv_push(&sv, "a");
+	strv_pushf(&sv, "b%d", 2);
+	assert_true(strv_contains(&sv, "b2"));
+	assert_false(strv_contains(&sv, "c"));
+	assert_null(sv.v[2]);
+	strv_release(&sv);
+}
+
+static void test_atomic_write(void **state)
+{
+	char dir[] = "/tmp/kiln-util-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *sub = xasprintf("%s/a/b/c", dir);
+	assert_int_equal(mkdir_p(sub, 0755), 0);
+	char *f = xasprintf("%s/file", sub);
+	assert_int_equal(file_write_atomic(f, "hello", 5, 0640, -1, -1), 0);
+	struct stat st;
+	assert_int_equal(stat(f, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	struct buf b;
+	buf_init(&b, 0);
+	assert_int_equal(file_read(f, &b, 0), 0);
+	assert_string_equal(b.s, "hello");
+	buf_reset(&b);
+	assert_int_equal(file_read(f, &b, 3), -EFBIG);
+	buf_release(&b);
+	assert_int_equal(rm_rf(dir), 0);
+	assert_false(path_exists(dir));
+	free(f);
+	free(sub);
+	char *j = path_join("/r/", "/etc/x");
+	assert_string_equal(j, "/r/etc/x");
+	free(j);
+}
+
+static void test_run(void **state)
+{
+	struct buf out, err;
+	buf_init(&out, 0);
+	buf_init(&err, 0);
+	struct run_opts o = { .in = "abc", .in_len = 3, .out = &out, .err = &err };
+	char *cat[] = { "cat", NULL };
+	int st;
+	assert_int_equal(run_argv(cat, &o, &st), 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_string_equal(out.s, "abc");
+	char *nope[] = { "/nonexistent/kiln-prog", NULL };
+	assert_int_equal(run_argv(nope, NULL, &st), -ENOENT);
+	char *slow[] = { "sleep", "5", NULL };
+	struct run_opts t = { .timeout_ms = 200 };
+	assert_int_equal(run_argv(slow, &t, &st), -ETIMEDOUT);
+	char *fail[] = { "sh", "-c", "echo first >&2; echo 'the cause' >&2; exit 3", NULL };
+	struct kerr e = { 0 };
+	assert_int_equal(run_ok(fail, NULL, &e), -EIO);
+	assert_string_equal(e.msg, "sh exited 3: the cause");
+	buf_release(&out);
+	buf_release(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buf_cap),
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_atomic_write),
+		cmocka_unit_test(test_run),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
