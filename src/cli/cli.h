@@ -43,3 +43,28 @@ extern const struct command cmd_facts, cmd_plan, cmd_apply, cmd_runs, cmd_lab,
 	cmd_version;
 
 #endif
+
+/* ---- shared by the commands that read a spec (cli_common.c) ---------- */
+
+/* Options common to facts/plan/apply/runs, filled by cli_spec_option(). */
+struct spec_args {
+	const char *spec;      /* -f FILE, default "cluster.yaml" */
+	const char *state;     /* --state FILE, default SPECDIR/.kiln/state.db */
+	const char *agent;     /* --agent FILE, default $KILN_AGENT or beside kiln */
+	bool spec_given;
+};
+/*
+ * If argv[*i] is -f/--file, --state or --agent (with its value), store it,
+ * advance *i past it and return 1; 0 if it is not one of them; -1 after an
+ * error message.
+ */
+int cli_spec_option(int argc, char **argv, int *i, struct spec_args *a);
+/* The state database path for a, as a new string. */
+char *cli_state_path(const struct spec_args *a);
+/* The kiln-agent to run on nodes, as a new string; NULL after an error. */
+char *cli_agent_path(const struct spec_args *a);
+/* Progress display for runs over many nodes (live on a terminal). */
+struct plan_run;
+struct node_run;
+void cli_progress(const struct plan_run *run, const struct node_run *nr, void *arg);
+void cli_progress_end(void);

@@ -1,0 +1,228 @@
+/* kiln plan / kiln apply: check or converge every selected node. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan/plan.h"
+#include "spec/spec.h"
+#include "state/state.h"
+
+struct apply_args {
+	struct spec_args spec;
+	const char *limit;
+	int serial;
+	bool check;
+};
+
+static int parse(int argc, char **argv, struct apply_args *a, const char *cmd)
+{
+	for (int i = 1; i < argc;) {
+		int n = cli_spec_option(argc, argv, &i, &a->spec);
+		if (n < 0)
+			return -1;
+		if (n > 0)
+			continue;
+		if ((n = cli_global_option(argc, argv, i)) < 0)
+			return -1;
+		if (n > 0) {
+			i += n;
+			continue;
+		}
+		const char *o = argv[i];
+		if (!strcmp(o, "--limit") || !strcmp(o, "-l")) {
+			if (i + 1 >= argc)
+				return cli_error("option '%s' needs a pattern", o), -1;
+			a->limit = argv[i + 1];
+			i += 2;
+		} else if (!strcmp(o, "--serial")) {
+			uint64_t v;
+			if (i + 1 >= argc || parse_u64(argv[i + 1], 1, 100000, &v) < 0)
+				return cli_error("option '--serial' needs a number of nodes (1 or more)"), -1;
+			a->serial = (int)v;
+			i += 2;
+		} else if (!strcmp(o, "--check") || !strcmp(o, "-n")) {
+			a->check = true;
+			i++;
+		} else {
+			return cli_error("%s: unknown argument '%s' (see 'kiln %s --help')", cmd, o, cmd), -1;
+		}
+	}
+	return 0;
+}
+
+/* Print the diff text indented under its resource. */
+static void print_indented(const char *text, const char *indent)
+{
+	while (*text) {
+		size_t n = strcspn(text, "\n");
+		printf("%s%.*s\n", indent, (int)n, text);
+		text += n + (text[n] == '\n');
+	}
+}
+
+static void print_human(const struct plan_run *run, bool show_diffs)
+{
+	struct plan_summary s;
+
+	for (size_t i = 0; i < run->n; i++) {
+		const struct node_run *nr = &run->nodes[i];
+		printf("%-16s %-11s", nr->node->name, node_outcome_name(nr->outcome));
+		if (nr->error)
+			printf(" %s\n", nr->error);
+		else
+			printf(" %d of %d resources %s  (%.2f s)\n", nr->changed, nr->total,
+			       run->mode == PLAN_APPLY ? "changed" : "would change",
+			       (double)nr->duration_ms / 1000);
+		size_t k;
+		json_t *r;
+		json_array_foreach(nr->results, k, r) {
+			const char *st = json_string_value(json_object_get(r, "status"));
+			if (!st || !strcmp(st, "ok"))
+				continue;
+			const char *id = json_string_value(json_object_get(r, "id"));
+			const char *msg = json_string_value(json_object_get(r, "message"));
+			const char *diff = json_string_value(json_object_get(r, "diff"));
+			printf("  %s %s%s%s\n", !strcmp(st, "changed") ? "~" : "!", id ? id : "?",
+			       msg && *msg ? ": " : "", msg ? msg : "");
+			if (show_diffs && diff && *diff)
+				print_indented(diff, "      ");
+		}
+	}
+	plan_summarize(run, &s);
+	printf("%d nodes, %d %s (%d ok", s.nodes, s.changed,
+	       run->mode == PLAN_APPLY ? "changed" : "with changes pending", s.ok);
+	if (s.failed)
+		printf(", %d failed", s.failed);
+	if (s.unreachable)
+		printf(", %d unreachable", s.unreachable);
+	if (s.skipped)
+		printf(", %d skipped", s.skipped);
+	printf(") in %.1f s\n", (double)run->duration_ms / 1000);
+}
+
+static int run_cmd(int argc, char **argv, bool apply)
+{
+	struct apply_args a = { .spec.spec = "cluster.yaml" };
+	struct cluster *c = NULL;
+	struct state *st = NULL;
+	struct plan_run *run = NULL;
+	struct kerr e = { 0 };
+	char *state_path = NULL, *agent = NULL;
+	int rc = 1;
+
+	if (parse(argc, argv, &a, argv[0]) < 0)
+		return 1;
+	if (!apply)
+		a.check = true;
+	if (spec_load(a.spec.spec, &c, &e) < 0) {
+		rc = cli_error("%s", e.msg);
+		goto out;
+	}
+	if (!(agent = cli_agent_path(&a.spec)))
+		goto out;
+	state_path = cli_state_path(&a.spec);
+	if (state_open(state_path, &st, &e) < 0) {
+		rc = cli_error("%s", e.msg);
+		goto out;
+	}
+	struct plan_opts o = {
+		.mode = a.check ? PLAN_CHECK : PLAN_APPLY,
+		.limit = a.limit,
+		.serial = a.serial,
+		.agent_path = agent,
+		.state = st,
+		.progress = cli_progress,
+	};
+	if (plan_execute(c, &o, &run, &e) < 0) {
+		rc = cli_error("%s", e.msg);
+		goto out;
+	}
+	cli_progress_end();
+	if (arg_output == OUTPUT_JSON) {
+		json_t *j = plan_run_to_json(run);
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(j);
+	} else {
+		print_human(run, a.check || arg_verbose);
+	}
+	struct plan_summary s;
+	plan_summarize(run, &s);
+	if (s.failed || s.unreachable || s.skipped)
+		rc = 1;
+	else if (a.check && s.changed)
+		rc = 2;
+	else
+		rc = 0;
+out:
+	plan_run_free(run);
+	state_close(st);
+	cluster_free(c);
+	free(state_path);
+	free(agent);
+	return rc;
+}
+
+static int run_plan(int argc, char **argv)
+{
+	return run_cmd(argc, argv, false);
+}
+
+static int run_apply(int argc, char **argv)
+{
+	return run_cmd(argc, argv, true);
+}
+
+#define COMMON_OPTIONS \
+	"    -f, --file FILE\n        The cluster spec (default: cluster.yaml).\n\n" \
+	"    -l, --limit PATTERN\n        Only these nodes: a comma-separated list of node names,\n" \
+	"        group names and globs over node names (node[1-3], gpu-*).\n\n" \
+	"    --serial N\n        Rolling: N nodes at a time; stop after a batch in which a node\n" \
+	"        failed. The nodes not reached are reported as skipped.\n\n" \
+	"    --state FILE\n        The state database (default: SPECDIR/.kiln/state.db).\n\n" \
+	"    --agent FILE\n        The kiln-agent executable to copy to nodes (default: $KILN_AGENT,\n" \
+	"        else the kiln-agent beside the kiln executable).\n\n" \
+	"    -o json\n        Print the run as JSON: per node status, counts, results with diffs.\n\n" \
+	"    -v\n        More detail (diffs on apply, debug logs with -vv).\n\n"
+
+const struct command cmd_plan = {
+	.name = "plan",
+	.run = run_plan,
+	.summary = "show what apply would change on each node, with diffs",
+	.help = "NAME\n    kiln plan - show what apply would change, per node, with diffs\n\n"
+		"SYNOPSIS\n    kiln plan [-f FILE] [--limit PATTERN] [-o json]\n\n"
+		"DESCRIPTION\n"
+		"    Connects to every selected node (through the bastion when the spec names\n"
+		"    one), starts kiln-agent there, collects facts, renders the node's\n"
+		"    resources and runs their checks. Nothing on the node is changed: the\n"
+		"    checks are the very code apply runs before acting, so a plan never lies.\n\n"
+		"OPTIONS\n" COMMON_OPTIONS
+		"EXIT STATUS\n    0  nothing would change\n    2  changes are pending\n"
+		"    1  an error: bad spec, or a node unreachable or failing\n\n"
+		"EXAMPLES\n    kiln plan -f lab/cluster.yaml\n    kiln plan --limit gpu -o json\n",
+};
+
+const struct command cmd_apply = {
+	.name = "apply",
+	.run = run_apply,
+	.summary = "converge every node to the spec",
+	.help = "NAME\n    kiln apply - converge every selected node to the spec\n\n"
+		"SYNOPSIS\n    kiln apply [-f FILE] [--limit PATTERN] [--serial N] [--check] [-o json]\n\n"
+		"DESCRIPTION\n"
+		"    For each node, over one SSH session: start kiln-agent (copied once per\n"
+		"    version, checksum-verified), collect facts, render the node's resources,\n"
+		"    and send them in one message; the agent checks each and changes only what\n"
+		"    differs, writing files atomically. Nodes run in parallel (ssh.concurrency).\n"
+		"    One node failing never stops the others; the report names it and why.\n"
+		"    A second apply on a converged cluster changes nothing and says so.\n"
+		"    Progress is live on a terminal, one line per node otherwise (stderr).\n"
+		"    Every run is recorded in the state database: see 'kiln runs'.\n\n"
+		"OPTIONS\n"
+		"    --check, -n\n        Check only, like 'kiln plan'.\n\n" COMMON_OPTIONS
+		"EXIT STATUS\n    0  every selected node converged\n"
+		"    1  an error: bad spec, or some node unreachable, failing or skipped\n"
+		"    2  with --check: changes are pending\n\n"
+		"EXAMPLES\n    kiln apply -f lab/cluster.yaml\n"
+		"    kiln apply --limit 'node1,gpu' --serial 1\n",
+};

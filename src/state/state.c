@@ -1,0 +1,283 @@
+/* The SQLite state store (see state.h). */
+#include "state.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct state {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+};
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS facts ("
+	"  cluster TEXT NOT NULL, node TEXT NOT NULL, collected_ms INTEGER NOT NULL,"
+	"  json TEXT NOT NULL, PRIMARY KEY (cluster, node));"
+	"CREATE TABLE IF NOT EXISTS runs ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, cluster TEXT NOT NULL, kind TEXT NOT NULL,"
+	"  spec TEXT, pid INTEGER, nodes INTEGER, started_ms INTEGER NOT NULL,"
+	"  finished_ms INTEGER, status TEXT NOT NULL, changed INTEGER, failed INTEGER);"
+	"CREATE TABLE IF NOT EXISTS run_nodes ("
+	"  run INTEGER NOT NULL REFERENCES runs(id), node TEXT NOT NULL, status TEXT NOT NULL,"
+	"  changed INTEGER, failed INTEGER, duration_ms INTEGER, error TEXT, results TEXT,"
+	"  PRIMARY KEY (run, node));";
+
+static int db_error(struct state *st, struct kerr *e, const char *what)
+{
+	return kerr_set(e, -EIO, "state: %s: %s", what, sqlite3_errmsg(st->db));
+}
+
+int state_open(const char *path, struct state **out, struct kerr *e)
+{
+	struct state *st = xcalloc(1, sizeof(*st));
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	int r;
+
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if ((r = mkdir_p(dir, 0700)) < 0) {
+			kerr_set(e, r, "state: cannot create '%s': %s", dir, strerror(-r));
+			free(dir);
+			free(st);
+			return r;
+		}
+	}
+	free(dir);
+	pthread_mutex_init(&st->lock, NULL);
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				  SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+		r = kerr_set(e, -EIO, "state: cannot open '%s': %s", path,
+			     st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		state_close(st);
+		return r;
+	}
+	sqlite3_busy_timeout(st->db, 10000);
+	if (sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		r = db_error(st, e, path);
+		state_close(st);
+		return r;
+	}
+	*out = st;
+	return 0;
+}
+
+void state_close(struct state *st)
+{
+	if (!st)
+		return;
+	sqlite3_close(st->db);
+	pthread_mutex_destroy(&st->lock);
+	free(st);
+}
+
+/* Prepare, bind with a format ("t" text, "i" int64, "j" json), step once. */
+static int exec1(struct state *st, struct kerr *e, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *s = NULL;
+	va_list ap;
+	int r = 0;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		r = db_error(st, e, "prepare");
+		goto out;
+	}
+	va_start(ap, fmt);
+	for (int i = 1; *fmt; fmt++, i++) {
+		if (*fmt == 't') {
+			const char *v = va_arg(ap, const char *);
+			sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+		} else if (*fmt == 'i') {
+			sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
+		} else {
+			const json_t *j = va_arg(ap, const json_t *);
+			char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+			sqlite3_bind_text(s, i, txt, -1, SQLITE_TRANSIENT);
+			free(txt);
+		}
+	}
+	va_end(ap);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		r = db_error(st, e, "write");
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int state_facts_put(struct state *st, const char *cluster, const char *node,
+		    const json_t *facts, struct kerr *e)
+{
+	return exec1(st, e, "INSERT OR REPLACE INTO facts VALUES (?,?,?,?)", "ttij",
+		     cluster, node, wall_ms(), facts);
+}
+
+int state_facts_get(struct state *st, const char *cluster, const char *node,
+		    json_t **out, int64_t *collected_ms, struct kerr *e)
+{
+	sqlite3_stmt *s = NULL;
+	int r = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT collected_ms, json FROM facts "
+				      "WHERE cluster = ? AND node = ?", -1, &s, NULL) != SQLITE_OK) {
+		r = db_error(st, e, "prepare");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, node, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		if (collected_ms)
+			*collected_ms = sqlite3_column_int64(s, 0);
+		*out = json_loads((const char *)sqlite3_column_text(s, 1), 0, NULL);
+	}
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int state_run_begin(struct state *st, const char *cluster, const char *kind,
+		    const char *spec_path, int nnodes, int64_t *id, struct kerr *e)
+{
+	int r = exec1(st, e, "INSERT INTO runs (cluster, kind, spec, pid, nodes, started_ms, status)"
+			     " VALUES (?,?,?,?,?,?,'running')", "tttiii",
+		      cluster, kind, spec_path, (int64_t)getpid(), (int64_t)nnodes, wall_ms());
+	if (r == 0) {
+		pthread_mutex_lock(&st->lock);
+		*id = sqlite3_last_insert_rowid(st->db);
+		pthread_mutex_unlock(&st->lock);
+	}
+	return r;
+}
+
+int state_run_node(struct state *st, int64_t run, const char *node, const char *status,
+		   int changed, int failed, int64_t duration_ms, const char *error,
+		   const json_t *results, struct kerr *e)
+{
+	return exec1(st, e, "INSERT OR REPLACE INTO run_nodes VALUES (?,?,?,?,?,?,?,?)",
+		     "ittiiitj", run, node, status, (int64_t)changed, (int64_t)failed,
+		     duration_ms, error, results);
+}
+
+int state_run_end(struct state *st, int64_t run, const char *status, int changed,
+		  int failed, struct kerr *e)
+{
+	return exec1(st, e, "UPDATE runs SET finished_ms = ?, status = ?, changed = ?, failed = ?"
+			    " WHERE id = ?", "itiii",
+		     wall_ms(), status, (int64_t)changed, (int64_t)failed, run);
+}
+
+/* A run that says "running" but whose process is gone was interrupted. */
+static const char *run_status(const char *status, int64_t pid)
+{
+	if (strcmp(status, "running"))
+		return status;
+	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM) && pid != getpid())
+		return "running";
+	return pid == getpid() ? "running" : "interrupted";
+}
+
+static json_t *run_row(sqlite3_stmt *s)
+{
+	json_t *o = json_object();
+	const char *status = (const char *)sqlite3_column_text(s, 8);
+
+	json_object_set_new(o, "id", json_integer(sqlite3_column_int64(s, 0)));
+	json_object_set_new(o, "cluster", json_string((const char *)sqlite3_column_text(s, 1)));
+	json_object_set_new(o, "kind", json_string((const char *)sqlite3_column_text(s, 2)));
+	if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+		json_object_set_new(o, "spec", json_string((const char *)sqlite3_column_text(s, 3)));
+	json_object_set_new(o, "nodes", json_integer(sqlite3_column_int64(s, 5)));
+	json_object_set_new(o, "started_ms", json_integer(sqlite3_column_int64(s, 6)));
+	if (sqlite3_column_type(s, 7) != SQLITE_NULL)
+		json_object_set_new(o, "finished_ms", json_integer(sqlite3_column_int64(s, 7)));
+	json_object_set_new(o, "status", json_string(run_status(status, sqlite3_column_int64(s, 4))));
+	json_object_set_new(o, "changed", json_integer(sqlite3_column_int64(s, 9)));
+	json_object_set_new(o, "failed", json_integer(sqlite3_column_int64(s, 10)));
+	return o;
+}
+
+#define RUN_COLUMNS "id, cluster, kind, spec, pid, nodes, started_ms, finished_ms, status, changed, failed"
+
+int state_runs_list(struct state *st, int limit, json_t **out, struct kerr *e)
+{
+	sqlite3_stmt *s = NULL;
+	int r = 0;
+
+	*out = json_array();
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT " RUN_COLUMNS " FROM runs ORDER BY id DESC LIMIT ?",
+			       -1, &s, NULL) != SQLITE_OK) {
+		r = db_error(st, e, "prepare");
+		goto out;
+	}
+	sqlite3_bind_int(s, 1, limit);
+	while (sqlite3_step(s) == SQLITE_ROW)
+		json_array_append_new(*out, run_row(s));
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int state_run_show(struct state *st, int64_t id, json_t **out, struct kerr *e)
+{
+	sqlite3_stmt *s = NULL;
+	json_t *run = NULL;
+	int r = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?", -1, &s,
+			       NULL) != SQLITE_OK) {
+		r = db_error(st, e, "prepare");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		r = kerr_set(e, -ENOENT, "run %lld: no such run", (long long)id);
+		goto out;
+	}
+	run = run_row(s);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_prepare_v2(st->db, "SELECT node, status, changed, failed, duration_ms, error,"
+				      " results FROM run_nodes WHERE run = ? ORDER BY node",
+			       -1, &s, NULL) != SQLITE_OK) {
+		r = db_error(st, e, "prepare");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	json_t *nodes = json_array();
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		json_t *n = json_object();
+		json_object_set_new(n, "name", json_string((const char *)sqlite3_column_text(s, 0)));
+		json_object_set_new(n, "status", json_string((const char *)sqlite3_column_text(s, 1)));
+		json_object_set_new(n, "changed", json_integer(sqlite3_column_int64(s, 2)));
+		json_object_set_new(n, "failed", json_integer(sqlite3_column_int64(s, 3)));
+		json_object_set_new(n, "duration_ms", json_integer(sqlite3_column_int64(s, 4)));
+		if (sqlite3_column_type(s, 5) != SQLITE_NULL)
+			json_object_set_new(n, "error", json_string((const char *)sqlite3_column_text(s, 5)));
+		if (sqlite3_column_type(s, 6) != SQLITE_NULL)
+			json_object_set_new(n, "results",
+					    json_loads((const char *)sqlite3_column_text(s, 6), 0, NULL));
+		json_array_append_new(nodes, n);
+	}
+	json_object_set_new(run, "node_results", nodes);
+	*out = run;
+	run = NULL;
+out:
+	json_decref(run);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}

@@ -1,0 +1,54 @@
+/*
+ * state — kiln's state store: one SQLite database (WAL) on the control
+ * host holding the last facts per node and every run with its per-node
+ * results, timings and errors.
+ *
+ * Contract:
+ *  - state_open() creates the file and schema if needed; state_close()
+ *    accepts NULL.  A struct state may be used from several threads: calls
+ *    are serialised by an internal mutex.
+ *  - Writes are committed before the call returns (a run row exists on disk
+ *    before any node is touched; each node's result lands as it finishes), so
+ *    a killed kiln leaves a run marked "running" whose pid is gone, which
+ *    readers report as "interrupted".
+ *  - JSON handed in is borrowed; JSON handed out is owned by the caller.
+ */
+#ifndef KILN_STATE_H
+#define KILN_STATE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+struct state;
+
+int state_open(const char *path, struct state **out, struct kerr *e);
+void state_close(struct state *st);
+
+int state_facts_put(struct state *st, const char *cluster, const char *node,
+		    const json_t *facts, struct kerr *e);
+/* *out is NULL when no facts are stored for the node. */
+int state_facts_get(struct state *st, const char *cluster, const char *node,
+		    json_t **out, int64_t *collected_ms, struct kerr *e);
+
+/* Start a run ("apply", "check", "facts"); returns its id in *id. */
+int state_run_begin(struct state *st, const char *cluster, const char *kind,
+		    const char *spec_path, int nnodes, int64_t *id, struct kerr *e);
+/*
+ * Record one node's outcome.  status: "ok", "changed", "failed",
+ * "unreachable", "skipped".  results (array, may be NULL) is stored as is.
+ */
+int state_run_node(struct state *st, int64_t run, const char *node, const char *status,
+		   int changed, int failed, int64_t duration_ms, const char *error,
+		   const json_t *results, struct kerr *e);
+/* Finish a run: status "ok" or "failed". */
+int state_run_end(struct state *st, int64_t run, const char *status, int changed,
+		  int failed, struct kerr *e);
+
+/* The last `limit` runs, newest first, as a JSON array of run objects. */
+int state_runs_list(struct state *st, int limit, json_t **out, struct kerr *e);
+/* One run with its nodes (and their results); -ENOENT if there is none. */
+int state_run_show(struct state *st, int64_t id, json_t **out, struct kerr *e);
+
+#endif

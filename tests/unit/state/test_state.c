@@ -1,0 +1,114 @@
+/* state: facts round trip, runs with node results, interrupted runs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "state/state.h"
+
+static char dir[64];
+
+static int setup(void **s)
+{
+	strcpy(dir, "/tmp/kiln-state-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **s)
+{
+	return rm_rf(dir);
+}
+
+static void test_facts(void **s)
+{
+	struct state *st;
+	struct kerr e = { 0 };
+	char *path = xasprintf("%s/sub/state.db", dir);
+	assert_int_equal(state_open(path, &st, &e), 0);
+	json_t *f = json_pack("{s:s,s:{s:i}}", "hostname", "n1", "cpu", "cores", 8);
+	assert_int_equal(state_facts_put(st, "c", "n1", f, &e), 0);
+	json_t *got = NULL;
+	int64_t at = 0;
+	assert_int_equal(state_facts_get(st, "c", "n1", &got, &at, &e), 0);
+	assert_true(json_equal(f, got));
+	assert_true(at > 0);
+	json_decref(got);
+	assert_int_equal(state_facts_get(st, "c", "n2", &got, NULL, &e), 0);
+	assert_null(got);
+	json_decref(f);
+	state_close(st);
+	/* Reopen: the facts are on disk. */
+	assert_int_equal(state_open(path, &st, &e), 0);
+	assert_int_equal(state_facts_get(st, "c", "n1", &got, NULL, &e), 0);
+	assert_non_null(got);
+	json_decref(got);
+	state_close(st);
+	free(path);
+}
+
+static void test_runs(void **s)
+{
+	struct state *st;
+	struct kerr e = { 0 };
+	char *path = xasprintf("%s/runs.db", dir);
+	int64_t id;
+	json_t *j;
+
+	assert_int_equal(state_open(path, &st, &e), 0);
+	assert_int_equal(state_run_begin(st, "c", "apply", "/x/cluster.yaml", 2, &id, &e), 0);
+	json_t *res = json_pack("[{s:s,s:s}]", "id", "file:/etc/hosts", "status", "changed");
+	assert_int_equal(state_run_node(st, id, "n1", "changed", 1, 0, 120, NULL, res, &e), 0);
+	assert_int_equal(state_run_node(st, id, "n2", "unreachable", 0, 0, 10,
+					"ssh: connection refused", NULL, &e), 0);
+	assert_int_equal(state_run_end(st, id, "failed", 1, 1, &e), 0);
+	assert_int_equal(state_run_show(st, id, &j, &e), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "failed");
+	json_t *nodes = json_object_get(j, "node_results");
+	assert_int_equal(json_array_size(nodes), 2);
+	json_t *n2 = json_array_get(nodes, 1);
+	assert_string_equal(json_string_value(json_object_get(n2, "error")),
+			    "ssh: connection refused");
+	assert_true(json_equal(json_object_get(json_array_get(nodes, 0), "results"), res));
+	json_decref(j);
+	json_decref(res);
+	assert_int_equal(state_run_show(st, 999, &j, &e), -ENOENT);
+	assert_string_equal(e.msg, "run 999: no such run");
+
+	/* A run left "running" by a process that died reads as interrupted. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct state *cst;
+		int64_t cid;
+		if (state_open(path, &cst, NULL) < 0 ||
+		    state_run_begin(cst, "c", "apply", NULL, 1, &cid, NULL) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(state_runs_list(st, 10, &j, &e), 0);
+	assert_int_equal(json_array_size(j), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "status")),
+			    "interrupted");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 1), "status")),
+			    "failed");
+	json_decref(j);
+	state_close(st);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_facts),
+		cmocka_unit_test(test_runs),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
