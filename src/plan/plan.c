@@ -343,9 +343,9 @@ json_t *plan_run_to_json(const struct plan_run *run)
 		json_array_append_new(nodes, o);
 	}
 	plan_summarize(run, &s);
-	return json_pack("{s:s,s:s,s:I,s:I,s:o,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i}}",
+	return json_pack("{s:s,s:s,s:I,s:i,s:I,s:o,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i}}",
 			 "cluster", run->cluster->name, "mode", modes[run->mode],
-			 "run", (json_int_t)run->id, "duration_ms", (json_int_t)run->duration_ms,
+			 "run", (json_int_t)run->id, "bastion_connections", run->bastion_connections, "duration_ms", (json_int_t)run->duration_ms,
 			 "nodes", nodes, "summary", "nodes", s.nodes, "ok", s.ok,
 			 "changed", s.changed, "failed", s.failed, "unreachable", s.unreachable,
 			 "skipped", s.skipped, "resources_changed", s.resources_changed);
