@@ -1,0 +1,113 @@
+/*
+ * resources — check-then-act resource types (file, directory, line, sysctl,
+ * kmod, swap, hostname, package, service, user, group, command).
+ *
+ * A resource is a JSON object, the same one that travels to kiln-agent
+ * (docs/resources.md describes every type and field).  Renderers build them
+ * with the res_*() constructors; the agent validates and runs them.
+ *
+ * Contract:
+ *  - resource_run() with ctx->check_only runs exactly the code that apply
+ *    runs up to the point of acting, and touches nothing: a dry run never
+ *    lies.  Without check_only it converges the resource.
+ *  - Every path in a resource is absolute and is taken under ctx->root
+ *    ("/" on nodes, a temp dir in tests).  Live-system actions (sethostname,
+ *    swapoff, modprobe, systemctl, package managers) only make sense with
+ *    root "/"; docs/resources.md says what each type does under a prefix.
+ *  - Files are replaced atomically (file_write_atomic): never half-written.
+ *  - Failures are results, never aborts: one resource failing does not stop
+ *    the list.  res_result strings are owned by the result; release with
+ *    res_result_release().
+ *  - Owners and groups are resolved by reading ROOT/etc/passwd and
+ *    ROOT/etc/group (not NSS: the agent is static), or given as numbers.
+ *  - Nothing here prints.  resource_run() may block on child processes
+ *    (package managers, commands); no global state, not thread-safe per ctx.
+ */
+#ifndef KILN_RESOURCES_H
+#define KILN_RESOURCES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/util.h"
+
+struct res_ctx {
+	const char *root;      /* filesystem prefix ("/" on nodes, a temp dir in tests) */
+	bool check_only;       /* true: report, touch nothing */
+	struct strv changed;   /* ids of resources changed so far in this run (service watch) */
+};
+
+enum res_status { RES_OK, RES_CHANGED, RES_FAILED };
+
+/* diff and message are owned by the result and may be NULL. */
+struct res_result {
+	enum res_status status;
+	char *diff;
+	char *message;
+};
+
+/* Set up ctx for a run under root (borrowed) in check or apply mode. */
+void res_ctx_init(struct res_ctx *ctx, const char *root, bool check_only);
+void res_ctx_release(struct res_ctx *ctx);
+
+/* Validate r; on error a one-line message naming the resource and the field. */
+int resource_validate(const json_t *r, struct kerr *e);
+/* The resource's id, e.g. "file:/etc/hosts", "sysctl:/etc/sysctl.d/90-kiln.conf"
+ * (caller frees).  Works on any object; an invalid one gets "invalid:TYPE". */
+char *resource_id(const json_t *r);
+/* Check (ctx->check_only) or converge one resource.  Validates first.  Never
+ * aborts the list: failures are results.  A changed (or would-change)
+ * resource's id is added to ctx->changed. */
+void resource_run(struct res_ctx *ctx, const json_t *r, struct res_result *out);
+void res_result_release(struct res_result *r);
+/* "ok", "changed" or "failed". */
+const char *res_status_name(enum res_status s);
+
+/*
+ * Run a whole list (a JSON array) in order, calling emit for each result
+ * (used by the agent).  A non-object element gets a failed result.  The
+ * result passed to emit is released after emit returns.  emit returns 0 to
+ * go on, or non-zero to stop the list there (the reader has gone away).
+ * Counts go to counts[RES_OK..RES_FAILED] when counts is not NULL.
+ */
+typedef int res_emit_fn(void *arg, size_t index, const char *id,
+			const struct res_result *r);
+void resource_run_list(struct res_ctx *ctx, const json_t *list,
+		       res_emit_fn *emit, void *arg, size_t counts[3]);
+
+/*
+ * Constructors for renderers (stacks/) — each returns a new JSON object
+ * (caller owns the reference).  owner/group NULL = not managed; mode is
+ * always set.  String arrays are copied.
+ */
+json_t *res_file(const char *path, const char *content, unsigned mode,
+		 const char *owner, const char *group);
+json_t *res_directory(const char *path, unsigned mode, const char *owner,
+		      const char *group);
+json_t *res_line(const char *path, const char *line,
+		 const char *regexp /* may be NULL */, bool present);
+json_t *res_sysctl(const char *file, const char *const *keys,
+		   const char *const *values, size_t n);
+json_t *res_kmod(const char *file, const char *const *modules, size_t n);
+json_t *res_swap_off(void);
+json_t *res_hostname(const char *name);
+json_t *res_package(const char *const *names, size_t n, bool present);
+json_t *res_service(const char *name, bool enabled, bool running,
+		    const char *const *watch, size_t nwatch);
+json_t *res_user(const char *name, const char *shell, const char *const *groups,
+		 size_t ngroups, const char *const *keys, size_t nkeys);
+json_t *res_group(const char *name);
+json_t *res_command(const char *command, const char *creates, const char *unless);
+
+/*
+ * A unified diff (---/+++ headers, @@ hunks, 3 lines of context) of a and b,
+ * appended to out.  Identical inputs append nothing.  A last line without a
+ * newline is marked "\ No newline at end of file".  Very different large
+ * inputs may get a correct but non-minimal diff.  Returns 0 or -E2BIG when
+ * out's cap is hit.
+ */
+int diff_unified(const char *label_a, const char *a, const char *label_b,
+		 const char *b, struct buf *out);
+
+#endif
