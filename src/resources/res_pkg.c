@@ -285,8 +285,17 @@ static void package_run(struct res_ctx *ctx, const json_t *r, struct res_result 
 	strv_push(&env, "DEBIAN_FRONTEND=noninteractive");
 	pkg_argv(m, present, todo, &argv);
 	if (res_run(argv.v, NULL, env.v, NULL, PKG_TIMEOUT_MS, &e) < 0) {
-		res_fail(out, "%s", e.msg);
-		goto out;
+		/*
+		 * apt's package lists may be stale or empty (a fresh node, a
+		 * repository added by an earlier resource): refresh once, retry.
+		 */
+		char *update[] = { "apt-get", "-q", "update", NULL };
+		if (m != PKG_APT || !present ||
+		    res_run(update, NULL, env.v, NULL, PKG_TIMEOUT_MS, &e) < 0 ||
+		    res_run(argv.v, NULL, env.v, NULL, PKG_TIMEOUT_MS, &e) < 0) {
+			res_fail(out, "%s", e.msg);
+			goto out;
+		}
 	}
 	/* Trust the database, not the exit status alone. */
 	if (pkg_query(ctx, m, todo, inst, &e) < 0) {

@@ -2,7 +2,7 @@
  * The base stack: node preparation as in the hybrid-cluster seed — kernel
  * modules for container networking, the Kubernetes sysctls, swap off, the
  * hostname, an /etc/hosts naming every node, an admin user with the
- * operator's key, per-OS-family packages and free-form managed files.
+ * operator's key, free-form managed files and per-OS-family packages.
  */
 #include "stacks.h"
 
@@ -116,9 +116,6 @@ int stack_base_render(const struct cluster *c, const struct node *n, const json_
 		json_array_append_new(out, res_hostname(n->name));
 	if (b->hosts_file)
 		json_array_append_new(out, render_hosts(c));
-	json_t *pkgs = render_packages(b, facts);
-	if (pkgs)
-		json_array_append_new(out, pkgs);
 	if (b->admin.name)
 		json_array_append_new(out, res_user(b->admin.name,
 						    b->admin.shell ? b->admin.shell : "/bin/bash",
@@ -126,7 +123,18 @@ int stack_base_render(const struct cluster *c, const struct node *n, const json_
 						    b->admin.groups.n,
 						    (const char *const *)b->admin.keys.v,
 						    b->admin.keys.n));
-	return render_files(c, n, out, e);
+	/*
+	 * Files before packages: a file may add a package source (apt's
+	 * sources.list.d); a package's own conffile that kiln also manages is
+	 * kept as kiln wrote it (dpkg --force-confold).
+	 */
+	int r = render_files(c, n, out, e);
+	if (r < 0)
+		return r;
+	json_t *pkgs = render_packages(b, facts);
+	if (pkgs)
+		json_array_append_new(out, pkgs);
+	return 0;
 }
 
 int stacks_render(const struct cluster *c, const struct node *n, const json_t *facts,
