@@ -6,7 +6,8 @@ build="build-essential cmake pkg-config clang libclang-rt-14-dev
  libyaml-dev libjansson-dev libssh-dev libsodium-dev libsqlite3-dev
  libevent-dev libpci-dev pciutils libcmocka-dev"
 test="openssh-server openssh-client iproute2 util-linux procps psmisc
- kmod python3 sqlite3 dpkg-dev curl"
+ kmod python3 sqlite3 dpkg-dev curl
+ isc-dhcp-client udhcpc kea-admin tftp-hpa atftp"
 bench="ansible hyperfine"
 pkgs="$build $test"
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs $bench"

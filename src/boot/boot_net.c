@@ -1,0 +1,539 @@
+/*
+ * libevent glue: the DHCP and TFTP sockets.  Owns file descriptors and
+ * timers, nothing else; every decision is the engines'.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "boot/boot.h"
+
+static void sin_set(struct sockaddr_in *s, uint32_t ip, uint16_t port)
+{
+	memset(s, 0, sizeof(*s));
+	s->sin_family = AF_INET;
+	s->sin_addr.s_addr = htonl(ip);
+	s->sin_port = htons(port);
+}
+
+/* ===================================================================== */
+/* DHCP                                                                  */
+/* ===================================================================== */
+
+#define DHCP_BURST 64
+
+/* A reply held back until the burst's leases are on disk. */
+struct dhcp_pending {
+	uint8_t buf[DHCP_REPLY_MAX];
+	size_t len;
+	struct sockaddr_in to;
+};
+
+struct dhcp_sock {
+	struct boot_dhcp *d;
+	int fd;
+	int net;
+	struct event *ev;
+};
+
+struct boot_dhcp {
+	const struct boot_config *cfg;
+	struct dhcp_engine *eng;
+	struct dhcp_sock *socks;
+	size_t n_socks;
+	uint8_t rx[DHCP_MAX_PKT + 1];
+	struct dhcp_msg msg;
+	struct dhcp_reply reply;
+	struct dhcp_pending pend[DHCP_BURST];
+};
+
+/*
+ * A burst of up to DHCP_BURST datagrams: each gets the engine's decision,
+ * the burst's lease changes are committed with one fsync (group commit),
+ * and only then do the replies leave.  If the commit fails none do.
+ */
+static void dhcp_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct dhcp_sock *s = arg;
+	struct boot_dhcp *d = s->d;
+	struct lease_db *db = dhcp_engine_db(d->eng);
+	size_t n_pend = 0;
+	bool batch = lease_db_batch_begin(db) == 0;
+	for (int i = 0; i < DHCP_BURST; i++) {
+		struct sockaddr_in from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(fd, d->rx, sizeof(d->rx), MSG_TRUNC,
+				     (struct sockaddr *)&from, &fl);
+		if (n < 0)
+			break;   /* EAGAIN or a transient error */
+		if ((size_t)n > DHCP_MAX_PKT) {
+			log_debug("dhcp: dropped %zd-byte datagram", n);
+			continue;
+		}
+		if (dhcp_parse(d->rx, (size_t)n, &d->msg) < 0) {
+			char ip[16];
+			boot_fmt_ip(ntohl(from.sin_addr.s_addr), ip);
+			log_debug("dhcp: malformed packet from %s", ip);
+			continue;
+		}
+		struct dhcp_rx rx = {
+			.net = s->net,
+			.src_ip = ntohl(from.sin_addr.s_addr),
+			.src_port = ntohs(from.sin_port),
+		};
+		int r = dhcp_engine_handle(d->eng, &d->msg, &rx, wall_ms() / 1000,
+					   &d->reply);
+		if (r < 0) {
+			log_err("dhcp: lease database failed (%s); not answering",
+				strerror(-r));
+			continue;
+		}
+		if (d->reply.note[0])
+			log_msg(str_starts(d->reply.note, "ignored") ? LOG_DEBUG : LOG_INFO,
+				"dhcp: %s", d->reply.note);
+		if (!d->reply.send)
+			continue;
+		struct dhcp_pending *p = &d->pend[n_pend++];
+		memcpy(p->buf, d->reply.out.buf, d->reply.out.len);
+		p->len = d->reply.out.len;
+		sin_set(&p->to, d->reply.dst_ip, d->reply.dst_port);
+	}
+	if (batch && lease_db_batch_end(db, true) < 0) {
+		log_err("dhcp: lease database commit failed; %zu replies dropped", n_pend);
+		n_pend = 0;
+	}
+	for (size_t i = 0; i < n_pend; i++)
+		if (sendto(fd, d->pend[i].buf, d->pend[i].len, 0,
+			   (struct sockaddr *)&d->pend[i].to, sizeof(d->pend[i].to)) < 0)
+			log_warn("dhcp: send: %s", strerror(errno));
+}
+
+/* One socket per interface: 0.0.0.0:67 bound to the device (iface NULL:
+ * to none). */
+static int dhcp_sock_open(const char *iface, struct kerr *e)
+{
+	int one = 1;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return kerr_set(e, -errno, "dhcp: socket: %s", strerror(errno));
+	struct sockaddr_in a;
+	sin_set(&a, 0, DHCP_SERVER_PORT);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0) {
+		kerr_set(e, -errno, "dhcp: setsockopt: %s", strerror(errno));
+		goto fail_close;
+	}
+	if (iface && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, iface,
+				(socklen_t)strlen(iface)) < 0) {
+		kerr_set(e, -errno, "dhcp: bind to interface '%s': %s", iface,
+			 strerror(errno));
+		goto fail_close;
+	}
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		kerr_set(e, -errno, "dhcp: bind port %d on '%s': %s", DHCP_SERVER_PORT,
+			 iface ? iface : "*", strerror(errno));
+		goto fail_close;
+	}
+	return fd;
+fail_close:
+	close(fd);
+	return e ? e->code : -EIO;
+}
+
+int boot_dhcp_start(struct event_base *base, const struct boot_config *cfg,
+		    struct dhcp_engine *eng, struct boot_dhcp **out,
+		    struct kerr *e)
+{
+	struct boot_dhcp *d = xcalloc(1, sizeof(*d));
+	int r = 0;
+	d->cfg = cfg;
+	d->eng = eng;
+	bool relay_only = false;
+	d->socks = xcalloc(cfg->n_nets + 1, sizeof(*d->socks));
+	for (size_t i = 0; i <= cfg->n_nets; i++) {
+		if (i < cfg->n_nets && !cfg->nets[i].iface) {
+			relay_only = true;
+			continue;
+		}
+		if (i == cfg->n_nets && !relay_only)
+			break;
+		int fd = dhcp_sock_open(i < cfg->n_nets ? cfg->nets[i].iface : NULL, e);
+		if (fd < 0) {
+			r = fd;
+			goto fail;
+		}
+		struct dhcp_sock *s = &d->socks[d->n_socks++];
+		s->d = d;
+		s->fd = fd;
+		s->net = i < cfg->n_nets ? (int)i : -1;
+		s->ev = event_new(base, fd, EV_READ | EV_PERSIST, dhcp_on_read, s);
+		if (!s->ev || event_add(s->ev, NULL) < 0) {
+			r = kerr_set(e, -ENOMEM, "dhcp: cannot register event");
+			goto fail;
+		}
+	}
+	if (d->n_socks == 0) {
+		r = kerr_set(e, -EINVAL, "dhcp: no nets configured");
+		goto fail;
+	}
+	*out = d;
+	return 0;
+fail:
+	boot_dhcp_free(d);
+	return r;
+}
+
+void boot_dhcp_free(struct boot_dhcp *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n_socks; i++) {
+		if (d->socks[i].ev)
+			event_free(d->socks[i].ev);
+		close(d->socks[i].fd);
+	}
+	free(d->socks);
+	free(d);
+}
+
+/* ===================================================================== */
+/* TFTP                                                                  */
+/* ===================================================================== */
+
+struct tftp_conn {
+	struct boot_tftp *t;
+	struct tftp_conn *prev, *next;
+	int fd;
+	struct event *rev, *wev, *tmo;
+	struct sockaddr_in peer;
+	struct tftp_xfer x;
+	char name[TFTP_NAME_MAX + 1];   /* sanitised, for the log */
+	int64_t started_ms;
+};
+
+struct boot_tftp {
+	struct event_base *base;
+	struct boot_tftp_opts o;
+	int rootfd, fd;
+	struct event *ev;
+	struct tftp_conn *conns;
+	int active;
+	uint8_t buf[TFTP_PKT_MAX + 4];
+};
+
+static void conn_free(struct tftp_conn *c)
+{
+	if (!c)
+		return;
+	struct boot_tftp *t = c->t;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		t->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	t->active--;
+	if (c->rev)
+		event_free(c->rev);
+	if (c->wev)
+		event_free(c->wev);
+	if (c->tmo)
+		event_free(c->tmo);
+	if (c->fd >= 0)
+		close(c->fd);
+	tftp_xfer_release(&c->x);
+	free(c);
+}
+
+static void conn_log_end(struct tftp_conn *c, const char *how)
+{
+	char ip[16];
+	boot_fmt_ip(ntohl(c->peer.sin_addr.s_addr), ip);
+	int64_t ms = now_ms() - c->started_ms;
+	double mb = (double)c->x.size / 1e6;
+	log_info("tftp: %s:%u '%s' %s: %.1f MB in %lld ms (%.1f MB/s)", ip,
+		 ntohs(c->peer.sin_port), c->name, how, mb, (long long)ms,
+		 ms > 0 ? mb * 1000.0 / (double)ms : 0.0);
+}
+
+/* Send what the engine has due; arm the write event or the timer. */
+static void conn_pump(struct tftp_conn *c)
+{
+	struct boot_tftp *t = c->t;
+	while (tftp_xfer_want_send(&c->x)) {
+		ssize_t n = tftp_xfer_build(&c->x, t->buf, sizeof(t->buf));
+		if (n < 0) {
+			size_t l = tftp_build_error(t->buf, sizeof(t->buf), TFTP_EUNDEF,
+						    "read error");
+			(void)send(c->fd, t->buf, l, 0);
+			conn_log_end(c, "failed (read error)");
+			conn_free(c);
+			return;
+		}
+		if (send(c->fd, t->buf, (size_t)n, 0) < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+				event_add(c->wev, NULL);
+				break;
+			}
+			if (errno == ECONNREFUSED) {
+				conn_log_end(c, "failed (client port closed)");
+				conn_free(c);
+				return;
+			}
+			break;   /* transient: the timer resends */
+		}
+		tftp_xfer_sent(&c->x, now_ms());
+	}
+	int64_t wait = c->x.deadline_ms - now_ms();
+	if (wait < 1)
+		wait = 1;
+	struct timeval tv = { .tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000 };
+	evtimer_add(c->tmo, &tv);
+}
+
+static void conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	conn_pump(arg);
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct tftp_conn *c = arg;
+	struct boot_tftp *t = c->t;
+	for (int i = 0; i < 256; i++) {
+		ssize_t n = recv(fd, t->buf, sizeof(t->buf), 0);
+		if (n < 0) {
+			if (errno == ECONNREFUSED) {
+				conn_log_end(c, "failed (client port closed)");
+				conn_free(c);
+				return;
+			}
+			break;
+		}
+		int r = tftp_xfer_input(&c->x, t->buf, (size_t)n, now_ms());
+		if (r == 1) {
+			conn_log_end(c, "done");
+			conn_free(c);
+			return;
+		}
+		if (r == -ECONNRESET) {
+			conn_log_end(c, "aborted by client");
+			conn_free(c);
+			return;
+		}
+	}
+	conn_pump(c);
+}
+
+static void conn_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct tftp_conn *c = arg;
+	if (tftp_xfer_timeout(&c->x, now_ms()) < 0) {
+		size_t l = tftp_build_error(c->t->buf, sizeof(c->t->buf), TFTP_EUNDEF,
+					    "timed out");
+		(void)send(c->fd, c->t->buf, l, 0);
+		conn_log_end(c, "timed out");
+		conn_free(c);
+		return;
+	}
+	conn_pump(c);
+}
+
+static void tftp_reply_error(struct boot_tftp *t, const struct sockaddr_in *to,
+			     enum tftp_err code, const char *msg)
+{
+	uint8_t b[128];
+	size_t l = tftp_build_error(b, sizeof(b), code, msg);
+	(void)sendto(t->fd, b, l, 0, (const struct sockaddr *)to, sizeof(*to));
+}
+
+/* Start a transfer for a request that came to local address `local`. */
+static void tftp_start_conn(struct boot_tftp *t, const struct tftp_req *rq,
+			    const struct sockaddr_in *peer, uint32_t local)
+{
+	char ip[16], name[TFTP_NAME_MAX + 1];
+	boot_fmt_ip(ntohl(peer->sin_addr.s_addr), ip);
+	str_sanitize(name, sizeof(name), rq->name, strlen(rq->name));
+	int max = t->o.max_transfers ? t->o.max_transfers : 512;
+	int per = t->o.max_per_client ? t->o.max_per_client : 64, mine = 0;
+	for (struct tftp_conn *c = t->conns; c; c = c->next) {
+		if (c->peer.sin_addr.s_addr != peer->sin_addr.s_addr)
+			continue;
+		if (c->peer.sin_port == peer->sin_port)
+			return;   /* a retransmitted request: already serving it */
+		mine++;
+	}
+	uint64_t size;
+	int ffd = tftp_open_beneath(t->rootfd, rq->name, &size);
+	if (ffd < 0) {
+		bool nf = ffd == -ENOENT || ffd == -ENOTDIR;
+		log_info("tftp: %s: '%s' refused: %s", ip, name, strerror(-ffd));
+		tftp_reply_error(t, peer, nf ? TFTP_ENOTFOUND : TFTP_EACCESS,
+				 nf ? "file not found" : "access violation");
+		return;
+	}
+	if (t->active >= max || mine >= per) {
+		close(ffd);
+		log_warn("tftp: %s: '%s' refused: %d transfers running (%d from it)",
+			 ip, name, t->active, mine);
+		tftp_reply_error(t, peer, TFTP_EUNDEF, "server busy");
+		return;
+	}
+	struct tftp_conn *c = xcalloc(1, sizeof(*c));
+	c->t = t;
+	c->fd = -1;
+	c->x.fd = -1;
+	c->peer = *peer;
+	c->started_ms = now_ms();
+	memcpy(c->name, name, sizeof(c->name));
+	c->next = t->conns;
+	if (t->conns)
+		t->conns->prev = c;
+	t->conns = c;
+	t->active++;
+	if (tftp_xfer_start(&c->x, ffd, size, rq, &t->o.lim, now_ms()) < 0)
+		goto fail;   /* the engine owns ffd now */
+	c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		goto fail;
+	struct sockaddr_in a;
+	sin_set(&a, local, 0);
+	int sb = 4 << 20;
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+	if (bind(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    connect(c->fd, (const struct sockaddr *)peer, sizeof(*peer)) < 0)
+		goto fail;
+	c->rev = event_new(t->base, c->fd, EV_READ | EV_PERSIST, conn_on_read, c);
+	c->wev = event_new(t->base, c->fd, EV_WRITE, conn_on_write, c);
+	c->tmo = evtimer_new(t->base, conn_on_timeout, c);
+	if (!c->rev || !c->wev || !c->tmo || event_add(c->rev, NULL) < 0)
+		goto fail;
+	log_info("tftp: %s:%u '%s' size %llu blksize %u window %u%s", ip,
+		 ntohs(peer->sin_port), name, (unsigned long long)size,
+		 c->x.blksize, c->x.window, c->x.oack ? " (OACK)" : "");
+	conn_pump(c);
+	return;
+fail:
+	log_warn("tftp: %s: '%s': cannot start transfer: %s", ip, name, strerror(errno));
+	tftp_reply_error(t, peer, TFTP_EUNDEF, "internal error");
+	conn_free(c);
+}
+
+static void tftp_on_request(evutil_socket_t fd, short what, void *arg)
+{
+	struct boot_tftp *t = arg;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_in peer;
+		char cbuf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct iovec iov = { t->buf, sizeof(t->buf) };
+		struct msghdr mh = {
+			.msg_name = &peer, .msg_namelen = sizeof(peer),
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+		};
+		ssize_t n = recvmsg(fd, &mh, 0);
+		if (n < 0)
+			return;
+		if (mh.msg_namelen != sizeof(peer) || peer.sin_family != AF_INET)
+			continue;
+		uint32_t local = t->o.addr;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+			if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+				struct in_pktinfo pi;
+				memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+				local = ntohl(pi.ipi_addr.s_addr);
+			}
+		struct tftp_req rq;
+		int r = tftp_parse_req(t->buf, (size_t)n, &rq);
+		if (r == -EOPNOTSUPP) {
+			tftp_reply_error(t, &peer, TFTP_EBADOP, "illegal operation");
+			continue;
+		}
+		if (r < 0) {
+			tftp_reply_error(t, &peer, TFTP_EBADOP, "malformed request");
+			continue;
+		}
+		if (rq.op == TFTP_WRQ) {
+			tftp_reply_error(t, &peer, TFTP_EACCESS, "read-only server");
+			continue;
+		}
+		if (!rq.octet) {
+			tftp_reply_error(t, &peer, TFTP_EUNDEF, "only octet mode is served");
+			continue;
+		}
+		tftp_start_conn(t, &rq, &peer, local);
+	}
+}
+
+int boot_tftp_start(struct event_base *base, const struct boot_tftp_opts *o,
+		    struct boot_tftp **out, struct kerr *e)
+{
+	struct boot_tftp *t = xcalloc(1, sizeof(*t));
+	int one = 1, r;
+	t->base = base;
+	t->o = *o;
+	t->fd = -1;
+	t->rootfd = -1;
+	t->rootfd = open(o->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (t->rootfd < 0) {
+		r = kerr_set(e, -errno, "tftp: root '%s': %s", o->root, strerror(errno));
+		goto fail;
+	}
+	t->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a;
+	sin_set(&a, o->addr, o->port ? o->port : TFTP_PORT);
+	if (t->fd < 0 ||
+	    setsockopt(t->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(t->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0 ||
+	    bind(t->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		r = kerr_set(e, -errno, "tftp: bind port %u: %s",
+			     o->port ? o->port : TFTP_PORT, strerror(errno));
+		goto fail;
+	}
+	t->ev = event_new(base, t->fd, EV_READ | EV_PERSIST, tftp_on_request, t);
+	if (!t->ev || event_add(t->ev, NULL) < 0) {
+		r = kerr_set(e, -ENOMEM, "tftp: cannot register event");
+		goto fail;
+	}
+	t->o.root = NULL;   /* borrowed only for the open above */
+	*out = t;
+	return 0;
+fail:
+	boot_tftp_free(t);
+	return r;
+}
+
+void boot_tftp_free(struct boot_tftp *t)
+{
+	if (!t)
+		return;
+	while (t->conns)
+		conn_free(t->conns);
+	if (t->ev)
+		event_free(t->ev);
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->rootfd >= 0)
+		close(t->rootfd);
+	free(t);
+}
+
+int boot_tftp_active(const struct boot_tftp *t)
+{
+	return t->active;
+}
+
+uint16_t boot_tftp_port(const struct boot_tftp *t)
+{
+	struct sockaddr_in a;
+	socklen_t l = sizeof(a);
+	if (getsockname(t->fd, (struct sockaddr *)&a, &l) < 0)
+		return 0;
+	return ntohs(a.sin_port);
+}
