@@ -9,7 +9,11 @@
  *    keys, duplicate node names or addresses and bad addresses are errors.
  *  - Relative paths in the spec (ssh key, known_hosts, inventory, admin
  *    user key files) are resolved against the spec file's directory and
- *    stored absolute.
+ *    stored absolute.  Files read at load (spec, inventories, key files)
+ *    must be regular files of at most 16 MiB.
+ *  - Every node, group and base-stack file keeps the mark of where it was
+ *    written, so later stages can point at the spec in their messages.
+ *  - The format, defaults and inventory mapping are in docs/spec.md.
  *  - Nothing here does network I/O or prints.  Not thread-safe per cluster;
  *    a loaded cluster is read-only and may be shared by threads.
  */
@@ -137,8 +141,13 @@ int spec_load_string(const char *name, const char *text, size_t len,
 void cluster_free(struct cluster *c);
 
 /* Import an Ansible inventory (INI or YAML, detected from content) into c:
- * appends nodes and groups.  Used by spec_load for "inventory:". */
+ * appends nodes and groups.  Used by spec_load for "inventory:".  A
+ * relative path is resolved against c->dir.  On error c may hold part of
+ * the inventory: discard it.  (docs/spec.md says how vars map.) */
 int inventory_load(struct cluster *c, const char *path, struct kerr *e);
+/* The same from memory; name is used in messages (and kept in c->files). */
+int inventory_load_string(struct cluster *c, const char *name, const char *text,
+			  size_t len, struct kerr *e);
 
 struct node *cluster_node(const struct cluster *c, const char *name);
 struct group *cluster_group(const struct cluster *c, const char *name);
