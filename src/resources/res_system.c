@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -233,6 +235,24 @@ static void builtin_modules(const struct res_ctx *ctx, struct strv *out)
 	free(path);
 }
 
+/*
+ * Is this a kernel without loadable-module support (CONFIG_MODULES=n)?
+ * Then ROOT/proc is a real procfs without /proc/modules, modprobe can do
+ * nothing, and every module the kernel has is built in (the lab's kernel).
+ */
+static bool kernel_without_modules(const struct res_ctx *ctx)
+{
+	char *proc = path_join(ctx->root, "/proc");
+	char *mods = path_join(ctx->root, "/proc/modules");
+	struct statfs sf;
+	bool yes = statfs(proc, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC &&
+		   !path_exists(mods);
+
+	free(proc);
+	free(mods);
+	return yes;
+}
+
 static bool mod_loaded(const struct res_ctx *ctx, const char *name,
 		       const struct strv *builtin)
 {
@@ -275,10 +295,11 @@ static void kmod_run(struct res_ctx *ctx, const json_t *r, struct res_result *ou
 	buf_init(&content, 0);
 	buf_adds(&content, managed_header);
 	builtin_modules(ctx, &builtin);
+	bool monolithic = kernel_without_modules(ctx);
 	json_array_foreach(mods, i, x) {
 		const char *m = json_string_value(x);
 		buf_printf(&content, "%s\n", m);
-		if (!mod_loaded(ctx, m, &builtin)) {
+		if (!monolithic && !mod_loaded(ctx, m, &builtin)) {
 			strv_push(&missing, m);
 			res_note(out, "load module %s", m);
 		}

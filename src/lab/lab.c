@@ -1,0 +1,1092 @@
+/*
+ * kiln lab: making and removing a lab (addresses, network, files, state).
+ * The per-host processes live in host.c.
+ *
+ * Address plan for SUBNET (default 10.213.0.0/24), offsets from its base:
+ *   .1        the machine's veth on the lab bridge (no bastion)
+ *   .2        the bastion's leg on the lab bridge (--bastion)
+ *   .11 + i   node(i+1)
+ *   last /30  --bastion only: the uplink between the machine (.253 in a
+ *             /24) and the bastion (.254); the rest of SUBNET gets an
+ *             "unreachable" route in the machine's namespace, so nodes are
+ *             not reachable from the machine and no probe leaves the box.
+ */
+#include "lab_int.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define MARKER_FILE ".kiln-lab"
+#define SSHD_WAIT_MS 30000
+#define REPORT_WAIT_MS 30000
+
+/* ---- names and addresses -------------------------------------------- */
+
+static bool name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	/* The lab's name is its cluster's name: [a-z0-9][a-z0-9-]* (spec.md). */
+	if (!n || n > LAB_NAME_MAX || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Parse "a.b.c.d/p" (host bits zero, p in 16..26). */
+static int subnet_parse(const char *s, uint32_t *net, int *prefix, struct kerr *e)
+{
+	const char *slash = strchr(s, '/');
+	struct in_addr a;
+	uint64_t p;
+
+	if (!slash || slash - s > 15)
+		return kerr_set(e, -EINVAL, "subnet '%s': expected an IPv4 CIDR like %s",
+				s, LAB_DEFAULT_SUBNET);
+	char ip[16];
+	memcpy(ip, s, (size_t)(slash - s));
+	ip[slash - s] = '\0';
+	if (inet_pton(AF_INET, ip, &a) != 1)
+		return kerr_set(e, -EINVAL, "subnet '%s': '%s' is not an IPv4 address", s, ip);
+	if (parse_u64(slash + 1, 16, 26, &p) < 0)
+		return kerr_set(e, -EINVAL, "subnet '%s': prefix length must be 16..26", s);
+	uint32_t mask = ~0U << (32 - p), v = ntohl(a.s_addr);
+	if (v & ~mask)
+		return kerr_set(e, -EINVAL, "subnet '%s': host bits are set (did you mean %u.%u.%u.%u/%d?)",
+				s, (v & mask) >> 24, ((v & mask) >> 16) & 255,
+				((v & mask) >> 8) & 255, (v & mask) & 255, (int)p);
+	*net = v;
+	*prefix = (int)p;
+	return 0;
+}
+
+static char *addr_at(uint32_t net, uint32_t off)
+{
+	uint32_t v = net + off;
+	return xasprintf("%u.%u.%u.%u", v >> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255);
+}
+
+static bool subnets_overlap(uint32_t a, int pa, uint32_t b, int pb)
+{
+	int p = pa < pb ? pa : pb;
+	uint32_t mask = ~0U << (32 - p);
+	return (a & mask) == (b & mask);
+}
+
+/* The machine-side veth: "kl-NAME", or "kl-" + a hash when NAME is long. */
+static char *root_link_name(const char *name)
+{
+	uint32_t h = 2166136261u;
+
+	if (strlen(name) <= IFNAMSIZ - 1 - 3)
+		return xasprintf("kl-%s", name);
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return xasprintf("kl-%08x", h);
+}
+
+/* ---- the lab struct and its state file ------------------------------ */
+
+void lab_free(struct lab *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->nhosts; i++) {
+		struct lab_host *h = &l->hosts[i];
+		free(h->name);
+		free(h->netns);
+		free(h->addr);
+		free(h->uplink);
+		free(h->rt);
+	}
+	free(l->hosts);
+	free(l->name);
+	free(l->dir);
+	free(l->rt);
+	free(l->state_path);
+	free(l->subnet);
+	free(l->sw_netns);
+	free(l->root_link);
+	free(l->root_addr);
+	free(l->unreachable);
+	free(l);
+}
+
+struct lab_host *lab_host_find(struct lab *l, const char *name)
+{
+	for (size_t i = 0; i < l->nhosts; i++)
+		if (!strcmp(l->hosts[i].name, name))
+			return &l->hosts[i];
+	return NULL;
+}
+
+static char *state_path_of(const char *name)
+{
+	return xasprintf("%s/%s.json", LAB_RUNTIME_DIR, name);
+}
+
+static json_t *jstr_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* Write the state file: everything made so far, so `down` can undo it. */
+static int lab_save(const struct lab *l, struct kerr *e)
+{
+	json_t *hosts = json_array();
+	for (size_t i = 0; i < l->nhosts; i++) {
+		const struct lab_host *h = &l->hosts[i];
+		json_array_append_new(hosts, json_pack(
+			"{s:s, s:b, s:s, s:s, s:o, s:s, s:I, s:I}",
+			"name", h->name, "bastion", h->bastion, "netns", h->netns,
+			"address", h->addr, "uplink", jstr_or_null(h->uplink),
+			"runtime", h->rt, "pid", (json_int_t)h->pid,
+			"start", (json_int_t)h->start));
+	}
+	json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:o, s:b, s:o}",
+			      "version", 1, "name", l->name, "dir", l->dir,
+			      "runtime", l->rt, "subnet", l->subnet, "bastion", l->bastion,
+			      "switch_netns", l->sw_netns, "root_link", l->root_link,
+			      "root_address", l->root_addr,
+			      "unreachable_route", jstr_or_null(l->unreachable),
+			      "runtime_mounted", l->rt_mounted, "hosts", hosts);
+	/* Flat lists of what exists on the machine, for people and scripts. */
+	json_t *nss = json_array(), *links = json_array(), *mounts = json_array();
+	json_array_append_new(nss, json_string(l->sw_netns));
+	for (size_t i = 0; i < l->nhosts; i++)
+		json_array_append_new(nss, json_string(l->hosts[i].netns));
+	json_array_append_new(links, json_string(l->root_link));
+	if (l->rt_mounted)
+		json_array_append_new(mounts, json_string(l->rt));
+	json_object_set_new(j, "made_netns", nss);
+	json_object_set_new(j, "made_links", links);
+	json_object_set_new(j, "made_mounts", mounts);
+	char *text = json_dumps(j, JSON_INDENT(2));
+	int r = file_write_atomic(l->state_path, text, strlen(text), 0600, -1, -1);
+	if (r < 0)
+		kerr_set(e, r, "write %s: %s", l->state_path, strerror(-r));
+	free(text);
+	json_decref(j);
+	return r;
+}
+
+static char *jdup(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? xstrdup(s) : NULL;
+}
+
+/* Read a lab's state file into *out. */
+static int lab_load(const char *name, struct lab **out, struct kerr *e)
+{
+	char *path = state_path_of(name);
+	json_error_t je;
+	json_t *j = NULL;
+	struct lab *l = NULL;
+	int r = 0;
+
+	*out = NULL;
+	if (!path_exists(path)) {
+		r = kerr_set(e, -ENOENT, "no lab '%s' (no %s)", name, path);
+		goto out;
+	}
+	j = json_load_file(path, 0, &je);
+	if (!j) {
+		r = kerr_set(e, -EINVAL, "%s:%d: %s", path, je.line, je.text);
+		goto out;
+	}
+	l = xcalloc(1, sizeof(*l));
+	l->name = jdup(j, "name");
+	l->dir = jdup(j, "dir");
+	l->rt = jdup(j, "runtime");
+	l->subnet = jdup(j, "subnet");
+	l->sw_netns = jdup(j, "switch_netns");
+	l->root_link = jdup(j, "root_link");
+	l->root_addr = jdup(j, "root_address");
+	l->unreachable = jdup(j, "unreachable_route");
+	l->bastion = json_is_true(json_object_get(j, "bastion"));
+	l->rt_mounted = json_is_true(json_object_get(j, "runtime_mounted"));
+	l->state_path = xstrdup(path);
+	json_t *hosts = json_object_get(j, "hosts");
+	if (!l->name || !l->dir || !l->rt || !l->subnet || !l->sw_netns ||
+	    !l->root_link || !l->root_addr || !json_is_array(hosts)) {
+		r = kerr_set(e, -EINVAL, "%s: not a kiln lab state file", path);
+		goto out;
+	}
+	l->hosts = xcalloc(json_array_size(hosts) + 1, sizeof(*l->hosts));
+	size_t i;
+	json_t *hj;
+	json_array_foreach(hosts, i, hj) {
+		struct lab_host *h = &l->hosts[l->nhosts++];
+		h->name = jdup(hj, "name");
+		h->netns = jdup(hj, "netns");
+		h->addr = jdup(hj, "address");
+		h->uplink = jdup(hj, "uplink");
+		h->rt = jdup(hj, "runtime");
+		h->bastion = json_is_true(json_object_get(hj, "bastion"));
+		h->pid = (pid_t)json_integer_value(json_object_get(hj, "pid"));
+		h->start = (unsigned long long)json_integer_value(json_object_get(hj, "start"));
+		if (!h->name || !h->netns || !h->addr || !h->rt) {
+			r = kerr_set(e, -EINVAL, "%s: host %zu is incomplete", path, i);
+			goto out;
+		}
+	}
+	*out = l;
+	l = NULL;
+out:
+	lab_free(l);
+	json_decref(j);
+	free(path);
+	return r;
+}
+
+int lab_list(struct strv *names, struct kerr *e)
+{
+	DIR *d = opendir(LAB_RUNTIME_DIR);
+	struct dirent *de;
+
+	if (!d)
+		return errno == ENOENT ? 0 : kerr_set(e, -errno, "%s: %s", LAB_RUNTIME_DIR,
+						      strerror(errno));
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n > 5 && str_ends(de->d_name, ".json")) {
+			char *name = xstrndup(de->d_name, n - 5);
+			if (name_valid(name))
+				strv_take(names, name);
+			else
+				free(name);
+		}
+	}
+	closedir(d);
+	/* Sorted, so "the only lab" and listings are stable. */
+	for (size_t i = 1; i < names->n; i++)
+		for (size_t k = i; k > 0 && strcmp(names->v[k - 1], names->v[k]) > 0; k--) {
+			char *t = names->v[k];
+			names->v[k] = names->v[k - 1];
+			names->v[k - 1] = t;
+		}
+	return 0;
+}
+
+int lab_resolve(const char *name_or_dir, char **name, struct kerr *e)
+{
+	int r = 0;
+
+	*name = NULL;
+	if (!name_or_dir) {
+		struct strv names = STRV_INIT;
+		if ((r = lab_list(&names, e)) < 0)
+			return r;
+		if (names.n == 1) {
+			*name = xstrdup(names.v[0]);
+		} else if (names.n == 0) {
+			r = kerr_set(e, -ENOENT, "no lab exists (make one with 'kiln lab up')");
+		} else {
+			struct buf b;
+			buf_init(&b, 0);
+			for (size_t i = 0; i < names.n; i++)
+				buf_printf(&b, "%s%s", i ? ", " : "", names.v[i]);
+			r = kerr_set(e, -EINVAL, "several labs exist (%s): name one with --name",
+				     b.s);
+			buf_release(&b);
+		}
+		strv_release(&names);
+		return r;
+	}
+	if (name_valid(name_or_dir)) {
+		char *p = state_path_of(name_or_dir);
+		bool there = path_exists(p);
+		free(p);
+		if (there) {
+			*name = xstrdup(name_or_dir);
+			return 0;
+		}
+	}
+	char *marker = path_join(name_or_dir, "/" MARKER_FILE);
+	struct buf b;
+	buf_init(&b, 256);
+	r = file_read(marker, &b, 256);
+	if (r == 0) {
+		str_trim(b.s);
+		if (name_valid(b.s))
+			*name = xstrdup(b.s);
+		else
+			r = kerr_set(e, -EINVAL, "%s: not a lab name", marker);
+	} else {
+		r = kerr_set(e, -ENOENT, "no lab '%s' (neither a running lab's name nor a lab directory)",
+			     name_or_dir);
+	}
+	buf_release(&b);
+	free(marker);
+	return r;
+}
+
+/* Resolve and load a running lab. */
+static int lab_open(const char *name_or_dir, struct lab **out, struct kerr *e)
+{
+	char *name = NULL;
+	int r;
+
+	*out = NULL;
+	if (geteuid() != 0)
+		return kerr_set(e, -EPERM, "kiln lab needs root (it makes namespaces and mounts)");
+	if ((r = lab_resolve(name_or_dir, &name, e)) < 0)
+		return r;
+	r = lab_load(name, out, e);
+	free(name);
+	return r;
+}
+
+/* ---- helpers -------------------------------------------------------- */
+
+/* Run an `ip` batch (one command a line) in netns (NULL = the machine's). */
+static int ip_batch(const char *netns, const char *script, struct kerr *e)
+{
+	char *argv[] = { "ip", "-n", (char *)netns, "-batch", "-", NULL };
+	char *argv_root[] = { "ip", "-batch", "-", NULL };
+	struct run_opts o = { .in = script, .in_len = strlen(script), .timeout_ms = 60000 };
+	int r = run_ok(netns ? argv : argv_root, &o, e);
+
+	if (r < 0)
+		kerr_prefix(e, "network setup%s%s", netns ? " in " : "", netns ? netns : "");
+	return r;
+}
+
+static int write_text(const char *path, const char *text, mode_t mode, struct kerr *e)
+{
+	int r = file_write_atomic(path, text, strlen(text), mode, -1, -1);
+	if (r < 0)
+		kerr_set(e, r, "write %s: %s", path, strerror(-r));
+	return r;
+}
+
+/* Generate an ed25519 key pair at path (and path.pub). */
+static int keygen(const char *path, const char *comment, struct kerr *e)
+{
+	char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+			 (char *)comment, "-f", (char *)path, NULL };
+	char *pub = xasprintf("%s.pub", path);
+	unlink(path);
+	unlink(pub);
+	free(pub);
+	int r = run_ok(argv, &(struct run_opts){ .timeout_ms = 30000 }, e);
+	if (r < 0)
+		kerr_prefix(e, "key %s", path);
+	return r;
+}
+
+/* Read an OpenSSH public key file as "type base64" (comment dropped). */
+static int read_pubkey(const char *path, char **out, struct kerr *e)
+{
+	struct buf b;
+	int r;
+
+	buf_init(&b, 16384);
+	if ((r = file_read(path, &b, 16384)) < 0) {
+		kerr_set(e, r, "read %s: %s", path, strerror(-r));
+		goto out;
+	}
+	char *type = strtok(b.s, " \t\n"), *data = type ? strtok(NULL, " \t\n") : NULL;
+	if (!data) {
+		r = kerr_set(e, -EINVAL, "%s: not a public key", path);
+		goto out;
+	}
+	*out = xasprintf("%s %s", type, data);
+out:
+	buf_release(&b);
+	return r;
+}
+
+static char *host_path(const struct lab_host *h, const char *sub)
+{
+	return xasprintf("%s/%s", h->rt, sub);
+}
+
+/* ---- making the lab ------------------------------------------------- */
+
+/* Fill l (names, addresses, hosts) from the options; no side effects. */
+static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
+{
+	uint32_t net;
+	int prefix, r;
+	unsigned nodes = o->nodes ? o->nodes : LAB_DEFAULT_NODES;
+
+	l->name = xstrdup(o->name ? o->name : LAB_DEFAULT_NAME);
+	if (!name_valid(l->name))
+		return kerr_set(e, -EINVAL,
+				"lab name '%s': use 1-%d lower-case letters, digits or '-', not starting with '-'",
+				l->name, LAB_NAME_MAX);
+	if (nodes > LAB_MAX_NODES)
+		return kerr_set(e, -EINVAL, "%u nodes: at most %d", nodes, LAB_MAX_NODES);
+	l->subnet = xstrdup(o->subnet ? o->subnet : LAB_DEFAULT_SUBNET);
+	if ((r = subnet_parse(l->subnet, &net, &prefix, e)) < 0)
+		return r;
+	l->prefix = prefix;
+	l->bastion = o->bastion;
+	uint32_t size = 1U << (32 - prefix);
+	uint32_t last = o->bastion ? size - 5 : size - 2;
+	if (11 + nodes - 1 > last)
+		return kerr_set(e, -EINVAL, "subnet %s holds at most %u nodes%s", l->subnet,
+				last - 10, o->bastion ? " with a bastion" : "");
+	l->rt = xasprintf("%s/%s", LAB_RUNTIME_DIR, l->name);
+	l->state_path = state_path_of(l->name);
+	l->sw_netns = xasprintf("%s-sw", l->name);
+	l->root_link = root_link_name(l->name);
+	if (o->bastion) {
+		l->root_addr = addr_at(net, size - 3);
+		l->unreachable = xstrdup(l->subnet);
+	} else {
+		l->root_addr = addr_at(net, 1);
+	}
+	l->hosts = xcalloc(nodes + 1, sizeof(*l->hosts));
+	if (o->bastion) {
+		struct lab_host *h = &l->hosts[l->nhosts++];
+		h->name = xstrdup("bastion");
+		h->bastion = true;
+		h->addr = addr_at(net, 2);
+		h->uplink = addr_at(net, size - 2);
+	}
+	for (unsigned i = 0; i < nodes; i++) {
+		struct lab_host *h = &l->hosts[l->nhosts++];
+		h->name = xasprintf("node%u", i + 1);
+		h->addr = addr_at(net, 11 + i);
+	}
+	for (size_t i = 0; i < l->nhosts; i++) {
+		l->hosts[i].netns = xasprintf("%s-%s", l->name, l->hosts[i].name);
+		l->hosts[i].rt = xasprintf("%s/%s", l->rt, l->hosts[i].name);
+	}
+	return 0;
+}
+
+/* Refuse a lab whose name, namespaces or subnet are taken. */
+static int lab_check_free(const struct lab *l, struct kerr *e)
+{
+	struct strv names = STRV_INIT;
+	uint32_t net;
+	int prefix, r;
+
+	if (path_exists(l->state_path) || path_exists(l->rt))
+		return kerr_set(e, -EEXIST, "lab '%s' already exists (remove it with 'kiln lab down --name %s')",
+				l->name, l->name);
+	char *ns = xasprintf("/run/netns/%s", l->sw_netns);
+	bool taken = path_exists(ns);
+	free(ns);
+	for (size_t i = 0; !taken && i < l->nhosts; i++) {
+		ns = xasprintf("/run/netns/%s", l->hosts[i].netns);
+		taken = path_exists(ns);
+		free(ns);
+	}
+	if (taken)
+		return kerr_set(e, -EEXIST, "network namespaces named '%s-*' already exist",
+				l->name);
+	if (if_nametoindex(l->root_link))
+		return kerr_set(e, -EEXIST, "network interface '%s' already exists", l->root_link);
+	subnet_parse(l->subnet, &net, &prefix, NULL);
+	if ((r = lab_list(&names, e)) < 0)
+		return r;
+	for (size_t i = 0; i < names.n && r == 0; i++) {
+		struct lab *o = NULL;
+		uint32_t onet;
+		int oprefix;
+		if (lab_load(names.v[i], &o, NULL) == 0 &&
+		    subnet_parse(o->subnet, &onet, &oprefix, NULL) == 0 &&
+		    subnets_overlap(net, prefix, onet, oprefix))
+			r = kerr_set(e, -EEXIST, "subnet %s overlaps lab '%s' (%s): pick another with --subnet",
+				     l->subnet, o->name, o->subnet);
+		lab_free(o);
+	}
+	strv_release(&names);
+	return r;
+}
+
+static int mkdir_or_fail(const char *path, mode_t mode, struct kerr *e)
+{
+	int r = mkdir_p(path, mode);
+	if (r < 0)
+		kerr_set(e, r, "mkdir %s: %s", path, strerror(-r));
+	return r;
+}
+
+/* The files a host sees in its /etc and /root, written into its upper dirs. */
+static int host_write_files(const struct lab *l, const struct lab_host *h,
+			    const char *client_pub, const char *etc_hosts, struct kerr *e)
+{
+	char *p = NULL, *text = NULL;
+	int r;
+
+	p = host_path(h, "fs/upper/etc/hostname");
+	text = xasprintf("%s\n", h->name);
+	if ((r = write_text(p, text, 0644, e)) < 0)
+		goto out;
+	free(p);
+	p = host_path(h, "fs/upper/etc/hosts");
+	if ((r = write_text(p, etc_hosts, 0644, e)) < 0)
+		goto out;
+	free(p);
+	/* A minimal shell init: the machine's may be slow (PEERS.md). */
+	p = host_path(h, "fs/upper/root/.bashrc");
+	if ((r = write_text(p, "# kiln lab: minimal shell init\n", 0644, e)) < 0)
+		goto out;
+	free(p);
+	p = host_path(h, "fs/upper/root/.profile");
+	if ((r = write_text(p, "# kiln lab: minimal login init\n"
+			    "[ -n \"$BASH_VERSION\" ] && [ -f ~/.bashrc ] && . ~/.bashrc\n",
+			    0644, e)) < 0)
+		goto out;
+	free(p);
+	/* ~/.ssh is opaque: the machine's own /root/.ssh stays invisible. */
+	p = host_path(h, "fs/upper/root/.ssh");
+	if ((r = mkdir_or_fail(p, 0700, e)) < 0)
+		goto out;
+	if (setxattr(p, "trusted.overlay.opaque", "y", 1, 0) < 0) {
+		r = kerr_set(e, -errno, "mark %s opaque: %s", p, strerror(errno));
+		goto out;
+	}
+	free(p);
+	p = host_path(h, "fs/upper/root/.ssh/authorized_keys");
+	free(text);
+	text = xasprintf("%s kiln-lab@%s\n", client_pub, l->name);
+	r = write_text(p, text, 0600, e);
+out:
+	free(p);
+	free(text);
+	return r;
+}
+
+/* Host key, sshd_config and overlay dirs for one host. */
+static int host_prepare(const struct lab *l, const struct lab_host *h,
+			const char *client_pub, const char *etc_hosts, struct kerr *e)
+{
+	char *ssh = host_path(h, "ssh"), *key = host_path(h, "ssh/ssh_host_ed25519_key");
+	char *cfg = host_path(h, "ssh/sshd_config"), *comment = xasprintf("root@%s", h->name);
+	struct buf b;
+	int r;
+
+	buf_init(&b, 0);
+	if ((r = mkdir_or_fail(ssh, 0700, e)) < 0 || (r = host_prepare_fs(h, e)) < 0 ||
+	    (r = keygen(key, comment, e)) < 0)
+		goto out;
+	buf_printf(&b, "# kiln lab '%s': sshd of host '%s'\n", l->name, h->name);
+	buf_printf(&b, "ListenAddress %s:22\n", h->addr);
+	if (h->uplink)
+		buf_printf(&b, "ListenAddress %s:22\n", h->uplink);
+	buf_printf(&b, "HostKey %s\nPidFile %s/sshd.pid\n", key, ssh);
+	buf_adds(&b, "AuthorizedKeysFile .ssh/authorized_keys\n"
+		     "UsePAM no\n"
+		     "PermitRootLogin prohibit-password\n"
+		     "PasswordAuthentication no\n"
+		     "KbdInteractiveAuthentication no\n"
+		     "PubkeyAuthentication yes\n"
+		     "MaxStartups 200:30:400\n"
+		     "MaxSessions 200\n"
+		     "AllowTcpForwarding yes\n"
+		     "UseDNS no\n"
+		     "PrintMotd no\n"
+		     "PrintLastLog no\n"
+		     "AcceptEnv LANG LC_*\n"
+		     "Subsystem sftp /usr/lib/openssh/sftp-server\n");
+	if ((r = write_text(cfg, b.s, 0600, e)) < 0)
+		goto out;
+	r = host_write_files(l, h, client_pub, etc_hosts, e);
+out:
+	buf_release(&b);
+	free(ssh);
+	free(key);
+	free(cfg);
+	free(comment);
+	return r;
+}
+
+/* Namespaces, the bridge, veths, addresses and routes. */
+static int lab_network(const struct lab *l, struct kerr *e)
+{
+	struct buf root, sw, hb;
+	struct lab_host *bastion = l->bastion ? &l->hosts[0] : NULL;
+	int r;
+
+	buf_init(&root, 0);
+	buf_init(&sw, 0);
+	buf_init(&hb, 0);
+	buf_printf(&root, "netns add %s\n", l->sw_netns);
+	for (size_t i = 0; i < l->nhosts; i++)
+		buf_printf(&root, "netns add %s\n", l->hosts[i].netns);
+	buf_printf(&root, "link add %s type veth peer name up0 netns %s\n", l->root_link,
+		   bastion ? bastion->netns : l->sw_netns);
+	buf_printf(&root, "addr add %s/%d dev %s\n", l->root_addr,
+		   bastion ? 30 : l->prefix, l->root_link);
+	buf_printf(&root, "link set %s up\n", l->root_link);
+	if (l->unreachable)
+		buf_printf(&root, "route add unreachable %s\n", l->unreachable);
+	if ((r = ip_batch(NULL, root.s, e)) < 0)
+		goto out;
+
+	buf_adds(&sw, "link set lo up\nlink add br0 type bridge\nlink set br0 up\n");
+	if (!bastion)
+		buf_adds(&sw, "link set up0 master br0\nlink set up0 up\n");
+	for (size_t i = 0; i < l->nhosts; i++) {
+		const struct lab_host *h = &l->hosts[i];
+		/* Switch port names are private to the switch namespace. */
+		char port[16];
+		if (h->bastion)
+			snprintf(port, sizeof(port), "b0");
+		else
+			snprintf(port, sizeof(port), "n%zu", i + (bastion ? 0 : 1));
+		buf_printf(&sw, "link add %s type veth peer name eth0 netns %s\n", port, h->netns);
+		buf_printf(&sw, "link set %s master br0\nlink set %s up\n", port, port);
+	}
+	if ((r = ip_batch(l->sw_netns, sw.s, e)) < 0)
+		goto out;
+
+	for (size_t i = 0; i < l->nhosts; i++) {
+		const struct lab_host *h = &l->hosts[i];
+		buf_reset(&hb);
+		buf_printf(&hb, "link set lo up\naddr add %s/%d dev eth0\nlink set eth0 up\n",
+			   h->addr, l->prefix);
+		if (h->bastion)
+			buf_printf(&hb, "addr add %s/30 dev up0\nlink set up0 up\n", h->uplink);
+		else
+			buf_printf(&hb, "route add default via %s\n",
+				   bastion ? bastion->addr : l->root_addr);
+		if ((r = ip_batch(h->netns, hb.s, e)) < 0)
+			goto out;
+	}
+out:
+	buf_release(&root);
+	buf_release(&sw);
+	buf_release(&hb);
+	return r;
+}
+
+/* cluster.yaml, known_hosts, ssh_config and the marker in the lab's dir. */
+static int lab_write_dir(const struct lab *l, struct kerr *e)
+{
+	struct buf y, kh, sc;
+	const struct lab_host *bastion = l->bastion ? &l->hosts[0] : NULL;
+	char *p = NULL;
+	int r = 0;
+
+	buf_init(&y, 0);
+	buf_init(&kh, 0);
+	buf_init(&sc, 0);
+	buf_printf(&y, "# Written by 'kiln lab up': lab '%s', subnet %s.\n"
+		       "# Its hosts are namespaces on this machine; 'kiln lab down --name %s' removes them.\n",
+		   l->name, l->subnet, l->name);
+	buf_printf(&y, "cluster: %s\n\nssh:\n  user: root\n  key: keys/id_ed25519\n"
+		       "  known_hosts: known_hosts\n", l->name);
+	if (bastion)
+		buf_printf(&y, "  bastion: root@%s:22\n", bastion->uplink);
+	buf_adds(&y, "\nnodes:\n");
+	for (size_t i = 0; i < l->nhosts; i++) {
+		const struct lab_host *h = &l->hosts[i];
+		if (h->bastion)
+			continue;
+		buf_printf(&y, "  - name: %s\n    address: %s\n    roles: [worker]\n    site: lab\n",
+			   h->name, h->addr);
+	}
+	buf_adds(&y, "\nstacks:\n  base:\n    admin_user:\n      name: kiln\n"
+		     "      key_files: [keys/id_ed25519.pub]\n");
+
+	buf_printf(&sc, "# Written by 'kiln lab up': ssh -F %s/ssh_config node1\n"
+			"Host *\n  User root\n  IdentityFile %s/keys/id_ed25519\n"
+			"  IdentitiesOnly yes\n  UserKnownHostsFile %s/known_hosts\n"
+			"  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n"
+			"  LogLevel ERROR\n",
+		   l->dir, l->dir, l->dir);
+	for (size_t i = 0; i < l->nhosts; i++) {
+		const struct lab_host *h = &l->hosts[i];
+		char *pubpath = host_path(h, "ssh/ssh_host_ed25519_key.pub"), *pub = NULL;
+		r = read_pubkey(pubpath, &pub, e);
+		free(pubpath);
+		if (r < 0)
+			goto out;
+		if (h->bastion) {
+			buf_printf(&kh, "%s,%s,%s %s\n", h->uplink, h->addr, h->name, pub);
+			buf_printf(&sc, "Host %s\n  HostName %s\n", h->name, h->uplink);
+		} else {
+			buf_printf(&kh, "%s,%s %s\n", h->addr, h->name, pub);
+			buf_printf(&sc, "Host %s\n  HostName %s\n", h->name, h->addr);
+			if (bastion)
+				buf_adds(&sc, "  ProxyJump bastion\n");
+		}
+		free(pub);
+	}
+	p = path_join(l->dir, "cluster.yaml");
+	if ((r = write_text(p, y.s, 0644, e)) < 0)
+		goto out;
+	free(p);
+	p = path_join(l->dir, "known_hosts");
+	if ((r = write_text(p, kh.s, 0644, e)) < 0)
+		goto out;
+	free(p);
+	p = path_join(l->dir, "ssh_config");
+	if ((r = write_text(p, sc.s, 0644, e)) < 0)
+		goto out;
+	free(p);
+	p = path_join(l->dir, MARKER_FILE);
+	char *marker = xasprintf("%s\n", l->name);
+	r = write_text(p, marker, 0644, e);
+	free(marker);
+out:
+	free(p);
+	buf_release(&y);
+	buf_release(&kh);
+	buf_release(&sc);
+	return r;
+}
+
+/* The lab's client key: reuse DIR/keys/id_ed25519 if there, else make it. */
+static int lab_client_key(const struct lab *l, char **pub, struct kerr *e)
+{
+	char *keys = path_join(l->dir, "keys"), *key = path_join(l->dir, "keys/id_ed25519");
+	char *pubpath = xasprintf("%s.pub", key), *comment = xasprintf("kiln-lab@%s", l->name);
+	int r;
+
+	if ((r = mkdir_or_fail(keys, 0700, e)) < 0)
+		goto out;
+	if (!path_exists(key) || !path_exists(pubpath))
+		if ((r = keygen(key, comment, e)) < 0)
+			goto out;
+	r = read_pubkey(pubpath, pub, e);
+out:
+	free(keys);
+	free(key);
+	free(pubpath);
+	free(comment);
+	return r;
+}
+
+/*
+ * Start every host's init, record the pids, collect each setup report and
+ * wait until every sshd accepts.  Inits are all started before any report
+ * is read, so hosts set up (and sshd loads its keys) in parallel.
+ */
+static int lab_start_hosts(struct lab *l, struct kerr *e)
+{
+	int *fds = xcalloc(l->nhosts, sizeof(*fds));
+	struct lab_host **all = xcalloc(l->nhosts, sizeof(*all));
+	int r = 0;
+	size_t started = 0;
+
+	for (size_t i = 0; i < l->nhosts; i++)
+		fds[i] = -1;
+	for (; started < l->nhosts; started++)
+		if ((r = host_spawn(&l->hosts[started], &fds[started], e)) < 0)
+			break;
+	int q = lab_save(l, r < 0 ? NULL : e);
+	if (r == 0)
+		r = q;
+	for (size_t i = 0; i < started; i++) {
+		struct kerr tmp;
+		int qq = host_read_report(fds[i], &l->hosts[i], REPORT_WAIT_MS, &tmp);
+		if (qq < 0 && r == 0) {
+			r = qq;
+			if (e)
+				*e = tmp;
+		}
+	}
+	if (r == 0) {
+		for (size_t i = 0; i < l->nhosts; i++)
+			all[i] = &l->hosts[i];
+		r = hosts_wait_sshd(all, l->nhosts, SSHD_WAIT_MS, e);
+	}
+	free(fds);
+	free(all);
+	return r;
+}
+
+/*
+ * Remove everything the lab (possibly half made) has: processes, the
+ * machine-side veth and route, namespaces, the runtime tmpfs, the state.
+ * Carries on past errors and reports the first.
+ */
+static int lab_teardown(struct lab *l, struct kerr *e)
+{
+	const char **ns = xcalloc(l->nhosts + 1, sizeof(*ns));
+	pid_t *pids = xcalloc(l->nhosts + 1, sizeof(*pids));
+	unsigned long long *starts = xcalloc(l->nhosts + 1, sizeof(*starts));
+	struct buf b;
+	struct kerr tmp;
+	int r = 0, q;
+
+	buf_init(&b, 0);
+	ns[0] = l->sw_netns;
+	for (size_t i = 0; i < l->nhosts; i++) {
+		ns[i + 1] = l->hosts[i].netns;
+		pids[i] = l->hosts[i].pid;
+		starts[i] = l->hosts[i].start;
+	}
+	if ((q = host_kill_netns(ns, l->nhosts + 1, pids, starts, l->nhosts, &tmp)) < 0 && !r) {
+		r = q;
+		if (e)
+			*e = tmp;
+	}
+	/* The machine-side veth first: it outlives its peer's namespace briefly. */
+	if (if_nametoindex(l->root_link))
+		buf_printf(&b, "link del %s\n", l->root_link);
+	if (l->unreachable) {
+		char *argv[] = { "ip", "route", "del", "unreachable", l->unreachable, NULL };
+		struct buf out;
+		buf_init(&out, 4096);
+		char *show[] = { "ip", "route", "show", "type", "unreachable", l->unreachable, NULL };
+		if (run_argv(show, &(struct run_opts){ .out = &out, .timeout_ms = 10000 }, NULL) == 0 &&
+		    out.len && (q = run_ok(argv, NULL, &tmp)) < 0 && !r) {
+			r = q;
+			if (e)
+				*e = tmp;
+		}
+		buf_release(&out);
+	}
+	for (size_t i = 0; i < l->nhosts + 1; i++) {
+		char *p = xasprintf("/run/netns/%s", ns[i]);
+		if (path_exists(p))
+			buf_printf(&b, "netns del %s\n", ns[i]);
+		free(p);
+	}
+	if (b.len && (q = ip_batch(NULL, b.s, &tmp)) < 0 && !r) {
+		r = q;
+		if (e)
+			*e = tmp;
+	}
+	if (umount2(l->rt, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT && !r)
+		r = kerr_set(e, -errno, "umount %s: %s", l->rt, strerror(errno));
+	if ((q = rm_rf(l->rt)) < 0 && !r)
+		r = kerr_set(e, q, "remove %s: %s", l->rt, strerror(-q));
+	if (r == 0) {
+		if (unlink(l->state_path) < 0 && errno != ENOENT)
+			r = kerr_set(e, -errno, "remove %s: %s", l->state_path, strerror(errno));
+		char *marker = path_join(l->dir, "/" MARKER_FILE);
+		unlink(marker);
+		free(marker);
+	}
+	buf_release(&b);
+	free(ns);
+	free(pids);
+	free(starts);
+	return r;
+}
+
+/* Root and the programs a lab runs, checked before anything is made. */
+static int lab_check_tools(struct kerr *e)
+{
+	static const char *const tools[] = { "/usr/sbin/sshd", "/usr/bin/ssh-keygen" };
+
+	if (geteuid() != 0)
+		return kerr_set(e, -EPERM, "kiln lab needs root (it makes namespaces and mounts)");
+	for (size_t i = 0; i < ARRAY_SIZE(tools); i++)
+		if (access(tools[i], X_OK) < 0)
+			return kerr_set(e, -ENOENT, "%s is missing (apt-get install openssh-server)",
+					tools[i]);
+	return 0;
+}
+
+int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e)
+{
+	struct lab *l = xcalloc(1, sizeof(*l));
+	char *client_pub = NULL;
+	struct buf hosts;
+	int r;
+
+	buf_init(&hosts, 0);
+	if (status)
+		*status = NULL;
+	if ((r = lab_check_tools(e)) < 0 || (r = lab_plan(o, l, e)) < 0 ||
+	    (r = mkdir_or_fail(LAB_RUNTIME_DIR, 0755, e)) < 0 || (r = lab_check_free(l, e)) < 0)
+		goto out;
+	char *dir = o->dir ? xstrdup(o->dir) : xasprintf("./%s", l->name);
+	if ((r = mkdir_or_fail(dir, 0755, e)) < 0) {
+		free(dir);
+		goto out;
+	}
+	l->dir = realpath(dir, NULL);
+	free(dir);
+	if (!l->dir) {
+		r = kerr_set(e, -errno, "lab directory: %s", strerror(errno));
+		goto out;
+	}
+	if (mkdir(l->rt, 0700) < 0) {
+		r = errno == EEXIST ? kerr_set(e, -EEXIST, "lab '%s' already exists", l->name)
+				    : kerr_set(e, -errno, "mkdir %s: %s", l->rt, strerror(errno));
+		goto out;
+	}
+	/* From here on, a failure undoes everything (the state file says what). */
+	if ((r = lab_save(l, e)) < 0)
+		goto fail;
+	if (mount("tmpfs", l->rt, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0) {
+		r = kerr_set(e, -errno, "tmpfs on %s: %s", l->rt, strerror(errno));
+		goto fail;
+	}
+	l->rt_mounted = true;
+	if ((r = lab_save(l, e)) < 0 || (r = lab_client_key(l, &client_pub, e)) < 0)
+		goto fail;
+	buf_adds(&hosts, "# kiln lab hosts\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+	for (size_t i = 0; i < l->nhosts; i++)
+		buf_printf(&hosts, "%s\t%s\n", l->hosts[i].addr, l->hosts[i].name);
+	for (size_t i = 0; i < l->nhosts; i++)
+		if ((r = host_prepare(l, &l->hosts[i], client_pub, hosts.s, e)) < 0)
+			goto fail;
+	if ((r = lab_network(l, e)) < 0 || (r = lab_start_hosts(l, e)) < 0 ||
+	    (r = lab_write_dir(l, e)) < 0 || (r = lab_save(l, e)) < 0)
+		goto fail;
+	if (status)
+		r = lab_status(l->name, status, e);
+	goto out;
+fail:
+	lab_teardown(l, NULL);
+out:
+	buf_release(&hosts);
+	free(client_pub);
+	lab_free(l);
+	return r;
+}
+
+int lab_down(const char *name_or_dir, struct kerr *e)
+{
+	struct lab *l = NULL;
+	int r;
+
+	if ((r = lab_open(name_or_dir, &l, e)) < 0) {
+		/* An up killed before its first state write left only its dir. */
+		char *rt = name_or_dir && name_valid(name_or_dir)
+			? xasprintf("%s/%s", LAB_RUNTIME_DIR, name_or_dir) : NULL;
+		if (r == -ENOENT && rt && path_exists(rt)) {
+			umount2(rt, MNT_DETACH);
+			r = rm_rf(rt);
+			if (r < 0)
+				kerr_set(e, r, "remove %s: %s", rt, strerror(-r));
+		}
+		free(rt);
+		return r;
+	}
+	r = lab_teardown(l, e);
+	lab_free(l);
+	return r;
+}
+
+int lab_status(const char *name_or_dir, json_t **out, struct kerr *e)
+{
+	struct lab *l = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = lab_open(name_or_dir, &l, e)) < 0)
+		return r;
+	const struct lab_host *bastion = l->bastion ? &l->hosts[0] : NULL;
+	json_t *hosts = json_array();
+	for (size_t i = 0; i < l->nhosts; i++) {
+		const struct lab_host *h = &l->hosts[i];
+		bool alive = host_alive(h);
+		pid_t sshd = alive ? host_sshd_pid(h) : 0;
+		json_t *addrs = json_array();
+		json_array_append_new(addrs, json_string(h->addr));
+		if (h->uplink)
+			json_array_append_new(addrs, json_string(h->uplink));
+		json_array_append_new(hosts, json_pack(
+			"{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:b}",
+			"name", h->name, "role", h->bastion ? "bastion" : "node",
+			"address", h->addr, "addresses", addrs, "netns", h->netns,
+			"init_pid", alive ? json_integer(h->pid) : json_null(),
+			"sshd_pid", sshd ? json_integer(sshd) : json_null(),
+			"alive", alive && sshd));
+	}
+	*out = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:o}", "name", l->name,
+			 "dir", l->dir, "subnet", l->subnet,
+			 "bastion", bastion ? json_string(bastion->uplink) : json_null(),
+			 "machine_address", l->root_addr, "runtime", l->rt, "hosts", hosts);
+	lab_free(l);
+	return 0;
+}
+
+/* Resolve lab and host for the per-host operations. */
+static int lab_open_host(const char *name_or_dir, const char *host, struct lab **l,
+			 struct lab_host **h, struct kerr *e)
+{
+	int r = lab_open(name_or_dir, l, e);
+
+	if (r < 0)
+		return r;
+	*h = lab_host_find(*l, host);
+	if (!*h) {
+		r = kerr_set(e, -ENOENT, "lab '%s' has no host '%s'", (*l)->name, host);
+		lab_free(*l);
+		*l = NULL;
+	}
+	return r;
+}
+
+int lab_exec(const char *name_or_dir, const char *host, char *const argv[],
+	     int *exit_status, struct kerr *e)
+{
+	struct lab *l;
+	struct lab_host *h;
+	int r;
+
+	if (!argv || !argv[0])
+		return kerr_set(e, -EINVAL, "no command to run");
+	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
+		return r;
+	r = host_exec(h, argv, exit_status, e);
+	lab_free(l);
+	return r;
+}
+
+int lab_sshd_stop(const char *name_or_dir, const char *host, struct kerr *e)
+{
+	struct lab *l;
+	struct lab_host *h;
+	int r;
+
+	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
+		return r;
+	r = host_sshd_kill(h, e);
+	lab_free(l);
+	return r;
+}
+
+int lab_sshd_start(const char *name_or_dir, const char *host, struct kerr *e)
+{
+	struct lab *l;
+	struct lab_host *h;
+	int r;
+
+	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
+		return r;
+	if ((r = host_sshd_signal_start(h, e)) == 0)
+		r = hosts_wait_sshd(&h, 1, SSHD_WAIT_MS, e);
+	lab_free(l);
+	return r;
+}
+
+int lab_rekey(const char *name_or_dir, const char *host, struct kerr *e)
+{
+	struct lab *l;
+	struct lab_host *h;
+	int r;
+
+	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
+		return r;
+	char *key = host_path(h, "ssh/ssh_host_ed25519_key");
+	char *comment = xasprintf("root@%s", h->name);
+	/* sshd reads its host key at start, so stop, replace, start. */
+	if ((r = host_sshd_kill(h, e)) == 0 && (r = keygen(key, comment, e)) == 0 &&
+	    (r = host_sshd_signal_start(h, e)) == 0)
+		r = hosts_wait_sshd(&h, 1, SSHD_WAIT_MS, e);
+	free(key);
+	free(comment);
+	lab_free(l);
+	return r;
+}

@@ -1,0 +1,108 @@
+/*
+ * lab — a multi-host lab of real sshd hosts on this machine (`kiln lab`).
+ *
+ * Each host (node1..nodeN, and optionally "bastion") is a set of
+ * namespaces: a named network namespace "<lab>-<host>", plus mount, UTS, IPC
+ * and PID namespaces whose PID 1 is a tiny init forked from kiln that keeps the
+ * namespaces alive and runs the host's sshd as its child (so sshd can be
+ * stopped and started again in the same root filesystem and network).  The
+ * host's root filesystem is a tmpfs with one overlay per machine directory
+ * (/etc /usr /var /root /home /opt /srv), private /run, /tmp, /proc, /sys
+ * and devpts; writes never reach the machine's own directories.  Hosts sit
+ * on a bridge inside the lab's "switch" namespace "<lab>-sw".  Docs:
+ * docs/lab.md (address plan, files, state).
+ *
+ * Contract:
+ *  - Everything here needs root; without it functions fail with -EPERM and
+ *    say so in e.
+ *  - Runtime state lives under LAB_RUNTIME_DIR: "<name>.json" (the state
+ *    file: every namespace, link, route, mount and pid made) and "<name>/"
+ *    (a tmpfs: per-host sshd config, host keys, overlay upper dirs).  The
+ *    lab's directory (--dir) holds only cluster.yaml, ssh_config,
+ *    known_hosts, keys/ and .kiln-lab (the lab's name).
+ *  - lab_up() either makes the whole lab or, on failure, removes what it
+ *    made and returns the error.  lab_down() removes everything the state
+ *    file names, tolerating what is already gone (a partial up, a crash).
+ *  - Functions block (they run `ip`, `ssh-keygen`, fork hosts and wait for
+ *    sshd, with bounded waits); none prints.  Call them from a
+ *    single-threaded process: forked children allocate memory before exec.
+ *  - A lab is named by its name or by its directory (lab_resolve()); NULL
+ *    means "the only lab that exists".
+ */
+#ifndef KILN_LAB_H
+#define KILN_LAB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "util/util.h"
+
+#define LAB_RUNTIME_DIR "/run/kiln-lab"
+#define LAB_DEFAULT_NAME "lab"
+#define LAB_DEFAULT_SUBNET "10.213.0.0/24"
+#define LAB_DEFAULT_NODES 3
+#define LAB_MAX_NODES 250
+#define LAB_NAME_MAX 32
+
+struct lab_opts {
+	const char *name;     /* NULL = LAB_DEFAULT_NAME */
+	const char *dir;      /* NULL = ./NAME */
+	const char *subnet;   /* NULL = LAB_DEFAULT_SUBNET; IPv4 CIDR, /16../26 */
+	unsigned nodes;       /* 0 = LAB_DEFAULT_NODES; at most LAB_MAX_NODES */
+	bool bastion;         /* add a bastion; nodes are then unreachable from here */
+};
+
+/*
+ * Make a lab (see the header comment).  Refuses a name that already exists
+ * and a subnet that overlaps a running lab.  On success the lab's status
+ * (as lab_status()) is stored in *status if status is not NULL; the caller
+ * owns it (json_decref).
+ */
+int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e);
+
+/* Remove a lab and everything it made.  -ENOENT if no such lab. */
+int lab_down(const char *name_or_dir, struct kerr *e);
+
+/*
+ * The lab's hosts as a JSON object:
+ * {"name","dir","subnet","bastion": addr|null,"runtime",
+ *  "hosts":[{"name","role":"node"|"bastion","address","addresses":[..],
+ *            "netns","init_pid","sshd_pid": pid|null,"alive": bool}]}
+ * "alive" is true when the host's init and its sshd are running.
+ */
+int lab_status(const char *name_or_dir, json_t **out, struct kerr *e);
+
+/* Names of every lab on this machine (state files in LAB_RUNTIME_DIR). */
+int lab_list(struct strv *names, struct kerr *e);
+
+/*
+ * Turn a lab name, a lab directory, or NULL (the only lab there is) into
+ * the lab's name (*name, caller frees).
+ */
+int lab_resolve(const char *name_or_dir, char **name, struct kerr *e);
+
+/*
+ * Run argv inside host's namespaces (network, UTS, mount, PID; root and
+ * cwd "/"), with kiln's stdin/stdout/stderr.  *exit_status is the
+ * command's exit code, or 128+signal when a signal killed it.  Returns 0
+ * when the command ran (whatever its exit code), -errno otherwise.
+ */
+int lab_exec(const char *name_or_dir, const char *host, char *const argv[],
+	     int *exit_status, struct kerr *e);
+
+/*
+ * Stop a host's sshd (the listener and every SSH session on the host; the
+ * host's init, filesystem and network stay), or start it again and wait
+ * until it accepts connections.  Both are no-ops when already so.
+ */
+int lab_sshd_stop(const char *name_or_dir, const char *host, struct kerr *e);
+int lab_sshd_start(const char *name_or_dir, const char *host, struct kerr *e);
+
+/*
+ * Give a host a new ed25519 host key and restart its sshd.  The lab's
+ * known_hosts is deliberately not updated (host-key-change tests).
+ */
+int lab_rekey(const char *name_or_dir, const char *host, struct kerr *e);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * Internal to lab/: the in-memory lab (mirrors the state file) and the
+ * host-process side (host.c: the namespaced init, exec, sshd control).
+ */
+#ifndef KILN_LAB_INT_H
+#define KILN_LAB_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lab.h"
+
+struct lab_host {
+	char *name;            /* "node1", "bastion" */
+	bool bastion;
+	char *netns;           /* "<lab>-<name>" */
+	char *addr;            /* address on the lab bridge */
+	char *uplink;          /* bastion only: its address towards the machine */
+	char *rt;              /* runtime dir of the host: <rt>/<name> */
+	pid_t pid;             /* the host's init, in the machine's PID namespace */
+	unsigned long long start;  /* its start time (field 22 of /proc/PID/stat) */
+};
+
+struct lab {
+	char *name;
+	char *dir;             /* absolute */
+	char *rt;              /* LAB_RUNTIME_DIR/<name> (a tmpfs) */
+	char *state_path;      /* LAB_RUNTIME_DIR/<name>.json */
+	char *subnet;          /* "a.b.c.d/p" as given, normalised */
+	int prefix;
+	bool bastion;
+	char *sw_netns;        /* "<lab>-sw" */
+	char *root_link;       /* veth in the machine's namespace */
+	char *root_addr;       /* its address (no prefix) */
+	char *unreachable;     /* route added in the machine's namespace, or NULL */
+	bool rt_mounted;
+	struct lab_host *hosts;
+	size_t nhosts;
+};
+
+void lab_free(struct lab *l);
+struct lab_host *lab_host_find(struct lab *l, const char *name);
+
+/* ---- host.c ---------------------------------------------------------- */
+
+/*
+ * Make the host's overlay upper and work dirs under h->rt/fs (upper dirs
+ * take the machine directory's owner and mode) and the new root's mount
+ * point.  Files the host should see (its /etc/hostname ...) go into
+ * h->rt/fs/upper afterwards.
+ */
+int host_prepare_fs(const struct lab_host *h, struct kerr *e);
+/*
+ * Start a host's init: fork into its network namespace, unshare mount,
+ * UTS and PID namespaces, build and pivot into its root filesystem, start
+ * sshd.  Sets h->pid and h->start.  *report_fd receives the read end of a
+ * pipe on which the init writes one line: "ok" or an error message; the
+ * caller reads it with host_read_report().
+ */
+int host_spawn(struct lab_host *h, int *report_fd, struct kerr *e);
+/* Read a host's setup report from fd (closed) within timeout_ms. */
+int host_read_report(int fd, const struct lab_host *h, int timeout_ms, struct kerr *e);
+/* Is the host's init the process we started (and not a zombie)? */
+bool host_alive(const struct lab_host *h);
+/* Host pid of the host's listening sshd (child of its init), or 0. */
+pid_t host_sshd_pid(const struct lab_host *h);
+/* Wait until every host's sshd accepts on port 22 (probed inside its netns). */
+int hosts_wait_sshd(struct lab_host *const *hs, size_t n,
+		    int timeout_ms, struct kerr *e);
+/* Kill every process of the host's PID namespace named sshd; wait for it. */
+int host_sshd_kill(const struct lab_host *h, struct kerr *e);
+/* Ask the host's init to start sshd (no wait). */
+int host_sshd_signal_start(const struct lab_host *h, struct kerr *e);
+/* Kill the init and every process in netns (by name); wait until gone. */
+int host_kill_netns(const char *const *netns, size_t n, const pid_t *pids,
+		    const unsigned long long *starts, size_t npids, struct kerr *e);
+/* Run argv in the host's namespaces with inherited stdio. */
+int host_exec(const struct lab_host *h, char *const argv[], int *exit_status,
+	      struct kerr *e);
+/* Process start time, or 0 when the process is gone or a zombie. */
+unsigned long long proc_start_time(pid_t pid);
+
+#endif
