@@ -40,19 +40,16 @@ print(f"ansible_ssh_private_key_file={sys.argv[1]}/keys/id_ed25519")
 ' "$LAB" >"$W/hosts.ini"
 }
 
+# The floor: N parallel `ssh NODE true`, all through one ControlMaster
+# connection to the bastion (what kiln's single bastion session amounts to).
 floor() {
-	local n=$1 sock=$W/cm.sock
-	local b
-	b=$("$KILN" lab status --dir "$LAB" -o json | python3 -c 'import json,sys; print([h["address"] for h in json.load(sys.stdin)["hosts"] if h["name"]=="bastion"][0])')
+	local n=$1 sock=$W/cm.sock b t0
+	b=$("$KILN" lab status --dir "$LAB" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bastion"])')
+	"$KILN" lab status --dir "$LAB" -o json |
+		python3 -c 'import json,sys; [print(h["address"]) for h in json.load(sys.stdin)["hosts"] if h["name"] != "bastion"]' >"$W/addrs"
 	local opts=(-F none -i "$LAB/keys/id_ed25519" -o UserKnownHostsFile="$LAB/known_hosts"
 		-o StrictHostKeyChecking=yes -o BatchMode=yes)
 	ssh "${opts[@]}" -M -S "$sock" -N -f "root@$b"
-	local t0
-	t0=$(now)
-	for i in $(seq 1 "$n"); do
-		addr=$("$KILN" lab status --dir "$LAB" -o json | python3 -c "import json,sys; print([h['address'] for h in json.load(sys.stdin)['hosts'] if h['name']=='node$i'][0])") || true
-		echo "$addr"
-	done >"$W/addrs"
 	t0=$(now)
 	while read -r a; do
 		ssh "${opts[@]}" -o ProxyCommand="ssh -S $sock -W %h:%p root@$b" "root@$a" true &

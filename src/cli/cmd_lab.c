@@ -140,7 +140,7 @@ static int parse(int argc, char **argv, const char *sub, struct lab_args *a)
 	bool is_up = !strcmp(sub, "up"), is_exec = !strcmp(sub, "exec");
 
 	for (int i = 2; i < argc; i++) {
-		const char *arg = argv[i], *v;
+		const char *arg = argv[i], *v = NULL;
 		int n;
 		if (is_exec && a->npos == 1) {
 			a->cmd = argv + i + (!strcmp(arg, "--") ? 1 : 0);
