@@ -25,19 +25,7 @@ lab() {
 
 # The lab's hosts as an Ansible inventory, through the same bastion.
 inventory() {
-	"$KILN" lab status --dir "$LAB" -o json | python3 -c '
-import json, sys
-lab = json.load(sys.stdin)
-hosts = [h for h in lab["hosts"] if h["name"] != "bastion"]
-b = [h for h in lab["hosts"] if h["name"] == "bastion"][0]
-print("[nodes]")
-for h in hosts:
-    print(f"{h[\"name\"]} ansible_host={h[\"address\"]}")
-print("[nodes:vars]")
-print("ansible_user=root")
-print(f"ansible_ssh_common_args=\"-o ProxyJump=root@{b[\"address\"]} -o UserKnownHostsFile={sys.argv[1]}/known_hosts -o StrictHostKeyChecking=yes\"")
-print(f"ansible_ssh_private_key_file={sys.argv[1]}/keys/id_ed25519")
-' "$LAB" >"$W/hosts.ini"
+	"$KILN" lab status --dir "$LAB" -o json | python3 bench/lab-inventory.py "$LAB" >"$W/hosts.ini"
 }
 
 # The floor: N parallel `ssh NODE true`, all through one ControlMaster
@@ -69,16 +57,19 @@ run_kiln() {
 run_ansible() {
 	local forks=$1 t0
 	t0=$(now)
-	ANSIBLE_PIPELINING=True ANSIBLE_FORKS=$forks ANSIBLE_HOST_KEY_CHECKING=True \
-	ANSIBLE_CONFIG=/dev/null ANSIBLE_STDOUT_CALLBACK=default ANSIBLE_RETRY_FILES_ENABLED=False \
+	ANSIBLE_CONFIG=$W/none.cfg ANSIBLE_PIPELINING=True ANSIBLE_FORKS=$forks ANSIBLE_HOST_KEY_CHECKING=True \
+	ANSIBLE_STDOUT_CALLBACK=default ANSIBLE_RETRY_FILES_ENABLED=False \
 		ansible-playbook -i "$W/hosts.ini" bench/base-playbook.yml \
 		-e "lab_pubkey='$(cat "$LAB/keys/id_ed25519.pub")'" >"$W/ansible.out" 2>&1 ||
 		{ tail -30 "$W/ansible.out" >&2; exit 1; }
 	elapsed "$t0" "$(now)"
 }
 
+: >"$W/none.cfg"   # an empty ansible.cfg: defaults plus the environment below
 printf '%-4s %10s %10s %10s %12s %12s %10s %10s\n' N floor kiln-1st kiln-2nd ansible-1st ansible-2nd "2nd:a/k" "k2/floor"
-for n in "${@:-10 50}"; do
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(10 50)
+for n in "${sizes[@]}"; do
 	lab "$n"
 	inventory
 	a1=$(run_ansible "$n")

@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# bench/boot: kiln's DHCP and TFTP side by side with the servers a user
+# would otherwise run, in the same run, on the same namespace layout:
+#
+#   dhcp   perfdhcp (relay mode, unicast with giaddr) at several rates
+#          against kiln (durable leases), Kea 2.2 memfile, dnsmasq with its
+#          lease file and dnsmasq --leasefile-ro;
+#   tftp   a 50 MB file from kiln and from tftpd-hpa, fetched with curl
+#          (512, 1468, 65464) and atftp (1468, 1468 + windowsize 16, 65464);
+#   storm  N simulated PXE clients at once against kiln: DHCP (PXE), TFTP
+#          of an undionly.kpxe-sized file, DHCP (iPXE), HTTP GET of the
+#          per-host script and a kernel (the HTTP side is Python's
+#          http.server until kiln serves HTTP boot); counts failures.
+#
+# Usage (root, after building kiln non-sanitized):
+#   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+#   cmake --build build -j2 --target kiln-boot-testd
+#   bench/boot.sh [dhcp] [tftp] [storm]          (default: all three)
+# Knobs (environment): DHCP_RATES="2000 5000 10000" DHCP_SECS=10
+#   DHCP_CLIENTS=1000 DHCP_SERVERS="kiln kea dnsmasq dnsmasq-ro"
+#   TFTP_MB=50 TFTP_REPEAT=3 STORM_CLIENTS=500 STORM_SPREAD=0
+#   STORM_KERNEL_KB=256 KILN_BOOT=path/to/daemon
+#
+# Everything runs in namespaces this script creates (prefix kbb-), joined by
+# one veth pair; traffic never leaves them.  A trap removes them on exit.
+# Not part of the test suite; numbers depend on the machine and its load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HERE=$PWD/bench/boot
+PY=/usr/bin/python3
+
+# The kiln daemon under test.  `kiln serve` will replace kiln-boot-testd:
+# change KILN_BOOT and kiln_start() below, nothing else.
+KILN_BOOT=${KILN_BOOT:-$PWD/build/bin/kiln-boot-testd}
+
+DHCP_RATES=${DHCP_RATES:-"2000 5000 10000"}
+DHCP_SECS=${DHCP_SECS:-10}
+DHCP_CLIENTS=${DHCP_CLIENTS:-1000}
+DHCP_SERVERS=${DHCP_SERVERS:-"kiln kea dnsmasq dnsmasq-ro"}
+TFTP_MB=${TFTP_MB:-50}
+TFTP_REPEAT=${TFTP_REPEAT:-3}
+STORM_CLIENTS=${STORM_CLIENTS:-500}
+STORM_SPREAD=${STORM_SPREAD:-0}
+STORM_KERNEL_KB=${STORM_KERNEL_KB:-256}
+
+die() { echo "boot.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
+[ -x "$KILN_BOOT" ] || die "no kiln daemon at $KILN_BOOT (build it, or set KILN_BOOT)"
+PARTS=${*:-dhcp tftp storm}
+for p in $PARTS; do
+	case $p in dhcp|tftp|storm) ;; *) die "unknown part '$p' (dhcp, tftp, storm)" ;; esac
+done
+need() { command -v "$1" >/dev/null || die "missing '$1' (apt-get install $2)"; }
+need ip iproute2
+need ss iproute2
+case $PARTS in *dhcp*)
+	need perfdhcp kea-admin; need kea-dhcp4 kea-dhcp4-server; need dnsmasq dnsmasq-base ;;
+esac
+case $PARTS in *tftp*)
+	need in.tftpd tftpd-hpa; need curl curl; need atftp atftp ;;
+esac
+
+id=$(( $$ % 10000 ))
+NS_S=kbb-s$id NS_C=kbb-c$id
+V_S=kbb-vs$id V_C=kbb-vc$id
+NET=10.241
+SRV=$NET.0.1 CLI=$NET.0.2
+POOL_LO=$NET.8.0 POOL_HI=$NET.15.255          # 2,048 addresses
+TMP=$(mktemp -d /tmp/kbb.XXXXXX)
+chmod 755 "$TMP"
+SPID=      # the server under test
+HPID=      # the stand-in HTTP server
+
+stop_server() {
+	local p
+	for p in $SPID $HPID; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	SPID= HPID=
+}
+cleanup() {
+	set +e
+	stop_server
+	ip netns del "$NS_S" 2>/dev/null
+	ip netns del "$NS_C" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$NS_S"
+ip netns add "$NS_C"
+ip link add "$V_S" netns "$NS_S" type veth peer name "$V_C" netns "$NS_C"
+ip -n "$NS_S" addr add "$SRV/16" dev "$V_S"
+ip -n "$NS_C" addr add "$CLI/16" dev "$V_C"
+for n in "$NS_S" "$NS_C"; do ip -n "$n" link set lo up; done
+ip -n "$NS_S" link set "$V_S" up
+ip -n "$NS_C" link set "$V_C" up
+ins() { ip netns exec "$NS_S" "$@"; }
+inc() { ip netns exec "$NS_C" "$@"; }
+
+# Wait until PID listens on UDP (or TCP with -t) port PORT in the server ns.
+wait_port() {   # pid port [-t]
+	local proto=-u
+	[ "${3:-}" = -t ] && proto=-t
+	for _ in $(seq 100); do
+		kill -0 "$1" 2>/dev/null || return 1
+		ins ss -Hln "$proto" -p "sport = :$2" | grep -q "pid=$1," && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+cores=$(nproc)
+echo "bench/boot on $(uname -r), $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "kiln daemon: $KILN_BOOT"
+
+# ---- servers ----------------------------------------------------------------
+# kiln_start MODE: dhcp (leases in an on-disk SQLite db, durable before ACK),
+# tftp, or storm (both, plus the HTTP base for iPXE).  Quiet logging (-q)
+# like the peers below, so no server pays for a log line per packet.
+kiln_start() {
+	local args=(-q --user nobody)
+	mkdir -p "$TMP/kiln"
+	chown nobody "$TMP/kiln"
+	rm -f "$TMP/kiln/leases.db"*
+	case $1 in dhcp|storm)
+		args+=(--iface "$V_S" --server-ip "$SRV" --subnet "$NET.0.0/16" --router "$SRV"
+			--dns "$SRV" --pool "$POOL_LO-$POOL_HI" --allow-unknown --lease-time 3600
+			--lease-db "$TMP/kiln/leases.db" --http-base "http://$SRV:8080") ;;
+	esac
+	case $1 in tftp|storm) args+=(--tftp-root "$TMP/tftp" --tftp-addr "$SRV") ;; esac
+	ins "$KILN_BOOT" "${args[@]}" 2>"$TMP/kiln.log" &
+	SPID=$!
+	case $1 in dhcp|storm) wait_port "$SPID" 67 ;; *) wait_port "$SPID" 69 ;; esac ||
+		{ cat "$TMP/kiln.log" >&2; die "kiln did not start"; }
+	# The daemon binds, then drops root: give it that moment.
+	for _ in $(seq 50); do grep -q ready "$TMP/kiln.log" 2>/dev/null && break; sleep 0.1; done
+}
+
+kea_start() {
+	mkdir -p "$TMP/kea"
+	rm -f "$TMP/kea/"*
+	cat >"$TMP/kea/kea-dhcp4.json" <<EOF
+{ "Dhcp4": {
+    "interfaces-config": { "interfaces": [ "$V_S" ], "dhcp-socket-type": "udp" },
+    "lease-database": { "type": "memfile", "persist": true,
+                        "name": "$TMP/kea/leases4.csv", "lfc-interval": 0 },
+    "valid-lifetime": 3600,
+    "subnet4": [ { "id": 1, "subnet": "$NET.0.0/16",
+                   "pools": [ { "pool": "$POOL_LO - $POOL_HI" } ],
+                   "option-data": [ { "name": "routers", "data": "$SRV" },
+                                    { "name": "domain-name-servers", "data": "$SRV" } ] } ],
+    "loggers": [ { "name": "kea-dhcp4", "severity": "WARN",
+                   "output_options": [ { "output": "stderr" } ] } ]
+} }
+EOF
+	KEA_LOCKFILE_DIR=$TMP/kea KEA_PIDFILE_DIR=$TMP/kea \
+		ins kea-dhcp4 -c "$TMP/kea/kea-dhcp4.json" 2>"$TMP/kea.log" >&2 &
+	SPID=$!
+	wait_port "$SPID" 67 || { cat "$TMP/kea.log" >&2; die "kea did not start"; }
+}
+
+dnsmasq_start() {   # [--leasefile-ro]
+	mkdir -p "$TMP/dnsmasq"
+	rm -f "$TMP/dnsmasq/"*
+	local lease=(--dhcp-leasefile="$TMP/dnsmasq/leases")
+	[ "${1:-}" = --leasefile-ro ] && lease=(--leasefile-ro)
+	ins dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root \
+		--interface="$V_S" --bind-interfaces --pid-file="$TMP/dnsmasq/pid" \
+		--dhcp-range="$POOL_LO,$POOL_HI,255.255.0.0,1h" --dhcp-lease-max=100000 \
+		--dhcp-authoritative --no-ping --quiet-dhcp "${lease[@]}" 2>"$TMP/dnsmasq.log" &
+	SPID=$!
+	wait_port "$SPID" 67 || { cat "$TMP/dnsmasq.log" >&2; die "dnsmasq did not start"; }
+}
+
+tftpd_start() {
+	ins in.tftpd -L -u nobody -a "$SRV:69" -s "$TMP/tftp" 2>"$TMP/tftpd.log" &
+	SPID=$!
+	wait_port "$SPID" 69 || { cat "$TMP/tftpd.log" >&2; die "tftpd-hpa did not start"; }
+}
+
+# ---- DHCP -------------------------------------------------------------------
+# perfdhcp in the client namespace acts as a relay (giaddr = its address,
+# unicast to the server), DHCP_CLIENTS distinct MACs, DHCP_SECS seconds.
+# Reported: 4-way exchanges per second reached (perfdhcp's "rate"), and drops
+# as the share of DISCOVERs sent that never got their ACK.
+perf_row() {   # server rate
+	local log=$TMP/perf-$1-$2.log
+	inc timeout $((DHCP_SECS + 20)) perfdhcp -4 -l "$V_C" -r "$2" -R "$DHCP_CLIENTS" \
+		-p "$DHCP_SECS" "$SRV" >"$log" 2>&1 || true
+	awk -v srv="$1" -v rate="$2" '
+		/^\*\*\*Statistics for: DISCOVER-OFFER/ { ex = 1 }
+		/^\*\*\*Statistics for: REQUEST-ACK/ { ex = 2 }
+		/^sent packets:/ && ex == 1 { sd = $3 }
+		/^received packets:/ && ex == 2 { ra = $3 }
+		/^drops:/ { dr[ex] = $2 }
+		/^rate:/ { r = $2 }
+		END {
+			if (sd == "") { printf "%-12s %8s  perfdhcp gave no statistics\n", srv, rate; exit }
+			printf "%-12s %8d %12.0f %8.2f %9d %9d %9d\n", srv, rate, r,
+				sd ? 100 * (sd - ra) / sd : 0, sd, ra, dr[1] + dr[2]
+		}' "$log"
+}
+
+part_dhcp() {
+	echo
+	echo "== DHCP: perfdhcp -R $DHCP_CLIENTS -p $DHCP_SECS, relay mode (perfdhcp shares the $cores cores)"
+	printf "%-12s %8s %12s %8s %9s %9s %9s\n" server "asked/s" "4-way/s" "drops%" DISCOVERs ACKs "lost"
+	local s r
+	for s in $DHCP_SERVERS; do
+		for r in $DHCP_RATES; do
+			case $s in
+			kiln) kiln_start dhcp ;;
+			kea) kea_start ;;
+			dnsmasq) dnsmasq_start ;;
+			dnsmasq-ro) dnsmasq_start --leasefile-ro ;;
+			*) die "unknown DHCP server '$s'" ;;
+			esac
+			perf_row "$s" "$r"
+			case $s in
+			kiln) leases=$(sqlite3 "$TMP/kiln/leases.db" "SELECT count(*) FROM leases WHERE state = 2" 2>/dev/null || echo "?")
+			      echo "             (kiln: $leases bound leases in the on-disk db)" ;;
+			esac
+			stop_server
+		done
+	done
+}
+
+# ---- TFTP -------------------------------------------------------------------
+tftp_fetch() {   # label -> prints MB/s (median of TFTP_REPEAT), checks sha256
+	local out=$TMP/out.bin t0 t1 i v=()
+	for i in $(seq "$TFTP_REPEAT"); do
+		rm -f "$out"
+		t0=$(date +%s.%N)
+		inc timeout 120 "$@" >"$TMP/client.log" 2>&1 || { cat "$TMP/client.log" >&2; echo "fail"; return; }
+		t1=$(date +%s.%N)
+		[ "$(sha256sum <"$out" | cut -d' ' -f1)" = "$BIG_SUM" ] || { echo "badsum"; return; }
+		v+=("$(awk -v a="$t0" -v b="$t1" -v mb="$TFTP_MB" 'BEGIN { printf "%.1f", mb * 1.048576 / (b - a) }')")
+	done
+	printf '%s\n' "${v[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
+part_tftp() {
+	mkdir -p "$TMP/tftp"
+	head -c "${TFTP_MB}M" /dev/urandom >"$TMP/tftp/big.bin"
+	chmod -R a+rX "$TMP/tftp"
+	BIG_SUM=$(sha256sum <"$TMP/tftp/big.bin" | cut -d' ' -f1)
+	local O=$TMP/out.bin
+	local -a labels=("curl 512" "curl 1468" "curl 65464" "atftp 1468" "atftp 1468 window 16" "atftp 65464")
+	local -a cmds=(
+		"curl -sS -o $O tftp://$SRV/big.bin"
+		"curl -sS --tftp-blksize 1468 -o $O tftp://$SRV/big.bin"
+		"curl -sS --tftp-blksize 65464 -o $O tftp://$SRV/big.bin"
+		"atftp --option blksize\\ 1468 -g -r big.bin -l $O $SRV"
+		"atftp --option blksize\\ 1468 --option windowsize\\ 16 -g -r big.bin -l $O $SRV"
+		"atftp --option blksize\\ 65464 -g -r big.bin -l $O $SRV")
+	declare -A res
+	local s i
+	for s in kiln tftpd-hpa; do
+		case $s in kiln) kiln_start tftp ;; tftpd-hpa) tftpd_start ;; esac
+		for i in "${!labels[@]}"; do
+			res[$s,$i]=$(eval "tftp_fetch ${cmds[$i]}")
+		done
+		stop_server
+	done
+	echo
+	echo "== TFTP: ${TFTP_MB} MB file, MB/s (median of $TFTP_REPEAT), sha256 checked"
+	printf "%-24s %10s %10s %12s\n" client kiln tftpd-hpa "kiln/hpa"
+	for i in "${!labels[@]}"; do
+		printf "%-24s %10s %10s %12s\n" "${labels[$i]}" "${res[kiln,$i]}" "${res[tftpd-hpa,$i]}" \
+			"$(awk -v a="${res[kiln,$i]}" -v b="${res[tftpd-hpa,$i]}" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2fx", a / b; else print "-" }')"
+	done
+	local w=${res[kiln,4]} h=${res[tftpd-hpa,3]}
+	awk -v a="$w" -v b="$h" 'BEGIN { if (b + 0 > 0) printf "kiln 1468+window 16 vs tftpd-hpa 1468 (best without windows): %.2fx (target >= 5x)\n", a / b }'
+}
+
+# ---- boot storm -------------------------------------------------------------
+part_storm() {
+	mkdir -p "$TMP/tftp" "$TMP/http/boot"
+	head -c 70000 /dev/urandom >"$TMP/tftp/undionly.kpxe"   # the size of Debian's undionly.kpxe
+	head -c "$((STORM_KERNEL_KB * 1024))" /dev/urandom >"$TMP/http/boot/kernel"
+	local i mac
+	for i in $(seq 1 "$STORM_CLIENTS"); do
+		mac=$(printf '02:b0:07:%02x:%02x:%02x' $((i >> 16 & 255)) $((i >> 8 & 255)) $((i & 255)))
+		printf '#!ipxe\n# host %s\nkernel http://%s:8080/boot/kernel\nboot\n' "$mac" "$SRV" \
+			>"$TMP/http/boot/$mac.ipxe"
+	done
+	chmod -R a+rX "$TMP/tftp" "$TMP/http"
+	kiln_start storm
+	ins "$PY" "$HERE/httpd.py" "$SRV" 8080 "$TMP/http" >"$TMP/httpd.log" 2>&1 &
+	HPID=$!
+	wait_port "$HPID" 8080 -t || { cat "$TMP/httpd.log" >&2; die "stand-in httpd did not start"; }
+	echo
+	echo "== Boot storm: $STORM_CLIENTS clients at once (spread ${STORM_SPREAD} s) against kiln:"
+	echo "   DHCP (PXE) -> TFTP undionly.kpxe (70,000 B) -> DHCP (iPXE) -> HTTP script + ${STORM_KERNEL_KB} KB kernel"
+	echo "   (HTTP step served by Python's http.server as a stand-in: kiln has no HTTP boot yet)"
+	local rc=0
+	inc timeout 300 "$PY" "$HERE/storm.py" --iface "$V_C" --server "$SRV" \
+		--clients "$STORM_CLIENTS" --spread "$STORM_SPREAD" \
+		--boot-sha256 "$(sha256sum <"$TMP/tftp/undionly.kpxe" | cut -d' ' -f1)" \
+		--boot-size 70000 --kernel-size "$((STORM_KERNEL_KB * 1024))" || rc=$?
+	local leases
+	leases=$(sqlite3 "$TMP/kiln/leases.db" "SELECT count(*) FROM leases WHERE state = 2" 2>/dev/null || echo "?")
+	echo "kiln: $leases bound leases on disk; storm client exit status $rc"
+	stop_server
+}
+
+for p in $PARTS; do "part_$p"; done
