@@ -43,8 +43,9 @@ int cli_global_option(int argc, char **argv, int i)
 	const char *a = argv[i], *v = NULL;
 	int used = 1;
 
-	if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-		arg_verbose++;
+	if ((a[0] == '-' && a[1] == 'v' && strspn(a + 1, "v") == strlen(a + 1)) ||
+	    !strcmp(a, "--verbose")) {
+		arg_verbose += a[1] == 'v' ? (int)strlen(a + 1) : 1;
 		log_threshold = arg_verbose > 1 ? LOG_DEBUG : LOG_INFO;
 		return 1;
 	}

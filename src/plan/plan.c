@@ -35,6 +35,10 @@ const char *node_outcome_name(enum node_outcome o)
 /* Move a node to a new phase and tell the progress callback. */
 static void set_phase(struct driver *d, struct node_run *nr, enum node_phase p)
 {
+	static const char *const names[] = { "pending", "connecting", "agent", "facts",
+					      "resources", "done" };
+	log_debug("node '%s': %s at +%lld ms", nr->node->name, names[p],
+		  (long long)(now_ms() - nr->started_ms));
 	pthread_mutex_lock(&d->lock);
 	nr->phase = p;
 	if (d->o->progress)
