@@ -4,10 +4,11 @@
 set -eu
 build="build-essential cmake pkg-config clang libclang-rt-14-dev
  libyaml-dev libjansson-dev libssh-dev libsodium-dev libsqlite3-dev
- libevent-dev libpci-dev pciutils libcmocka-dev"
+ libevent-dev libpci-dev pciutils libcmocka-dev libfreeipmi-dev libgcrypt20-dev
+ libcurl4-openssl-dev"
 test="openssh-server openssh-client iproute2 util-linux procps psmisc
  kmod python3 sqlite3 dpkg-dev curl
- isc-dhcp-client udhcpc kea-admin tftp-hpa atftp"
+ isc-dhcp-client udhcpc kea-admin tftp-hpa atftp openipmi ipmitool freeipmi-tools"
 bench="ansible hyperfine"
 pkgs="$build $test"
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs $bench"
