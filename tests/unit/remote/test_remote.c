@@ -190,7 +190,7 @@ static void kh_add(const char *f, const char *name, const char *addr, int port)
 
 static const char *node_addr(int i)
 {
-	static char a[NNODES][16];
+	static char a[NNODES][24];
 
 	snprintf(a[i], sizeof(a[i]), "127.0.0.%d", 2 + i);
 	return a[i];
