@@ -59,6 +59,11 @@ struct spec_args {
  * error message.
  */
 int cli_spec_option(int argc, char **argv, int *i, struct spec_args *a);
+/*
+ * cli_spec_option() or cli_global_option(), whichever argv[*i] is: 1 (and
+ * *i advanced) if it was one, 0 if neither, -1 after an error message.
+ */
+int cli_shared_option(int argc, char **argv, int *i, struct spec_args *a);
 /* The state database path for a, as a new string. */
 char *cli_state_path(const struct spec_args *a);
 /* The kiln-agent to run on nodes, as a new string; NULL after an error. */

@@ -41,6 +41,19 @@ int cli_spec_option(int argc, char **argv, int *i, struct spec_args *a)
 	return 0;
 }
 
+int cli_shared_option(int argc, char **argv, int *i, struct spec_args *a)
+{
+	int n = cli_spec_option(argc, argv, i, a);
+
+	if (n != 0)
+		return n;
+	n = cli_global_option(argc, argv, *i);
+	if (n < 0)
+		return -1;
+	*i += n;
+	return n > 0;
+}
+
 char *cli_state_path(const struct spec_args *a)
 {
 	if (a->state)

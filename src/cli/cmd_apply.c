@@ -18,17 +18,11 @@ struct apply_args {
 static int parse(int argc, char **argv, struct apply_args *a, const char *cmd)
 {
 	for (int i = 1; i < argc;) {
-		int n = cli_spec_option(argc, argv, &i, &a->spec);
+		int n = cli_shared_option(argc, argv, &i, &a->spec);
 		if (n < 0)
 			return -1;
 		if (n > 0)
 			continue;
-		if ((n = cli_global_option(argc, argv, i)) < 0)
-			return -1;
-		if (n > 0) {
-			i += n;
-			continue;
-		}
 		const char *o = argv[i];
 		if (!strcmp(o, "--limit") || !strcmp(o, "-l")) {
 			if (i + 1 >= argc)

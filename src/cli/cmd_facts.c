@@ -23,7 +23,7 @@ static int local_facts(const char *root)
 	struct buf b;
 
 	if (facts_collect(root, &f, &e) < 0)
-		return cli_error("facts: %s", e.msg);
+		return cli_error("%s", e.msg);
 	facts_resolve_names(f, NULL);
 	if (arg_output == OUTPUT_JSON) {
 		print_json(f);
@@ -49,16 +49,12 @@ static int run(int argc, char **argv)
 	int rc = 1;
 
 	for (int i = 1; i < argc;) {
-		int n = cli_spec_option(argc, argv, &i, &a);
+		int n = cli_shared_option(argc, argv, &i, &a);
 		if (n < 0)
 			return 1;
 		if (n > 0)
 			continue;
-		if ((n = cli_global_option(argc, argv, i)) < 0)
-			return 1;
-		if (n > 0) {
-			i += n;
-		} else if ((!strcmp(argv[i], "--limit") || !strcmp(argv[i], "-l")) && i + 1 < argc) {
+		if ((!strcmp(argv[i], "--limit") || !strcmp(argv[i], "-l")) && i + 1 < argc) {
 			limit = argv[i + 1];
 			i += 2;
 		} else if (!strcmp(argv[i], "--root") && i + 1 < argc) {

@@ -45,16 +45,12 @@ static int run(int argc, char **argv)
 	int rc = 1;
 
 	for (int i = 1; i < argc;) {
-		int n = cli_spec_option(argc, argv, &i, &a);
+		int n = cli_shared_option(argc, argv, &i, &a);
 		if (n < 0)
 			return 1;
 		if (n > 0)
 			continue;
-		if ((n = cli_global_option(argc, argv, i)) < 0)
-			return 1;
-		if (n > 0) {
-			i += n;
-		} else if (!strcmp(argv[i], "show") && i + 1 < argc && !show) {
+		if (!strcmp(argv[i], "show") && i + 1 < argc && !show) {
 			show = argv[i + 1];
 			i += 2;
 		} else if (!strcmp(argv[i], "--last") && i + 1 < argc) {
