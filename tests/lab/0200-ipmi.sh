@@ -15,6 +15,7 @@
 set -euo pipefail
 
 die() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/ipmi/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 for c in ipmi_sim ip; do command -v "$c" >/dev/null || die "missing '$c' (apt-get install openipmi iproute2)"; done
 
@@ -52,39 +53,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- the chassis control program ipmi_sim runs ------------------------
-# ipmi_sim calls: PROG STATEDIR get power|boot ...  /  PROG STATEDIR set PARM VAL ...
-cat >"$TMP/chassis.sh" <<'EOF'
-#!/bin/sh
-d=$1; op=$2; shift 2
-echo "$op $*" >>"$d/log"
-case $op in
-get)
-	for p in "$@"; do
-		case $p in
-		power) echo "power:$(cat "$d/power")" ;;
-		boot) echo "boot:$(cat "$d/boot")" ;;
-		*) echo "unknown parameter $p"; exit 1 ;;
-		esac
-	done ;;
-set)
-	# a BMC that goes quiet while it acts (ipmi_sim waits for this program)
-	[ -f "$d/hang" ] && sleep 3
-	while [ $# -ge 2 ]; do
-		case $1 in
-		power) echo "$2" >"$d/power.tmp" && mv "$d/power.tmp" "$d/power" ;;
-		boot) echo "$2" >"$d/boot.tmp" && mv "$d/boot.tmp" "$d/boot" ;;
-		reset) echo "$2" >>"$d/resets" ;;
-		shutdown) echo 0 >"$d/power.tmp" && mv "$d/power.tmp" "$d/power"
-			  echo "$2" >>"$d/shutdowns" ;;
-		*) echo "unknown parameter $1"; exit 1 ;;
-		esac
-		shift 2
-	done ;;
-*) echo "unknown op $op"; exit 1 ;;
-esac
-EOF
-chmod 755 "$TMP/chassis.sh"
 
 # ---- topology ----------------------------------------------------------
 ip netns add "$NSC"
@@ -100,33 +68,7 @@ for i in $(seq 1 $NBMC); do
 	ip -n "$ns" addr add "$NET.1$i/24" dev "kbm-v$i-$ID"
 	ip -n "$ns" link set "kbm-v$i-$ID" up
 	ip -n "$NSC" link set "kbm-p$i-$ID" master "$BR" up
-	mkdir -p "$d/sim"
-	echo 0 >"$d/power"
-	echo default >"$d/boot"
-	: >"$d/log"
-	cat >"$d/lan.conf" <<EOF
-name "kbm$i"
-set_working_mc 0x20
-  startlan 1
-    addr $NET.1$i 623
-    priv_limit admin
-    allowed_auths_callback none md5 straight
-    allowed_auths_user none md5 straight
-    allowed_auths_operator none md5 straight
-    allowed_auths_admin none md5 straight
-    guid a123456789abcdefa123456789abcde$i
-  endlan
-  chassis_control "$TMP/chassis.sh $d"
-  user 2 true "admin"  "secret-$i" admin 10 none md5 straight
-  user 3 true "viewer" "look-$i"   user  10 none md5 straight
-EOF
-	cat >"$d/bmc.emu" <<'EOF'
-mc_setbmc 0x20
-mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr
-mc_enable 0x20
-EOF
-	ip netns exec "$ns" ipmi_sim -n -c "$d/lan.conf" -f "$d/bmc.emu" -s "$d/sim" \
-		</dev/null >"$d/sim.log" 2>&1 &
+	ipmi_bmc_start "$ns" "$d" "$NET.1$i" "kbm$i" "secret-$i" "look-$i" a123456789abcdefa123456789abcde$i
 	PIDS+=($!)
 done
 
