@@ -8,7 +8,8 @@ build="build-essential cmake pkg-config clang libclang-rt-14-dev
  libcurl4-openssl-dev"
 test="openssh-server openssh-client iproute2 util-linux procps psmisc
  kmod python3 sqlite3 dpkg-dev curl
- isc-dhcp-client udhcpc kea-admin tftp-hpa atftp openipmi ipmitool freeipmi-tools"
+ isc-dhcp-client udhcpc kea-admin tftp-hpa atftp openipmi ipmitool freeipmi-tools
+ qemu-system-x86 ipxe-qemu ipxe busybox-static jq binutils"
 bench="ansible hyperfine"
 pkgs="$build $test"
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs $bench"
