@@ -437,6 +437,21 @@ int boot_dhcp_start(struct event_base *base, const struct boot_config *cfg,
 		    struct dhcp_engine *eng, struct boot_dhcp **out,
 		    struct kerr *e);
 void boot_dhcp_free(struct boot_dhcp *d);
+/*
+ * Reload: use cfg and eng from now on (both borrowed; the caller frees
+ * the old pair after this returns 0).  The sockets stay, so cfg must
+ * have the same nets with the same interfaces in the same order;
+ * -EINVAL (and nothing changed) otherwise.
+ */
+int boot_dhcp_set_engine(struct boot_dhcp *d, const struct boot_config *cfg,
+			 struct dhcp_engine *eng, struct kerr *e);
+/*
+ * Called once per reply that left (after its lease was committed), with
+ * the reply's message type, the client's MAC and yiaddr (host order).
+ */
+typedef void boot_dhcp_sent_fn(void *arg, int type, const uint8_t mac[6],
+			       uint32_t yiaddr);
+void boot_dhcp_on_sent(struct boot_dhcp *d, boot_dhcp_sent_fn *fn, void *arg);
 
 struct boot_tftp_opts {
 	uint32_t addr;           /* local address to bind; 0 = any */

@@ -32,6 +32,7 @@ static void sin_set(struct sockaddr_in *s, uint32_t ip, uint16_t port)
 struct dhcp_pending {
 	uint8_t buf[DHCP_REPLY_MAX];
 	size_t len;
+	int type;
 	struct sockaddr_in to;
 };
 
@@ -51,6 +52,8 @@ struct boot_dhcp {
 	struct dhcp_msg msg;
 	struct dhcp_reply reply;
 	struct dhcp_pending pend[DHCP_BURST];
+	boot_dhcp_sent_fn *on_sent;
+	void *on_sent_arg;
 };
 
 /*
@@ -102,16 +105,51 @@ static void dhcp_on_read(evutil_socket_t fd, short what, void *arg)
 		struct dhcp_pending *p = &d->pend[n_pend++];
 		memcpy(p->buf, d->reply.out.buf, d->reply.out.len);
 		p->len = d->reply.out.len;
+		p->type = d->reply.type;
 		sin_set(&p->to, d->reply.dst_ip, d->reply.dst_port);
 	}
 	if (batch && lease_db_batch_end(db, true) < 0) {
 		log_err("dhcp: lease database commit failed; %zu replies dropped", n_pend);
 		n_pend = 0;
 	}
-	for (size_t i = 0; i < n_pend; i++)
-		if (sendto(fd, d->pend[i].buf, d->pend[i].len, 0,
-			   (struct sockaddr *)&d->pend[i].to, sizeof(d->pend[i].to)) < 0)
+	for (size_t i = 0; i < n_pend; i++) {
+		struct dhcp_pending *p = &d->pend[i];
+		if (sendto(fd, p->buf, p->len, 0, (struct sockaddr *)&p->to,
+			   sizeof(p->to)) < 0) {
 			log_warn("dhcp: send: %s", strerror(errno));
+			continue;
+		}
+		if (d->on_sent && p->len >= 34) {
+			uint32_t yi = (uint32_t)p->buf[16] << 24 | (uint32_t)p->buf[17] << 16 |
+				      (uint32_t)p->buf[18] << 8 | p->buf[19];
+			d->on_sent(d->on_sent_arg, p->type, p->buf + 28, yi);
+		}
+	}
+}
+
+void boot_dhcp_on_sent(struct boot_dhcp *d, boot_dhcp_sent_fn *fn, void *arg)
+{
+	d->on_sent = fn;
+	d->on_sent_arg = arg;
+}
+
+int boot_dhcp_set_engine(struct boot_dhcp *d, const struct boot_config *cfg,
+			 struct dhcp_engine *eng, struct kerr *e)
+{
+	const struct boot_config *o = d->cfg;
+	if (cfg->n_nets != o->n_nets)
+		return kerr_set(e, -EINVAL, "the number of boot networks changed "
+				"(%zu -> %zu): restart needed", o->n_nets, cfg->n_nets);
+	for (size_t i = 0; i < cfg->n_nets; i++) {
+		const char *a = o->nets[i].iface, *b = cfg->nets[i].iface;
+		if ((a == NULL) != (b == NULL) || (a && strcmp(a, b)))
+			return kerr_set(e, -EINVAL, "boot network %zu changed interface "
+					"(%s -> %s): restart needed", i, a ? a : "none",
+					b ? b : "none");
+	}
+	d->cfg = cfg;
+	d->eng = eng;
+	return 0;
 }
 
 /* One socket per interface: 0.0.0.0:67 bound to the device (iface NULL:

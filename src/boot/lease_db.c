@@ -15,7 +15,7 @@
 struct lease_db {
 	sqlite3 *db;
 	sqlite3_stmt *get, *find_mac, *put, *release_others, *all;
-	sqlite3_stmt *sync_full, *sync_normal, *begin, *commit, *rollback;
+	sqlite3_stmt *begin, *commit, *rollback;
 	sqlite3_stmt *sp, *sp_release, *sp_rollback;
 	int sync;   /* 2 = FULL, 1 = NORMAL: what the connection is set to */
 	bool batch; /* inside lease_db_batch_begin/_end */
@@ -75,8 +75,6 @@ int lease_db_open(const char *path, struct lease_db **out, struct kerr *e)
 		      " AND state IN (1,2)", e)) < 0 ||
 	    (r = prep(d, &d->all, "SELECT ip, mac, state, expires, hostname"
 		      " FROM leases ORDER BY ip", e)) < 0 ||
-	    (r = prep(d, &d->sync_full, "PRAGMA synchronous=FULL", e)) < 0 ||
-	    (r = prep(d, &d->sync_normal, "PRAGMA synchronous=NORMAL", e)) < 0 ||
 	    (r = prep(d, &d->begin, "BEGIN IMMEDIATE", e)) < 0 ||
 	    (r = prep(d, &d->commit, "COMMIT", e)) < 0 ||
 	    (r = prep(d, &d->rollback, "ROLLBACK", e)) < 0 ||
@@ -97,7 +95,7 @@ void lease_db_close(struct lease_db *d)
 	if (!d)
 		return;
 	sqlite3_stmt *all[] = { d->get, d->find_mac, d->put, d->release_others,
-				d->all, d->sync_full, d->sync_normal, d->begin,
+				d->all, d->begin,
 				d->commit, d->rollback, d->sp, d->sp_release,
 				d->sp_rollback };
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
@@ -127,6 +125,23 @@ static int step_done(sqlite3_stmt *st)
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+/*
+ * Set the connection's synchronous level (2 = FULL, 1 = NORMAL).  SQLite
+ * applies PRAGMA synchronous while it prepares the statement, not when it
+ * is stepped, so this cannot be a prepared statement stepped later (that
+ * left every commit at whatever was prepared last): run it afresh.
+ */
+static int set_sync(struct lease_db *d, int want)
+{
+	if (d->sync == want)
+		return 0;
+	if (sqlite3_exec(d->db, want == 2 ? "PRAGMA synchronous=FULL" :
+			 "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+		return -EIO;
+	d->sync = want;
+	return 0;
 }
 
 int lease_db_get(struct lease_db *d, uint32_t ip, struct lease *out)
@@ -163,12 +178,9 @@ int lease_db_find_mac(struct lease_db *d, const uint8_t mac[6], int64_t now,
 int lease_db_put(struct lease_db *d, const struct lease *l, int64_t now,
 		 bool durable)
 {
-	int want = durable ? 2 : 1, r;
-	if (!d->batch && d->sync != want) {
-		if (step_done(durable ? d->sync_full : d->sync_normal) < 0)
-			return -EIO;
-		d->sync = want;
-	}
+	int r;
+	if (!d->batch && set_sync(d, durable ? 2 : 1) < 0)
+		return -EIO;
 	if (step_done(d->batch ? d->sp : d->begin) < 0)
 		return -EIO;
 	/* A quarantined (DECLINED) row blocks everyone, its owner included,
@@ -232,11 +244,8 @@ int lease_db_batch_begin(struct lease_db *d)
 {
 	if (d->batch)
 		return -EBUSY;
-	if (d->sync != 2) {
-		if (step_done(d->sync_full) < 0)
-			return -EIO;
-		d->sync = 2;
-	}
+	if (set_sync(d, 2) < 0)
+		return -EIO;
 	if (step_done(d->begin) < 0)
 		return -EIO;
 	d->batch = true;

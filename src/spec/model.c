@@ -43,6 +43,9 @@ void node_release(struct node *n)
 	strv_release(&n->groups);
 	json_decref(n->labels);
 	json_decref(n->vars);
+	free(n->mac);
+	free(n->boot_image);
+	bmc_conf_free(n->bmc);
 }
 
 void group_release(struct group *g)
@@ -98,6 +101,7 @@ void cluster_free(struct cluster *c)
 		node_release(&c->nodes[i]);
 	free(c->nodes);
 	base_release(&c->base);
+	boot_conf_release(&c->boot);
 	strv_release(&c->files);
 	free(c);
 }

@@ -1,8 +1,10 @@
 /* cluster.yaml -> struct cluster: the schema walk and its checks. */
 #include "spec_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,6 +431,476 @@ static int parse_labels(struct sctx *x, const struct ynode *n, const char *what,
 	return 0;
 }
 
+/* ---- boot --------------------------------------------------------------- */
+
+static uint32_t mask_of(int prefix)
+{
+	return prefix <= 0 ? 0 : prefix >= 32 ? 0xffffffffu : ~((1u << (32 - prefix)) - 1);
+}
+
+/* A dotted-quad scalar into a host-order address. */
+static int get_ipv4(struct sctx *x, const struct ynode *n, const char *what, uint32_t *out)
+{
+	const char *s;
+	struct in_addr a;
+	char tmp[80];
+	int r = get_text(x, n, what, &s);
+	if (r < 0)
+		return r;
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return err_n(x, n, "%s: '%s' is not an IPv4 address", what,
+			     shown(n, tmp, sizeof(tmp)));
+	*out = ntohl(a.s_addr);
+	return 0;
+}
+
+/* The part of s before sep into a bounded copy; false when too long or missing. */
+static bool split_at(const char *s, char sep, char *head, size_t n, const char **tail)
+{
+	const char *p = strchr(s, sep);
+	if (!p || (size_t)(p - s) >= n)
+		return false;
+	memcpy(head, s, (size_t)(p - s));
+	head[p - s] = '\0';
+	*tail = p + 1;
+	return true;
+}
+
+static bool parse_v4(const char *s, uint32_t *out)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return false;
+	*out = ntohl(a.s_addr);
+	return true;
+}
+
+/* An image's kernel/initrd: an http(s) URL, or a file that must exist. */
+static int get_image_file(struct sctx *x, const struct ynode *n, const char *what, char **out)
+{
+	const char *s;
+	struct stat st;
+	int r = get_text(x, n, what, &s);
+	if (r < 0)
+		return r;
+	if (str_starts(s, "http://") || str_starts(s, "https://")) {
+		for (const char *p = s; *p; p++)
+			if ((unsigned char)*p <= ' ' || *p == 0x7f)
+				return err_n(x, n, "%s: URL contains a space or control byte", what);
+		*out = xstrdup(s);
+		return 0;
+	}
+	char *abs = spec_abs_path(x->c->dir, s);
+	if (stat(abs, &st) < 0 || !S_ISREG(st.st_mode)) {
+		bool missing = errno == ENOENT;
+		r = err_n(x, n, "%s: cannot use '%s': %s", what, abs,
+			  missing ? "No such file or directory" : "not a regular file");
+		free(abs);
+		return r;
+	}
+	*out = abs;
+	return 0;
+}
+
+/* One entry of boot.networks; the array has room for it. */
+static int parse_boot_net(struct sctx *x, const struct ynode *m, size_t idx)
+{
+	static const char *const keys[] = { "name", "interface", "subnet", "router", "dns",
+		"pool", "lease_time", "allow_unknown", NULL };
+	struct boot_conf *b = &x->c->boot;
+	const struct ynode *v;
+	char *what = xasprintf("boot.networks[%zu]", idx), *w = NULL, tmp[80], head[64];
+	const char *s, *tail;
+	int r, lt;
+
+	if ((r = expect(x, m, Y_MAP, what)) < 0 || (r = check_keys(x, m, what, keys)) < 0)
+		goto out;
+	struct boot_network *n = &b->networks[b->nnetworks++];
+	memset(n, 0, sizeof(*n));
+	n->lease_time = 3600;
+	n->mark = (struct mark){ x->file, m->line, m->col };
+	if (!(v = ymap_get(m, "name"))) {
+		r = err_n(x, m, "missing required key 'name' in %s", what);
+		goto out;
+	}
+	if ((r = get_text(x, v, what, &s)) < 0)
+		goto out;
+	if (!valid_role(s)) {
+		r = err_n(x, v, "%s: name '%s' is not valid (a-z, 0-9, '-', '_')", what,
+			  shown(v, tmp, sizeof(tmp)));
+		goto out;
+	}
+	for (size_t i = 0; i + 1 < b->nnetworks; i++)
+		if (!strcmp(b->networks[i].name, s)) {
+			r = err_n(x, v, "%s: duplicate network name '%s' (first at line %d)",
+				  what, s, b->networks[i].mark.line);
+			goto out;
+		}
+	n->name = xstrdup(s);
+	free(what);
+	what = xasprintf("boot network '%s'", n->name);
+	if ((v = ymap_get(m, "interface"))) {
+		if ((r = get_text(x, v, what, &s)) < 0)
+			goto out;
+		if (!*s || strlen(s) > 15 || strchr(s, '/') || strchr(s, ' ')) {
+			r = err_n(x, v, "%s: interface '%s' is not a valid interface name",
+				  what, shown(v, tmp, sizeof(tmp)));
+			goto out;
+		}
+		n->iface = xstrdup(s);
+	}
+	if (!(v = ymap_get(m, "subnet"))) {
+		r = err_n(x, m, "missing required key 'subnet' in %s", what);
+		goto out;
+	}
+	if ((r = get_text(x, v, what, &s)) < 0)
+		goto out;
+	uint64_t pfx;
+	if (!split_at(s, '/', head, sizeof(head), &tail) || !parse_v4(head, &n->subnet) ||
+	    parse_u64(tail, 8, 30, &pfx) < 0) {
+		r = err_n(x, v, "%s: subnet '%s' is not A.B.C.D/P with P in 8..30", what,
+			  shown(v, tmp, sizeof(tmp)));
+		goto out;
+	}
+	n->prefix = (int)pfx;
+	uint32_t mk = mask_of(n->prefix);
+	if (n->subnet & ~mk) {
+		r = err_n(x, v, "%s: subnet '%s' has host bits set", what,
+			  shown(v, tmp, sizeof(tmp)));
+		goto out;
+	}
+	if ((v = ymap_get(m, "router"))) {
+		free(w);
+		w = xasprintf("%s: router", what);
+		if ((r = get_ipv4(x, v, w, &n->router)) < 0)
+			goto out;
+		if ((n->router & mk) != n->subnet) {
+			r = err_n(x, v, "%s: %s is outside %s", w, v->str,
+				  ymap_get(m, "subnet")->str);
+			goto out;
+		}
+	}
+	if ((v = ymap_get(m, "dns"))) {
+		free(w);
+		w = xasprintf("%s: dns", what);
+		if ((r = expect(x, v, Y_SEQ, w)) < 0)
+			goto out;
+		if (v->nkids > SPEC_BOOT_MAX_DNS) {
+			r = err_n(x, v, "%s: at most %d servers", w, SPEC_BOOT_MAX_DNS);
+			goto out;
+		}
+		for (size_t i = 0; i < v->nkids; i++)
+			if ((r = get_ipv4(x, v->kids[i], w, &n->dns[n->n_dns++])) < 0)
+				goto out;
+	}
+	if ((v = ymap_get(m, "pool"))) {
+		if ((r = get_text(x, v, what, &s)) < 0)
+			goto out;
+		if (!split_at(s, '-', head, sizeof(head), &tail) ||
+		    !parse_v4(head, &n->pool_start) || !parse_v4(tail, &n->pool_end) ||
+		    n->pool_start > n->pool_end) {
+			r = err_n(x, v, "%s: pool '%s' is not FIRST-LAST (two IPv4 addresses, "
+				  "first <= last)", what, shown(v, tmp, sizeof(tmp)));
+			goto out;
+		}
+		if ((n->pool_start & mk) != n->subnet || (n->pool_end & mk) != n->subnet ||
+		    n->pool_start == n->subnet || n->pool_end == (n->subnet | ~mk)) {
+			r = err_n(x, v, "%s: pool '%s' is not inside subnet %s (network and "
+				  "broadcast addresses excluded)", what, shown(v, tmp, sizeof(tmp)),
+				  ymap_get(m, "subnet")->str);
+			goto out;
+		}
+		if ((b->server_ip >= n->pool_start && b->server_ip <= n->pool_end) ||
+		    (n->router && n->router >= n->pool_start && n->router <= n->pool_end)) {
+			r = err_n(x, v, "%s: pool '%s' contains the server or router address",
+				  what, shown(v, tmp, sizeof(tmp)));
+			goto out;
+		}
+	}
+	if ((v = ymap_get(m, "lease_time"))) {
+		free(w);
+		w = xasprintf("%s: lease_time", what);
+		if ((r = get_int(x, v, w, 60, 1 << 30, &lt)) < 0)
+			goto out;
+		n->lease_time = (uint32_t)lt;
+	}
+	if ((v = ymap_get(m, "allow_unknown"))) {
+		free(w);
+		w = xasprintf("%s: allow_unknown", what);
+		if ((r = get_bool(x, v, w, &n->allow_unknown)) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i + 1 < b->nnetworks; i++) {
+		const struct boot_network *o = &b->networks[i];
+		uint32_t m2 = mask_of(o->prefix < n->prefix ? o->prefix : n->prefix);
+		if ((o->subnet & m2) == (n->subnet & m2)) {
+			r = err_n(x, ymap_get(m, "subnet"), "%s: subnet overlaps network '%s'",
+				  what, o->name);
+			goto out;
+		}
+	}
+out:
+	free(what);
+	free(w);
+	return r;
+}
+
+/* One entry of boot.images; the array has room for it. */
+static int parse_boot_image(struct sctx *x, const struct ynode *k, const struct ynode *m)
+{
+	static const char *const keys[] = { "kernel", "initrd", "cmdline", NULL };
+	struct boot_conf *b = &x->c->boot;
+	const struct ynode *v;
+	char *what = NULL, tmp[80];
+	const char *s;
+	int r;
+
+	if (!valid_role(k->str))
+		return err_n(x, k, "boot.images: name '%s' is not valid (a-z, 0-9, '-', '_')",
+			     shown(k, tmp, sizeof(tmp)));
+	struct boot_image *im = &b->images[b->nimages++];
+	memset(im, 0, sizeof(*im));
+	im->name = xstrdup(k->str);
+	im->mark = (struct mark){ x->file, k->line, k->col };
+	what = xasprintf("boot image '%s'", im->name);
+	if ((r = expect(x, m, Y_MAP, what)) < 0 || (r = check_keys(x, m, what, keys)) < 0)
+		goto out;
+	if (!(v = ymap_get(m, "kernel"))) {
+		r = err_n(x, m, "missing required key 'kernel' in %s", what);
+		goto out;
+	}
+	if ((r = get_image_file(x, v, what, &im->kernel)) < 0)
+		goto out;
+	if ((v = ymap_get(m, "initrd")) && (r = get_image_file(x, v, what, &im->initrd)) < 0)
+		goto out;
+	if ((v = ymap_get(m, "cmdline"))) {
+		if ((r = get_text(x, v, what, &s)) < 0)
+			goto out;
+		for (const char *p = s; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+				r = err_n(x, v, "%s: cmdline contains a control byte", what);
+				goto out;
+			}
+		im->cmdline = xstrdup(s);
+	}
+out:
+	free(what);
+	return r;
+}
+
+/* "boot:" — what `kiln serve` needs; parsed before the nodes that use it. */
+static int parse_boot(struct sctx *x, const struct ynode *root)
+{
+	static const char *const keys[] = { "server", "http_port", "tftp_root", "state_dir",
+		"user", "api_token_file", "listen", "networks", "images", "discovery_image",
+		"enrolled", NULL };
+	struct boot_conf *b = &x->c->boot;
+	const struct ynode *m = ymap_get(root, "boot"), *v;
+	char tmp[80];
+	const char *s;
+	int r;
+
+	if (!m)
+		return 0;
+	if ((r = expect(x, m, Y_MAP, "boot")) < 0 || (r = check_keys(x, m, "boot", keys)) < 0)
+		return r;
+	b->enabled = true;
+	b->mark = (struct mark){ x->file, m->line, m->col };
+	b->http_port = 80;
+	if (!(v = ymap_get(m, "server")))
+		return err_n(x, m, "missing required key 'server' in boot");
+	if ((r = get_ipv4(x, v, "boot.server", &b->server_ip)) < 0)
+		return r;
+	b->server = xstrdup(v->str);
+	if ((v = ymap_get(m, "http_port")) &&
+	    (r = get_int(x, v, "boot.http_port", 1, 65535, &b->http_port)) < 0)
+		return r;
+	if ((v = ymap_get(m, "tftp_root")) && (r = get_path(x, v, "boot.tftp_root",
+							    &b->tftp_root)) < 0)
+		return r;
+	if (!b->tftp_root)
+		b->tftp_root = xstrdup("/usr/lib/ipxe");
+	if ((v = ymap_get(m, "state_dir")) && (r = get_path(x, v, "boot.state_dir",
+							    &b->state_dir)) < 0)
+		return r;
+	if (!b->state_dir)
+		b->state_dir = xasprintf("%s/.kiln/boot", x->c->dir);
+	if ((v = ymap_get(m, "user")) && (r = get_user(x, v, "boot.user", &b->user)) < 0)
+		return r;
+	if (!b->user)
+		b->user = xstrdup("nobody");
+	if ((v = ymap_get(m, "api_token_file")) &&
+	    (r = get_path(x, v, "boot.api_token_file", &b->api_token_file)) < 0)
+		return r;
+	if ((v = ymap_get(m, "enrolled")) && (r = get_path(x, v, "boot.enrolled",
+							   &b->enrolled)) < 0)
+		return r;
+	if (!b->enrolled)
+		b->enrolled = xasprintf("%s/enrolled.yaml", x->c->dir);
+	if ((v = ymap_get(m, "listen"))) {
+		if ((r = expect(x, v, Y_SEQ, "boot.listen")) < 0)
+			return r;
+		for (size_t i = 0; i < v->nkids; i++) {
+			uint32_t ip;
+			if ((r = get_ipv4(x, v->kids[i], "boot.listen", &ip)) < 0)
+				return r;
+			strv_push(&b->listen, v->kids[i]->str);
+		}
+	}
+	if ((v = ymap_get(m, "networks")) && !ynode_is_null(v)) {
+		if ((r = expect(x, v, Y_SEQ, "boot.networks")) < 0)
+			return r;
+		b->networks = xcalloc(v->nkids + 1, sizeof(*b->networks));
+		for (size_t i = 0; i < v->nkids; i++)
+			if ((r = parse_boot_net(x, v->kids[i], i)) < 0)
+				return r;
+	}
+	if ((v = ymap_get(m, "images")) && !ynode_is_null(v)) {
+		if ((r = expect(x, v, Y_MAP, "boot.images")) < 0)
+			return r;
+		b->images = xcalloc(ymap_len(v) + 1, sizeof(*b->images));
+		for (size_t i = 0; i < ymap_len(v); i++)
+			if ((r = parse_boot_image(x, ymap_key(v, i), ymap_val(v, i))) < 0)
+				return r;
+	}
+	if ((v = ymap_get(m, "discovery_image"))) {
+		if ((r = get_text(x, v, "boot.discovery_image", &s)) < 0)
+			return r;
+		if (!cluster_boot_image(x->c, s))
+			return err_n(x, v, "boot.discovery_image: no image '%s' under boot.images",
+				     shown(v, tmp, sizeof(tmp)));
+		b->discovery_image = xstrdup(s);
+	}
+	return 0;
+}
+
+/* A node's "bmc:" mapping; an inline password is refused. */
+static int parse_bmc(struct sctx *x, const struct ynode *m, const char *what,
+		     struct bmc_conf **out)
+{
+	static const char *const keys[] = { "type", "address", "port", "user",
+		"password_file", "password_env", "password", NULL };
+	const struct ynode *v;
+	const char *s;
+	char tmp[80];
+	int r;
+
+	if ((r = expect(x, m, Y_MAP, what)) < 0 || (r = check_keys(x, m, what, keys)) < 0)
+		return r;
+	if ((v = ymap_get(m, "password")))
+		return err_n(x, v, "%s: an inline password is not allowed (use password_file "
+			     "or password_env)", what);
+	struct bmc_conf *b = *out = xcalloc(1, sizeof(*b));
+	b->mark = (struct mark){ x->file, m->line, m->col };
+	if (!(v = ymap_get(m, "type")))
+		return err_n(x, m, "missing required key 'type' in %s", what);
+	if ((r = get_text(x, v, what, &s)) < 0)
+		return r;
+	if (!strcmp(s, "ipmi"))
+		b->type = BMC_IPMI;
+	else if (!strcmp(s, "redfish"))
+		b->type = BMC_REDFISH;
+	else
+		return err_n(x, v, "%s: type: expected 'ipmi' or 'redfish', found '%s'", what,
+			     shown(v, tmp, sizeof(tmp)));
+	if (!(v = ymap_get(m, "address")))
+		return err_n(x, m, "missing required key 'address' in %s", what);
+	if ((r = get_text(x, v, what, &s)) < 0)
+		return r;
+	if (!valid_address(s))
+		return err_n(x, v, "%s: address '%s' is not an IPv4/IPv6 address or DNS name",
+			     what, shown(v, tmp, sizeof(tmp)));
+	b->address = xstrdup(s);
+	if ((v = ymap_get(m, "port")) && (r = get_int(x, v, what, 1, 65535, &b->port)) < 0)
+		return r;
+	if ((v = ymap_get(m, "user"))) {
+		if ((r = get_text(x, v, what, &s)) < 0)
+			return r;
+		if (strlen(s) > 64 || strpbrk(s, "\n\r\t"))
+			return err_n(x, v, "%s: user '%s' is not valid", what,
+				     shown(v, tmp, sizeof(tmp)));
+		b->user = xstrdup(s);
+	}
+	const struct ynode *pf = ymap_get(m, "password_file"), *pe = ymap_get(m, "password_env");
+	if (pf && pe)
+		return err_n(x, pe, "%s: expected one of 'password_file' or 'password_env', "
+			     "not both", what);
+	if (pf && (r = get_path(x, pf, what, &b->password_file)) < 0)
+		return r;
+	if (pe) {
+		if ((r = get_text(x, pe, what, &s)) < 0)
+			return r;
+		bool ok = *s && !(*s >= '0' && *s <= '9') && strlen(s) <= 128;
+		for (const char *p = s; ok && *p; p++)
+			ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			     (*p >= '0' && *p <= '9') || *p == '_';
+		if (!ok)
+			return err_n(x, pe, "%s: password_env '%s' is not a variable name",
+				     what, shown(pe, tmp, sizeof(tmp)));
+		b->password_env = xstrdup(s);
+	}
+	return 0;
+}
+
+/*
+ * A node's boot keys: mac (unique), boot_image (defined), and when its
+ * address lies in a boot network, not inside that network's pool.
+ */
+static int parse_node_boot(struct sctx *x, const struct ynode *m, struct node *n,
+			   const char *what)
+{
+	struct cluster *c = x->c;
+	const struct ynode *v;
+	const char *s;
+	char tmp[80], mac[18];
+	int r;
+
+	if ((v = ymap_get(m, "mac"))) {
+		if ((r = get_text(x, v, what, &s)) < 0)
+			return r;
+		if (!spec_mac_normalize(s, mac))
+			return err_n(x, v, "%s: mac '%s' is not a MAC address like "
+				     "52:54:00:12:34:56", what, shown(v, tmp, sizeof(tmp)));
+		const struct node *o = cluster_node_by_mac(c, mac);
+		if (o) {
+			char first[300];
+			where_first(first, sizeof(first), x->file, &o->mark);
+			return err_n(x, v, "%s: duplicate mac '%s' (node '%s' at %s has it)",
+				     what, mac, o->name, first);
+		}
+		n->mac = xstrdup(mac);
+		uint32_t ip;
+		for (size_t i = 0; parse_v4(n->address, &ip) && i < c->boot.nnetworks; i++) {
+			const struct boot_network *bn = &c->boot.networks[i];
+			if ((ip & mask_of(bn->prefix)) != bn->subnet)
+				continue;
+			if (bn->pool_start && ip >= bn->pool_start && ip <= bn->pool_end)
+				return err_n(x, ymap_get(m, "address"), "%s: reserved address %s "
+					     "lies inside the pool of boot network '%s'", what,
+					     n->address, bn->name);
+			if (ip == c->boot.server_ip || ip == bn->router)
+				return err_n(x, ymap_get(m, "address"), "%s: address %s is the "
+					     "boot server's or the router's", what, n->address);
+		}
+	}
+	if ((v = ymap_get(m, "boot_image"))) {
+		if ((r = get_text(x, v, what, &s)) < 0)
+			return r;
+		if (!cluster_boot_image(c, s))
+			return err_n(x, v, "%s: boot_image: no image '%s' under boot.images",
+				     what, shown(v, tmp, sizeof(tmp)));
+		n->boot_image = xstrdup(s);
+	}
+	if ((v = ymap_get(m, "bmc"))) {
+		char *w = xasprintf("%s: bmc", what);
+		r = parse_bmc(x, v, w, &n->bmc);
+		free(w);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /*
  * One entry of "nodes:"; the array has room for it.  The node is added
  * before its fields are checked, so cluster_free() releases a half-read one.
@@ -436,7 +908,7 @@ static int parse_labels(struct sctx *x, const struct ynode *n, const char *what,
 static int parse_node(struct sctx *x, const struct ynode *m)
 {
 	static const char *const keys[] = { "name", "address", "port", "user", "roles",
-		"site", "groups", "labels", "vars", "bastion", NULL };
+		"site", "groups", "labels", "vars", "bastion", "mac", "boot_image", "bmc", NULL };
 	struct cluster *c = x->c;
 	const struct ynode *v;
 	char *what = NULL, *w = NULL, tmp[80];
@@ -512,6 +984,7 @@ static int parse_node(struct sctx *x, const struct ynode *m)
 			if (strcmp(v->kids[j]->str, "all"))
 				add_ref(x, v->kids[j], v->kids[j]->str,
 					xasprintf("%s: group", what));
+	r = parse_node_boot(x, m, n, what);
 out:
 	if (!n->vars)
 		n->vars = json_object();
@@ -535,6 +1008,51 @@ static int parse_nodes(struct sctx *x, const struct ynode *root)
 		if ((r = parse_node(x, m->kids[i])) < 0)
 			return r;
 	return 0;
+}
+
+/*
+ * boot.enrolled: nodes that `kiln boot enroll` wrote, in the node format
+ * under a single "nodes:" key.  A missing file means none yet.
+ */
+static int parse_enrolled(struct sctx *x)
+{
+	static const char *const keys[] = { "nodes", NULL };
+	struct cluster *c = x->c;
+	struct buf b;
+	struct ydoc d;
+	int r;
+
+	if (!c->boot.enabled || !c->boot.enrolled || !path_exists(c->boot.enrolled))
+		return 0;
+	buf_init(&b, 0);
+	if ((r = spec_read_file(c->boot.enrolled, &b, SPEC_MAX_FILE)) < 0) {
+		r = err_at(x->e, x->file, c->boot.mark.line, c->boot.mark.col,
+			   "boot.enrolled: cannot read '%s': %s", c->boot.enrolled,
+			   spec_read_error(r));
+		goto out_buf;
+	}
+	char *display = spec_display_path(x->file, c->boot.enrolled);
+	const char *saved_file = x->file;
+	size_t saved_budget = x->budget, before = c->nnodes;
+	x->file = cluster_add_file(c, display);
+	free(display);
+	if ((r = ydoc_parse(&d, x->file, b.s, b.len, x->e)) < 0)
+		goto out_file;
+	x->budget = ydoc_budget(&d);
+	if (d.root && !ynode_is_null(d.root)) {
+		if ((r = expect(x, d.root, Y_MAP, "the top level")) == 0 &&
+		    (r = check_keys(x, d.root, "the top level", keys)) == 0)
+			r = parse_nodes(x, d.root);
+	}
+	for (size_t i = before; i < c->nnodes; i++)
+		c->nodes[i].enrolled = true;
+	ydoc_release(&d);
+out_file:
+	x->file = saved_file;
+	x->budget = saved_budget;
+out_buf:
+	buf_release(&b);
+	return r;
 }
 
 /* ---- inventory ---------------------------------------------------------- */
@@ -1038,7 +1556,7 @@ static int check_refs(struct sctx *x)
 static int parse_root(struct sctx *x, const struct ynode *root)
 {
 	static const char *const keys[] = { "cluster", "ssh", "vars", "groups", "nodes",
-		"inventory", "stacks", NULL };
+		"inventory", "stacks", "boot", NULL };
 	struct cluster *c = x->c;
 	const struct ynode *v;
 	const char *s;
@@ -1070,7 +1588,8 @@ static int parse_root(struct sctx *x, const struct ynode *root)
 		if ((r = get_vars(x, v, "vars", &c->vars)) < 0)
 			return r;
 	}
-	if ((r = parse_groups(x, root)) < 0 || (r = parse_nodes(x, root)) < 0 ||
+	if ((r = parse_boot(x, root)) < 0 || (r = parse_groups(x, root)) < 0 ||
+	    (r = parse_nodes(x, root)) < 0 || (r = parse_enrolled(x)) < 0 ||
 	    (r = parse_inventory(x, root)) < 0 || (r = parse_stacks(x, root)) < 0)
 		return r;
 	if ((r = check_refs(x)) < 0 || (r = cluster_check_groups(c, x->e)) < 0 ||

@@ -8,9 +8,10 @@
  *    and a negative errno (-EINVAL for bad content, -errno for I/O).  Unknown
  *    keys, duplicate node names or addresses and bad addresses are errors.
  *  - Relative paths in the spec (ssh key, known_hosts, inventory, admin
- *    user key files) are resolved against the spec file's directory and
- *    stored absolute.  Files read at load (spec, inventories, key files)
- *    must be regular files of at most 16 MiB.
+ *    user key files, boot: paths, bmc password files) are resolved against
+ *    the spec file's directory and stored absolute.  Files read at load
+ *    (spec, inventories, key files, boot.enrolled) must be regular files of
+ *    at most 16 MiB; boot image files (not URLs) must exist at load.
  *  - Every node, group and base-stack file keeps the mark of where it was
  *    written, so later stages can point at the spec in their messages.
  *  - The format, defaults and inventory mapping are in docs/spec.md.
@@ -23,6 +24,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/util.h"
 
@@ -63,6 +65,18 @@ struct group {
 	struct mark mark;
 };
 
+/* A node's BMC ("bmc:"); the password is never inline in the spec. */
+enum bmc_type { BMC_IPMI = 1, BMC_REDFISH };
+struct bmc_conf {
+	enum bmc_type type;
+	char *address;              /* host or IP literal */
+	int port;                   /* 0 = protocol default (623 / 443) */
+	char *user;                 /* may be NULL */
+	char *password_file;        /* absolute; NULL when password_env is used */
+	char *password_env;         /* environment variable name; may be NULL */
+	struct mark mark;
+};
+
 struct node {
 	char *name;
 	char *address;              /* IPv4/IPv6 literal or DNS name */
@@ -74,6 +88,10 @@ struct node {
 	struct strv groups;         /* direct groups; see cluster_node_in_group() */
 	json_t *labels;             /* object of strings, never NULL */
 	json_t *vars;               /* object, never NULL */
+	char *mac;                  /* "aa:bb:cc:dd:ee:ff" (lower case) or NULL */
+	char *boot_image;           /* a boot.images name, or NULL */
+	struct bmc_conf *bmc;       /* NULL = none */
+	bool enrolled;              /* read from boot.enrolled, not the spec itself */
 	struct mark mark;
 };
 
@@ -119,6 +137,52 @@ struct stack_base {
 	size_t nfiles;
 };
 
+/*
+ * boot: — what `kiln serve` provisions (docs/spec.md, docs/serve.md).
+ * IPv4 addresses are uint32_t in host byte order (0 = none).
+ */
+#define SPEC_BOOT_MAX_DNS 4
+struct boot_network {
+	char *name;
+	char *iface;                /* NULL = reached only through relays */
+	uint32_t subnet;
+	int prefix;                 /* 8..30 */
+	uint32_t router;
+	uint32_t dns[SPEC_BOOT_MAX_DNS];
+	size_t n_dns;
+	uint32_t pool_start, pool_end;   /* 0,0 = no pool */
+	uint32_t lease_time;        /* default 3600 */
+	bool allow_unknown;         /* default false */
+	struct mark mark;
+};
+
+struct boot_image {
+	char *name;
+	char *kernel;               /* absolute path or http(s) URL */
+	char *initrd;               /* same; NULL = none */
+	char *cmdline;              /* NULL = "" */
+	struct mark mark;
+};
+
+struct boot_conf {
+	bool enabled;               /* the key is present */
+	char *server;               /* dotted quad */
+	uint32_t server_ip;
+	int http_port;              /* default 80 */
+	char *tftp_root;            /* absolute; default /usr/lib/ipxe */
+	char *state_dir;            /* absolute; default SPECDIR/.kiln/boot */
+	char *user;                 /* default "nobody" */
+	char *api_token_file;       /* absolute; NULL = no token: the API refuses changes */
+	char *enrolled;             /* absolute; default SPECDIR/enrolled.yaml */
+	struct strv listen;         /* HTTP bind addresses; empty = all */
+	struct boot_network *networks;
+	size_t nnetworks;
+	struct boot_image *images;
+	size_t nimages;
+	char *discovery_image;      /* an images name, or NULL */
+	struct mark mark;
+};
+
 struct cluster {
 	char *name;
 	char *path;              /* absolute path of the spec file */
@@ -131,6 +195,7 @@ struct cluster {
 	struct node *nodes;      /* in spec order */
 	size_t nnodes;
 	struct stack_base base;
+	struct boot_conf boot;
 };
 
 /* Parse path into a new cluster (*out).  On error *out is NULL. */
@@ -162,6 +227,13 @@ bool cluster_node_in_group(const struct cluster *c, const struct node *n, const 
 int cluster_select(const struct cluster *c, const char *pattern, bool *sel, struct kerr *e);
 /* A variable for templates: node vars, then group vars, then cluster vars. */
 const json_t *cluster_var(const struct cluster *c, const struct node *n, const char *name);
+
+/* boot.images entry by name, or NULL. */
+const struct boot_image *cluster_boot_image(const struct cluster *c, const char *name);
+/* The node with this MAC ("aa:bb:..", any case), or NULL. */
+struct node *cluster_node_by_mac(const struct cluster *c, const char *mac);
+/* Normalise a MAC ("AA-BB-.." or "aa:bb:..") into out[18]; false if malformed. */
+bool spec_mac_normalize(const char *s, char out[18]);
 
 /* Effective connection settings for a node. */
 const char *node_user(const struct cluster *c, const struct node *n);

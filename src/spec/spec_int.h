@@ -115,6 +115,9 @@ int cluster_check_addresses(struct cluster *c, struct kerr *e);
 struct cluster *cluster_alloc(const char *display);
 void node_release(struct node *n);
 void group_release(struct group *g);
+/* bootspec.c: boot: model helpers (NULL is fine for both). */
+void boot_conf_release(struct boot_conf *b);
+void bmc_conf_free(struct bmc_conf *b);
 
 /* Inventory import from memory; display is its name in messages. */
 int inventory_parse(struct cluster *c, const char *display, const char *text,

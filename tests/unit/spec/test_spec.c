@@ -478,7 +478,7 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
 	{ "01-unknown-key.yaml",
-	  "bad/01-unknown-key.yaml:7:5: unknown key 'adress' in node (expected one of: name, address, port, user, roles, site, groups, labels, vars, bastion)" },
+	  "bad/01-unknown-key.yaml:7:5: unknown key 'adress' in node (expected one of: name, address, port, user, roles, site, groups, labels, vars, bastion, mac, boot_image, bmc)" },
 	{ "02-bad-ipv4.yaml",
 	  "bad/02-bad-ipv4.yaml:8:14: node 'node2': address '10.0.0.300' is not an IPv4/IPv6 address or DNS name" },
 	{ "03-dup-name.yaml",
@@ -514,7 +514,7 @@ static const struct bad_case bad_cases[] = {
 	{ "18-hostkey-policy.yaml",
 	  "bad/18-hostkey-policy.yaml:4:22: ssh.host_key_checking: expected 'strict' or 'accept-new', found 'no'" },
 	{ "19-unknown-top-key.yaml",
-	  "bad/19-unknown-top-key.yaml:4:1: unknown key 'node' in the top level (expected one of: cluster, ssh, vars, groups, nodes, inventory, stacks)" },
+	  "bad/19-unknown-top-key.yaml:4:1: unknown key 'node' in the top level (expected one of: cluster, ssh, vars, groups, nodes, inventory, stacks, boot)" },
 	{ "20-duplicate-key.yaml",
 	  "bad/20-duplicate-key.yaml:7:3: duplicate key 'ntp' (first at line 5)" },
 	{ "21-bad-mode.yaml",
@@ -583,6 +583,28 @@ static const struct bad_case bad_cases[] = {
 	  "bad/inv/52-cycle.ini:1:2: group 'a': cycle in children: a -> b -> c -> a" },
 	{ "53-inventory-dir.yaml",
 	  "bad/53-inventory-dir.yaml:4:12: inventory 'inv': cannot read '" DATA "/bad/inv': Is a directory" },
+	{ "54-bad-mac.yaml",
+	  "bad/54-bad-mac.yaml:16:10: node 'n1': mac '52:54:00:12:34:5g' is not a MAC address like 52:54:00:12:34:56" },
+	{ "55-dup-mac.yaml",
+	  "bad/55-dup-mac.yaml:19:10: node 'n2': duplicate mac '52:54:00:12:34:56' (node 'n1' at line 14 has it)" },
+	{ "56-pool-outside.yaml",
+	  "bad/56-pool-outside.yaml:9:13: boot network 'rack1': pool '10.213.0.100-10.213.1.10' is not inside subnet 10.213.0.0/24 (network and broadcast addresses excluded)" },
+	{ "57-reservation-in-pool.yaml",
+	  "bad/57-reservation-in-pool.yaml:15:14: node 'n1': reserved address 10.213.0.150 lies inside the pool of boot network 'rack1'" },
+	{ "58-unknown-image.yaml",
+	  "bad/58-unknown-image.yaml:16:17: node 'n1': boot_image: no image 'debian13' under boot.images" },
+	{ "59-missing-kernel.yaml",
+	  "bad/59-missing-kernel.yaml:7:19: boot image 'deb': cannot use '" DATA "/bad/images/no-vmlinuz': No such file or directory" },
+	{ "60-bmc-inline-password.yaml",
+	  "bad/60-bmc-inline-password.yaml:16:65: node 'n1': bmc: an inline password is not allowed (use password_file or password_env)" },
+	{ "61-unknown-discovery-image.yaml",
+	  "bad/61-unknown-discovery-image.yaml:13:20: boot.discovery_image: no image 'discover' under boot.images" },
+	{ "62-bmc-type.yaml",
+	  "bad/62-bmc-type.yaml:16:17: node 'n1': bmc: type: expected 'ipmi' or 'redfish', found 'idrac'" },
+	{ "63-subnet.yaml",
+	  "bad/63-subnet.yaml:8:15: boot network 'rack1': subnet '10.213.0.0/33' is not A.B.C.D/P with P in 8..30" },
+	{ "64-enrolled-dup-mac.yaml",
+	  "" DATA "/bad/enr/enrolled.yaml:4:10: node 'n2': duplicate mac '52:54:00:12:34:56' (node 'n1' at bad/64-enrolled-dup-mac.yaml:15 has it)" },
 };
 
 /* Every malformed file fails with -EINVAL and exactly its one-line message. */
@@ -711,6 +733,71 @@ static void test_aliases(void **state)
 	cluster_free(c);
 }
 
+/* boot: and the per-node boot keys, with defaults and the enrolled file. */
+static void test_boot(void **state)
+{
+	struct cluster *c = NULL;
+	struct kerr e = { 0 };
+	int r = spec_load(DATA "/good/boot.yaml", &c, &e);
+	if (r < 0)
+		fail_msg("%s", e.msg);
+	const struct boot_conf *b = &c->boot;
+	assert_true(b->enabled);
+	assert_string_equal(b->server, "10.213.0.1");
+	assert_int_equal(b->server_ip, 0x0ad50001);
+	assert_int_equal(b->http_port, 8080);
+	assert_string_equal(b->tftp_root, "/usr/lib/ipxe");
+	assert_string_equal(b->state_dir, DATA "/good/.kiln/boot");
+	assert_string_equal(b->user, "nobody");
+	assert_string_equal(b->api_token_file, DATA "/good/api-token");
+	assert_int_equal(b->listen.n, 1);
+	assert_int_equal(b->nnetworks, 1);
+	const struct boot_network *n = &b->networks[0];
+	assert_string_equal(n->iface, "eth1");
+	assert_int_equal(n->subnet, 0x0ad50000);
+	assert_int_equal(n->prefix, 24);
+	assert_int_equal(n->n_dns, 2);
+	assert_int_equal(n->dns[1], 0x0ad50002);
+	assert_int_equal(n->pool_start, 0x0ad50064);
+	assert_int_equal(n->pool_end, 0x0ad500c7);
+	assert_int_equal(n->lease_time, 600);
+	assert_true(n->allow_unknown);
+	assert_int_equal(b->nimages, 2);
+	const struct boot_image *im = cluster_boot_image(c, "debian12");
+	assert_non_null(im);
+	assert_string_equal(im->kernel, DATA "/good/boot/vmlinuz");
+	assert_string_equal(im->cmdline, "console=ttyS0");
+	assert_string_equal(cluster_boot_image(c, "discover")->kernel,
+			    "http://10.213.0.1:8080/x/vmlinuz");
+	assert_null(cluster_boot_image(c, "nope"));
+	assert_string_equal(b->discovery_image, "discover");
+	assert_int_equal(c->nnodes, 3);
+	struct node *g7 = cluster_node(c, "gpu-07");
+	assert_string_equal(g7->mac, "52:54:00:ab:34:56");
+	assert_ptr_equal(cluster_node_by_mac(c, "52-54-00-AB-34-56"), g7);
+	assert_string_equal(g7->boot_image, "debian12");
+	assert_int_equal(g7->bmc->type, BMC_IPMI);
+	assert_string_equal(g7->bmc->user, "admin");
+	assert_string_equal(g7->bmc->password_file, DATA "/good/secrets/gpu-07.bmc");
+	struct node *g8 = cluster_node(c, "gpu-08");
+	assert_null(g8->mac);
+	assert_int_equal(g8->bmc->type, BMC_REDFISH);
+	assert_int_equal(g8->bmc->port, 8443);
+	assert_string_equal(g8->bmc->password_env, "BMC_PW");
+	struct node *d = cluster_node(c, "disc-1");
+	assert_non_null(d);
+	assert_true(d->enrolled);
+	assert_false(g7->enrolled);
+	assert_true(strv_contains(&d->roles, "worker"));
+	cluster_free(c);
+
+	char m[18];
+	assert_false(spec_mac_normalize("52:54:00:12:34", m));
+	assert_false(spec_mac_normalize("52:54-00:12:34:56", m));
+	assert_true(spec_mac_normalize("AA-BB-CC-DD-EE-FF", m));
+	assert_string_equal(m, "aa:bb:cc:dd:ee:ff");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -723,6 +810,7 @@ int main(void)
 		cmocka_unit_test(test_bad_strings),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_aliases),
+		cmocka_unit_test(test_boot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,213 @@
+/*
+ * serve — `kiln serve`, the provisioning daemon: one libevent loop with
+ * DHCP + TFTP (boot/) on each boot network and HTTP (evhttp) for iPXE
+ * scripts, kernels/initrds with Range, cloud-init NoCloud, discovery and
+ * the JSON API.  docs/serve.md describes the behaviour; this header the
+ * pieces the command layer and the tests call.
+ *
+ * Layers:
+ *  - Pure helpers (ipxe.c, range.c): the iPXE template renderer and the
+ *    HTTP Range parser.  No I/O; fuzzed.
+ *  - Configuration (config.c): a spec turned into everything the daemon
+ *    needs (struct serve_config), built whole before it replaces the old
+ *    one, so a bad reload changes nothing.
+ *  - State (sstate.c): the machines table and boot events in SQLite (WAL)
+ *    under boot.state_dir, shared with `kiln boot status`.
+ *  - The daemon (daemon.c, http.c): sockets, privilege drop, reload.
+ *
+ * Conventions: functions return 0 or -errno with a message in struct kerr;
+ * nothing here prints except the daemon's structured log lines (log_*()).
+ * Not thread-safe: one daemon per process.
+ */
+#ifndef KILN_SERVE_H
+#define KILN_SERVE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "boot/boot.h"
+#include "spec/spec.h"
+#include "util/util.h"
+
+/* ---- iPXE templates (ipxe.c) ---------------------------------------- */
+
+/* One template variable. */
+struct tmpl_var {
+	const char *name;
+	const char *value;
+};
+
+#define IPXE_MAX_SCRIPT (64u << 10)
+
+/*
+ * Render tmpl into out: "{{ name }}" (spaces optional) is replaced by the
+ * value of the variable of that name; "{{" without a closing "}}", an
+ * unknown name or a value holding a control byte (a newline would inject
+ * iPXE commands) is an error (-EINVAL, message in e).  The output is capped
+ * at IPXE_MAX_SCRIPT (-E2BIG).  out is appended to.
+ */
+int ipxe_render(const char *tmpl, const struct tmpl_var *vars, size_t nvars,
+		struct buf *out, struct kerr *e);
+
+enum ipxe_kind {
+	IPXE_INSTALL,     /* a node with an image: boot the installer */
+	IPXE_DISCOVERY,   /* an unknown MAC where discovery is allowed */
+	IPXE_UNKNOWN,     /* an unknown MAC elsewhere: say so and exit */
+	IPXE_LOCAL,       /* a provisioned node (or no image): boot the local disk */
+};
+
+/* The built-in template for a kind (variables: see docs/serve.md). */
+const char *ipxe_template(enum ipxe_kind kind);
+
+/* ---- HTTP Range (range.c) -------------------------------------------- */
+
+/*
+ * Parse a Range header value against a resource of size bytes.
+ * Returns 0 with [*first, *last] (inclusive) for one satisfiable byte
+ * range, 1 when the header must be ignored and the whole body sent
+ * (absent, not "bytes=", several ranges, malformed), or -ERANGE when the
+ * range cannot be satisfied (416).
+ */
+int http_range_parse(const char *hdr, uint64_t size, uint64_t *first,
+		     uint64_t *last);
+
+/* ---- configuration (config.c) ---------------------------------------- */
+
+struct serve_config {
+	struct cluster *cluster;       /* owned */
+	struct boot_config boot;       /* nets/hosts arrays owned; strings
+					* borrowed from cluster */
+	char *http_base;               /* "http://SERVER:PORT" */
+};
+
+/*
+ * Load the spec at path and build the daemon's configuration.  Requires
+ * a boot: section.  Checks what the engines check (dhcp_engine_new's
+ * rules) so a config that loads also starts.
+ */
+int serve_config_load(const char *path, struct serve_config **out,
+		      struct kerr *e);
+void serve_config_free(struct serve_config *c);
+/* The node of a MAC ("aa:bb:.."), or NULL. */
+const struct node *serve_config_node(const struct serve_config *c,
+				     const char *mac);
+/*
+ * Render the iPXE script for mac (normalised) into out.  provisioned: the
+ * state DB says the node is installed.  client_ip (host order, 0 =
+ * unknown) picks the boot network whose allow_unknown applies to an
+ * unknown MAC (unknown: any network's).  *kind_out says which was chosen.
+ */
+int serve_ipxe_for(const struct serve_config *c, const char *mac,
+		   uint32_t client_ip, bool provisioned, struct buf *out,
+		   enum ipxe_kind *kind_out, struct kerr *e);
+/* The URL a machine fetches an image's kernel or initrd from. */
+char *serve_image_url(const struct serve_config *c, const struct boot_image *im,
+		      bool initrd);
+
+/* ---- state (sstate.c) ------------------------------------------------- */
+
+/* Machine states, as stored and shown. */
+#define SSTATE_NEW "new"
+#define SSTATE_BOOTING "booting"
+#define SSTATE_PROVISIONED "provisioned"
+#define SSTATE_DISCOVERED "discovered"
+
+struct serve_state;
+
+/*
+ * Open (creating, unless readonly) the state database at path.  WAL, so
+ * `kiln boot status` reads while the daemon writes.
+ */
+int serve_state_open(const char *path, bool readonly, struct serve_state **out,
+		     struct kerr *e);
+void serve_state_close(struct serve_state *s);
+/* Append a boot event (mac may be NULL); detail is sanitised by callers. */
+int serve_state_event(struct serve_state *s, const char *mac, const char *kind,
+		      const char *detail);
+/*
+ * A machine fetched something (what: "script", "kernel", ...) from ip:
+ * records the fetch; a known node that is neither provisioned nor
+ * discovered becomes booting.
+ */
+int serve_state_fetch(struct serve_state *s, const char *mac, const char *name,
+		      const char *ip, const char *what);
+/* A machine got a DHCP lease: known nodes in state new become booting. */
+int serve_state_lease(struct serve_state *s, const char *mac, const char *name,
+		      const char *ip);
+/*
+ * Store the facts (a JSON text, already checked) a machine posted.  name:
+ * the node of this MAC, or NULL: the machine becomes discovered.
+ */
+int serve_state_discovered(struct serve_state *s, const char *mac, const char *name,
+			   const char *ip, const char *facts_json);
+/* Set a machine's state (provisioned, booting for reprovision, ...). */
+int serve_state_set(struct serve_state *s, const char *mac, const char *name,
+		    const char *state);
+/* The stored state of mac into out (size n); -ENOENT when never seen. */
+int serve_state_get(struct serve_state *s, const char *mac, char *out, size_t n);
+/*
+ * Every machine row as a JSON array of objects {mac, name, state, ip,
+ * first_seen, last_seen, last_fetch, last_fetch_what, facts}.  New ref.
+ */
+json_t *serve_state_machines(struct serve_state *s);
+
+/* ---- status (status.c): what `kiln boot status` and the API show ------ */
+
+/*
+ * Per node of c: {name, mac, address, state, lease: {ip, expires}|null,
+ * last_fetch, image}, plus "discovered": machines that are not nodes.
+ * st and leases may be NULL (no database yet).  New reference.
+ */
+json_t *serve_status_json(const struct cluster *c, struct serve_state *st,
+			  struct lease_db *leases);
+
+/* ---- enroll (enroll.c) ------------------------------------------------ */
+
+struct enroll_req {
+	const char *mac;          /* any case, ':' or '-' */
+	const char *name;
+	const struct strv *roles; /* may be NULL */
+	const char *image;        /* boot image; NULL = none (local boot) */
+	const char *address;      /* NULL = first free one outside the pool */
+	const char *ip_hint;      /* the machine's current address: picks the network */
+};
+
+/*
+ * Append a node for a discovered machine to the spec's boot.enrolled file
+ * (atomic rewrite), then load the whole spec again; if it no longer
+ * loads, the old file is restored and the error returned.  *address_out
+ * gets the node's address.  -EEXIST when the MAC or name is taken.
+ */
+int serve_enroll(const char *spec_path, const struct enroll_req *q,
+		 char **address_out, struct kerr *e);
+
+/* ---- API client (client.c) --------------------------------------------- */
+
+/*
+ * One request to a running daemon of cluster cl (boot.listen[0] or
+ * boot.server, http_port), with the bearer token from api_token_file.
+ * Blocks up to 10 s.  0 with *status (and *resp, a new reference, when
+ * the body is JSON), or -ECONNREFUSED when no daemon answers.
+ */
+int serve_api_call(const struct cluster *cl, const char *method, const char *path,
+		   const char *body, int *status, json_t **resp, struct kerr *e);
+
+/* ---- the daemon (daemon.c) -------------------------------------------- */
+
+struct serve_opts {
+	const char *spec;        /* path of cluster.yaml */
+	bool check_only;         /* -n: validate everything, bind nothing */
+};
+
+/*
+ * Run the daemon until SIGTERM/SIGINT (0) or a startup failure (-errno,
+ * message in e).  With check_only, validate (spec, image files, token
+ * file, interfaces, user) and return without serving.
+ */
+int serve_run(const struct serve_opts *o, struct kerr *e);
+
+/* Read the API token file: one line, 16..512 printable bytes. */
+int serve_read_token(const char *path, char **out, struct kerr *e);
+
+#endif
