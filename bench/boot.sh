@@ -5,8 +5,11 @@
 #   dhcp   perfdhcp (relay mode, unicast with giaddr) at several rates
 #          against kiln (durable leases), Kea 2.2 memfile, dnsmasq with its
 #          lease file and dnsmasq --leasefile-ro;
+#   fsync  the same servers under strace -c: sync calls per ACK (which of
+#          them has a lease on disk before it answers);
 #   tftp   a 50 MB file from kiln and from tftpd-hpa, fetched with curl
-#          (512, 1468, 65464) and atftp (1468, 1468 + windowsize 16, 65464);
+#          (512, 1468, 65464) and atftp (1468, 1468 + windowsize 16 and 64,
+#          65464);
 #   storm  N simulated PXE clients at once against kiln: DHCP (PXE), TFTP
 #          of an undionly.kpxe-sized file, DHCP (iPXE), HTTP GET of the
 #          per-host script and a kernel (the HTTP side is Python's
@@ -15,11 +18,16 @@
 # Usage (root, after building kiln non-sanitized):
 #   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 #   cmake --build build -j2 --target kiln-boot-testd
-#   bench/boot.sh [dhcp] [tftp] [storm]          (default: all three)
+#   bench/boot.sh [dhcp] [fsync] [tftp] [storm]      (default: all four)
 # Knobs (environment): DHCP_RATES="2000 5000 10000" DHCP_SECS=10
 #   DHCP_CLIENTS=1000 DHCP_SERVERS="kiln kea dnsmasq dnsmasq-ro"
 #   TFTP_MB=50 TFTP_REPEAT=3 STORM_CLIENTS=500 STORM_SPREAD=0
 #   STORM_KERNEL_KB=256 KILN_BOOT=path/to/daemon
+#   KILN_LOG=-v (kiln's log level; default -q)  STORM_STRACE=1 (strace -c
+#   kiln during the storm)  KBB_KEEP=1 (keep the work directory)
+# Peers: apt-get install kea-admin kea-dhcp4-server dnsmasq-base tftpd-hpa
+#   atftp curl strace   (tftpd-hpa and atftpd conflict; the atftp client
+#   is fine)
 #
 # Everything runs in namespaces this script creates (prefix kbb-), joined by
 # one veth pair; traffic never leaves them.  A trap removes them on exit.
@@ -46,14 +54,15 @@ STORM_KERNEL_KB=${STORM_KERNEL_KB:-256}
 die() { echo "boot.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
 [ -x "$KILN_BOOT" ] || die "no kiln daemon at $KILN_BOOT (build it, or set KILN_BOOT)"
-PARTS=${*:-dhcp tftp storm}
+PARTS=${*:-dhcp fsync tftp storm}
 for p in $PARTS; do
-	case $p in dhcp|tftp|storm) ;; *) die "unknown part '$p' (dhcp, tftp, storm)" ;; esac
+	case $p in dhcp|fsync|tftp|storm) ;; *) die "unknown part '$p' (dhcp, fsync, tftp, storm)" ;; esac
 done
 need() { command -v "$1" >/dev/null || die "missing '$1' (apt-get install $2)"; }
 need ip iproute2
 need ss iproute2
-case $PARTS in *dhcp*)
+need "$PY" python3
+case $PARTS in *dhcp*|*fsync*)
 	need perfdhcp kea-admin; need kea-dhcp4 kea-dhcp4-server; need dnsmasq dnsmasq-base ;;
 esac
 case $PARTS in *tftp*)
@@ -68,6 +77,8 @@ SRV=$NET.0.1 CLI=$NET.0.2
 POOL_LO=$NET.8.0 POOL_HI=$NET.15.255          # 2,048 addresses
 TMP=$(mktemp -d /tmp/kbb.XXXXXX)
 chmod 755 "$TMP"
+# Servers are started as `ip netns exec NS prog &` (ip execs prog, so $! is
+# the server itself), never through a shell function, which would fork.
 SPID=      # the server under test
 HPID=      # the stand-in HTTP server
 
@@ -82,9 +93,13 @@ stop_server() {
 cleanup() {
 	set +e
 	stop_server
+	local n p
+	for n in "$NS_S" "$NS_C"; do   # anything still inside our namespaces
+		for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+	done
 	ip netns del "$NS_S" 2>/dev/null
 	ip netns del "$NS_C" 2>/dev/null
-	rm -rf "$TMP"
+	[ -n "${KBB_KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -112,6 +127,21 @@ wait_port() {   # pid port [-t]
 	return 1
 }
 
+# UDP datagrams the kernel dropped in a namespace because a socket's receive
+# buffer was full (/proc/net/snmp Udp RcvbufErrors): tells a server that
+# could not keep up apart from packets lost elsewhere.
+udp_rcvbuf_errs() {
+	ip netns exec "$1" awk '/^Udp:/ { if (h) { print $6; exit } h = 1 }' /proc/net/snmp
+}
+
+# Packets the kernel dropped machine-wide because a CPU's input backlog was
+# full (/proc/net/softnet_stat, second column; veth delivery goes through it).
+backlog_drops() {
+	local t=0 v
+	for v in $(awk '{ print $2 }' /proc/net/softnet_stat); do t=$((t + 16#$v)); done
+	echo "$t"
+}
+
 cores=$(nproc)
 echo "bench/boot on $(uname -r), $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "kiln daemon: $KILN_BOOT"
@@ -121,7 +151,7 @@ echo "kiln daemon: $KILN_BOOT"
 # tftp, or storm (both, plus the HTTP base for iPXE).  Quiet logging (-q)
 # like the peers below, so no server pays for a log line per packet.
 kiln_start() {
-	local args=(-q --user nobody)
+	local args=(${KILN_LOG--q} --user nobody)
 	mkdir -p "$TMP/kiln"
 	chown nobody "$TMP/kiln"
 	rm -f "$TMP/kiln/leases.db"*
@@ -131,7 +161,7 @@ kiln_start() {
 			--lease-db "$TMP/kiln/leases.db" --http-base "http://$SRV:8080") ;;
 	esac
 	case $1 in tftp|storm) args+=(--tftp-root "$TMP/tftp" --tftp-addr "$SRV") ;; esac
-	ins "$KILN_BOOT" "${args[@]}" 2>"$TMP/kiln.log" &
+	ip netns exec "$NS_S" "$KILN_BOOT" "${args[@]}" 2>"$TMP/kiln.log" &
 	SPID=$!
 	case $1 in dhcp|storm) wait_port "$SPID" 67 ;; *) wait_port "$SPID" 69 ;; esac ||
 		{ cat "$TMP/kiln.log" >&2; die "kiln did not start"; }
@@ -157,7 +187,7 @@ kea_start() {
 } }
 EOF
 	KEA_LOCKFILE_DIR=$TMP/kea KEA_PIDFILE_DIR=$TMP/kea \
-		ins kea-dhcp4 -c "$TMP/kea/kea-dhcp4.json" 2>"$TMP/kea.log" >&2 &
+		ip netns exec "$NS_S" kea-dhcp4 -c "$TMP/kea/kea-dhcp4.json" >"$TMP/kea.log" 2>&1 &
 	SPID=$!
 	wait_port "$SPID" 67 || { cat "$TMP/kea.log" >&2; die "kea did not start"; }
 }
@@ -167,7 +197,7 @@ dnsmasq_start() {   # [--leasefile-ro]
 	rm -f "$TMP/dnsmasq/"*
 	local lease=(--dhcp-leasefile="$TMP/dnsmasq/leases")
 	[ "${1:-}" = --leasefile-ro ] && lease=(--leasefile-ro)
-	ins dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root \
+	ip netns exec "$NS_S" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root \
 		--interface="$V_S" --bind-interfaces --pid-file="$TMP/dnsmasq/pid" \
 		--dhcp-range="$POOL_LO,$POOL_HI,255.255.0.0,1h" --dhcp-lease-max=100000 \
 		--dhcp-authoritative --no-ping --quiet-dhcp "${lease[@]}" 2>"$TMP/dnsmasq.log" &
@@ -176,7 +206,7 @@ dnsmasq_start() {   # [--leasefile-ro]
 }
 
 tftpd_start() {
-	ins in.tftpd -L -u nobody -a "$SRV:69" -s "$TMP/tftp" 2>"$TMP/tftpd.log" &
+	ip netns exec "$NS_S" in.tftpd -L -u nobody -a "$SRV:69" -s "$TMP/tftp" 2>"$TMP/tftpd.log" &
 	SPID=$!
 	wait_port "$SPID" 69 || { cat "$TMP/tftpd.log" >&2; die "tftpd-hpa did not start"; }
 }
@@ -187,27 +217,29 @@ tftpd_start() {
 # Reported: 4-way exchanges per second reached (perfdhcp's "rate"), and drops
 # as the share of DISCOVERs sent that never got their ACK.
 perf_row() {   # server rate
-	local log=$TMP/perf-$1-$2.log
+	local log=$TMP/perf-$1-$2.log e0 e1
+	e0=$(udp_rcvbuf_errs "$NS_S")
 	inc timeout $((DHCP_SECS + 20)) perfdhcp -4 -l "$V_C" -r "$2" -R "$DHCP_CLIENTS" \
 		-p "$DHCP_SECS" "$SRV" >"$log" 2>&1 || true
-	awk -v srv="$1" -v rate="$2" '
+	e1=$(udp_rcvbuf_errs "$NS_S")
+	awk -v srv="$1" -v rate="$2" -v ov="$((e1 - e0))" '
 		/^\*\*\*Statistics for: DISCOVER-OFFER/ { ex = 1 }
 		/^\*\*\*Statistics for: REQUEST-ACK/ { ex = 2 }
 		/^sent packets:/ && ex == 1 { sd = $3 }
 		/^received packets:/ && ex == 2 { ra = $3 }
-		/^drops:/ { dr[ex] = $2 }
-		/^rate:/ { r = $2 }
+		/^Rate:/ { r = $2 }
 		END {
 			if (sd == "") { printf "%-12s %8s  perfdhcp gave no statistics\n", srv, rate; exit }
 			printf "%-12s %8d %12.0f %8.2f %9d %9d %9d\n", srv, rate, r,
-				sd ? 100 * (sd - ra) / sd : 0, sd, ra, dr[1] + dr[2]
+				sd ? 100 * (sd - ra) / sd : 0, sd, ra, ov
 		}' "$log"
 }
 
 part_dhcp() {
 	echo
 	echo "== DHCP: perfdhcp -R $DHCP_CLIENTS -p $DHCP_SECS, relay mode (perfdhcp shares the $cores cores)"
-	printf "%-12s %8s %12s %8s %9s %9s %9s\n" server "asked/s" "4-way/s" "drops%" DISCOVERs ACKs "lost"
+	echo "(drops% = DISCOVERs sent without their ACK; overflow = datagrams the server's socket buffer dropped)"
+	printf "%-12s %8s %12s %8s %9s %9s %9s\n" server "asked/s" "4-way/s" "drops%" DISCOVERs ACKs overflow
 	local s r
 	for s in $DHCP_SERVERS; do
 		for r in $DHCP_RATES; do
@@ -225,6 +257,40 @@ part_dhcp() {
 			esac
 			stop_server
 		done
+	done
+}
+
+# Durability, measured rather than assumed: count the sync calls each server
+# makes while perfdhcp runs 1,000 4-way exchanges/s for 3 s (strace -c on
+# the server's threads), next to its ACK count.  strace slows the server;
+# only the counts matter here.
+part_fsync() {
+	need strace strace
+	echo
+	echo "== Durability: sync system calls per ACK (perfdhcp -r 1000 -p 3 under strace -f -c)"
+	printf "%-12s %8s %12s %10s\n" server ACKs "sync calls" "writes"
+	local s log st
+	for s in $DHCP_SERVERS; do
+		case $s in
+		kiln) kiln_start dhcp ;;
+		kea) kea_start ;;
+		dnsmasq) dnsmasq_start ;;
+		dnsmasq-ro) dnsmasq_start --leasefile-ro ;;
+		esac
+		st=$TMP/strace-$s.txt
+		strace -f -c -p "$SPID" -o "$st" \
+			-e trace=fsync,fdatasync,sync_file_range,syncfs,msync,write,pwrite64,writev 2>/dev/null &
+		local TPID=$!
+		sleep 0.5
+		log=$TMP/perf-fsync-$s.log
+		inc timeout 30 perfdhcp -4 -l "$V_C" -r 1000 -R "$DHCP_CLIENTS" -p 3 "$SRV" >"$log" 2>&1 || true
+		kill -INT "$TPID" 2>/dev/null || true
+		wait "$TPID" 2>/dev/null || true
+		awk -v srv="$s" -v acks="$(awk '/REQUEST-ACK/ { x = 1 } /^received packets:/ && x { print $3; exit }' "$log")" '
+			$NF ~ /^(fsync|fdatasync|sync_file_range|syncfs|msync)$/ { sy += $4 }
+			$NF ~ /^(write|pwrite64|writev)$/ { wr += $4 }
+			END { printf "%-12s %8d %12d %10d\n", srv, acks, sy, wr }' "$st"
+		stop_server
 	done
 }
 
@@ -248,13 +314,14 @@ part_tftp() {
 	chmod -R a+rX "$TMP/tftp"
 	BIG_SUM=$(sha256sum <"$TMP/tftp/big.bin" | cut -d' ' -f1)
 	local O=$TMP/out.bin
-	local -a labels=("curl 512" "curl 1468" "curl 65464" "atftp 1468" "atftp 1468 window 16" "atftp 65464")
+	local -a labels=("curl 512" "curl 1468" "curl 65464" "atftp 1468" "atftp 1468 window 16" "atftp 1468 window 64" "atftp 65464")
 	local -a cmds=(
 		"curl -sS -o $O tftp://$SRV/big.bin"
 		"curl -sS --tftp-blksize 1468 -o $O tftp://$SRV/big.bin"
 		"curl -sS --tftp-blksize 65464 -o $O tftp://$SRV/big.bin"
 		"atftp --option blksize\\ 1468 -g -r big.bin -l $O $SRV"
 		"atftp --option blksize\\ 1468 --option windowsize\\ 16 -g -r big.bin -l $O $SRV"
+		"atftp --option blksize\\ 1468 --option windowsize\\ 64 -g -r big.bin -l $O $SRV"
 		"atftp --option blksize\\ 65464 -g -r big.bin -l $O $SRV")
 	declare -A res
 	local s i
@@ -288,23 +355,41 @@ part_storm() {
 			>"$TMP/http/boot/$mac.ipxe"
 	done
 	chmod -R a+rX "$TMP/tftp" "$TMP/http"
+	# The pool is local in the client namespace (AnyIP): each simulated
+	# client sends from its own leased address without an `ip addr add`.
+	ip -n "$NS_C" route add local "$NET.8.0/21" dev lo
 	kiln_start storm
-	ins "$PY" "$HERE/httpd.py" "$SRV" 8080 "$TMP/http" >"$TMP/httpd.log" 2>&1 &
+	ip netns exec "$NS_S" "$PY" "$HERE/httpd.py" "$SRV" 8080 "$TMP/http" >"$TMP/httpd.log" 2>&1 &
 	HPID=$!
 	wait_port "$HPID" 8080 -t || { cat "$TMP/httpd.log" >&2; die "stand-in httpd did not start"; }
 	echo
 	echo "== Boot storm: $STORM_CLIENTS clients at once (spread ${STORM_SPREAD} s) against kiln:"
 	echo "   DHCP (PXE) -> TFTP undionly.kpxe (70,000 B) -> DHCP (iPXE) -> HTTP script + ${STORM_KERNEL_KB} KB kernel"
 	echo "   (HTTP step served by Python's http.server as a stand-in: kiln has no HTTP boot yet)"
-	local rc=0
+	local rc=0 es0 ec0 bd0 TPID=
+	if [ -n "${STORM_STRACE:-}" ]; then   # debugging aid: where kiln spends its time
+		strace -f -w -c -p "$SPID" -o "$TMP/strace-storm.txt" 2>/dev/null &
+		TPID=$!
+		sleep 0.5
+	fi
+	es0=$(udp_rcvbuf_errs "$NS_S") ec0=$(udp_rcvbuf_errs "$NS_C") bd0=$(backlog_drops)
 	inc timeout 300 "$PY" "$HERE/storm.py" --iface "$V_C" --server "$SRV" \
-		--clients "$STORM_CLIENTS" --spread "$STORM_SPREAD" \
+		--clients "$STORM_CLIENTS" --spread "$STORM_SPREAD" --anyip \
 		--boot-sha256 "$(sha256sum <"$TMP/tftp/undionly.kpxe" | cut -d' ' -f1)" \
 		--boot-size 70000 --kernel-size "$((STORM_KERNEL_KB * 1024))" || rc=$?
+	if [ -n "$TPID" ]; then
+		kill -INT "$TPID"; wait "$TPID" || true
+		head -15 "$TMP/strace-storm.txt"
+	fi
 	local leases
 	leases=$(sqlite3 "$TMP/kiln/leases.db" "SELECT count(*) FROM leases WHERE state = 2" 2>/dev/null || echo "?")
 	echo "kiln: $leases bound leases on disk; storm client exit status $rc"
+	[ "$rc" = 0 ] || STATUS=1
+	echo "UDP datagrams dropped on a full socket buffer: server side $(( $(udp_rcvbuf_errs "$NS_S") - es0 )), client side $(( $(udp_rcvbuf_errs "$NS_C") - ec0 ));" \
+		"input backlog drops (machine-wide) $(( $(backlog_drops) - bd0 ))"
 	stop_server
 }
 
+STATUS=0   # non-zero when a storm client failed
 for p in $PARTS; do "part_$p"; done
+exit "$STATUS"

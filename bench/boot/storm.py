@@ -6,8 +6,11 @@ Each client, with its own MAC and, once leased, its own IP address:
   1. DHCP as a PXE ROM (vendor class PXEClient, arch 0, broadcast flag):
      DISCOVER/OFFER/REQUEST/ACK, retransmitting after 4, 8, 16, 32 s like
      the PXE spec; the ACK must carry a boot file and a TFTP server.
-  2. adds the leased address to the interface (`ip addr add A/32`) so the
-     following traffic comes from a distinct address, as real machines do;
+  2. uses the leased address as its own from then on, so the following
+     traffic comes from a distinct address, as real machines do (with
+     --anyip the script has routed the pool to this namespace as local,
+     AnyIP-style, so no per-client `ip addr add` fork slows the client
+     side; without it each client runs `ip addr add A/32`);
   3. TFTP: fetches the boot file (blksize 1456, tsize; 1 s timeout doubling
      to 4 s, 6 tries a packet), checks its size and SHA-256;
   4. DHCP again as iPXE (user class "iPXE"): the ACK must name an HTTP URL
@@ -40,6 +43,7 @@ ap.add_argument("--boot-size", type=int, required=True)
 ap.add_argument("--kernel-size", type=int, required=True)
 ap.add_argument("--deadline", type=float, default=240.0)
 ap.add_argument("--mac-prefix", default="02:b0:07")
+ap.add_argument("--anyip", action="store_true", help="pool already routed locally; no ip addr add")
 args = ap.parse_args()
 
 COOKIE = bytes([99, 130, 83, 99])
@@ -60,6 +64,9 @@ class Stats:
         self.dhcp_retx = 0
         self.tftp_retx = 0
         self.addr_changed = 0
+        self.lag = 0.0          # worst event-loop lag seen (client overload)
+        self.dhcp_rtt = []      # send of the latest try -> its reply
+        self.late = 0           # replies that came after we had retransmitted
 
     def failed(self, step, why):
         self.fail[step] = self.fail.get(step, 0) + 1
@@ -116,23 +123,34 @@ def dhcp_parse(p):
     return f, opts
 
 
-class DhcpMux(asyncio.DatagramProtocol):
-    """One socket on port 68 for all clients; replies are matched by xid."""
+class DhcpMux:
+    """One socket on port 68 for all clients; replies are matched by xid.
+    The socket is drained completely on each wakeup: asyncio's datagram
+    transport reads one datagram per loop iteration, which with hundreds of
+    busy TFTP sockets in the same loop delayed DHCP replies by seconds on
+    the client side and made it look like a slow server."""
 
-    def __init__(self):
+    def __init__(self, sock):
         self.waiters = {}
-        self.transport = None
+        self.sock = sock
+        sock.setblocking(False)
+        asyncio.get_running_loop().add_reader(sock.fileno(), self.drain)
 
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def datagram_received(self, data, addr):
-        r = dhcp_parse(data)
-        if r and r[0]["xid"] in self.waiters:
-            self.waiters[r[0]["xid"]].put_nowait(r)
+    def drain(self):
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            r = dhcp_parse(data)
+            if r and r[0]["xid"] in self.waiters:
+                self.waiters[r[0]["xid"]].put_nowait(r)
 
     def send(self, pkt):
-        self.transport.sendto(pkt, ("255.255.255.255", 67))
+        try:
+            self.sock.sendto(pkt, ("255.255.255.255", 67))
+        except (BlockingIOError, InterruptedError):
+            pass            # counts as a lost packet; the client retransmits
 
 
 async def exchange(mux, mac, xid, pkt, want_type):
@@ -143,7 +161,8 @@ async def exchange(mux, mac, xid, pkt, want_type):
         if n:
             S.dhcp_retx += 1
         mux.send(pkt)
-        end = now() + t
+        sent = now()
+        end = sent + t
         while True:
             left = end - now()
             if left <= 0:
@@ -156,6 +175,9 @@ async def exchange(mux, mac, xid, pkt, want_type):
             if typ == 6:
                 raise RuntimeError("NAK")
             if typ == want_type:
+                S.dhcp_rtt.append(now() - sent)
+                if n:
+                    S.late += 1
                 return f, o
     raise RuntimeError("no %s" % ("OFFER" if want_type == 2 else "ACK"))
 
@@ -274,6 +296,8 @@ async def http_get(local, url):
 
 # ---- one client -----------------------------------------------------------
 async def add_addr(ip):
+    if args.anyip:
+        return
     p = await asyncio.create_subprocess_exec(
         "ip", "addr", "add", ip + "/32", "dev", args.iface,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
@@ -343,15 +367,23 @@ def pct(v, p):
     return v[min(len(v) - 1, int(p / 100.0 * len(v)))]
 
 
+async def lag_monitor():
+    while True:
+        t = now()
+        await asyncio.sleep(0.05)
+        S.lag = max(S.lag, now() - t - 0.05)
+
+
 async def main():
-    loop = asyncio.get_running_loop()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, args.iface.encode())
     s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)    # SO_RCVBUFFORCE
     s.bind(("0.0.0.0", 68))
-    _, mux = await loop.create_datagram_endpoint(DhcpMux, sock=s)
+    s.setsockopt(socket.SOL_SOCKET, 32, 4 << 20)    # SO_SNDBUFFORCE
+    mux = DhcpMux(s)
+    mon = asyncio.create_task(lag_monitor())
     t_start = now()
     tasks = [asyncio.create_task(client(i, mux, t_start)) for i in range(1, args.clients + 1)]
     done, pending = await asyncio.wait(tasks, timeout=args.deadline)
@@ -361,6 +393,7 @@ async def main():
         S.failed("deadline", "not finished in %.0f s" % args.deadline)
         S.fail["deadline"] = len(pending)
     wall = now() - t_start
+    mon.cancel()
     ok = len(S.done)
     failed = args.clients - ok
     print("clients %d, completed %d, failed %d, wall %.2f s" % (args.clients, ok, failed, wall))
@@ -371,14 +404,21 @@ async def main():
                                             max(S.done) if S.done else float("nan")))
     print("DHCP retransmissions %d, TFTP retransmissions %d, address changed at iPXE %d" %
           (S.dhcp_retx, S.tftp_retx, S.addr_changed))
+    print("DHCP reply time (after the try it answered or a later one): p50 %.3f s, p99 %.3f s, "
+          "max %.3f s; %d exchanges finished after a retransmission" %
+          (pct(S.dhcp_rtt, 50), pct(S.dhcp_rtt, 99), max(S.dhcp_rtt or [0]), S.late))
+    print("client event loop: worst lag %.2f s (timeouts can fire late or early relative to "
+          "the server when this is large)" % S.lag)
     for k, v in S.fail_why.items():
         for why, n in v.items():
             print("failed at %s: %d (%s)" % (k, n, why))
     print("RESULT " + json.dumps({
         "clients": args.clients, "completed": ok, "failed": failed, "wall_s": round(wall, 3),
-        "fail": S.fail, "p50_s": pct(S.done, 50), "p95_s": pct(S.done, 95),
+        "fail": S.fail, "p50_s": pct(S.done, 50) if S.done else None,
+        "p95_s": pct(S.done, 95) if S.done else None,
         "max_s": max(S.done) if S.done else None,
-        "dhcp_retx": S.dhcp_retx, "tftp_retx": S.tftp_retx, "addr_changed": S.addr_changed}))
+        "dhcp_retx": S.dhcp_retx, "tftp_retx": S.tftp_retx, "addr_changed": S.addr_changed,
+        "client_lag_s": round(S.lag, 3)}))
     return 0 if failed == 0 else 1
 
 
