@@ -54,10 +54,13 @@ static int run(int argc, char **argv)
 			return 1;
 		if (n > 0)
 			continue;
-		if ((!strcmp(argv[i], "--limit") || !strcmp(argv[i], "-l")) && i + 1 < argc) {
+		if ((!strcmp(argv[i], "--limit") || !strcmp(argv[i], "-l") ||
+		     !strcmp(argv[i], "--root")) && i + 1 >= argc) {
+			return cli_error("facts: option '%s' needs a value", argv[i]);
+		} else if (!strcmp(argv[i], "--limit") || !strcmp(argv[i], "-l")) {
 			limit = argv[i + 1];
 			i += 2;
-		} else if (!strcmp(argv[i], "--root") && i + 1 < argc) {
+		} else if (!strcmp(argv[i], "--root")) {
 			root = argv[i + 1];
 			i += 2;
 		} else {

@@ -101,7 +101,7 @@ static int finish(int rc)
 		if (errno != EPIPE)
 			fprintf(stderr, "kiln: write error on standard output: %s\n",
 				strerror(errno));
-		return rc ? rc : 1;
+		return 1;   /* never 0 or 2: what was printed is incomplete */
 	}
 	return rc;
 }

@@ -50,9 +50,14 @@ struct collect {
 	struct driver *d;
 	struct node_run *nr;
 	json_t *facts;
+	char *agent_err;      /* the agent's "error" reply, if any */
 };
 
-/* One reply line from the agent: a result, the final tally, or facts. */
+/*
+ * One reply line from the agent: facts, a result, the final tally, or an
+ * error.  More results than resources sent is a protocol error: it also
+ * bounds what a misbehaving node can make kiln keep in memory.
+ */
 static int on_msg(const json_t *msg, void *arg)
 {
 	struct collect *cl = arg;
@@ -62,11 +67,20 @@ static int on_msg(const json_t *msg, void *arg)
 	if (!op)
 		return 0;
 	if (!strcmp(op, "facts")) {
+		json_decref(cl->facts);
 		cl->facts = json_incref(json_object_get(msg, "facts"));
+		return 0;
+	}
+	if (!strcmp(op, "error")) {
+		const char *m = json_string_value(json_object_get(msg, "message"));
+		free(cl->agent_err);
+		cl->agent_err = xstrdup(m ? m : "error reply without a message");
 		return 0;
 	}
 	if (strcmp(op, "result"))
 		return 0;
+	if (nr->done >= nr->total)
+		return -EPROTO;
 	const char *status = json_string_value(json_object_get(msg, "status"));
 	pthread_mutex_lock(&cl->d->lock);
 	json_array_append(nr->results, (json_t *)msg);
@@ -108,7 +122,6 @@ static void node_work(struct driver *d, struct node_run *nr)
 	}
 	set_phase(d, nr, PHASE_AGENT);
 	if (agent_open(conn, d->o->agent_path, &s, &e) < 0) {
-		kerr_prefix(&e, "agent");
 		fail(nr, OUTCOME_FAILED, &e);
 		goto out;
 	}
@@ -116,7 +129,9 @@ static void node_work(struct driver *d, struct node_run *nr)
 	set_phase(d, nr, PHASE_FACTS);
 	req = json_pack("{s:s}", "op", "facts");
 	if (agent_request(s, req, on_msg, &cl, &e) < 0 || !json_is_object(cl.facts)) {
-		if (!e.msg[0])
+		if (cl.agent_err)
+			kerr_set(&e, -EPROTO, "agent: %s", cl.agent_err);
+		else if (!e.msg[0])
 			kerr_set(&e, -EPROTO, "agent sent no facts");
 		kerr_prefix(&e, "facts");
 		fail(nr, OUTCOME_FAILED, &e);
@@ -126,8 +141,8 @@ static void node_work(struct driver *d, struct node_run *nr)
 	req = NULL;
 	nr->facts = cl.facts;
 	cl.facts = NULL;
+	facts_resolve_names(nr->facts, NULL);
 	if (d->o->mode == PLAN_FACTS) {
-		facts_resolve_names(nr->facts, NULL);
 		nr->outcome = OUTCOME_OK;
 		goto out;
 	}
@@ -135,12 +150,21 @@ static void node_work(struct driver *d, struct node_run *nr)
 		fail(nr, OUTCOME_FAILED, &e);
 		goto out;
 	}
+	pthread_mutex_lock(&d->lock);
 	nr->total = (int)json_array_size(resources);
+	pthread_mutex_unlock(&d->lock);
 	set_phase(d, nr, PHASE_RESOURCES);
 	req = json_pack("{s:s,s:O}", "op", d->o->mode == PLAN_APPLY ? "apply" : "check",
 			"resources", resources);
-	if (agent_request(s, req, on_msg, &cl, &e) < 0) {
-		kerr_prefix(&e, "agent");
+	int rc = agent_request(s, req, on_msg, &cl, &e);
+	if (rc == -EPROTO && nr->done >= nr->total && !cl.agent_err)
+		kerr_set(&e, -EPROTO, "agent: more results than the %d resources sent", nr->total);
+	if (rc < 0 || cl.agent_err || nr->done != nr->total) {
+		if (cl.agent_err)
+			kerr_set(&e, -EPROTO, "agent: %s", cl.agent_err);
+		else if (rc >= 0)
+			kerr_set(&e, -EPROTO, "agent: %d results for %d resources", nr->done,
+				 nr->total);
 		fail(nr, OUTCOME_FAILED, &e);
 		goto out;
 	}
@@ -169,15 +193,17 @@ out:
 	json_decref(req);
 	json_decref(resources);
 	json_decref(cl.facts);
+	free(cl.agent_err);
 	nr->duration_ms = now_ms() - nr->started_ms;
 	if (d->o->state) {
 		struct kerr se = { 0 };
-		if (nr->facts)
-			state_facts_put(d->o->state, d->c->name, n->name, nr->facts, &se);
+		if (nr->facts && state_facts_put(d->o->state, d->c->name, n->name, nr->facts,
+						 &se) < 0)
+			log_warn("node '%s': %s", n->name, se.msg);
 		if (state_run_node(d->o->state, d->run->id, n->name,
 				   node_outcome_name(nr->outcome), nr->changed, nr->failed,
 				   nr->duration_ms, nr->error, nr->results, &se) < 0)
-			log_warn("%s", se.msg);
+			log_warn("node '%s': %s", n->name, se.msg);
 	}
 	set_phase(d, nr, PHASE_DONE);
 }

@@ -16,7 +16,7 @@ struct state {
 
 static const char schema[] =
 	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=NORMAL;"
+	"PRAGMA synchronous=FULL;"
 	"CREATE TABLE IF NOT EXISTS facts ("
 	"  cluster TEXT NOT NULL, node TEXT NOT NULL, collected_ms INTEGER NOT NULL,"
 	"  json TEXT NOT NULL, PRIMARY KEY (cluster, node));"
@@ -148,14 +148,34 @@ out:
 int state_run_begin(struct state *st, const char *cluster, const char *kind,
 		    const char *spec_path, int nnodes, int64_t *id, struct kerr *e)
 {
-	int r = exec1(st, e, "INSERT INTO runs (cluster, kind, spec, pid, nodes, started_ms, status)"
-			     " VALUES (?,?,?,?,?,?,'running')", "tttiii",
-		      cluster, kind, spec_path, (int64_t)getpid(), (int64_t)nnodes, wall_ms());
-	if (r == 0) {
-		pthread_mutex_lock(&st->lock);
-		*id = sqlite3_last_insert_rowid(st->db);
-		pthread_mutex_unlock(&st->lock);
+	sqlite3_stmt *s = NULL;
+	int r = 0;
+
+	/* RETURNING, under the lock: another thread's insert cannot slip in
+	 * between the insert and reading its id. */
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "INSERT INTO runs (cluster, kind, spec, pid, nodes,"
+				      " started_ms, status) VALUES (?,?,?,?,?,?,'running')"
+				      " RETURNING id", -1, &s, NULL) != SQLITE_OK) {
+		r = db_error(st, e, "prepare");
+		goto out;
 	}
+	sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, spec_path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, getpid());
+	sqlite3_bind_int64(s, 5, nnodes);
+	sqlite3_bind_int64(s, 6, wall_ms());
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		r = db_error(st, e, "write");
+		goto out;
+	}
+	*id = sqlite3_column_int64(s, 0);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		r = db_error(st, e, "write");
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
 	return r;
 }
 
