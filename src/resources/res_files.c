@@ -6,6 +6,8 @@
 #include "res_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <libgen.h>
 #include <regex.h>
 #include <stdlib.h>
@@ -49,43 +51,114 @@ static bool note_attrs(struct res_result *out, const struct stat *st, int mode,
 	return differs;
 }
 
+/*
+ * What is at full, looked at without following a final symlink: a regular
+ * file is opened (O_NOFOLLOW, O_NONBLOCK so a FIFO cannot block us) and read
+ * into b, its stat in *st and the open fd in *fd (the caller closes it, and
+ * fchown/fchmods through it rather than by name).  Returns 0 for a regular
+ * file, -ENOENT when nothing is there, -ELOOP for a symlink (its target is
+ * never opened; the link text goes to link when not NULL), -EINVAL for
+ * anything else that is not a regular file, -EAGAIN when it was swapped
+ * while we looked, or -errno.
+ */
+static int open_managed(const char *full, struct buf *b, struct stat *st, int *fd,
+			char **link)
+{
+	struct stat lst;
+	char tmp[65536];
+	int r = 0;
+
+	*fd = -1;
+	if (lstat(full, &lst) < 0)
+		return -errno;
+	if (S_ISLNK(lst.st_mode)) {
+		if (link) {
+			char t[PATH_MAX];
+			ssize_t n = readlink(full, t, sizeof(t) - 1);
+			char safe[256];
+			str_sanitize(safe, sizeof(safe), t, n > 0 ? (size_t)n : 0);
+			*link = xstrdup(n > 0 ? safe : "?");
+		}
+		return -ELOOP;
+	}
+	if (!S_ISREG(lst.st_mode))
+		return -EINVAL;
+	*fd = open(full, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (*fd < 0)
+		return errno == ELOOP ? -EAGAIN : -errno;
+	if (fstat(*fd, st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* Swapped between lstat and open: refuse rather than guess. */
+	if (!S_ISREG(st->st_mode) || st->st_dev != lst.st_dev || st->st_ino != lst.st_ino) {
+		r = -EAGAIN;
+		goto fail;
+	}
+	for (;;) {
+		ssize_t n = read(*fd, tmp, sizeof(tmp));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto fail;
+		}
+		if (n == 0)
+			return 0;
+		if (b->cap && b->len + (size_t)n > b->cap) {
+			r = -EFBIG;
+			goto fail;
+		}
+		buf_add(b, tmp, (size_t)n);
+	}
+fail:
+	close(*fd);
+	*fd = -1;
+	return r;
+}
+
+/* The message for an open_managed() failure other than -ENOENT/-ELOOP. */
+static const char *managed_err(int r)
+{
+	if (r == -EINVAL)
+		return "exists and is not a regular file";
+	if (r == -EAGAIN)
+		return "changed while being read (replaced by something else)";
+	return strerror(-r);
+}
+
 enum res_status res_file_converge(struct res_ctx *ctx, const struct file_want *w,
 				  struct res_result *out)
 {
-	char *full = path_join(ctx->root, w->path);
+	char *full = path_join(ctx->root, w->path), *link = NULL;
 	struct buf old, diff;
 	struct stat st;
-	bool exists = true, is_link = false, content_differs, attrs_differ = false;
-	int r, mode;
+	bool exists = true, content_differs, attrs_differ = false;
+	int r, mode, fd = -1;
 	uid_t uid = w->uid;
 	gid_t gid = w->gid;
 	enum res_status ret = RES_FAILED;
 
 	buf_init(&old, RES_FILE_CAP);
 	buf_init(&diff, RES_DIFF_CAP);
-	if (lstat(full, &st) < 0) {
-		if (errno != ENOENT) {
-			res_fail(out, "%s: %s", w->path, strerror(errno));
-			goto out;
-		}
+	/*
+	 * Never follow a symlink at a managed path: a node user who owns the
+	 * directory (~/.ssh) could point it at /etc/shadow and have the diff
+	 * show it.  A link counts as "no file"; apply renames the file over it.
+	 */
+	r = open_managed(full, &old, &st, &fd, &link);
+	if (r == -ENOENT || r == -ELOOP) {
 		exists = false;
-	} else if (S_ISLNK(st.st_mode)) {
-		is_link = true;
-		if (stat(full, &st) < 0)   /* dangling: replace it */
-			exists = false;
-	}
-	if (exists && !S_ISREG(st.st_mode)) {
-		res_fail(out, "%s: exists and is not a regular file", w->path);
-		goto out;
-	}
-	if (exists && (r = file_read(full, &old, RES_FILE_CAP)) < 0) {
-		res_fail(out, "%s: read: %s", w->path, strerror(-r));
+	} else if (r < 0) {
+		res_fail(out, "%s: %s", w->path, managed_err(r));
 		goto out;
 	}
 	content_differs = !exists || old.len != w->len || memcmp(old.s, w->content, w->len);
 	mode = w->mode >= 0 ? w->mode : exists ? (int)(st.st_mode & 07777) : 0644;
 	if (content_differs) {
-		if (!exists)
+		if (link)
+			res_note(out, "replace symlink %s -> %s", w->path, link);
+		else if (!exists)
 			res_note(out, "create %s", w->path);
 		if (has_nul(old.s, old.len) || has_nul(w->content, w->len))
 			res_note(out, "binary content differs");
@@ -99,9 +172,7 @@ enum res_status res_file_converge(struct res_ctx *ctx, const struct file_want *w
 	}
 	if (exists)
 		attrs_differ = note_attrs(out, &st, mode, uid, gid);
-	if (is_link)
-		res_note(out, "replace symlink %s with a file", w->path);
-	if (!content_differs && !attrs_differ && !is_link) {
+	if (!content_differs && !attrs_differ) {
 		ret = RES_OK;
 		goto out;
 	}
@@ -109,7 +180,7 @@ enum res_status res_file_converge(struct res_ctx *ctx, const struct file_want *w
 	if (ctx->check_only)
 		goto out;
 
-	if (content_differs || is_link) {
+	if (content_differs) {
 		/* Keep an unmanaged owner of an existing file. */
 		if (exists && uid == (uid_t)-1)
 			uid = st.st_uid;
@@ -126,16 +197,20 @@ enum res_status res_file_converge(struct res_ctx *ctx, const struct file_want *w
 		}
 		goto out;
 	}
-	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && lchown(full, uid, gid) < 0) {
+	/* Attributes only: through the fd we read, never by name again. */
+	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0) {
 		res_fail(out, "%s: chown: %s", w->path, strerror(errno));
 		ret = RES_FAILED;
-	} else if (chmod(full, (mode_t)mode) < 0) {   /* after chown: it clears setuid */
+	} else if (fchmod(fd, (mode_t)mode) < 0) {   /* after chown: it clears setuid */
 		res_fail(out, "%s: chmod: %s", w->path, strerror(errno));
 		ret = RES_FAILED;
 	}
 out:
+	if (fd >= 0)
+		close(fd);
 	buf_release(&old);
 	buf_release(&diff);
+	free(link);
 	free(full);
 	return ret;
 }
@@ -154,12 +229,16 @@ static void file_run(struct res_ctx *ctx, const json_t *r, struct res_result *ou
 		.mode = res_mode(r, "mode"),
 	};
 
-	if (res_resolve_owner(ctx->root, res_str(r, "owner"), res_str(r, "group"),
-			      &w.uid, &w.gid, &e) < 0) {
+	int pending = res_resolve_owner(ctx, res_str(r, "owner"), res_str(r, "group"),
+					&w.uid, &w.gid, out, &e);
+
+	if (pending < 0) {
 		res_fail(out, "%s", e.msg);
 		return;
 	}
 	out->status = res_file_converge(ctx, &w, out);
+	if (pending && out->status == RES_OK)
+		out->status = RES_CHANGED;   /* the owner/group change is still to come */
 }
 
 static const struct field file_fields[] = {
@@ -188,8 +267,10 @@ static void directory_run(struct res_ctx *ctx, const json_t *r, struct res_resul
 	uid_t uid;
 	gid_t gid;
 
-	if (res_resolve_owner(ctx->root, res_str(r, "owner"), res_str(r, "group"),
-			      &uid, &gid, &e) < 0) {
+	int pending = res_resolve_owner(ctx, res_str(r, "owner"), res_str(r, "group"),
+					&uid, &gid, out, &e);
+
+	if (pending < 0) {
 		res_fail(out, "%s", e.msg);
 		goto out;
 	}
@@ -198,7 +279,7 @@ static void directory_run(struct res_ctx *ctx, const json_t *r, struct res_resul
 			res_fail(out, "%s: exists and is not a directory", path);
 			goto out;
 		}
-		if (!note_attrs(out, &st, mode, uid, gid))
+		if (!note_attrs(out, &st, mode, uid, gid) && !pending)
 			goto out;
 		out->status = RES_CHANGED;
 		if (ctx->check_only)
@@ -284,10 +365,11 @@ static void line_run(struct res_ctx *ctx, const json_t *r, struct res_result *ou
 	const char *path = res_str(r, "path"), *rx = res_str(r, "regexp");
 	const char *state = res_str(r, "state");
 	bool present = !state || !strcmp(state, "present");
-	char *full = path_join(ctx->root, path);
+	char *full = path_join(ctx->root, path), *link = NULL;
 	struct buf cur, next;
+	struct stat st;
 	regex_t re;
-	int q;
+	int q, fd;
 
 	buf_init(&cur, RES_FILE_CAP);
 	buf_init(&next, RES_FILE_CAP);
@@ -296,8 +378,18 @@ static void line_run(struct res_ctx *ctx, const json_t *r, struct res_result *ou
 		rx = NULL;
 		goto out;
 	}
-	if ((q = file_read(full, &cur, RES_FILE_CAP)) < 0 && q != -ENOENT) {
-		res_fail(out, "%s: read: %s", path, strerror(-q));
+	/* Never through a symlink (O_NOFOLLOW): that could edit or show
+	 * another file; a link here is a clear failure, not a guess. */
+	q = open_managed(full, &cur, &st, &fd, &link);
+	if (fd >= 0)
+		close(fd);
+	if (q == -ELOOP) {
+		res_fail(out, "%s: is a symlink (-> %s); line resources do not edit "
+			 "through symlinks", path, link);
+		goto out_re;
+	}
+	if (q < 0 && q != -ENOENT) {
+		res_fail(out, "%s: %s", path, managed_err(q));
 		goto out_re;
 	}
 	if (q == -ENOENT && !present)
@@ -318,6 +410,7 @@ out_re:
 out:
 	buf_release(&cur);
 	buf_release(&next);
+	free(link);
 	free(full);
 }
 

@@ -89,9 +89,16 @@ void pwent_release(struct pwent *p);
 /* 0 found, -ENOENT not there, other -errno on read errors. */
 int passwd_find(const char *root, const char *name, struct pwent *out);
 int group_find(const char *root, const char *name, gid_t *gid, struct strv *members);
-/* Resolve an owner/group name (or a number) to an id; msg on failure. */
-int res_resolve_owner(const char *root, const char *owner, const char *group,
-		      uid_t *uid, gid_t *gid, struct kerr *e);
+/*
+ * Resolve an owner/group name (or a number) under ctx->root to ids (-1 when
+ * not given).  Returns 0, or -errno with the cause in e.  In check mode a
+ * name that does not exist yet but that an earlier resource of this run
+ * would create (user:NAME, or group:NAME / user:NAME for a group, pending
+ * in ctx->changed) is not an error: its id stays -1, a note goes to out and
+ * 1 is returned, so the caller reports "changed" rather than failing.
+ */
+int res_resolve_owner(const struct res_ctx *ctx, const char *owner, const char *group,
+		      uid_t *uid, gid_t *gid, struct res_result *out, struct kerr *e);
 
 /* ---- processes ---- */
 /* Run argv; 0 when it exits 0, else -errno / -EIO with the cause in e.

@@ -121,15 +121,73 @@ static enum pkg_mgr pkg_detect(const struct res_ctx *ctx)
 	return m;
 }
 
-/* The requested name without an ":arch" suffix, as dpkg-query prints it. */
+/*
+ * A requested name is NAME, NAME:ARCH, or either with "=VERSION" (a pin).
+ * The base is what dpkg-query's ${Package} and rpm's %{NAME} print.
+ */
 static size_t pkg_base_len(const char *name)
 {
-	return strcspn(name, ":");
+	return strcspn(name, ":=");
+}
+
+/* The pinned version of a requested name, or NULL. */
+static const char *pkg_pin(const char *name)
+{
+	const char *eq = strchr(name, '=');
+	return eq ? eq + 1 : NULL;
+}
+
+/* The name as the manager's tools take it: apt "bash=1.0" (dpkg-query gets
+ * "bash" only), dnf/rpm "bash-1.0". */
+static char *pkg_arg(enum pkg_mgr m, const char *name, bool for_query)
+{
+	const char *pin = pkg_pin(name);
+	size_t n = pin ? (size_t)(pin - 1 - name) : strlen(name);
+
+	if (!pin || (m == PKG_APT && !for_query))
+		return xstrdup(name);
+	if (m == PKG_APT)
+		return xstrndup(name, n);
+	return xasprintf("%.*s-%s", (int)n, name, pin);
+}
+
+/* Does an installed version satisfy the pin?  rpm's is VERSION-RELEASE, and
+ * a pin may name the version alone. */
+static bool pkg_version_ok(enum pkg_mgr m, const char *have, size_t len, const char *pin)
+{
+	size_t n;
+
+	if (!pin)
+		return true;
+	n = strlen(pin);
+	if (len == n && !strncmp(have, pin, n))
+		return true;
+	return m == PKG_DNF && len > n && !strncmp(have, pin, n) && have[n] == '-';
+}
+
+/* Is the query output line p (len bytes, "NAME\tSTATUS\tVERSION") the
+ * installed base name (n bytes of name) at the pinned version, if any? */
+static bool pkg_line_ok(enum pkg_mgr m, const char *p, size_t len, const char *name,
+			size_t n, const char *pin)
+{
+	static const char inst[] = "installed";
+	const size_t il = sizeof(inst) - 1;
+
+	if (len < n + 1 + il || strncmp(p, name, n) || p[n] != '\t' ||
+	    strncmp(p + n + 1, inst, il))
+		return false;
+	const char *rest = p + n + 1 + il, *end = p + len;
+	if (rest < end && *rest != '\t')
+		return false;   /* a longer status word */
+	if (!pin)
+		return true;
+	return rest < end && pkg_version_ok(m, rest + 1, (size_t)(end - rest - 1), pin);
 }
 
 /*
- * Which of names are installed: one dpkg-query or rpm -q for the whole
- * list.  Sets installed[i]; -errno only when the tool could not run.
+ * Which of names are installed (at the pinned version, when pinned): one
+ * dpkg-query or rpm -q for the whole list, printing name, status and
+ * version.  Sets installed[i]; -errno only when the tool could not run.
  */
 static int pkg_query(const struct res_ctx *ctx, enum pkg_mgr m, const json_t *names,
 		     bool *installed, struct kerr *e)
@@ -146,7 +204,7 @@ static int pkg_query(const struct res_ctx *ctx, enum pkg_mgr m, const json_t *na
 		if (!res_is_live(ctx))
 			strv_take(&argv, xasprintf("--admindir=%s/var/lib/dpkg", ctx->root));
 		strv_push(&argv, "-W");
-		strv_push(&argv, "-f=${Package}\t${db:Status-Status}\n");
+		strv_push(&argv, "-f=${Package}\t${db:Status-Status}\t${Version}\n");
 	} else {
 		strv_push(&argv, "rpm");
 		if (!res_is_live(ctx)) {
@@ -155,11 +213,11 @@ static int pkg_query(const struct res_ctx *ctx, enum pkg_mgr m, const json_t *na
 		}
 		strv_push(&argv, "-q");
 		strv_push(&argv, "--qf");
-		strv_push(&argv, "%{NAME}\tinstalled\n");
+		strv_push(&argv, "%{NAME}\tinstalled\t%{VERSION}-%{RELEASE}\n");
 	}
 	strv_push(&argv, "--");
 	json_array_foreach(names, i, x)
-		strv_push(&argv, json_string_value(x));
+		strv_take(&argv, pkg_arg(m, json_string_value(x), true));
 	struct run_opts o = { .out = &out, .timeout_ms = 120000 };
 	/* Both exit non-zero when some name is unknown: read stdout anyway. */
 	if ((r = run_found(argv.v, &o, &st)) < 0) {
@@ -167,14 +225,12 @@ static int pkg_query(const struct res_ctx *ctx, enum pkg_mgr m, const json_t *na
 		goto out;
 	}
 	json_array_foreach(names, i, x) {
-		const char *name = json_string_value(x);
+		const char *name = json_string_value(x), *pin = pkg_pin(name);
 		size_t n = pkg_base_len(name);
 		installed[i] = false;
 		for (const char *p = out.s; *p;) {
 			size_t len = strcspn(p, "\n");
-			if (len > n && !strncmp(p, name, n) && p[n] == '\t' &&
-			    !strncmp(p + n + 1, "installed", len - n - 1) &&
-			    len - n - 1 == strlen("installed"))
+			if (pkg_line_ok(m, p, len, name, n, pin))
 				installed[i] = true;
 			p += len + (p[len] == '\n');
 		}
@@ -185,21 +241,28 @@ out:
 	return r;
 }
 
-/* Package names only (they go on apt-get/dnf command lines). */
+/* Package names only (they go on apt-get/dnf command lines); at most one
+ * "=VERSION" pin, and none with state absent. */
 static int pkg_validate(const json_t *r, const char *id, struct kerr *e)
 {
 	json_t *names = json_object_get(r, "names");
+	const char *state = res_str(r, "state");
 	size_t i;
 	json_t *x;
 
 	if (!json_array_size(names))
 		return kerr_set(e, -EINVAL, "resource '%s': field 'names': empty", id);
 	json_array_foreach(names, i, x) {
-		const char *s = json_string_value(x);
-		if (*s == '-' || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				       "0123456789+-._:~=") != strlen(s))
+		const char *s = json_string_value(x), *pin = pkg_pin(s);
+		size_t ok = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789+-._:~=");
+		if (*s == '-' || *s == '=' || ok != strlen(s) ||
+		    (pin && (!*pin || strchr(pin, '='))))
 			return kerr_set(e, -EINVAL, "resource '%s': field 'names': '%s' is "
 					"not a package name", id, s);
+		if (pin && state && !strcmp(state, "absent"))
+			return kerr_set(e, -EINVAL, "resource '%s': field 'names': '%s': a "
+					"version pin needs state present", id, s);
 	}
 	return 0;
 }
@@ -221,6 +284,12 @@ static void pkg_argv(enum pkg_mgr m, bool present, const json_t *todo, struct st
 			strv_push(argv, "Dpkg::Options::=--force-confold");
 			strv_push(argv, "install");
 			strv_push(argv, "--no-install-recommends");
+			/* A pin below the installed version is a downgrade. */
+			json_array_foreach(todo, i, x)
+				if (pkg_pin(json_string_value(x))) {
+					strv_push(argv, "--allow-downgrades");
+					break;
+				}
 		} else {
 			strv_push(argv, "remove");
 		}
@@ -231,7 +300,7 @@ static void pkg_argv(enum pkg_mgr m, bool present, const json_t *todo, struct st
 	}
 	strv_push(argv, "--");
 	json_array_foreach(todo, i, x)
-		strv_push(argv, json_string_value(x));
+		strv_take(argv, pkg_arg(m, json_string_value(x), false));
 }
 
 /*
@@ -386,11 +455,18 @@ static void service_run(struct res_ctx *ctx, const json_t *r, struct res_result 
 	is_en = systemctl_query("is-enabled", name);
 	is_act = systemctl_query("is-active", name);
 	bool enabled = !strcmp(is_en, "enabled") || !strcmp(is_en, "enabled-runtime");
+	/* Units that cannot be enabled by symlink (no [Install], aliases,
+	 * generated) are as enabled as they get: "enable" would never stick. */
+	bool enabled_enough = enabled || !strcmp(is_en, "static") ||
+			      !strcmp(is_en, "alias") || !strcmp(is_en, "indirect") ||
+			      !strcmp(is_en, "generated");
 	bool active = !strcmp(is_act, "active");
 	bool want_en = json_is_true(en), want_run = state && !strcmp(state, "running");
-	bool do_enable = en && enabled != want_en;
+	bool do_enable = en && (want_en ? !enabled_enough : enabled);
 	bool do_state = state && active != want_run;
-	bool do_restart = trigger && want_run && active;
+	/* Any running service whose watched resource changed restarts,
+	 * unless it is being stopped. */
+	bool do_restart = trigger && active && (!state || want_run);
 
 	if (do_enable)
 		res_note(out, "%s %s", want_en ? "enable" : "disable", name);

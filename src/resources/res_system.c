@@ -106,7 +106,8 @@ static int sysctl_validate(const json_t *r, const char *id, struct kerr *e)
 
 /*
  * sysctl: the persistent file plus the live values under ROOT/proc/sys.
- * Unknown keys fail before anything is written; apply writes the file,
+ * Unknown keys fail before anything is written (in check mode not while a
+ * kmod resource earlier in the list is pending); apply writes the file,
  * then only the live values that differ.
  */
 static void sysctl_run(struct res_ctx *ctx, const json_t *r, struct res_result *out)
@@ -120,6 +121,14 @@ static void sysctl_run(struct res_ctx *ctx, const json_t *r, struct res_result *
 	json_t *v;
 
 	buf_init(&content, 0);
+	/*
+	 * Check mode only: a kmod resource earlier in this run would load
+	 * modules, and a key may appear with them; apply (after the load)
+	 * fails if the key is still missing.
+	 */
+	bool kmod_pending = false;
+	for (size_t i = 0; ctx->check_only && i < ctx->changed.n; i++)
+		kmod_pending |= str_starts(ctx->changed.v[i], "kmod:");
 	json_object_foreach(vals, k, v)
 		strv_push(&keys, k);
 	qsort(keys.v, keys.n, sizeof(*keys.v), cmp_str);
@@ -133,7 +142,11 @@ static void sysctl_run(struct res_ctx *ctx, const json_t *r, struct res_result *
 		buf_printf(&content, "%s = %s\n", keys.v[i], want.v[i]);
 		struct buf cur;
 		int q = read_under(ctx, paths.v[i], &cur, LIVE_CAP);
-		if (q == -ENOENT) {
+		if (q == -ENOENT && kmod_pending) {
+			/* net.bridge.* appear only once br_netfilter is loaded. */
+			live_changed = true;
+			res_note(out, "%s: would set after module load", keys.v[i]);
+		} else if (q == -ENOENT) {
 			res_fail(out, "sysctl '%s': no such kernel parameter (%s does not "
 				 "exist)", keys.v[i], paths.v[i]);
 		} else if (q < 0) {

@@ -7,8 +7,10 @@
 #include "res_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -119,11 +121,54 @@ int group_find(const char *root, const char *name, gid_t *gid, struct strv *memb
 	return 0;
 }
 
-int res_resolve_owner(const char *root, const char *owner, const char *group,
-		      uid_t *uid, gid_t *gid, struct kerr *e)
+/* Does useradd make a same-named group for each user here (USERGROUPS_ENAB
+ * in ROOT/etc/login.defs, which useradd --prefix reads too)? */
+static bool user_groups_enabled(const struct res_ctx *ctx)
+{
+	char *path = path_join(ctx->root, "/etc/login.defs");
+	struct buf b;
+	bool yes = false;
+
+	buf_init(&b, DB_CAP);
+	if (file_read(path, &b, DB_CAP) == 0) {
+		for (const char *p = b.s; *p;) {
+			size_t n = strcspn(p, "\n");
+			const char *q = p + strspn(p, " \t");
+			if (str_starts(q, "USERGROUPS_ENAB")) {
+				q += strlen("USERGROUPS_ENAB");
+				q += strspn(q, " \t");
+				yes = !strncasecmp(q, "yes", 3);
+			}
+			p += n + (p[n] == '\n');
+		}
+	}
+	buf_release(&b);
+	free(path);
+	return yes;
+}
+
+/*
+ * Check mode only: would an earlier resource in this run create the user
+ * (kind "user") or group (kind "group") called name?  A group may also come
+ * from useradd's user private group, so a pending user:NAME counts for it
+ * where login.defs enables those.
+ */
+static bool res_pending(const struct res_ctx *ctx, const char *kind, const char *name)
+{
+	char *id = xasprintf("%s:%s", kind, name);
+	bool yes = strv_contains(&ctx->changed, id);
+
+	free(id);
+	if (!yes && !strcmp(kind, "group") && res_pending(ctx, "user", name))
+		return user_groups_enabled(ctx);
+	return yes;
+}
+
+int res_resolve_owner(const struct res_ctx *ctx, const char *owner, const char *group,
+		      uid_t *uid, gid_t *gid, struct res_result *out, struct kerr *e)
 {
 	uint64_t n;
-	int r;
+	int r, pending = 0;
 
 	*uid = (uid_t)-1;
 	*gid = (gid_t)-1;
@@ -131,19 +176,36 @@ int res_resolve_owner(const char *root, const char *owner, const char *group,
 		*uid = (uid_t)n;
 	} else if (owner) {
 		struct pwent p = { 0 };
-		if ((r = passwd_find(root, owner, &p)) < 0)
+		r = passwd_find(ctx->root, owner, &p);
+		if (r == -ENOENT && ctx->check_only && res_pending(ctx, "user", owner)) {
+			pending |= 1;
+		} else if (r < 0) {
 			return kerr_set(e, r, "owner '%s': %s", owner,
 					r == -ENOENT ? "no such user" : strerror(-r));
-		*uid = p.uid;
+		} else {
+			*uid = p.uid;
+		}
 		pwent_release(&p);
 	}
 	if (group && parse_u64(group, 0, UINT32_MAX - 1, &n) == 0) {
 		*gid = (gid_t)n;
-	} else if (group && (r = group_find(root, group, gid, NULL)) < 0) {
-		return kerr_set(e, r, "group '%s': %s", group,
-				r == -ENOENT ? "no such group" : strerror(-r));
+	} else if (group && (r = group_find(ctx->root, group, gid, NULL)) < 0) {
+		*gid = (gid_t)-1;
+		if (r == -ENOENT && ctx->check_only && res_pending(ctx, "group", group)) {
+			pending |= 2;
+		} else {
+			return kerr_set(e, r, "group '%s': %s", group,
+					r == -ENOENT ? "no such group" : strerror(-r));
+		}
 	}
-	return 0;
+	/* Notes only once both resolved: a failure stands alone. */
+	if (pending & 1)
+		res_note(out, "owner %s: user created earlier in this run (uid unresolved)",
+			 owner);
+	if (pending & 2)
+		res_note(out, "group %s: group created earlier in this run (gid unresolved)",
+			 group);
+	return pending ? 1 : 0;
 }
 
 /* shadow tools take --prefix for a root that is not "/". */
@@ -253,6 +315,12 @@ static int missing_groups(const struct res_ctx *ctx, const json_t *r,
 		gid_t gid;
 		const char *g = json_string_value(x);
 		int q = group_find(ctx->root, g, &gid, &members);
+		if (q == -ENOENT && ctx->check_only && res_pending(ctx, "group", g)) {
+			/* Check mode: an earlier resource creates it; apply will see it. */
+			json_array_append_new(missing, json_string(g));
+			strv_release(&members);
+			continue;
+		}
 		if (q == -ENOENT) {
 			/* useradd/usermod will fail on it: say so before acting. */
 			res_fail(out, "user '%s': group '%s' does not exist", name, g);
@@ -297,10 +365,16 @@ static void user_keys(struct res_ctx *ctx, const json_t *keys, const char *name,
 					 strerror(errno));
 				goto out;
 			}
-			if (lchown(full, pw->uid, pw->gid) < 0 || chmod(full, 0700) < 0) {
+			/* Through an O_NOFOLLOW fd: the user owns the home and could
+			 * swap ~/.ssh for a link between the lstat and here. */
+			int fd = open(full, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd < 0 || fchown(fd, pw->uid, pw->gid) < 0 || fchmod(fd, 0700) < 0) {
 				res_fail(out, "user '%s': %s: %s", name, ssh, strerror(errno));
+				if (fd >= 0)
+					close(fd);
 				goto out;
 			}
+			close(fd);
 		}
 	}
 	struct file_want w = {

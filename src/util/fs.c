@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,15 +72,46 @@ static int fsync_dir_of(const char *path)
 	return r;
 }
 
+/*
+ * Create a new temporary file next to path, "path.kiln-tmp-RANDOM", with
+ * O_CREAT|O_EXCL|O_NOFOLLOW: the directory may be writable by someone else
+ * (~/.ssh), who must not be able to pre-plant a FIFO (we would block on
+ * it), a symlink or a hard link (we would write through it) at a name we
+ * can be made to guess.  Retries a few names on EEXIST.  Returns the fd
+ * and the name in *tmp, or -errno.
+ */
+static int tmp_create(const char *path, char **tmp)
+{
+	static atomic_uint counter;
+	int fd = -EEXIST;
+
+	for (int tries = 0; tries < 8 && fd == -EEXIST; tries++) {
+		uint64_t rnd;
+		if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+			/* Unpredictability only guards against planting; O_EXCL
+			 * keeps us correct with a weak name too. */
+			rnd = ((uint64_t)getpid() << 32) ^ (uint64_t)now_ms() ^
+			      ((uint64_t)atomic_fetch_add(&counter, 1) << 48);
+		*tmp = xasprintf("%s.kiln-tmp-%016llx", path, (unsigned long long)rnd);
+		fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			fd = -errno;
+			free(*tmp);
+			*tmp = NULL;
+		}
+	}
+	return fd;
+}
+
 int file_write_atomic(const char *path, const void *data, size_t len,
 		      mode_t mode, uid_t uid, gid_t gid)
 {
-	char *tmp = xasprintf("%s.kiln-tmp-%ld", path, (long)getpid());
+	char *tmp = NULL;
 	int r, fd;
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = tmp_create(path, &tmp);
 	if (fd < 0) {
-		r = -errno;
+		r = fd;
 		goto out_free;
 	}
 	if ((r = write_all(fd, data, len)) < 0)
@@ -97,6 +130,8 @@ int file_write_atomic(const char *path, const void *data, size_t len,
 		goto out_unlink;
 	}
 	fd = -1;
+	/* rename replaces whatever is at path, a symlink included, never
+	 * writing through it. */
 	if (rename(tmp, path) < 0) {
 		r = -errno;
 		goto out_unlink;

@@ -13,8 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#define RUN_EXIT_GRACE_MS 200   /* drain after the child exits */
+#define RUN_REAP_POLL_MS 50     /* waitpid polling without pidfd */
 
 static void close_pair(int p[2])
 {
@@ -42,12 +46,34 @@ static int drain(int fd, struct buf *b)
 	return 1;
 }
 
+/*
+ * A pidfd for the child (readable once it exits), so the loop below can
+ * notice the exit while a daemon it started still holds the pipes; -1
+ * where the kernel has none (then the loop polls waitpid instead).
+ */
+static int pidfd_of(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);   /* always O_CLOEXEC */
+	if (fd >= 0)
+		return fd;
+#else
+	(void)pid;
+#endif
+	return -1;
+}
+
+/*
+ * Child output is read until EOF on both pipes or, once the child has
+ * exited, for RUN_EXIT_GRACE_MS more: a daemon it left behind ("nohup x &",
+ * sysv "service x start") may hold the pipes open for ever.
+ */
 int run_argv(char *const argv[], const struct run_opts *o, int *status)
 {
 	static const struct run_opts none;
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	int ex[2] = { -1, -1 };
-	int r = 0;
+	int r = 0, pidfd = -1;
 	pid_t pid;
 
 	if (!o)
@@ -104,10 +130,14 @@ child_fail:;
 	} else {
 		fcntl(in[1], F_SETFL, O_NONBLOCK);
 	}
+	pidfd = pidfd_of(pid);
 	int64_t deadline = o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0;
+	int64_t grace_end = 0;
+	bool exited = false;
+	int st = 0;
 	while (out[0] >= 0 || err[0] >= 0) {
-		struct pollfd p[3];
-		int np = 0, io = -1, oo = -1, eo = -1;
+		struct pollfd p[4];
+		int np = 0, io = -1, oo = -1, eo = -1, po = -1;
 		if (in[1] >= 0) {
 			p[np] = (struct pollfd){ .fd = in[1], .events = POLLOUT };
 			io = np++;
@@ -120,25 +150,36 @@ child_fail:;
 			p[np] = (struct pollfd){ .fd = err[0], .events = POLLIN };
 			eo = np++;
 		}
+		if (pidfd >= 0 && !exited) {
+			p[np] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+			po = np++;
+		}
 		int wait = -1;
-		if (deadline) {
-			int64_t left = deadline - now_ms();
-			if (left <= 0) {
-				kill(-pid, SIGKILL);
-				waitpid(pid, NULL, 0);
-				r = -ETIMEDOUT;
-				goto out_close;
+		int64_t now = now_ms();
+		if (exited) {
+			/* Something it left behind holds the pipes: stop soon. */
+			if (now >= grace_end)
+				break;
+			wait = (int)(grace_end - now);
+		} else {
+			if (deadline) {
+				if (now >= deadline) {
+					kill(-pid, SIGKILL);
+					waitpid(pid, NULL, 0);
+					r = -ETIMEDOUT;
+					goto out_close;
+				}
+				wait = (int)(deadline - now);
 			}
-			wait = (int)left;
+			if (pidfd < 0 && (wait < 0 || wait > RUN_REAP_POLL_MS))
+				wait = RUN_REAP_POLL_MS;   /* no pidfd: look now and then */
 		}
 		int k = poll(p, (nfds_t)np, wait);
 		if (k < 0 && errno != EINTR) {
 			r = -errno;
 			break;
 		}
-		if (k <= 0)
-			continue;
-		if (io >= 0 && p[io].revents) {
+		if (k > 0 && io >= 0 && p[io].revents) {
 			ssize_t w = write(in[1], o->in + off, o->in_len - off);
 			if (w > 0)
 				off += (size_t)w;
@@ -147,17 +188,30 @@ child_fail:;
 				in[1] = -1;
 			}
 		}
-		if (oo >= 0 && p[oo].revents && drain(out[0], o->out) <= 0) {
+		if (k > 0 && oo >= 0 && p[oo].revents && drain(out[0], o->out) <= 0) {
 			close(out[0]);
 			out[0] = -1;
 		}
-		if (eo >= 0 && p[eo].revents && drain(err[0], o->err) <= 0) {
+		if (k > 0 && eo >= 0 && p[eo].revents && drain(err[0], o->err) <= 0) {
 			close(err[0]);
 			err[0] = -1;
 		}
+		if (!exited && (pidfd < 0 || (k > 0 && po >= 0 && p[po].revents))) {
+			pid_t w = waitpid(pid, &st, WNOHANG);
+			if (w == pid) {
+				exited = true;
+				grace_end = now_ms() + RUN_EXIT_GRACE_MS;
+				if (in[1] >= 0) {
+					close(in[1]);
+					in[1] = -1;
+				}
+			} else if (w < 0 && errno != EINTR) {
+				r = -errno;
+				goto out_close;
+			}
+		}
 	}
-	int st;
-	while (waitpid(pid, &st, 0) < 0) {
+	while (!exited && waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR) {
 			r = -errno;
 			goto out_close;
@@ -166,6 +220,8 @@ child_fail:;
 	if (status)
 		*status = st;
 out_close:
+	if (pidfd >= 0)
+		close(pidfd);
 	close_pair(in);
 	close_pair(out);
 	close_pair(err);

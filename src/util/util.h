@@ -101,9 +101,10 @@ void strv_release(struct strv *sv);
 /* Read a whole file (at most cap bytes, 0 = unlimited) into b. */
 int file_read(const char *path, struct buf *b, size_t cap);
 /*
- * Write a file atomically: write to "path.kiln-tmp-PID", fsync, set mode
- * and owner (uid/gid -1 = leave), rename over path, fsync the directory.
- * A crash leaves either the old or the new content, never a mixture.
+ * Write a file atomically: create a new "path.kiln-tmp-RANDOM" (O_EXCL,
+ * O_NOFOLLOW: nothing planted at a guessable name is followed), write,
+ * fsync, set mode and owner (uid/gid -1 = leave), rename over path, fsync
+ * the directory.  A crash leaves either the old or the new content.
  */
 int file_write_atomic(const char *path, const void *data, size_t len,
 		      mode_t mode, uid_t uid, gid_t gid);
@@ -122,7 +123,9 @@ char *path_join(const char *root, const char *path);
  * discard; capped by the buffers' caps, extra output is discarded).
  * timeout_ms <= 0 means no limit; on timeout the child's process group is
  * killed and -ETIMEDOUT returned.  On success *status holds the wait
- * status.  Exec failures are reported as -errno via a CLOEXEC pipe.
+ * status.  Returns once the child exits (output is drained 200 ms more),
+ * even if a daemon it left behind still holds the pipes.  Exec failures
+ * are reported as -errno via a CLOEXEC pipe.
  */
 struct run_opts {
 	const char *in;

@@ -888,7 +888,8 @@ static const char fake_systemctl[] =
 	"# systemctl VERB -- NAME, state as files in $KILN_FAKE_SYSTEMD\n"
 	"D=$KILN_FAKE_SYSTEMD\n"
 	"case $1 in\n"
-	"is-enabled) [ -e $D/$3.enabled ] && { echo enabled; exit 0; }; echo disabled; exit 1;;\n"
+	"is-enabled) [ -e $D/$3.state ] && { cat $D/$3.state; exit 0; }\n"
+	"  [ -e $D/$3.enabled ] && { echo enabled; exit 0; }; echo disabled; exit 1;;\n"
 	"is-active) [ -e $D/$3.active ] && { echo active; exit 0; }; echo inactive; exit 3;;\n"
 	"enable) touch $D/$3.enabled;;\n"
 	"disable) rm -f $D/$3.enabled;;\n"
@@ -1141,6 +1142,417 @@ static void test_run_list(void **state)
 	json_decref(list);
 }
 
+/* ---- review regressions ---- */
+
+struct collected {
+	int n;
+	enum res_status st[8];
+	char *msg[8], *diff[8];
+};
+
+static int collect(void *arg, size_t index, const char *id, const struct res_result *r)
+{
+	struct collected *c = arg;
+	assert_int_equal(index, (size_t)c->n);
+	assert_true(c->n < 8);
+	c->st[c->n] = r->status;
+	c->msg[c->n] = r->message ? xstrdup(r->message) : NULL;
+	c->diff[c->n] = r->diff ? xstrdup(r->diff) : NULL;
+	c->n++;
+	return 0;
+}
+
+static void collected_free(struct collected *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		free(c->msg[i]);
+		free(c->diff[i]);
+	}
+	c->n = 0;
+}
+
+static void run_list(const char *root, bool check, const json_t *list, struct collected *c)
+{
+	struct res_ctx ctx;
+	res_ctx_init(&ctx, root, check);
+	resource_run_list(&ctx, list, collect, c, NULL);
+	res_ctx_release(&ctx);
+}
+
+/*
+ * Check mode sees the whole list: a sysctl key that appears only once an
+ * earlier kmod resource loads its module is "changed", not failed; apply
+ * still fails when the key really is missing after the load.
+ */
+static void test_check_sysctl_after_kmod(void **state)
+{
+	const char *root = *state;
+	struct collected c = { 0 };
+
+	put(root, "/proc/sys/net/ipv4/ip_forward", "1\n");
+	const char *mods[] = { "kiln_fake_brnf" };
+	const char *keys[] = { "net.bridge.bridge-nf-call-iptables", "net.ipv4.ip_forward" };
+	const char *vals[] = { "1", "1" };
+	json_t *list = json_array();
+	json_array_append_new(list, res_kmod("/etc/modules-load.d/kiln.conf", mods, 1));
+	json_array_append_new(list, res_sysctl("/etc/sysctl.d/90-kiln.conf", keys, vals, 2));
+
+	run_list(root, true, list, &c);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.st[0], RES_CHANGED);
+	if (c.st[1] != RES_CHANGED)
+		fail_msg("sysctl after kmod: %s", c.msg[1] ? c.msg[1] : "-");
+	assert_contains(c.msg[1], "net.bridge.bridge-nf-call-iptables: would set after "
+				  "module load");
+	assert_contains(c.diff[1], "+net.bridge.bridge-nf-call-iptables = 1\n");
+	collected_free(&c);
+
+	/* Without the kmod resource the same sysctl is a hard failure. */
+	json_t *alone = json_array();
+	json_array_append(alone, json_array_get(list, 1));
+	run_list(root, true, alone, &c);
+	assert_int_equal(c.st[0], RES_FAILED);
+	assert_contains(c.msg[0], "no such kernel parameter");
+	collected_free(&c);
+	json_decref(alone);
+
+	/* Apply: a modprobe that does not bring the key still fails clearly. */
+	char *old = fake_tool(root, "modprobe", "#!/bin/sh\nmkdir -p \"$2/sys/module/$3\"\n");
+	run_list(root, false, list, &c);
+	assert_int_equal(c.st[0], RES_CHANGED);
+	assert_int_equal(c.st[1], RES_FAILED);
+	assert_contains(c.msg[1], "sysctl 'net.bridge.bridge-nf-call-iptables': no such "
+				  "kernel parameter");
+	collected_free(&c);
+	restore_path(old);
+
+	/* Apply where the load brings the key: set, and converged after. */
+	char *mp = rp(root, "/sys/module/kiln_fake_brnf");
+	rm_rf(mp);
+	free(mp);
+	old = fake_tool(root, "modprobe", "#!/bin/sh\nmkdir -p \"$2/sys/module/$3\" "
+			"\"$2/proc/sys/net/bridge\"\n"
+			"echo 0 > \"$2/proc/sys/net/bridge/bridge-nf-call-iptables\"\n");
+	run_list(root, false, list, &c);
+	assert_int_equal(c.st[0], RES_CHANGED);
+	assert_int_equal(c.st[1], RES_CHANGED);
+	collected_free(&c);
+	char *v = get(root, "/proc/sys/net/bridge/bridge-nf-call-iptables");
+	assert_string_equal(v, "1");
+	free(v);
+	run_list(root, true, list, &c);
+	assert_int_equal(c.st[0], RES_OK);
+	assert_int_equal(c.st[1], RES_OK);
+	collected_free(&c);
+	restore_path(old);
+	json_decref(list);
+}
+
+/*
+ * Check mode: owners and groups that earlier user/group resources of the
+ * same list would create are "changed" (ids unresolved), not failures;
+ * apply resolves them for real.
+ */
+static void test_check_owner_created_earlier(void **state)
+{
+	const char *root = *state;
+	struct collected c = { 0 };
+
+	put(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+	put(root, "/etc/group", "root:x:0:\n");
+	put(root, "/etc/shadow", "root:*:19000:0:99999:7:::\n");
+	put(root, "/etc/gshadow", "root:*::\n");
+	put(root, "/etc/kfile", "x\n");   /* content already right: only owners */
+	put(root, "/etc/login.defs", "UID_MIN 1000\nGID_MIN 1000\n");
+
+	const char *groups[] = { "kg" }, *keys[] = { "ssh-ed25519 AAAA x" };
+	json_t *list = json_array();
+	json_array_append_new(list, res_group("kg"));
+	json_array_append_new(list, res_user("ku", NULL, groups, 1, keys, 1));
+	json_array_append_new(list, res_file("/etc/kfile", "x\n", 0644, "ku", "kg"));
+	json_array_append_new(list, res_directory("/srv/kdir", 0755, "ku", "ku"));
+
+	run_list(root, true, list, &c);
+	assert_int_equal(c.n, 4);
+	for (int i = 0; i < 3; i++)
+		if (c.st[i] != RES_CHANGED)
+			fail_msg("resource %d: %s (%s)", i, res_status_name(c.st[i]),
+				 c.msg[i] ? c.msg[i] : "-");
+	assert_contains(c.msg[1], "create user ku");
+	assert_contains(c.msg[2], "owner ku: user created earlier in this run "
+				  "(uid unresolved)");
+	assert_contains(c.msg[2], "group kg: group created earlier in this run "
+				  "(gid unresolved)");
+	/* Without user private groups, group ku will not exist: failed. */
+	assert_int_equal(c.st[3], RES_FAILED);
+	assert_string_equal(c.msg[3], "group 'ku': no such group");
+	collected_free(&c);
+	/* With them, ku's group comes with the user (useradd). */
+	put(root, "/etc/login.defs", "UID_MIN 1000\nGID_MIN 1000\n USERGROUPS_ENAB\tyes\n");
+	run_list(root, true, list, &c);
+	assert_int_equal(c.st[3], RES_CHANGED);
+	assert_contains(c.msg[3], "group ku: group created earlier in this run");
+	collected_free(&c);
+
+	/* The file alone (nothing pending): the unknown owner fails. */
+	json_t *alone = json_array();
+	json_array_append(alone, json_array_get(list, 2));
+	run_list(root, true, alone, &c);
+	assert_int_equal(c.st[0], RES_FAILED);
+	assert_string_equal(c.msg[0], "owner 'ku': no such user");
+	collected_free(&c);
+	json_decref(alone);
+
+	/* Apply never takes "pending" for "exists". */
+	struct res_ctx ctx;
+	struct res_result res;
+	res_ctx_init(&ctx, root, false);
+	strv_push(&ctx.changed, "user:ku");
+	resource_run(&ctx, json_array_get(list, 2), &res);
+	assert_int_equal(res.status, RES_FAILED);
+	assert_string_equal(res.message, "owner 'ku': no such user");
+	res_result_release(&res);
+	res_ctx_release(&ctx);
+
+	/* Apply the list: everything real, owners resolved, then ok. */
+	run_list(root, false, list, &c);
+	for (int i = 0; i < 4; i++)
+		if (c.st[i] != RES_CHANGED)
+			fail_msg("apply %d: %s (%s)", i, res_status_name(c.st[i]),
+				 c.msg[i] ? c.msg[i] : "-");
+	collected_free(&c);
+	struct pwent pw = { 0 };
+	gid_t kg;
+	assert_int_equal(passwd_find(root, "ku", &pw), 0);
+	assert_int_equal(group_find(root, "kg", &kg, NULL), 0);
+	struct stat st;
+	char *p = rp(root, "/etc/kfile");
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, pw.uid);
+	assert_int_equal(st.st_gid, kg);
+	free(p);
+	pwent_release(&pw);
+	run_list(root, true, list, &c);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(c.st[i], RES_OK);
+	collected_free(&c);
+	json_decref(list);
+}
+
+/*
+ * A symlink at a managed path is never followed: a node user who points
+ * ~/.ssh/authorized_keys at /etc/shadow must not see it in the plan.  The
+ * link counts as no file; apply replaces the link, not its target.
+ */
+static void test_symlink_not_followed(void **state)
+{
+	const char *root = *state;
+
+	put(root, "/etc/shadow", "root:TOPSECRET:19000::::::\n");
+	mkdir_under(root, "/home/k/.ssh");
+	char *target = rp(root, "/etc/shadow");
+	char *ak = rp(root, "/home/k/.ssh/authorized_keys");
+	assert_int_equal(symlink(target, ak), 0);
+
+	json_t *r = res_file("/home/k/.ssh/authorized_keys", "ssh-ed25519 AAAA k\n", 0600,
+			     NULL, NULL);
+	struct outcome o = run(root, true, r);
+	assert_int_equal(o.status, RES_CHANGED);
+	assert_string_equal(o.diff, "--- /dev/null\n+++ /home/k/.ssh/authorized_keys\n"
+				    "@@ -0,0 +1 @@\n+ssh-ed25519 AAAA k\n");
+	char *want = xasprintf("replace symlink /home/k/.ssh/authorized_keys -> %s", target);
+	assert_contains(o.message, want);
+	free(want);
+	assert_null(strstr(o.message, "TOPSECRET"));
+	assert_null(strstr(o.message, "mode"));   /* the target's attributes: not ours */
+	outcome_free(&o);
+
+	converge(root, r);
+	struct stat st;
+	assert_int_equal(lstat(ak, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	char *c = get(root, "/etc/shadow");
+	assert_string_equal(c, "root:TOPSECRET:19000::::::\n");   /* target untouched */
+	free(c);
+	assert_int_equal(mode_of(root, "/etc/shadow"), 0644);
+	json_decref(r);
+
+	/* Same content through the link: still a change (the link goes). */
+	assert_int_equal(unlink(ak), 0);
+	assert_int_equal(symlink(target, ak), 0);
+	r = res_file("/home/k/.ssh/authorized_keys", "root:TOPSECRET:19000::::::\n", 0644,
+		     NULL, NULL);
+	o = run(root, true, r);
+	assert_int_equal(o.status, RES_CHANGED);
+	outcome_free(&o);
+	converge(root, r);
+	assert_int_equal(lstat(ak, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	json_decref(r);
+
+	/* line: refuses to read or edit through a link, and shows nothing. */
+	assert_int_equal(unlink(ak), 0);
+	assert_int_equal(symlink(target, ak), 0);
+	r = res_line("/home/k/.ssh/authorized_keys", "ssh-ed25519 BBBB k", NULL, true);
+	for (int check = 1; check >= 0; check--) {
+		o = run(root, check, r);
+		assert_int_equal(o.status, RES_FAILED);
+		assert_null(o.diff);
+		assert_contains(o.message, "is a symlink");
+		assert_null(strstr(o.message, "TOPSECRET"));
+		outcome_free(&o);
+	}
+	c = get(root, "/etc/shadow");
+	assert_string_equal(c, "root:TOPSECRET:19000::::::\n");
+	free(c);
+	json_decref(r);
+
+	/* A FIFO at a managed path fails at once (never opened for reading). */
+	char *fifo = rp(root, "/etc/fifo");
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	r = res_line("/etc/fifo", "x", NULL, true);
+	o = run(root, true, r);
+	assert_int_equal(o.status, RES_FAILED);
+	assert_string_equal(o.message, "/etc/fifo: exists and is not a regular file");
+	outcome_free(&o);
+	json_decref(r);
+	free(fifo);
+	free(target);
+	free(ak);
+}
+
+/* The installed version of pkg from the real dpkg database (caller frees). */
+static char *dpkg_version(const char *pkg)
+{
+	char *argv[] = { "dpkg-query", "-W", "-f=${Version}", (char *)pkg, NULL };
+	struct buf out;
+	struct run_opts o = { .out = &out, .timeout_ms = 60000 };
+	int st;
+	buf_init(&out, 0);
+	assert_int_equal(run_argv(argv, &o, &st), 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(out.len > 0);
+	return buf_detach(&out, NULL);
+}
+
+/* A pinned version converges: compared with ${Version}, not the bare name. */
+static void test_package_pin(void **state)
+{
+	const char *root = *state;
+	char *ver = dpkg_version("coreutils");
+	char *pinned = xasprintf("coreutils=%s", ver);
+	const char *ok[] = { pinned, "dpkg" };
+	json_t *r = res_package(ok, 2, true);
+	expect("/", true, r, RES_OK);
+	json_decref(r);
+
+	const char *wrong[] = { "coreutils=0.0-kiln-not-this", "coreutils" };
+	r = res_package(wrong, 2, true);
+	struct outcome o = run("/", true, r);
+	assert_int_equal(o.status, RES_CHANGED);
+	assert_string_equal(o.message, "install coreutils=0.0-kiln-not-this");
+	outcome_free(&o);
+
+	/* apt-get gets the pin (a downgrade is allowed); success is still what
+	 * the database says. */
+	char *log = rp(root, "/apt.log");
+	char *script = xasprintf("#!/bin/sh\necho \"$*\" > %s\n", log);
+	char *old = fake_tool(root, "apt-get", script);
+	o = run("/", false, r);
+	assert_int_equal(o.status, RES_FAILED);
+	assert_contains(o.message, "package 'coreutils=0.0-kiln-not-this' still missing");
+	outcome_free(&o);
+	char *c = get(root, "/apt.log");
+	assert_contains(c, " install --no-install-recommends --allow-downgrades -- "
+			   "coreutils=0.0-kiln-not-this\n");
+	free(c);
+	restore_path(old);
+	free(script);
+	free(log);
+	json_decref(r);
+
+	/* Malformed pins, and pins with absent, are refused. */
+	const char *bad[] = { "coreutils=", "coreutils=1=2", "=1" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct kerr e = { 0 };
+		r = res_package(&bad[i], 1, true);
+		assert_int_equal(resource_validate(r, &e), -EINVAL);
+		assert_contains(e.msg, "is not a package name");
+		json_decref(r);
+	}
+	struct kerr e = { 0 };
+	r = res_package(ok, 1, false);
+	assert_int_equal(resource_validate(r, &e), -EINVAL);
+	assert_contains(e.msg, "a version pin needs state present");
+	json_decref(r);
+	free(pinned);
+	free(ver);
+}
+
+/*
+ * Units that are static, alias, indirect or generated count as enabled
+ * when enabled is wanted; a watched change restarts a running service even
+ * when no state was given.
+ */
+static void test_service_static_and_restart(void **state)
+{
+	const char *root = *state;
+	char *sd = rp(root, "/sd");
+	static const char *const kinds[] = { "static", "alias", "indirect", "generated" };
+
+	mkdir_under(root, "/run/systemd/system");
+	mkdir_under(root, "/sd");
+	setenv("KILN_FAKE_SYSTEMD", sd, 1);
+	char *old = fake_tool(root, "systemctl", fake_systemctl);
+	put(root, "/sd/u.active", "");
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		char *line = xasprintf("%s\n", kinds[i]);
+		put(root, "/sd/u.state", line);
+		free(line);
+		json_t *svc = res_service("u", true, true, NULL, 0);
+		struct outcome o = run(root, true, svc);
+		if (o.status != RES_OK)
+			fail_msg("is-enabled %s: %s", kinds[i], o.message ? o.message : "-");
+		outcome_free(&o);
+		json_decref(svc);
+	}
+	assert_null(get(root, "/sd/log"));
+
+	/* Running, no state given, watched file changes: restarted. */
+	const char *watch[] = { "file:/etc/u.conf" };
+	json_t *svc = res_service("u", true, true, watch, 1);
+	json_object_del(svc, "state");
+	json_t *list = json_array();
+	json_array_append_new(list, res_file("/etc/u.conf", "v1\n", 0644, NULL, NULL));
+	json_array_append_new(list, svc);
+	struct collected c = { 0 };
+	run_list(root, true, list, &c);
+	assert_int_equal(c.st[1], RES_CHANGED);
+	assert_string_equal(c.msg[1], "restart u (file:/etc/u.conf changed)");
+	collected_free(&c);
+	run_list(root, false, list, &c);
+	assert_int_equal(c.st[1], RES_CHANGED);
+	collected_free(&c);
+	char *log = get(root, "/sd/log");
+	assert_string_equal(log, "daemon-reload \nrestart u\n");
+	free(log);
+
+	/* Stopped and no state: a change does not start it. */
+	char *act = rp(root, "/sd/u.active");
+	assert_int_equal(unlink(act), 0);
+	free(act);
+	json_object_set_new(json_array_get(list, 0), "content", json_string("v2\n"));
+	run_list(root, false, list, &c);
+	assert_int_equal(c.st[0], RES_CHANGED);
+	assert_int_equal(c.st[1], RES_OK);
+	collected_free(&c);
+	json_decref(list);
+	restore_path(old);
+	unsetenv("KILN_FAKE_SYSTEMD");
+	free(sd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1163,6 +1575,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_package_apply_fake_apt, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_user_group, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_run_list, setup_root, teardown_root),
+		cmocka_unit_test_setup_teardown(test_check_sysctl_after_kmod, setup_root,
+						teardown_root),
+		cmocka_unit_test_setup_teardown(test_check_owner_created_earlier, setup_root,
+						teardown_root),
+		cmocka_unit_test_setup_teardown(test_symlink_not_followed, setup_root,
+						teardown_root),
+		cmocka_unit_test_setup_teardown(test_package_pin, setup_root, teardown_root),
+		cmocka_unit_test_setup_teardown(test_service_static_and_restart, setup_root,
+						teardown_root),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

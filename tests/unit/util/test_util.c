@@ -5,6 +5,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -119,6 +121,109 @@ static void test_run(void **state)
 	buf_release(&err);
 }
 
+/*
+ * The temporary name must not be guessable or reused: something planted at
+ * the old fixed "path.kiln-tmp-PID" (a FIFO would block the writer; a hard
+ * link to another file would be truncated and overwritten) is left alone.
+ * The write runs in a child under alarm(), so a hang is a failure.
+ */
+static void test_atomic_write_planted(void **state)
+{
+	char dir[] = "/tmp/kiln-util-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *f = xasprintf("%s/authorized_keys", dir);
+	char *victim = xasprintf("%s/victim", dir);
+	char *fifo = xasprintf("%s.kiln-tmp-%ld", f, (long)getpid());
+	assert_int_equal(file_write_atomic(victim, "secret\n", 7, 0600, -1, -1), 0);
+
+	/* A hard link to the victim at the predictable name. */
+	assert_int_equal(link(victim, fifo), 0);
+	assert_int_equal(file_write_atomic(f, "key\n", 4, 0600, -1, -1), 0);
+	struct buf b;
+	buf_init(&b, 0);
+	assert_int_equal(file_read(victim, &b, 0), 0);
+	assert_string_equal(b.s, "secret\n");
+	buf_reset(&b);
+	assert_int_equal(file_read(f, &b, 0), 0);
+	assert_string_equal(b.s, "key\n");
+	buf_release(&b);
+	assert_true(path_exists(fifo));
+	assert_int_equal(unlink(fifo), 0);
+
+	/* A FIFO there: the write must neither block nor fail. */
+	assert_int_equal(mkfifo(fifo, 0666), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(5);
+		_exit(file_write_atomic(f, "key2\n", 5, 0600, -1, -1) == 0 ? 0 : 1);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	buf_init(&b, 0);
+	assert_int_equal(file_read(f, &b, 0), 0);
+	assert_string_equal(b.s, "key2\n");
+	buf_release(&b);
+	struct stat sb;
+	assert_int_equal(lstat(fifo, &sb), 0);
+	assert_true(S_ISFIFO(sb.st_mode));
+	/* Only the planted FIFO, the victim and the file: no stray temp. */
+	char *ls = xasprintf("ls -A %s | wc -l", dir);
+	FILE *pf = popen(ls, "r");
+	int n = -1;
+	assert_non_null(pf);
+	assert_int_equal(fscanf(pf, "%d", &n), 1);
+	pclose(pf);
+	assert_int_equal(n, 3);
+	free(ls);
+	assert_int_equal(rm_rf(dir), 0);
+	free(f);
+	free(victim);
+	free(fifo);
+}
+
+/*
+ * A child that exits while something it started keeps the pipes open
+ * ("nohup x &", sysv "service x start") is done when it exits, not when the
+ * pipes close: before, run_argv waited out the whole timeout and failed.
+ */
+static void test_run_daemon_holds_pipes(void **state)
+{
+	struct buf out;
+	buf_init(&out, 0);
+	char *sh[] = { "sh", "-c", "echo started; sleep 30 & echo $!; exit 4", NULL };
+	struct run_opts o = { .out = &out, .timeout_ms = 10000 };
+	int st = 0;
+	int64_t t0 = now_ms();
+	int r = run_argv(sh, &o, &st);
+	int64_t took = now_ms() - t0;
+	/* Kill the sleep it left behind, whatever happened. */
+	long bg = 0;
+	if (sscanf(out.s, "started\n%ld", &bg) == 1 && bg > 1)
+		kill((pid_t)bg, SIGKILL);
+	assert_int_equal(r, 0);
+	assert_true(took < 3000);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 4);
+	assert_true(bg > 1);
+	buf_release(&out);
+
+	/* Output written just before the exit is still collected. */
+	buf_init(&out, 0);
+	char *burst[] = { "sh", "-c", "sleep 30 & echo $!; seq 1 20000; exit 0", NULL };
+	o.out = &out;
+	r = run_argv(burst, &o, &st);
+	bg = 0;
+	if (sscanf(out.s, "%ld", &bg) == 1 && bg > 1)
+		kill((pid_t)bg, SIGKILL);   /* the daemon it left, by its pid */
+	assert_int_equal(r, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_non_null(strstr(out.s, "\n20000\n"));
+	buf_release(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -127,6 +232,8 @@ int main(void)
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_atomic_write),
 		cmocka_unit_test(test_run),
+		cmocka_unit_test(test_atomic_write_planted),
+		cmocka_unit_test(test_run_daemon_holds_pipes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
