@@ -20,9 +20,9 @@
  *  - Errors are one line in e->msg ("ssh: ...") with a negative errno:
  *    -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH, -EACCES (authentication),
  *    -EPERM (host key), -EIO (session broke), -EPROTO (agent protocol).
- *  - All calls block (connect_timeout / command_timeout bound them);
- *    nothing here prints.  Free every remote_conn and agent_session
- *    before remote_free().
+ *  - All calls block (connect_timeout / command_timeout bound them, also
+ *    against a peer that never stops sending); nothing here prints.
+ *    Free every remote_conn and agent_session before remote_free().
  */
 #ifndef KILN_REMOTE_H
 #define KILN_REMOTE_H
@@ -68,8 +68,9 @@ const char *remote_conn_name(const struct remote_conn *c);
  * collect stdout into out and stderr into err (either may be NULL to
  * discard; output beyond a buffer's cap is dropped, not an error), and
  * store the exit status (-1 when the command died of a signal) in
- * *exit_status.  A non-zero exit status is not an error here.  On
- * command_timeout the channel is closed and -ETIMEDOUT returned.
+ * *exit_status.  A non-zero exit status is not an error here.
+ * command_timeout bounds the whole command, output or not: then the
+ * channel is closed and -ETIMEDOUT returned ("... timed out after N s").
  */
 int remote_exec(struct remote_conn *c, const char *cmd, const void *in, size_t in_len,
 		struct buf *out, struct buf *err, int *exit_status, struct kerr *e);
@@ -81,17 +82,28 @@ int remote_bastion_connections(const struct remote *r);
  * Start kiln-agent on the node (docs/agent-protocol.md "Installation"):
  * exec the cached binary DIR/kiln-agent-<16 hex of sha256>; if missing
  * (bootstrap exits 97) upload agent_path to a temporary name, check its
- * sha256sum on the node against ours and rename it into place, then exec.
- * Reads and checks the hello line.  The session borrows c: close it
- * before freeing c.
+ * sha256sum on the node against ours, sync it, rename it into place and
+ * sync the directory, then exec.  A cached copy that does not say a valid
+ * hello (e.g. truncated by a crash) is removed and uploaded once, then
+ * tried again.  Reads and checks the hello line (within command_timeout).
+ * agent_path is read and hashed once per struct remote (the first path
+ * given; thread-safe), so it must not change during a run.  The session
+ * borrows c: close it before freeing c.
  */
 int agent_open(struct remote_conn *c, const char *agent_path,
 	       struct agent_session **out, struct kerr *e);
 /*
  * Send one request line; call on_msg for each reply line until the
  * terminal reply (op "facts", "done" or "error"), which is also passed to
- * on_msg.  on_msg returning non-zero aborts with that value (the session
- * is then unusable: close it).  command_timeout bounds the whole request.
+ * on_msg as received (an error reply's "message" unchanged; it is not an
+ * error of agent_request).  on_msg returning non-zero aborts with that
+ * value and a message in e ("agent: reply rejected by the caller ..."); the
+ * session is then unusable: close it.
+ * command_timeout is an idle limit here: the deadline starts when the
+ * request is sent and moves forward on each "result" line that on_msg
+ * accepts, so a long apply that keeps reporting results is not cut off.
+ * Other lines do not move it; -ETIMEDOUT ("agent: request timed out after
+ * N s without a result").
  */
 int agent_request(struct agent_session *s, const json_t *req,
 		  int (*on_msg)(const json_t *msg, void *arg), void *arg,

@@ -20,6 +20,11 @@ struct remote {
 	struct relay **relays;
 	size_t nrelays, arelays;
 	int bastion_conns;
+	/* The local agent binary, read and hashed once per run (agent.c). */
+	pthread_mutex_t agent_lock;
+	char *agent_path;         /* the path agent_bin/agent_hash belong to */
+	struct buf agent_bin;
+	char agent_hash[65];      /* sha256, hex */
 };
 
 struct remote_conn {
@@ -68,8 +73,9 @@ void relay_free(struct relay *rl);
  * into out and stderr into err (capped; the rest dropped).  After new
  * stdout data, check(arg) is called when given: > 0 stops with 0, < 0
  * stops with that error.  Returns 1 when the remote side finished (EOF),
- * 0 when check stopped it, -ETIMEDOUT at deadline_ms (now_ms clock),
- * -EIO when the session broke.
+ * 0 when check stopped it, -ETIMEDOUT at deadline_ms (now_ms clock,
+ * checked every round; check may move it forward), -EIO when the session
+ * broke.
  */
 struct pump {
 	ssh_channel ch;

@@ -15,6 +15,7 @@
 
 #define KEY_FILE_MAX (64 * 1024)
 #define PUMP_CHUNK 32768
+#define PUMP_READS 8              /* reads per stream per round, so rounds end */
 
 static pthread_once_t ssh_once = PTHREAD_ONCE_INIT;
 static int ssh_init_rc;
@@ -50,6 +51,7 @@ int remote_new(const struct cluster *c, struct remote **out, struct kerr *e)
 	r->c = c;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->kh_lock, NULL);
+	pthread_mutex_init(&r->agent_lock, NULL);
 	dir = getenv("KILN_AGENT_DIR");
 	if (dir && *dir)
 		r->agent_dir = xstrdup(dir);
@@ -92,6 +94,9 @@ void remote_free(struct remote *r)
 		free(r->key_b64);
 	}
 	free(r->agent_dir);
+	free(r->agent_path);
+	buf_release(&r->agent_bin);
+	pthread_mutex_destroy(&r->agent_lock);
 	pthread_mutex_destroy(&r->lock);
 	pthread_mutex_destroy(&r->kh_lock);
 	free(r);
@@ -390,7 +395,8 @@ int remote_connect(struct remote *r, const struct node *n,
 	conn->name = xstrdup(n->name);
 	conn->fd = conn->keep = -1;
 	if (b) {
-		const char *buser = b->user ? b->user : (c->ssh.user ? c->ssh.user : "root");
+		/* docs/spec.md: a bastion without a user uses the node's user. */
+		const char *buser = b->user ? b->user : user;
 
 		conn->relay = relay_get(r, buser, b->host, b->port ? b->port : 22);
 		rc = relay_open(conn->relay, n->address, port, &fd, e);
@@ -486,6 +492,8 @@ static int add_capped(struct buf *b, const char *d, size_t n, bool strict)
  * Interleave writing and reading on one channel so that neither side can
  * block the other (a command that writes while we still feed it stdin).
  * Writes stay within the peer's window, so ssh_channel_write never waits.
+ * Each round reads a bounded amount and starts with the deadline check
+ * (p->deadline_ms is re-read every round: the caller's check may move it).
  */
 int chan_pump(struct remote_conn *c, struct pump *p)
 {
@@ -496,6 +504,10 @@ int chan_pump(struct remote_conn *c, struct pump *p)
 		bool progress = false;
 		int n, rc;
 
+		/* Every round, not only idle ones: a peer that never stops
+		 * talking must not keep us past the deadline. */
+		if (now_ms() >= p->deadline_ms)
+			return -ETIMEDOUT;
 		if (p->in_off < p->in_len) {
 			uint32_t w = ssh_channel_window_size(p->ch);
 			size_t len = p->in_len - p->in_off;
@@ -519,7 +531,7 @@ int chan_pump(struct remote_conn *c, struct pump *p)
 		for (int is_err = 0; is_err <= 1; is_err++) {
 			bool *eof = is_err ? &eof_err : &eof_out;
 
-			while (!*eof) {
+			for (int k = 0; k < PUMP_READS && !*eof; k++) {
 				n = ssh_channel_read_nonblocking(p->ch, tmp, sizeof(tmp), is_err);
 				if (n == SSH_EOF) {
 					*eof = true;
@@ -535,6 +547,8 @@ int chan_pump(struct remote_conn *c, struct pump *p)
 				if (n == 0)
 					break;
 				progress = true;
+				if (now_ms() >= p->deadline_ms)
+					return -ETIMEDOUT;
 				rc = add_capped(is_err ? p->err : p->out, tmp, (size_t)n,
 						!is_err && p->out_strict);
 				if (rc < 0)

@@ -5,6 +5,7 @@
 #       bastion  127.0.0.1:BASEPORT        (AllowTcpForwarding yes, MaxSessions 100)
 #       node i   127.0.0.(2+i):BASEPORT+1+i, i = 0..NNODES-1
 #       corrupt  127.0.0.10:BASEPORT+20     (PATH has a `cat` that corrupts uploads)
+#       node 7's PATH has a `sync` that logs its arguments to DIR/sync.log
 #     plus DIR/id_ed25519 (authorized), DIR/wrong_ed25519 (not authorized),
 #     DIR/other_host.pub (a host key no server uses), DIR/fake-agent,
 #     DIR/agent.sock (an ssh-agent holding id_ed25519).
@@ -86,6 +87,11 @@ start)
 	# A `cat` that appends a byte: simulates an upload corrupted in transit.
 	printf '#!/bin/sh\n/bin/cat "$@"\nprintf X\n' >"$dir/fakebin/cat"
 	chmod 755 "$dir/fakebin/cat"
+	# A `sync` that records what it was asked to flush (node 7 only).
+	mkdir -p "$dir/syncbin"
+	printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>"%s/sync.log"\nexec /bin/sync "$@"\n' \
+		"$dir" >"$dir/syncbin/sync"
+	chmod 755 "$dir/syncbin/sync"
 	# A fake kiln-agent speaking protocol 1 (it records each run in ./ran).
 	cat >"$dir/fake-agent" <<'EOF'
 #!/bin/sh
@@ -100,6 +106,25 @@ while IFS= read -r line; do
 		printf '{"op":"result","index":1,"id":"file:/y","status":"changed"}\n'
 		printf '{"op":"done","ok":1,"changed":1,"failed":0}\n' ;;
 	*'"op":"echo"'*) printf '{"op":"done","len":%d}\n' "${#line}" ;;
+	*'"op":"big"'*)
+		printf '{"op":"done","pad":"'
+		head -c 60000000 /dev/zero | tr '\0' a
+		printf '"}\n' ;;
+	*'"op":"bigsplit"'*)
+		for i in $(seq 60); do
+			printf '{"op":"result","pad":"'
+			head -c 1000000 /dev/zero | tr '\0' a
+			printf '"}\n'
+		done
+		printf '{"op":"done"}\n' ;;
+	*'"op":"slow"'*)
+		for i in 0 1 2 3; do
+			sleep 0.8
+			printf '{"op":"result","index":%d,"id":"file:/s","status":"ok"}\n' "$i"
+		done
+		printf '{"op":"done","ok":4,"changed":0,"failed":0}\n' ;;
+	*'"op":"chatter"'*) exec yes '{"op":"log","message":"still here"}' ;;
+	*'"op":"flood"'*) exec yes '{"op":"result","index":0,"id":"file:/x","status":"ok"}' ;;
 	*'"op":"exit"'*) exit 0 ;;
 	*) printf '{"op":"error","message":"unknown request"}\n' ;;
 	esac
@@ -109,7 +134,10 @@ EOF
 	start_sshd bastion 127.0.0.1 "$base" "AllowTcpForwarding yes
 MaxSessions ${SSHD_LAB_BASTION_MAXSESSIONS:-100}"
 	for i in $(seq 0 $((n - 1))); do
-		start_sshd "node$i" "127.0.0.$((2 + i))" $((base + 1 + i)) "AllowTcpForwarding no"
+		env=
+		if [ "$i" = 7 ]; then env="PATH=$dir/syncbin:/usr/local/bin:/usr/bin:/bin"; fi
+		start_sshd "node$i" "127.0.0.$((2 + i))" $((base + 1 + i)) "AllowTcpForwarding no" \
+			"$env"
 	done
 	start_sshd corrupt 127.0.0.10 $((base + 20)) "AllowTcpForwarding no" \
 		"PATH=$dir/fakebin:/usr/local/bin:/usr/bin:/bin"
