@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,14 +197,51 @@ int state_run_end(struct state *st, int64_t run, const char *status, int changed
 		     wall_ms(), status, (int64_t)changed, (int64_t)failed, run);
 }
 
-/* A run that says "running" but whose process is gone was interrupted. */
-static const char *run_status(const char *status, int64_t pid)
+/* When process pid started (wall clock, ms), from /proc; -1 if unknown. */
+static int64_t proc_started_ms(int64_t pid)
+{
+	char path[64];
+	struct buf b;
+	int64_t r = -1;
+	unsigned long long ticks = 0, btime = 0;
+
+	buf_init(&b, 1 << 16);
+	snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
+	if (file_read(path, &b, 1 << 16) < 0)
+		goto out;
+	/* Field 22 (starttime) counts from the one after the ")" of comm. */
+	const char *p = strrchr(b.s, ')');
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
+		goto out;
+	buf_reset(&b);
+	if (file_read("/proc/stat", &b, 1 << 16) < 0)
+		goto out;
+	const char *bt = strstr(b.s, "\nbtime ");
+	if (!bt || sscanf(bt + 7, "%llu", &btime) != 1)
+		goto out;
+	r = (int64_t)btime * 1000 + (int64_t)(ticks * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK));
+out:
+	buf_release(&b);
+	return r;
+}
+
+/*
+ * A run that says "running" but whose process is gone — or whose pid now
+ * belongs to a process started after the run began — was interrupted.
+ */
+static const char *run_status(const char *status, int64_t pid, int64_t started_ms)
 {
 	if (strcmp(status, "running"))
 		return status;
-	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM) && pid != getpid())
+	if (pid == getpid())
 		return "running";
-	return pid == getpid() ? "running" : "interrupted";
+	if (pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno != EPERM))
+		return "interrupted";
+	int64_t born = proc_started_ms(pid);
+	/* Clock-tick rounding and btime's whole seconds: allow 2 s of slack. */
+	return born >= 0 && born > started_ms + 2000 ? "interrupted" : "running";
 }
 
 static json_t *run_row(sqlite3_stmt *s)
@@ -220,7 +258,8 @@ static json_t *run_row(sqlite3_stmt *s)
 	json_object_set_new(o, "started_ms", json_integer(sqlite3_column_int64(s, 6)));
 	if (sqlite3_column_type(s, 7) != SQLITE_NULL)
 		json_object_set_new(o, "finished_ms", json_integer(sqlite3_column_int64(s, 7)));
-	json_object_set_new(o, "status", json_string(run_status(status, sqlite3_column_int64(s, 4))));
+	json_object_set_new(o, "status", json_string(run_status(status, sqlite3_column_int64(s, 4),
+							   sqlite3_column_int64(s, 6))));
 	json_object_set_new(o, "changed", json_integer(sqlite3_column_int64(s, 9)));
 	json_object_set_new(o, "failed", json_integer(sqlite3_column_int64(s, 10)));
 	return o;

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,6 +102,37 @@ static void test_runs(void **s)
 	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 1), "status")),
 			    "failed");
 	json_decref(j);
+
+	/*
+	 * A "running" run whose pid now belongs to a process started after
+	 * the run began (pid reuse) is interrupted too; one whose process is
+	 * alive and older is still running.
+	 */
+	pid_t young = fork();
+	if (young == 0) {
+		pause();
+		_exit(0);
+	}
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	char *sql = xasprintf("UPDATE runs SET status = 'running', pid = %d, started_ms = %lld"
+			      " WHERE id = %lld; ", (int)young,
+			      (long long)(wall_ms() - 600000), (long long)id);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	free(sql);
+	assert_int_equal(state_run_show(st, id, &j, &e), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "interrupted");
+	json_decref(j);
+	sql = xasprintf("UPDATE runs SET started_ms = %lld WHERE id = %lld",
+			(long long)(wall_ms() + 600000), (long long)id);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	free(sql);
+	assert_int_equal(state_run_show(st, id, &j, &e), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
+	json_decref(j);
+	sqlite3_close(db);
+	kill(young, SIGKILL);
+	waitpid(young, NULL, 0);
 	state_close(st);
 	free(path);
 }
