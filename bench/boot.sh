@@ -10,21 +10,27 @@
 #   tftp   a 50 MB file from kiln and from tftpd-hpa, fetched with curl
 #          (512, 1468, 65464) and atftp (1468, 1468 + windowsize 16 and 64,
 #          65464);
-#   storm  N simulated PXE clients at once against kiln: DHCP (PXE), TFTP
-#          of an undionly.kpxe-sized file, DHCP (iPXE), HTTP GET of the
-#          per-host script and a kernel (the HTTP side is Python's
-#          http.server until kiln serves HTTP boot); counts failures.
+#   storm  N simulated PXE clients at once against kiln serve: DHCP (PXE),
+#          TFTP of an undionly.kpxe-sized file, DHCP (iPXE), then kiln's
+#          own HTTP boot: GET /boot/MAC.ipxe (the discovery script for an
+#          unknown machine) and the kernel it names
+#          (/images/discover/kernel); counts failures.
+#
+# The kiln side is always `kiln serve -f SPEC` (one process: DHCP with its
+# SQLite lease database, durable before the ACK, plus serve.db's machine
+# and event rows; TFTP; HTTP), from a spec this script writes.
 #
 # Usage (root, after building kiln non-sanitized):
 #   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-#   cmake --build build -j2 --target kiln-boot-testd
+#   cmake --build build -j2 --target kiln
 #   bench/boot.sh [dhcp] [fsync] [tftp] [storm]      (default: all four)
 # Knobs (environment): DHCP_RATES="2000 5000 10000" DHCP_SECS=10
 #   DHCP_CLIENTS=1000 DHCP_SERVERS="kiln kea dnsmasq dnsmasq-ro"
 #   TFTP_MB=50 TFTP_REPEAT=3 STORM_CLIENTS=500 STORM_SPREAD=0
-#   STORM_KERNEL_KB=256 KILN_BOOT=path/to/daemon
-#   KILN_LOG=-v (kiln's log level; default -q)  STORM_STRACE=1 (strace -c
-#   kiln during the storm)  KBB_KEEP=1 (keep the work directory)
+#   STORM_KERNEL_KB=256 KILN=path/to/kiln
+#   KILN_LOG=-v (extra kiln serve arguments; it logs at info by default)
+#   STORM_STRACE=1 (strace -c kiln during the storm)
+#   KBB_KEEP=1 (keep the work directory)
 # Peers: apt-get install kea-admin kea-dhcp4-server dnsmasq-base tftpd-hpa
 #   atftp curl strace   (tftpd-hpa and atftpd conflict; the atftp client
 #   is fine)
@@ -37,9 +43,8 @@ cd "$(dirname "$0")/.."
 HERE=$PWD/bench/boot
 PY=/usr/bin/python3
 
-# The kiln daemon under test.  `kiln serve` will replace kiln-boot-testd:
-# change KILN_BOOT and kiln_start() below, nothing else.
-KILN_BOOT=${KILN_BOOT:-$PWD/build/bin/kiln-boot-testd}
+# The kiln binary under test (its `serve` command).
+KILN=${KILN:-$PWD/build/bin/kiln}
 
 DHCP_RATES=${DHCP_RATES:-"2000 5000 10000"}
 DHCP_SECS=${DHCP_SECS:-10}
@@ -53,7 +58,7 @@ STORM_KERNEL_KB=${STORM_KERNEL_KB:-256}
 
 die() { echo "boot.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
-[ -x "$KILN_BOOT" ] || die "no kiln daemon at $KILN_BOOT (build it, or set KILN_BOOT)"
+[ -x "$KILN" ] || die "no kiln at $KILN (build it, or set KILN)"
 PARTS=${*:-dhcp fsync tftp storm}
 for p in $PARTS; do
 	case $p in dhcp|fsync|tftp|storm) ;; *) die "unknown part '$p' (dhcp, fsync, tftp, storm)" ;; esac
@@ -62,6 +67,7 @@ need() { command -v "$1" >/dev/null || die "missing '$1' (apt-get install $2)"; 
 need ip iproute2
 need ss iproute2
 need "$PY" python3
+need sqlite3 sqlite3
 case $PARTS in *dhcp*|*fsync*)
 	need perfdhcp kea-admin; need kea-dhcp4 kea-dhcp4-server; need dnsmasq dnsmasq-base ;;
 esac
@@ -80,15 +86,13 @@ chmod 755 "$TMP"
 # Servers are started as `ip netns exec NS prog &` (ip execs prog, so $! is
 # the server itself), never through a shell function, which would fork.
 SPID=      # the server under test
-HPID=      # the stand-in HTTP server
 
 stop_server() {
-	local p
-	for p in $SPID $HPID; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	SPID= HPID=
+	if [ -n "$SPID" ]; then
+		kill "$SPID" 2>/dev/null || true
+		wait "$SPID" 2>/dev/null || true
+	fi
+	SPID=
 }
 cleanup() {
 	set +e
@@ -144,29 +148,61 @@ backlog_drops() {
 
 cores=$(nproc)
 echo "bench/boot on $(uname -r), $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "kiln daemon: $KILN_BOOT"
+echo "kiln: $KILN serve"
 
 # ---- servers ----------------------------------------------------------------
-# kiln_start MODE: dhcp (leases in an on-disk SQLite db, durable before ACK),
-# tftp, or storm (both, plus the HTTP base for iPXE).  Quiet logging (-q)
-# like the peers below, so no server pays for a log line per packet.
+# kiln_start: `kiln serve` from a spec written here, with a fresh state
+# directory (leases.db, serve.db) each time.  One boot network on the
+# server's veth: the /16, a 2,048-address pool for unknown machines, lease
+# time 3600 like the peers, allow_unknown with a discovery image (the storm's
+# machines are all unknown, so each gets the discovery script).  It always
+# runs DHCP, TFTP ($TMP/tftp) and HTTP (:8080); the parts use what they
+# need.  kiln serve logs one line per lease and HTTP request at info (not
+# tunable below info); the log goes to a file.
 kiln_start() {
-	local args=(${KILN_LOG--q} --user nobody)
-	mkdir -p "$TMP/kiln"
-	chown nobody "$TMP/kiln"
-	rm -f "$TMP/kiln/leases.db"*
-	case $1 in dhcp|storm)
-		args+=(--iface "$V_S" --server-ip "$SRV" --subnet "$NET.0.0/16" --router "$SRV"
-			--dns "$SRV" --pool "$POOL_LO-$POOL_HI" --allow-unknown --lease-time 3600
-			--lease-db "$TMP/kiln/leases.db" --http-base "http://$SRV:8080") ;;
-	esac
-	case $1 in tftp|storm) args+=(--tftp-root "$TMP/tftp" --tftp-addr "$SRV") ;; esac
-	ip netns exec "$NS_S" "$KILN_BOOT" "${args[@]}" 2>"$TMP/kiln.log" &
+	mkdir -p "$TMP/tftp" "$TMP/http"
+	[ -f "$TMP/http/kernel" ] || head -c "$((STORM_KERNEL_KB * 1024))" /dev/urandom >"$TMP/http/kernel"
+	rm -rf "$TMP/kiln"
+	head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/api-token"
+	chmod 600 "$TMP/api-token"
+	chmod -R a+rX "$TMP/tftp" "$TMP/http"
+	cat >"$TMP/cluster.yaml" <<EOF
+cluster: kbb
+ssh:
+  known_hosts: kh
+boot:
+  server: $SRV
+  http_port: 8080
+  tftp_root: tftp
+  state_dir: kiln
+  user: nobody
+  api_token_file: api-token
+  networks:
+    - name: bench
+      interface: $V_S
+      subnet: $NET.0.0/16
+      router: $SRV
+      dns: [$SRV]
+      pool: $POOL_LO-$POOL_HI
+      lease_time: 3600
+      allow_unknown: true
+  images:
+    discover:
+      kernel: http/kernel
+      cmdline: "console=ttyS0"
+  discovery_image: discover
+EOF
+	: >"$TMP/kiln.log"
+	ip netns exec "$NS_S" "$KILN" serve -f "$TMP/cluster.yaml" ${KILN_LOG:-} 2>"$TMP/kiln.log" &
 	SPID=$!
-	case $1 in dhcp|storm) wait_port "$SPID" 67 ;; *) wait_port "$SPID" 69 ;; esac ||
-		{ cat "$TMP/kiln.log" >&2; die "kiln did not start"; }
-	# The daemon binds, then drops root: give it that moment.
-	for _ in $(seq 50); do grep -q ready "$TMP/kiln.log" 2>/dev/null && break; sleep 0.1; done
+	# ready = bound DHCP, TFTP and HTTP and dropped root
+	for _ in $(seq 100); do
+		grep -q 'event=ready' "$TMP/kiln.log" 2>/dev/null && break
+		kill -0 "$SPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -q 'event=ready' "$TMP/kiln.log" && wait_port "$SPID" 67 && wait_port "$SPID" 69 &&
+		wait_port "$SPID" 8080 -t || { cat "$TMP/kiln.log" >&2; die "kiln serve did not start"; }
 }
 
 kea_start() {
@@ -244,7 +280,7 @@ part_dhcp() {
 	for s in $DHCP_SERVERS; do
 		for r in $DHCP_RATES; do
 			case $s in
-			kiln) kiln_start dhcp ;;
+			kiln) kiln_start ;;
 			kea) kea_start ;;
 			dnsmasq) dnsmasq_start ;;
 			dnsmasq-ro) dnsmasq_start --leasefile-ro ;;
@@ -272,7 +308,7 @@ part_fsync() {
 	local s log st
 	for s in $DHCP_SERVERS; do
 		case $s in
-		kiln) kiln_start dhcp ;;
+		kiln) kiln_start ;;
 		kea) kea_start ;;
 		dnsmasq) dnsmasq_start ;;
 		dnsmasq-ro) dnsmasq_start --leasefile-ro ;;
@@ -326,7 +362,7 @@ part_tftp() {
 	declare -A res
 	local s i
 	for s in kiln tftpd-hpa; do
-		case $s in kiln) kiln_start tftp ;; tftpd-hpa) tftpd_start ;; esac
+		case $s in kiln) kiln_start ;; tftpd-hpa) tftpd_start ;; esac
 		for i in "${!labels[@]}"; do
 			res[$s,$i]=$(eval "tftp_fetch ${cmds[$i]}")
 		done
@@ -345,27 +381,16 @@ part_tftp() {
 
 # ---- boot storm -------------------------------------------------------------
 part_storm() {
-	mkdir -p "$TMP/tftp" "$TMP/http/boot"
+	mkdir -p "$TMP/tftp" "$TMP/http"
 	head -c 70000 /dev/urandom >"$TMP/tftp/undionly.kpxe"   # the size of Debian's undionly.kpxe
-	head -c "$((STORM_KERNEL_KB * 1024))" /dev/urandom >"$TMP/http/boot/kernel"
-	local i mac
-	for i in $(seq 1 "$STORM_CLIENTS"); do
-		mac=$(printf '02:b0:07:%02x:%02x:%02x' $((i >> 16 & 255)) $((i >> 8 & 255)) $((i & 255)))
-		printf '#!ipxe\n# host %s\nkernel http://%s:8080/boot/kernel\nboot\n' "$mac" "$SRV" \
-			>"$TMP/http/boot/$mac.ipxe"
-	done
-	chmod -R a+rX "$TMP/tftp" "$TMP/http"
+	head -c "$((STORM_KERNEL_KB * 1024))" /dev/urandom >"$TMP/http/kernel"
 	# The pool is local in the client namespace (AnyIP): each simulated
 	# client sends from its own leased address without an `ip addr add`.
 	ip -n "$NS_C" route add local "$NET.8.0/21" dev lo
-	kiln_start storm
-	ip netns exec "$NS_S" "$PY" "$HERE/httpd.py" "$SRV" 8080 "$TMP/http" >"$TMP/httpd.log" 2>&1 &
-	HPID=$!
-	wait_port "$HPID" 8080 -t || { cat "$TMP/httpd.log" >&2; die "stand-in httpd did not start"; }
+	kiln_start
 	echo
 	echo "== Boot storm: $STORM_CLIENTS clients at once (spread ${STORM_SPREAD} s) against kiln:"
-	echo "   DHCP (PXE) -> TFTP undionly.kpxe (70,000 B) -> DHCP (iPXE) -> HTTP script + ${STORM_KERNEL_KB} KB kernel"
-	echo "   (HTTP step served by Python's http.server as a stand-in: kiln has no HTTP boot yet)"
+	echo "   DHCP (PXE) -> TFTP undionly.kpxe (70,000 B) -> DHCP (iPXE) -> HTTP GET /boot/MAC.ipxe + ${STORM_KERNEL_KB} KB kernel, all from kiln serve"
 	local rc=0 es0 ec0 bd0 TPID=
 	if [ -n "${STORM_STRACE:-}" ]; then   # debugging aid: where kiln spends its time
 		strace -f -w -c -p "$SPID" -o "$TMP/strace-storm.txt" 2>/dev/null &
@@ -383,7 +408,10 @@ part_storm() {
 	fi
 	local leases
 	leases=$(sqlite3 "$TMP/kiln/leases.db" "SELECT count(*) FROM leases WHERE state = 2" 2>/dev/null || echo "?")
-	echo "kiln: $leases bound leases on disk; storm client exit status $rc"
+	local scripts kernels
+	scripts=$(grep -c 'event=script ' "$TMP/kiln.log" || true)
+	kernels=$(grep -c 'event=http method=GET path=/images/discover/kernel status=200' "$TMP/kiln.log" || true)
+	echo "kiln: $leases bound leases on disk, $scripts iPXE scripts and $kernels kernels served (its log); storm client exit status $rc"
 	[ "$rc" = 0 ] || STATUS=1
 	echo "UDP datagrams dropped on a full socket buffer: server side $(( $(udp_rcvbuf_errs "$NS_S") - es0 )), client side $(( $(udp_rcvbuf_errs "$NS_C") - ec0 ));" \
 		"input backlog drops (machine-wide) $(( $(backlog_drops) - bd0 ))"

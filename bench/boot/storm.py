@@ -15,7 +15,9 @@ Each client, with its own MAC and, once leased, its own IP address:
      to 4 s, 6 tries a packet), checks its size and SHA-256;
   4. DHCP again as iPXE (user class "iPXE"): the ACK must name an HTTP URL
      (the per-host iPXE script) and give the same address;
-  5. HTTP GET of that URL and of the kernel it names, checks the content.
+  5. HTTP GET of that URL (kiln serve's /boot/MAC.ipxe: an iPXE script
+     naming this MAC, for unknown machines the discovery one) and of the
+     kernel it names (/images/NAME/kernel), checks the content.
 
 A client that fails a step stops there and is counted under that step.
 Prints a summary table and a final JSON line (prefix "RESULT ").
@@ -343,6 +345,8 @@ async def client(i, mux, t_start):
         step = "http"
         t0 = now()
         script = await asyncio.wait_for(http_get(ip, url), 60)
+        if not script.startswith(b"#!ipxe"):
+            raise RuntimeError("not an iPXE script")
         if macs.encode() not in script:
             raise RuntimeError("script for another host")
         kurl = None

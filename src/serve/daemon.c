@@ -32,17 +32,21 @@ void slog(enum log_level lvl, const char *event, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	flockfile(stderr);
-	fprintf(stderr, "ts=%s.%03ldZ level=%s event=%s", ts, now.tv_nsec / 1000000,
-		names[lvl], event);
+	/* One write per line: stderr is unbuffered, and lines from a busy
+	 * daemon must neither interleave nor cost a syscall per fragment. */
+	struct buf b;
+	buf_init(&b, 0);
+	buf_printf(&b, "ts=%s.%03ldZ level=%s event=%s", ts, now.tv_nsec / 1000000,
+		   names[lvl], event);
 	if (fmt && *fmt) {
-		fputc(' ', stderr);
+		buf_addch(&b, ' ');
 		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
+		buf_vprintf(&b, fmt, ap);
 		va_end(ap);
 	}
-	fputc('\n', stderr);
-	funlockfile(stderr);
+	buf_addch(&b, '\n');
+	fwrite(b.s, 1, b.len, stderr);
+	buf_release(&b);
 }
 
 /* Every check `-n` promises beyond the spec itself: interfaces, user, dirs. */
@@ -76,7 +80,6 @@ static void on_dhcp_sent(void *arg, int type, const uint8_t mac[6], uint32_t yia
 	boot_fmt_ip(yiaddr, ip);
 	const struct node *n = serve_config_node(s->cfg, m);
 	serve_state_lease(s->st, m, n ? n->name : NULL, ip);
-	serve_state_event(s->st, m, "lease", ip);
 	slog(LOG_INFO, "lease", "mac=%s ip=%s node=%s", m, ip, n ? n->name : "-");
 }
 

@@ -132,7 +132,8 @@ int serve_state_event(struct serve_state *s, const char *mac, const char *kind,
  */
 int serve_state_fetch(struct serve_state *s, const char *mac, const char *name,
 		      const char *ip, const char *what);
-/* A machine got a DHCP lease: known nodes in state new become booting. */
+/* A machine got a DHCP lease (stored with its "lease" event, in one
+ * transaction): known nodes in state new become booting. */
 int serve_state_lease(struct serve_state *s, const char *mac, const char *name,
 		      const char *ip);
 /*

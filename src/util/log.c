@@ -13,13 +13,16 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 
 	if (lvl > log_threshold)
 		return;
+	/* One write per line (stderr is unbuffered): no interleaving, one syscall. */
+	struct buf b;
+	buf_init(&b, 0);
+	buf_printf(&b, "kiln: %s: ", names[lvl]);
 	va_start(ap, fmt);
-	flockfile(stderr);
-	fprintf(stderr, "kiln: %s: ", names[lvl]);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
+	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
+	buf_addch(&b, '\n');
+	fwrite(b.s, 1, b.len, stderr);
+	buf_release(&b);
 }
 
 int64_t now_ms(void)

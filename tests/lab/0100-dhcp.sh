@@ -1,13 +1,15 @@
 #!/bin/bash
-# DHCP against real clients, in namespaces this test creates (prefix kbt-):
-#   server ns: bridge 10.232.0.1/16 running kiln-boot-testd (unprivileged);
-#   client ns: dhclient and udhcpc; relay ns: a relay (10.232.0.2, giaddr
-#   10.233.0.1 for a relayed net) and perfdhcp.
-# Checks reserved/pool addresses, options, RELEASE, relay replies with
-# option 82, leases surviving kill -9, and no double binding under load.
+# DHCP of `kiln serve` against real clients, in namespaces this test
+# creates (prefix kbt-):
+#   server ns: bridge 10.232.0.1/16 running `kiln serve -f cluster.yaml`
+#   (drops to nobody); client ns: dhclient and udhcpc; relay ns: a relay
+#   (10.232.0.2, giaddr 10.233.0.1 for a relayed net) and perfdhcp.
+# Checks reserved/pool addresses, options, PXE boot file, RELEASE, relay
+# replies with option 82, leases surviving kill -9, and no double binding
+# under load.
 set -euo pipefail
 
-die() { echo "FAIL: $*" >&2; [ -f "${TMP:-/nonexistent}/testd.log" ] && tail -20 "$TMP/testd.log" >&2; exit 1; }
+die() { echo "FAIL: $*" >&2; [ -f "${TMP:-/nonexistent}/serve.log" ] && tail -20 "$TMP/serve.log" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 for c in dhclient udhcpc perfdhcp sqlite3 ip; do
 	command -v "$c" >/dev/null || die "missing '$c'"
@@ -15,14 +17,11 @@ done
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
-TESTD=${KILN_BOOT_TESTD:-}
-if [ -z "$TESTD" ] && [ -n "${KILN:-}" ]; then TESTD=$(dirname "$KILN")/kiln-boot-testd; fi
-if [ -z "$TESTD" ] || [ ! -x "$TESTD" ]; then
-	for d in "${KILN_SRC:-.}"/build*/bin; do
-		[ -x "$d/kiln-boot-testd" ] && TESTD=$d/kiln-boot-testd && break
-	done
+KILN=${KILN:-}
+if [ -z "$KILN" ]; then
+	for d in "${KILN_SRC:-.}"/build*/bin; do [ -x "$d/kiln" ] && KILN=$d/kiln && break; done
 fi
-[ -x "$TESTD" ] || die "kiln-boot-testd not found (set KILN_BOOT_TESTD)"
+[ -x "$KILN" ] || die "kiln not found (set KILN)"
 
 id=$(( $$ % 10000 ))
 NS_S=kbt-dhcp-s$id NS_C=kbt-dhcp-c$id NS_R=kbt-dhcp-r$id
@@ -59,28 +58,61 @@ ip -n "$NS_R" addr add 10.233.0.1/16 dev "$VR"
 ip -n "$NS_R" link set "$VR" up
 ip -n "$NS_S" route add 10.233.0.0/16 via 10.232.0.2
 
-mkdir -p "$TMP/state" "$TMP/tftp"
-chown nobody "$TMP/state"
+# ---- kiln serve: spec, TFTP root, token ----------------------------------
 chmod 755 "$TMP"
+mkdir -p "$TMP/tftp"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/api-token"
+chmod 600 "$TMP/api-token"
+# lan: the bridge, with a pool and one reservation; relayed: no interface,
+# reached only through the relay at 10.233.0.1.
+cat >"$TMP/cluster.yaml" <<EOF
+cluster: kbt-dhcp
+ssh:
+  known_hosts: kh
+boot:
+  server: $SRV
+  http_port: 8080
+  tftp_root: tftp
+  state_dir: state
+  user: nobody
+  api_token_file: api-token
+  networks:
+    - name: lan
+      interface: $BR
+      subnet: 10.232.0.0/16
+      router: $SRV
+      dns: [$SRV, 10.232.0.53]
+      pool: 10.232.1.0-10.232.4.255
+      lease_time: 600
+      allow_unknown: true
+    - name: relayed
+      subnet: 10.233.0.0/16
+      router: 10.233.0.1
+      pool: 10.233.1.0-10.233.4.255
+      lease_time: 600
+      allow_unknown: true
+nodes:
+  - name: node-res
+    address: $RES_IP
+    mac: "$RES_MAC"
+EOF
+out=$(ip netns exec "$NS_S" "$KILN" serve -f "$TMP/cluster.yaml" -n 2>&1) || die "serve -n: $out"
 
-start_testd() {
-	ip netns exec "$NS_S" "$TESTD" --iface "$BR" --server-ip "$SRV" \
-		--subnet 10.232.0.0/16 --router "$SRV" --dns "$SRV" --dns 10.232.0.53 \
-		--pool 10.232.1.0-10.232.4.255 --allow-unknown --lease-time 600 \
-		--host "$RES_MAC,$RES_IP,node-res,pxelinux.0" \
-		--relay-net 10.233.0.0/16,10.233.1.0-10.233.4.255,10.233.0.1 \
-		--lease-db "$DB" --http-base "http://$SRV:8080" --user nobody ${TESTD_ARGS:-} \
-		"$@" 2>>"$TMP/testd.log" &
+starts=0
+start_serve() {
+	starts=$((starts + 1))
+	ip netns exec "$NS_S" "$KILN" serve -f "$TMP/cluster.yaml" 2>>"$TMP/serve.log" &
 	PID=$!
-	for _ in $(seq 50); do
-		[ "$(grep -c ready "$TMP/testd.log" 2>/dev/null)" -ge "$starts" ] && break
+	for _ in $(seq 100); do
+		[ "$(grep -c 'event=ready' "$TMP/serve.log" 2>/dev/null)" -ge "$starts" ] && break
+		kill -0 "$PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -0 "$PID" || die "testd did not start"
-	[ "$(awk '/^Uid:/ {print $2}' "/proc/$PID/status")" != 0 ] || die "testd still root"
+	kill -0 "$PID" 2>/dev/null || die "kiln serve did not start"
+	[ "$(grep -c 'event=ready' "$TMP/serve.log")" -ge "$starts" ] || die "kiln serve not ready"
+	[ "$(awk '/^Uid:/ {print $2}' "/proc/$PID/status")" != 0 ] || die "kiln serve still root"
 }
-starts=1
-start_testd
+start_serve
 
 inc() { ip netns exec "$NS_C" "$@"; }
 set_mac() {
@@ -120,7 +152,10 @@ esac
 exit 0
 EOF
 chmod +x "$TMP/dhclient.sh" "$TMP/udhcpc.sh"
-echo "timeout 15; retry 1;" >"$TMP/dhclient.conf"
+# Both clients announce themselves as a PXE ROM (BIOS) where the test wants
+# a boot file: kiln picks the loader from option 60/93.
+PXE_VC=PXEClient:Arch:00000:UNDI:002001
+printf 'timeout 15; retry 1;\nsend vendor-class-identifier "%s";\n' "$PXE_VC" >"$TMP/dhclient.conf"
 getv() { sed -n "s/^$2=//p" "$1" | tr -d "'"; }
 
 # ---- A: dhclient, reserved MAC -------------------------------------------
@@ -132,11 +167,11 @@ E=$TMP/dhclient.env
 [ "$(getv "$E" new_ip_address)" = "$RES_IP" ] || die "dhclient: address $(getv "$E" new_ip_address)"
 [ "$(getv "$E" new_routers)" = "$SRV" ] || die "dhclient: router"
 [ "$(getv "$E" new_domain_name_servers)" = "$SRV 10.232.0.53" ] || die "dhclient: dns '$(getv "$E" new_domain_name_servers)'"
-[ "$(getv "$E" new_filename)" = "pxelinux.0" ] || die "dhclient: boot file '$(getv "$E" new_filename)'"
+[ "$(getv "$E" new_filename)" = "undionly.kpxe" ] || die "dhclient: boot file '$(getv "$E" new_filename)'"
 [ "$(getv "$E" new_host_name)" = "node-res" ] || die "dhclient: host name"
 [ "$(getv "$E" new_subnet_mask)" = "255.255.0.0" ] || die "dhclient: mask"
 [ "$(row "$RES_IP")" = "525400aa0010|2" ] || die "dhclient: lease not bound in db: $(row "$RES_IP")"
-ok "dhclient: reserved address, router, dns, boot file, host name; bound in db"
+ok "dhclient (PXE): reserved address, router, dns, boot file undionly.kpxe, host name; bound in db"
 inc dhclient -r -cf "$TMP/dhclient.conf" -sf "$TMP/dhclient.sh" \
 	-lf "$TMP/dhclient.leases" -pf "$TMP/dhclient.pid" "$VC" 2>>"$TMP/dhclient.log"
 for _ in $(seq 30); do [ "$(row "$RES_IP")" = "525400aa0010|3" ] && break; sleep 0.1; done
@@ -147,13 +182,14 @@ ok "dhclient -r: RELEASE recorded"
 set_mac "$RES_MAC"
 U=$TMP/udhcpc.env
 udhcpc_run() { rm -f "$U"; inc timeout 20 udhcpc ${UDHCPC_ARGS:-} -f -q -n -t 5 -T 1 -i "$VC" -s "$TMP/udhcpc.sh" "$@" >"$TMP/udhcpc.log" 2>&1 || { cat "$TMP/udhcpc.log"; die "udhcpc failed"; }; }
-udhcpc_run
+udhcpc_run -V "$PXE_VC"
 [ "$(getv "$U" ip)" = "$RES_IP" ] || die "udhcpc: address"
 [ "$(getv "$U" router)" = "$SRV" ] || die "udhcpc: router"
 [ "$(getv "$U" dns)" = "$SRV 10.232.0.53" ] || die "udhcpc: dns '$(getv "$U" dns)'"
-[ "$(getv "$U" boot_file)" = "pxelinux.0" ] || die "udhcpc: boot file"
+[ "$(getv "$U" boot_file)" = "undionly.kpxe" ] || die "udhcpc: boot file '$(getv "$U" boot_file)'"
+[ "$(getv "$U" siaddr)" = "$SRV" ] || die "udhcpc: siaddr '$(getv "$U" siaddr)'"
 [ "$(getv "$U" serverid)" = "$SRV" ] || die "udhcpc: server id"
-ok "udhcpc: reserved address, router, dns, boot file"
+ok "udhcpc (PXE): reserved address, router, dns, boot file, siaddr, server id"
 
 # ---- C: unknown MAC gets a pool address; RELEASE frees it ----------------
 set_mac 02:00:00:bb:00:01
@@ -230,8 +266,7 @@ kill -9 "$PID"
 wait "$PID" 2>/dev/null || true
 PID=
 [ "$(row "$K")" = "020000dd0001|2" ] || die "lease lost after kill -9: $(row "$K")"
-starts=2
-start_testd
+start_serve
 set_mac 02:00:00:dd:00:02
 udhcpc_run -r "$K"
 [ "$(getv "$U" ip)" != "$K" ] || die "after restart $K was given to a second MAC"
@@ -257,6 +292,6 @@ bound=$(q "SELECT count(*) FROM leases WHERE state = 2 AND expires > $now")
 ok "perfdhcp -r 500 -p 5 -R 200: $recv replies, $bound live leases, no address with two owners"
 
 kill "$PID"
-wait "$PID" || die "testd did not exit cleanly on SIGTERM"
+wait "$PID" || die "kiln serve did not exit cleanly on SIGTERM"
 PID=
 echo "PASS 0100-dhcp"

@@ -1,23 +1,20 @@
 #!/bin/bash
-# TFTP against real clients: curl, tftp-hpa and atftp fetch a 50 MB file
-# over a veth between two namespaces this test creates (prefix kbt-);
-# path escapes get a TFTP error and no data.  Needs root.
+# TFTP of `kiln serve` against real clients: curl, tftp-hpa and atftp
+# fetch a 50 MB file over a veth between two namespaces this test creates
+# (prefix kbt-); path escapes get a TFTP error and no data.  Needs root.
 set -euo pipefail
 
-die() { echo "FAIL: $*" >&2; exit 1; }
+die() { echo "FAIL: $*" >&2; [ -f "${TMP:-/nonexistent}/serve.log" ] && tail -20 "$TMP/serve.log" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 for c in curl tftp atftp ip sha256sum; do
 	command -v "$c" >/dev/null || die "missing client '$c'"
 done
 
-TESTD=${KILN_BOOT_TESTD:-}
-if [ -z "$TESTD" ] && [ -n "${KILN:-}" ]; then TESTD=$(dirname "$KILN")/kiln-boot-testd; fi
-if [ -z "$TESTD" ] || [ ! -x "$TESTD" ]; then
-	for d in "${KILN_SRC:-.}"/build*/bin; do
-		[ -x "$d/kiln-boot-testd" ] && TESTD=$d/kiln-boot-testd && break
-	done
+KILN=${KILN:-}
+if [ -z "$KILN" ]; then
+	for d in "${KILN_SRC:-.}"/build*/bin; do [ -x "$d/kiln" ] && KILN=$d/kiln && break; done
 fi
-[ -x "$TESTD" ] || die "kiln-boot-testd not found (set KILN_BOOT_TESTD)"
+[ -x "$KILN" ] || die "kiln not found (set KILN)"
 
 id=$(( $$ % 10000 ))
 NS_S=kbt-tftp-s$id
@@ -58,11 +55,35 @@ ln -s big.bin "$TMP/root/inside"
 chmod -R a+rX "$TMP/root" "$TMP/secret"
 want=$(sha256sum <"$TMP/root/big.bin" | cut -d' ' -f1)
 
-ip netns exec "$NS_S" "$TESTD" --tftp-root "$TMP/root" --tftp-addr "$SRV" \
-	--user nobody 2>"$TMP/testd.log" &
+# kiln serve with the TFTP root above; one boot network on the server's
+# veth (no pool: this test is about TFTP).
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/api-token"
+chmod 600 "$TMP/api-token"
+cat >"$TMP/cluster.yaml" <<EOF
+cluster: kbt-tftp
+ssh:
+  known_hosts: kh
+boot:
+  server: $SRV
+  http_port: 8080
+  tftp_root: root
+  state_dir: state
+  user: nobody
+  api_token_file: api-token
+  networks:
+    - name: lan
+      interface: $V_S
+      subnet: ${SRV%.1}.0/24
+      router: $SRV
+EOF
+ip netns exec "$NS_S" "$KILN" serve -f "$TMP/cluster.yaml" 2>"$TMP/serve.log" &
 PID=$!
-for _ in $(seq 50); do grep -q "ready" "$TMP/testd.log" 2>/dev/null && break; sleep 0.1; done
-grep -q "ready tftp (unprivileged)" "$TMP/testd.log" || { cat "$TMP/testd.log"; die "testd did not start"; }
+for _ in $(seq 100); do
+	grep -q "event=ready" "$TMP/serve.log" 2>/dev/null && break
+	kill -0 "$PID" 2>/dev/null || break
+	sleep 0.1
+done
+grep -q "event=ready" "$TMP/serve.log" || die "kiln serve did not start"
 srvuid=$(awk '/^Uid:/ {print $2}' "/proc/$PID/status")
 [ "$srvuid" != 0 ] || die "server still runs as root"
 
@@ -133,10 +154,10 @@ refused "tftp-hpa put"       "$O" "access violation|read-only" tftp -m binary "$
 refused "tftp-hpa netascii"  "$O" "octet" tftp -m netascii "$SRV" -c get big.bin "$O"
 
 # The daemon is still alive and has no transfer left behind.
-kill -0 "$PID" || die "testd died"
-n_done=$(grep -c "' done:" "$TMP/testd.log" || true)
-[ "$n_done" -ge 32 ] || { cat "$TMP/testd.log"; die "expected 32 completed transfers in the log, saw $n_done"; }
+kill -0 "$PID" || die "kiln serve died"
+n_done=$(grep -c "' done:" "$TMP/serve.log" || true)
+[ "$n_done" -ge 32 ] || { cat "$TMP/serve.log"; die "expected 32 completed transfers in the log, saw $n_done"; }
 kill "$PID"
-wait "$PID" || die "testd did not exit cleanly on SIGTERM"
+wait "$PID" || die "kiln serve did not exit cleanly on SIGTERM"
 PID=
 echo "PASS 0101-tftp"
