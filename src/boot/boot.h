@@ -10,7 +10,7 @@
  *  2. Engines (dhcp_engine.c, tftp_xfer.c): a parsed request plus state
  *     in, a reply plus state changes out.  No sockets and no clock: the
  *     caller passes `now`.  The DHCP engine's only I/O is the lease
- *     database; the TFTP engine's only I/O is pread() on the file it was
+ *     database; the TFTP engine's only I/O is preadv() on the file it was
  *     given.
  *  3. Glue (boot_net.c): libevent sockets.  Binds, then the caller drops
  *     privileges with boot_drop_privileges(); everything that parses peer
@@ -302,6 +302,7 @@ int boot_net_find(const struct boot_config *cfg, uint32_t ip);
 #define TFTP_BLKSIZE_MIN 8
 #define TFTP_BLKSIZE_MAX 65464
 #define TFTP_WINDOW_MAX 64          /* our cap; RFC 7440 allows 65535 */
+#define TFTP_WINDOW_BYTES (128 << 10)
 #define TFTP_NAME_MAX 255
 #define TFTP_PKT_MAX (TFTP_BLKSIZE_MAX + 4)
 
@@ -362,6 +363,10 @@ int tftp_open_walk(int rootfd, const char *name, uint64_t *size);
 struct tftp_limits {
 	uint32_t max_blksize;    /* 0 = 65464 */
 	uint32_t max_window;     /* 0 = TFTP_WINDOW_MAX */
+	/* window * blksize cap, so a window fits a client's default 208 KB
+	 * receive buffer (at 65464-byte blocks, 3 fragmented datagrams
+	 * already overflow it); 0 = TFTP_WINDOW_BYTES */
+	uint32_t max_window_bytes;
 	uint32_t timeout_ms;     /* first retransmission; 0 = 1000 */
 	uint32_t max_timeout_ms; /* backoff cap; 0 = 8000 */
 	int max_retries;         /* 0 = 6 */
@@ -379,6 +384,7 @@ struct tftp_xfer {
 	uint64_t nblocks;        /* size / blksize + 1 */
 	uint64_t acked;          /* highest block acked (0 = none) */
 	uint64_t next;           /* next block to send */
+	uint64_t sent_hi;        /* highest block ever sent (before rollbacks) */
 	uint64_t win_end;        /* last block of the current window */
 	bool oack;               /* an OACK is due / waiting for ACK 0 */
 	bool oack_sent;
@@ -409,6 +415,21 @@ bool tftp_xfer_want_send(const struct tftp_xfer *x);
  */
 ssize_t tftp_xfer_build(struct tftp_xfer *x, uint8_t *buf, size_t n);
 void tftp_xfer_sent(struct tftp_xfer *x, int64_t now_ms);
+/* Most DATA packets one tftp_xfer_build_burst() call builds. */
+#define TFTP_BURST_MAX 128
+/*
+ * Build the due DATA packets of the window (at most max, TFTP_BURST_MAX
+ * and as many as fit in n bytes) back to back into buf: each is
+ * blksize + 4 bytes except the file's last block, so they can leave as
+ * one UDP GSO send or one sendmmsg().  All their data is read with one
+ * preadv().  Returns how many (0: none due, or the OACK is: use
+ * tftp_xfer_build), their total length in *len, or -errno (read error;
+ * -ENOBUFS when not one packet fits).  Does not advance: call
+ * tftp_xfer_sent_n() with how many of them went out, in order.
+ */
+int tftp_xfer_build_burst(struct tftp_xfer *x, uint8_t *buf, size_t n,
+			  unsigned max, size_t *len);
+void tftp_xfer_sent_n(struct tftp_xfer *x, unsigned k, int64_t now_ms);
 /*
  * Feed a packet from the client.  0 (maybe more to send), 1 (transfer
  * complete), -ECONNRESET (client sent ERROR), -EBADMSG (ignored junk).
@@ -459,7 +480,15 @@ struct boot_tftp_opts {
 	const char *root;        /* directory served */
 	int max_transfers;       /* 0 = 512 */
 	int max_per_client;      /* transfers per client address; 0 = 64 */
+	bool no_gso;             /* never UDP GSO: one sendmmsg() per burst */
 	struct tftp_limits lim;
+};
+/* Send-path counters since boot_tftp_start (tests, status). */
+struct boot_tftp_stats {
+	uint64_t data_packets;   /* DATA packets handed to the kernel */
+	uint64_t send_calls;     /* send/sendmsg/sendmmsg calls that carried DATA */
+	uint64_t gso_sends;      /* of those, UDP GSO sends (several packets each) */
+	uint64_t gso_fallbacks;  /* transfers that fell back after GSO was refused */
 };
 struct boot_tftp;
 /* Open the root and bind the listening socket. */
@@ -470,6 +499,7 @@ void boot_tftp_free(struct boot_tftp *t);
 int boot_tftp_active(const struct boot_tftp *t);
 /* The port the listening socket is bound to. */
 uint16_t boot_tftp_port(const struct boot_tftp *t);
+void boot_tftp_stats(const struct boot_tftp *t, struct boot_tftp_stats *st);
 
 /*
  * Drop root: getpwnam(user) -> [chroot(dir), chdir("/")] -> setgroups(1)

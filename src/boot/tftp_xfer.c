@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "boot/boot.h"
@@ -57,6 +58,12 @@ int tftp_xfer_start(struct tftp_xfer *x, int fd, uint64_t size,
 		oack_add(x, "tsize", size);
 	if (r->has_window) {
 		uint32_t max = lim->max_window ? lim->max_window : TFTP_WINDOW_MAX;
+		uint32_t bytes = lim->max_window_bytes ? lim->max_window_bytes
+						       : TFTP_WINDOW_BYTES;
+		if (max > bytes / x->blksize)
+			max = bytes / x->blksize;
+		if (max < 1)
+			max = 1;
 		x->window = r->window < max ? r->window : max;
 		oack_add(x, "windowsize", x->window);
 	}
@@ -89,6 +96,78 @@ bool tftp_xfer_want_send(const struct tftp_xfer *x)
 	return x->next <= x->win_end;
 }
 
+/*
+ * preadv() until all of iov (cnt entries, modified) is filled from off.
+ * -EIO when the file is shorter than it was at the start (it shrank).
+ */
+static int preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt > 0) {
+		if (iov->iov_len == 0) {
+			iov++;
+			cnt--;
+			continue;
+		}
+		ssize_t k = preadv(fd, iov, cnt, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			return -EIO;   /* file shrank under us */
+		off += (uint64_t)k;
+		while (cnt > 0 && (size_t)k >= iov->iov_len) {
+			k -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + k;
+			iov->iov_len -= (size_t)k;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The due DATA packets, back to back: one preadv() fills the data slots
+ * of all of them, so a window costs one read however many blocks it has.
+ */
+int tftp_xfer_build_burst(struct tftp_xfer *x, uint8_t *buf, size_t n,
+			  unsigned max, size_t *len)
+{
+	struct iovec iov[TFTP_BURST_MAX];
+	size_t pkt = (size_t)x->blksize + 4, total = 0;
+	*len = 0;
+	if (x->oack || !tftp_xfer_want_send(x))
+		return 0;
+	uint64_t due = x->win_end - x->next + 1;
+	if (max > TFTP_BURST_MAX)
+		max = TFTP_BURST_MAX;
+	due = min_u64(due, min_u64(max, n / pkt));
+	if (due == 0)
+		return -ENOBUFS;
+	uint64_t off = (x->next - 1) * x->blksize;
+	for (unsigned i = 0; i < due; i++) {
+		uint64_t o = off + (uint64_t)i * x->blksize;
+		size_t want = o >= x->size ? 0 : (size_t)min_u64(x->blksize, x->size - o);
+		uint8_t *p = buf + total;
+		uint16_t wire = (uint16_t)((x->next + i) & 0xffff);
+		p[0] = 0;
+		p[1] = TFTP_DATA;
+		p[2] = wire >> 8;
+		p[3] = wire & 0xff;
+		iov[i].iov_base = p + 4;
+		iov[i].iov_len = want;
+		total += want + 4;
+	}
+	int r = preadv_full(x->fd, iov, (int)due, off);
+	if (r < 0)
+		return r;
+	*len = total;
+	return (int)due;
+}
+
 ssize_t tftp_xfer_build(struct tftp_xfer *x, uint8_t *buf, size_t n)
 {
 	if (x->oack) {
@@ -99,33 +178,33 @@ ssize_t tftp_xfer_build(struct tftp_xfer *x, uint8_t *buf, size_t n)
 	}
 	if (n < (size_t)x->blksize + 4)
 		return -ENOBUFS;
-	uint64_t off = (x->next - 1) * x->blksize;
-	size_t want = off >= x->size ? 0 : (size_t)min_u64(x->blksize, x->size - off);
-	size_t got = 0;
-	while (got < want) {
-		ssize_t k = pread(x->fd, buf + 4 + got, want - got, (off_t)(off + got));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			return -EIO;   /* file shrank under us */
-		got += (size_t)k;
-	}
-	uint16_t wire = (uint16_t)(x->next & 0xffff);
-	buf[0] = 0;
-	buf[1] = TFTP_DATA;
-	buf[2] = wire >> 8;
-	buf[3] = wire & 0xff;
-	return (ssize_t)(want + 4);
+	size_t len;
+	int k = tftp_xfer_build_burst(x, buf, n, 1, &len);
+	if (k < 0)
+		return k;
+	return k == 0 ? -EINVAL : (ssize_t)len;
 }
 
 void tftp_xfer_sent(struct tftp_xfer *x, int64_t now_ms)
 {
-	if (x->oack)
+	if (x->oack) {
 		x->oack_sent = true;
-	else
+	} else {
 		x->next++;
+		if (x->sent_hi < x->next - 1)
+			x->sent_hi = x->next - 1;
+	}
+	x->deadline_ms = now_ms + x->rto_ms;
+}
+
+void tftp_xfer_sent_n(struct tftp_xfer *x, unsigned k, int64_t now_ms)
+{
+	if (k == 0 || x->oack)
+		return;
+	uint64_t room = x->win_end >= x->next ? x->win_end - x->next + 1 : 0;
+	x->next += min_u64(k, room);
+	if (x->sent_hi < x->next - 1)
+		x->sent_hi = x->next - 1;
 	x->deadline_ms = now_ms + x->rto_ms;
 }
 
@@ -158,10 +237,14 @@ int tftp_xfer_input(struct tftp_xfer *x, const uint8_t *pkt, size_t len,
 		window_from_acked(x);
 		return 0;
 	}
-	/* Map the 16-bit number onto the blocks in flight (acked .. next-1). */
+	/*
+	 * Map the 16-bit number onto the blocks in flight (acked ..
+	 * sent_hi).  After a rollback blocks past next-1 are still on the
+	 * wire, and a client that got them acknowledges them: valid.
+	 */
 	uint64_t a = x->acked + (uint16_t)(blk - (uint16_t)(x->acked & 0xffff));
 	uint64_t sent_max = x->next - 1;
-	if (a > sent_max)
+	if (a > x->sent_hi)
 		return -EBADMSG;          /* not a block we sent */
 	if (a == x->acked) {
 		/*
@@ -183,7 +266,7 @@ int tftp_xfer_input(struct tftp_xfer *x, const uint8_t *pkt, size_t len,
 	}
 	/* The whole window acked, or a partial ACK (client lost a block):
 	 * either way continue right after what the client has. */
-	if (a == x->win_end || a < sent_max || x->next > x->win_end)
+	if (a != sent_max || a == x->win_end || x->next > x->win_end)
 		window_from_acked(x);
 	x->deadline_ms = now_ms + x->rto_ms;
 	return 0;

@@ -211,6 +211,10 @@ struct sim {
 	uint16_t last;          /* last in-order wire block the client has */
 	uint32_t inwin;
 	int drop_at;            /* drop the n-th DATA packet (1-based); 0 none */
+	unsigned burst;         /* 0: tftp_xfer_build; else build_burst(max) */
+	uint8_t *bbuf;          /* burst buffer (burst mode) */
+	size_t bcap;
+	int bursts;
 	int data_sent, acks, timeouts;
 	bool wrapped, oack_seen;
 	uint64_t oack_tsize;
@@ -247,6 +251,27 @@ static void client_oack(struct sim *s, const uint8_t *p, size_t n)
 	client_ack(s, 0);
 }
 
+/* The client receives one DATA packet; true when the transfer ended. */
+static bool sim_data(struct sim *s, const uint8_t *p, size_t n)
+{
+	assert_int_equal(p[1], TFTP_DATA);
+	if (++s->data_sent == s->drop_at)
+		return false;
+	uint16_t blk = (uint16_t)(p[2] << 8 | p[3]);
+	if (blk != (uint16_t)(s->last + 1)) {
+		client_ack(s, s->last);   /* RFC 7440: say where we are */
+		return s->rc != 0;
+	}
+	if (blk == 0)
+		s->wrapped = true;
+	buf_add(&s->got, p + 4, n - 4);
+	s->last = blk;
+	s->inwin++;
+	if (n - 4 < s->blksize || s->inwin == s->window)
+		client_ack(s, s->last);
+	return s->rc != 0;
+}
+
 /* Run until done or failed; returns the final rc. */
 static int sim_run(struct sim *s)
 {
@@ -256,6 +281,25 @@ static int sim_run(struct sim *s)
 	buf_init(&s->got, 0);
 	for (int guard = 0; guard < 10000000; guard++) {
 		while (tftp_xfer_want_send(&s->x)) {
+			if (s->burst && !s->x.oack) {
+				/* a burst is on the wire before any ACK is read */
+				size_t len;
+				int k = tftp_xfer_build_burst(&s->x, s->bbuf, s->bcap,
+							      s->burst, &len);
+				assert_true(k >= 1 && (unsigned)k <= s->burst);
+				tftp_xfer_sent_n(&s->x, (unsigned)k, s->now);
+				s->bursts++;
+				size_t off = 0, pkt = s->blksize + 4;
+				for (int i = 0; i < k; i++) {
+					size_t n = i + 1 < k ? pkt : len - off;
+					assert_true(n >= 4 && n <= pkt);
+					if (sim_data(s, s->bbuf + off, n))
+						return s->rc;
+					off += n;
+				}
+				assert_int_equal(off, len);
+				continue;
+			}
 			ssize_t n = tftp_xfer_build(&s->x, s->pkt, sizeof(s->pkt));
 			assert_true(n >= 4);
 			tftp_xfer_sent(&s->x, s->now);
@@ -264,22 +308,7 @@ static int sim_run(struct sim *s)
 				client_oack(s, s->pkt, (size_t)n);
 				continue;
 			}
-			assert_int_equal(op, TFTP_DATA);
-			if (++s->data_sent == s->drop_at)
-				continue;
-			uint16_t blk = (uint16_t)(s->pkt[2] << 8 | s->pkt[3]);
-			if (blk != (uint16_t)(s->last + 1)) {
-				client_ack(s, s->last);   /* RFC 7440: say where we are */
-				continue;
-			}
-			if (blk == 0)
-				s->wrapped = true;
-			buf_add(&s->got, s->pkt + 4, (size_t)n - 4);
-			s->last = blk;
-			s->inwin++;
-			if ((size_t)n - 4 < s->blksize || s->inwin == s->window)
-				client_ack(s, s->last);
-			if (s->rc != 0)
+			if (sim_data(s, s->pkt, (size_t)n))
 				return s->rc;
 		}
 		if (s->rc != 0)
@@ -339,6 +368,7 @@ static struct sim *xfer_case(size_t size, const char *reqlit, size_t reqlen,
 static void sim_free(struct sim *s, const char *path)
 {
 	tftp_xfer_release(&s->x);
+	free(s->bbuf);
 	buf_release(&s->got);
 	unlink(path);
 	free(s);
@@ -466,6 +496,173 @@ static void test_xfer_loss_and_timeout(void **state)
 	sim_free(s, path);
 }
 
+/* Burst mode: every burst of at most `max`, the same content. */
+static struct sim *burst_case(struct sim *s, unsigned max, size_t cap)
+{
+	s->burst = max;
+	s->bcap = cap;
+	s->bbuf = xmalloc(cap);
+	return s;
+}
+
+static void test_xfer_burst_layout(void **state)
+{
+	char path[64];
+	/* 10 blocks of 100 + 37 bytes, window 4 */
+	struct sim *s = CASE(1037, "f\0octet\0blksize\000100\0windowsize\0004\0",
+			     NULL, 0, path);
+	struct buf want = BUF_INIT;
+	assert_int_equal(file_read(path, &want, 0), 0);
+	uint8_t b[2048];
+	size_t len = 99;
+	/* the OACK is due: no burst */
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 64, &len), 0);
+	assert_int_equal(len, 0);
+	assert_true(tftp_xfer_build(&s->x, b, sizeof(b)) > 2);
+	tftp_xfer_sent(&s->x, 0);
+	uint8_t ack0[4] = { 0, TFTP_ACK, 0, 0 };
+	assert_int_equal(tftp_xfer_input(&s->x, ack0, 4, 0), 0);
+	/* too small for one packet */
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, 103, 64, &len), -ENOBUFS);
+	/* max 64 but the window is 4: blocks 1..4, 104 bytes each */
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 64, &len), 4);
+	assert_int_equal(len, 4 * 104);
+	for (int i = 0; i < 4; i++) {
+		const uint8_t *p = b + i * 104;
+		assert_int_equal(p[0], 0);
+		assert_int_equal(p[1], TFTP_DATA);
+		assert_int_equal(p[2] << 8 | p[3], i + 1);
+		assert_memory_equal(p + 4, want.s + i * 100, 100);
+	}
+	/* building does not advance; two went out, two are still due */
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, 2 * 104 + 50, 64, &len), 2);
+	tftp_xfer_sent_n(&s->x, 2, 10);
+	assert_int_equal(s->x.next, 3);
+	assert_int_equal(s->x.deadline_ms, 10 + 1000);
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 64, &len), 2);
+	assert_int_equal(b[3], 3);
+	assert_int_equal(b[104 + 3], 4);
+	/* more than built cannot run past the window */
+	tftp_xfer_sent_n(&s->x, 9, 20);
+	assert_int_equal(s->x.next, 5);
+	assert_false(tftp_xfer_want_send(&s->x));
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 64, &len), 0);
+	/* the client lost block 3: ACK 2 rolls the window back to 3..6 */
+	uint8_t ack2[4] = { 0, TFTP_ACK, 0, 2 };
+	assert_int_equal(tftp_xfer_input(&s->x, ack2, 4, 30), 0);
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 64, &len), 4);
+	assert_int_equal(b[3], 3);
+	assert_memory_equal(b + 4, want.s + 200, 100);
+	tftp_xfer_sent_n(&s->x, 4, 40);
+	/* a timeout resends from the last ACKed block too */
+	assert_int_equal(tftp_xfer_timeout(&s->x, 1040), 0);
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 3, &len), 3);
+	assert_int_equal(b[3], 3);
+	tftp_xfer_sent_n(&s->x, 3, 1040);
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 3, &len), 1);
+	assert_int_equal(b[3], 6);
+	tftp_xfer_sent_n(&s->x, 1, 1040);
+	uint8_t ack9[4] = { 0, TFTP_ACK, 0, 6 };
+	assert_int_equal(tftp_xfer_input(&s->x, ack9, 4, 1050), 0);
+	/* 7..10 then the last, short block 11 (37 bytes) */
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 64, &len), 4);
+	tftp_xfer_sent_n(&s->x, 4, 1060);
+	uint8_t ack10[4] = { 0, TFTP_ACK, 0, 10 };
+	assert_int_equal(tftp_xfer_input(&s->x, ack10, 4, 1070), 0);
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 64, &len), 1);
+	assert_int_equal(len, 4 + 37);
+	assert_int_equal(b[3], 11);
+	assert_memory_equal(b + 4, want.s + 1000, 37);
+	tftp_xfer_sent_n(&s->x, 1, 1080);
+	uint8_t ack11[4] = { 0, TFTP_ACK, 0, 11 };
+	assert_int_equal(tftp_xfer_input(&s->x, ack11, 4, 1090), 1);
+	buf_release(&want);
+	sim_free(s, path);
+
+	/* a multiple of blksize: the burst ends with the empty block */
+	s = CASE(300, "f\0octet\0blksize\000100\0windowsize\0008\0", NULL, 0, path);
+	assert_true(tftp_xfer_build(&s->x, b, sizeof(b)) > 2);
+	tftp_xfer_sent(&s->x, 0);
+	assert_int_equal(tftp_xfer_input(&s->x, ack0, 4, 0), 0);
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 64, &len), 4);
+	assert_int_equal(len, 3 * 104 + 4);
+	assert_int_equal(b[3 * 104 + 3], 4);
+	sim_free(s, path);
+
+	/* the file shrank under us: a read error, not a short packet */
+	s = CASE(1000, "f\0octet\0blksize\000100\0windowsize\0004\0", NULL, 0, path);
+	assert_true(tftp_xfer_build(&s->x, b, sizeof(b)) > 2);
+	tftp_xfer_sent(&s->x, 0);
+	assert_int_equal(tftp_xfer_input(&s->x, ack0, 4, 0), 0);
+	assert_int_equal(truncate(path, 250), 0);
+	assert_int_equal(tftp_xfer_build_burst(&s->x, b, sizeof(b), 64, &len), -EIO);
+	sim_free(s, path);
+}
+
+static void test_xfer_burst_sim(void **state)
+{
+	char path[64];
+	/* whole windows per burst, across the 16-bit rollover */
+	size_t size = 8 * 70000 + 3;
+	struct sim *s = burst_case(CASE(size, "f\0octet\0blksize\08\0windowsize\00064\0",
+					NULL, 0, path), 64, 64 * 12);
+	assert_int_equal(sim_run(s), 1);
+	assert_true(s->wrapped);
+	assert_int_equal(s->timeouts, 0);
+	assert_int_equal(s->bursts, (70001 + 63) / 64);
+	check_content(path, &s->got, size);
+	sim_free(s, path);
+	/* bursts smaller than the window (a GSO send's worth), a lost block
+	 * mid-window: recovered from the client's ACK, no timeout */
+	size = 1468 * 500 + 11;
+	s = burst_case(CASE(size, "f\0octet\0blksize\0001468\0windowsize\00064\0",
+			    NULL, 100, path), 44, 256 << 10);
+	assert_int_equal(sim_run(s), 1);
+	assert_int_equal(s->timeouts, 0);
+	check_content(path, &s->got, size);
+	sim_free(s, path);
+	/* the burst buffer, not max, limits: 5 packets of 1472 fit in 8000 */
+	s = burst_case(CASE(size, "f\0octet\0blksize\0001468\0windowsize\00016\0",
+			    NULL, 0, path), 128, 8000);
+	assert_int_equal(sim_run(s), 1);
+	/* 501 blocks: 31 full windows of 5+5+5+1, then 5 blocks */
+	assert_int_equal(s->bursts, 31 * 4 + 1);
+	check_content(path, &s->got, size);
+	sim_free(s, path);
+	/* the last block of the file lost: a timeout resends it */
+	s = burst_case(CASE(100 * 9 + 5, "f\0octet\0blksize\000100\0windowsize\0004\0",
+			    NULL, 10, path), 4, 4096);
+	assert_int_equal(sim_run(s), 1);
+	assert_int_equal(s->timeouts, 1);
+	check_content(path, &s->got, 100 * 9 + 5);
+	sim_free(s, path);
+}
+
+static void test_xfer_window_bytes(void **state)
+{
+	char path[64];
+	/* 65464-byte blocks: at most 2 per window by default */
+	struct sim *s = CASE(300000, "f\0octet\0blksize\00065464\0windowsize\0008\0",
+			     NULL, 0, path);
+	assert_int_equal(s->x.window, 2);
+	assert_int_equal(sim_run(s), 1);
+	assert_int_equal(s->window, 2);   /* what the OACK said */
+	check_content(path, &s->got, 300000);
+	sim_free(s, path);
+	/* a custom cap; never below 1 */
+	struct tftp_limits lim = { .max_window_bytes = 4096 };
+	s = CASE(1000, "f\0octet\0blksize\0001024\0windowsize\00016\0", &lim, 0, path);
+	assert_int_equal(s->x.window, 4);
+	sim_free(s, path);
+	s = CASE(1000, "f\0octet\0blksize\0008192\0windowsize\00016\0", &lim, 0, path);
+	assert_int_equal(s->x.window, 1);
+	sim_free(s, path);
+	/* 1468-byte blocks keep the full 64 */
+	s = CASE(1000, "f\0octet\0blksize\0001468\0windowsize\000100\0", NULL, 0, path);
+	assert_int_equal(s->x.window, TFTP_WINDOW_MAX);
+	sim_free(s, path);
+}
+
 /* ---- the libevent server on loopback ------------------------------------ */
 
 struct lclient {
@@ -540,7 +737,7 @@ static void lclient_poll(struct lclient *c)
 	}
 }
 
-static void test_server_loopback(void **state)
+static void server_loopback(bool no_gso)
 {
 	char dir[] = "/tmp/kiln-tftpd-XXXXXX";
 	assert_non_null(mkdtemp(dir));
@@ -549,7 +746,7 @@ static void test_server_loopback(void **state)
 	struct event_base *base = event_base_new();
 	assert_non_null(base);
 	struct boot_tftp_opts o = { .addr = INADDR_LOOPBACK, .root = dir,
-				    .max_per_client = 8 };
+				    .max_per_client = 8, .no_gso = no_gso };
 	struct boot_tftp *t = NULL;
 	struct kerr e;
 	int r = -1;
@@ -645,6 +842,23 @@ static void test_server_loopback(void **state)
 	while (boot_tftp_active(t) > 0 && now_ms() < until)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	assert_int_equal(boot_tftp_active(t), 0);
+	/*
+	 * Send path: 4 plain transfers of 587 blocks (one send each) and 4
+	 * of 294 blocks in windows of 4, each window one GSO send or one
+	 * sendmmsg(): at least 3 calls saved per window.
+	 */
+	struct boot_tftp_stats st;
+	boot_tftp_stats(t, &st);
+	uint64_t plain = 300001 / 512 + 1, win = 300001 / 1024 + 1;
+	assert_true(st.data_packets >= 4 * (plain + win));
+	assert_true(st.send_calls >= 4 * (plain + win / 4));
+	assert_true(st.send_calls + 4 * 3 * (win / 4) <= st.data_packets);
+	if (no_gso) {
+		assert_int_equal(st.gso_sends, 0);
+	} else {
+		assert_true(st.gso_sends >= 4 * (win / 4));
+		assert_int_equal(st.gso_fallbacks, 0);
+	}
 	for (int i = 0; i < NC; i++) {
 		close(c[i].fd);
 		buf_release(&c[i].got);
@@ -659,6 +873,16 @@ static void test_server_loopback(void **state)
 	free(f);
 }
 
+static void test_server_loopback(void **state)
+{
+	server_loopback(false);
+}
+
+static void test_server_loopback_no_gso(void **state)
+{
+	server_loopback(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -669,7 +893,11 @@ int main(void)
 		cmocka_unit_test(test_xfer_options),
 		cmocka_unit_test(test_xfer_rollover),
 		cmocka_unit_test(test_xfer_loss_and_timeout),
+		cmocka_unit_test(test_xfer_burst_layout),
+		cmocka_unit_test(test_xfer_burst_sim),
+		cmocka_unit_test(test_xfer_window_bytes),
 		cmocka_unit_test(test_server_loopback),
+		cmocka_unit_test(test_server_loopback_no_gso),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
