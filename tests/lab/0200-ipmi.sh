@@ -55,19 +55,10 @@ trap 'exit 130' INT TERM
 
 
 # ---- topology ----------------------------------------------------------
-ip netns add "$NSC"
-ip -n "$NSC" link set lo up
-ip -n "$NSC" link add "$BR" type bridge
-ip -n "$NSC" addr add "$NET.1/24" dev "$BR"
-ip -n "$NSC" link set "$BR" up
+ipmi_client_ns "$NSC" "$BR" "$NET.1/24"
 for i in $(seq 1 $NBMC); do
 	ns=kbm-b$i$ID d=$TMP/b$i
-	ip netns add "$ns"
-	ip -n "$ns" link set lo up
-	ip link add "kbm-v$i-$ID" netns "$ns" type veth peer name "kbm-p$i-$ID" netns "$NSC"
-	ip -n "$ns" addr add "$NET.1$i/24" dev "kbm-v$i-$ID"
-	ip -n "$ns" link set "kbm-v$i-$ID" up
-	ip -n "$NSC" link set "kbm-p$i-$ID" master "$BR" up
+	ipmi_bmc_ns "$ns" "$NSC" "$BR" "kbm-v$i-$ID" "$NET.1$i/24"
 	ipmi_bmc_start "$ns" "$d" "$NET.1$i" "kbm$i" "secret-$i" "look-$i" a123456789abcdefa123456789abcde$i
 	PIDS+=($!)
 done

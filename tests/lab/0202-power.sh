@@ -27,19 +27,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # A client namespace with a bridge, two BMCs on it.
-ip netns add "$NSC"
-ip -n "$NSC" link set lo up
-ip -n "$NSC" link add "$BR" type bridge
-ip -n "$NSC" addr add "$NET.1/24" dev "$BR"
-ip -n "$NSC" link set "$BR" up
+ipmi_client_ns "$NSC" "$BR" "$NET.1/24"
 for i in 1 2; do
 	ns=kpw-b$i$ID
-	ip netns add "$ns"
-	ip -n "$ns" link set lo up
-	ip link add "kpw-v$i-$ID" netns "$ns" type veth peer name "kpw-p$i-$ID" netns "$NSC"
-	ip -n "$ns" addr add "$NET.1$i/24" dev "kpw-v$i-$ID"
-	ip -n "$ns" link set "kpw-v$i-$ID" up
-	ip -n "$NSC" link set "kpw-p$i-$ID" master "$BR" up
+	ipmi_bmc_ns "$ns" "$NSC" "$BR" "kpw-v$i-$ID" "$NET.1$i/24"
 	ipmi_bmc_start "$ns" "$T/b$i" "$NET.1$i" "kpw$i" "secret-$i" "look-$i" b123456789abcdefa123456789abcde$i
 	PIDS+=($!)
 	printf 'secret-%s\n' "$i" >"$T/bmc$i.pw"

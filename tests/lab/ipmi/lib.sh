@@ -6,6 +6,27 @@
 # in DIR/boot (see chassis.sh).
 IPMI_CHASSIS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/chassis.sh
 
+# ipmi_client_ns NS BRIDGE ADDR/PREFIX: the namespace the BMCs are reached
+# from, with a bridge holding ADDR.
+ipmi_client_ns() {
+	ip netns add "$1"
+	ip -n "$1" link set lo up
+	ip -n "$1" link add "$2" type bridge
+	ip -n "$1" addr add "$3" dev "$2"
+	ip -n "$1" link set "$2" up
+}
+
+# ipmi_bmc_ns NS CLIENT_NS BRIDGE VETH ADDR/PREFIX: a BMC's namespace with
+# one veth leg (VETH inside, VETH-p on the client's bridge) holding ADDR.
+ipmi_bmc_ns() {
+	ip netns add "$1"
+	ip -n "$1" link set lo up
+	ip link add "$4" netns "$1" type veth peer name "$4-p" netns "$2"
+	ip -n "$1" addr add "$5" dev "$4"
+	ip -n "$1" link set "$4" up
+	ip -n "$2" link set "$4-p" master "$3" up
+}
+
 ipmi_bmc_start() {
 	local ns=$1 d=$2 addr=$3 name=$4 pw=$5 vpw=$6 guid=$7
 	mkdir -p "$d/sim"
