@@ -142,9 +142,11 @@ void cli_progress(const struct plan_run *run, const struct node_run *nr, void *a
 	if (failed)
 		fprintf(stderr, ", %zu failed", failed);
 	fputc(']', stderr);
-	if (busy)
+	if (busy && busy->total)
 		fprintf(stderr, " %s: %s (%d/%d)", busy->node->name, phase_word(busy->phase),
 			busy->done, busy->total);
+	else if (busy)
+		fprintf(stderr, " %s: %s", busy->node->name, phase_word(busy->phase));
 	fflush(stderr);
 }
 
