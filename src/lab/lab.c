@@ -593,7 +593,6 @@ static int host_prepare(const struct lab *l, const struct lab_host *h,
 		     "KbdInteractiveAuthentication no\n"
 		     "PubkeyAuthentication yes\n"
 		     "MaxStartups 200:30:400\n"
-		     "MaxSessions 200\n"
 		     "AllowTcpForwarding yes\n"
 		     "UseDNS no\n"
 		     "PrintMotd no\n"

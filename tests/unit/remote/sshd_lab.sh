@@ -2,7 +2,8 @@
 # Real sshd on loopback for tests/unit/remote (no namespaces: loopback only).
 #
 #   sshd_lab.sh start DIR BASEPORT NNODES
-#       bastion  127.0.0.1:BASEPORT        (AllowTcpForwarding yes, MaxSessions 100)
+#       bastion  127.0.0.1:BASEPORT        (AllowTcpForwarding yes, MaxSessions 1:
+#                direct-tcpip channels must not count against it)
 #       node i   127.0.0.(2+i):BASEPORT+1+i, i = 0..NNODES-1
 #       corrupt  127.0.0.10:BASEPORT+20     (PATH has a `cat` that corrupts uploads)
 #       node 7's PATH has a `sync` that logs its arguments to DIR/sync.log
@@ -132,7 +133,7 @@ done
 EOF
 	chmod 755 "$dir/fake-agent"
 	start_sshd bastion 127.0.0.1 "$base" "AllowTcpForwarding yes
-MaxSessions ${SSHD_LAB_BASTION_MAXSESSIONS:-100}"
+MaxSessions ${SSHD_LAB_BASTION_MAXSESSIONS:-1}"
 	for i in $(seq 0 $((n - 1))); do
 		env=
 		if [ "$i" = 7 ]; then env="PATH=$dir/syncbin:/usr/local/bin:/usr/bin:/bin"; fi
