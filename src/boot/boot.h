@@ -12,9 +12,10 @@
  *     caller passes `now`.  The DHCP engine's only I/O is the lease
  *     database; the TFTP engine's only I/O is preadv() on the file it was
  *     given.
- *  3. Glue (boot_net.c): libevent sockets.  Binds, then the caller drops
- *     privileges with boot_drop_privileges(); everything that parses peer
- *     input runs after that.
+ *  3. Glue (dhcp_net.c, tftp_net.c, syncer.c): libevent sockets, and the
+ *     thread that fsyncs the lease database off the loop.  Binds, then the
+ *     caller drops privileges with boot_drop_privileges(); everything that
+ *     parses peer input runs after that.
  *
  * Conventions:
  *  - IPv4 addresses are uint32_t in HOST byte order everywhere in this
@@ -23,7 +24,8 @@
  *  - Nothing here prints except the glue, which logs through log_*().
  *  - Strings that came from a peer are sanitised (str_sanitize) before they
  *    are logged or stored.
- *  - Not thread-safe: one engine or server per event loop.
+ *  - Not thread-safe: one engine or server per event loop (the one call
+ *    meant for another thread is lease_db_sync()).
  */
 #ifndef KILN_BOOT_H
 #define KILN_BOOT_H
@@ -211,9 +213,10 @@ struct lease {
 struct lease_db;
 
 /*
- * Open (creating) the database at path.  WAL journal; commits that bind
- * a lease use synchronous=FULL (the WAL is fsync'ed before
- * lease_db_bind() returns), offers use NORMAL.  See docs/boot.md.
+ * Open (creating) the database at path.  WAL journal; a lease_db_put that
+ * binds commits with synchronous=FULL (the WAL is fsync'ed before it
+ * returns), offers with NORMAL; batches are synced by lease_db_sync().
+ * See docs/boot.md.
  */
 int lease_db_open(const char *path, struct lease_db **out, struct kerr *e);
 void lease_db_close(struct lease_db *db);
@@ -238,13 +241,22 @@ int lease_db_put(struct lease_db *db, const struct lease *l, int64_t now,
 /*
  * Group commit: between _begin and _end every lease_db_put joins one
  * transaction (each put is still all-or-nothing, via a savepoint), and
- * _end(db, true) commits it with one fsync.  "Durable when put returns"
- * becomes "durable when _end returns 0": a caller that batches must hold
- * back the ACKs of the batch until then, and drop them when it fails.
+ * _end(db, true) commits it WITHOUT syncing: the commit is visible, not
+ * yet durable.  It is durable once a lease_db_sync() that started after
+ * _end returned 0 has returned 0, so a caller that batches holds back the
+ * batch's ACKs until then, and drops them when either fails.
  * _end(db, false) rolls the batch back.
  */
 int lease_db_batch_begin(struct lease_db *db);
 int lease_db_batch_end(struct lease_db *db, bool commit);
+/*
+ * fdatasync the WAL: every commit made before the call is on disk when
+ * it returns 0.  The one call that may run on another thread while the
+ * owner goes on using db (it touches a descriptor of its own, not the
+ * SQLite connection); the owner must not close db meanwhile.  0 for an
+ * in-memory database; -ESTALE if the WAL file was removed under us.
+ */
+int lease_db_sync(struct lease_db *db);
 /* Callback per row, ordered by IP; stops and returns cb's nonzero value. */
 int lease_db_foreach(struct lease_db *db,
 		     int (*cb)(const struct lease *l, void *arg), void *arg);
@@ -466,13 +478,22 @@ void boot_dhcp_free(struct boot_dhcp *d);
  */
 int boot_dhcp_set_engine(struct boot_dhcp *d, const struct boot_config *cfg,
 			 struct dhcp_engine *eng, struct kerr *e);
+/* A reply that left: its message type, the client's MAC and yiaddr
+ * (host order). */
+struct boot_dhcp_sent {
+	int type;
+	uint8_t mac[6];
+	uint32_t yiaddr;
+};
 /*
- * Called once per reply that left (after its lease was committed), with
- * the reply's message type, the client's MAC and yiaddr (host order).
+ * Called for each run of replies that left together (after their leases
+ * were on disk), in the order they were sent.
  */
-typedef void boot_dhcp_sent_fn(void *arg, int type, const uint8_t mac[6],
-			       uint32_t yiaddr);
+typedef void boot_dhcp_sent_fn(void *arg, const struct boot_dhcp_sent *v,
+			       size_t n);
 void boot_dhcp_on_sent(struct boot_dhcp *d, boot_dhcp_sent_fn *fn, void *arg);
+/* Why DHCP stopped answering (a lease sync failed), or NULL while it runs. */
+const char *boot_dhcp_error(const struct boot_dhcp *d);
 
 struct boot_tftp_opts {
 	uint32_t addr;           /* local address to bind; 0 = any */

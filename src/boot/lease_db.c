@@ -1,14 +1,20 @@
 /*
  * Lease database: one SQLite table keyed by IP, so the database itself
- * guarantees that an address has one owner.  WAL journal; binding commits
- * run with synchronous=FULL so the WAL is fsync'ed before we ACK, offers
- * with NORMAL (an offer lost in a crash costs the client one more
- * DISCOVER, nothing else).
+ * guarantees that an address has one owner.  WAL journal.  A single put
+ * that binds commits with synchronous=FULL (the WAL is fsync'ed before it
+ * returns), an offer with NORMAL (an offer lost in a crash costs the
+ * client one more DISCOVER, nothing else).  A batch commits with NORMAL
+ * and is made durable by lease_db_sync(), which fsyncs the WAL through a
+ * descriptor of its own so that it can run on another thread.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "boot/boot.h"
 
@@ -19,6 +25,7 @@ struct lease_db {
 	sqlite3_stmt *sp, *sp_release, *sp_rollback;
 	int sync;   /* 2 = FULL, 1 = NORMAL: what the connection is set to */
 	bool batch; /* inside lease_db_batch_begin/_end */
+	int wal_fd; /* the WAL, read-only, for lease_db_sync; -1 in memory */
 };
 
 static const char schema[] =
@@ -30,6 +37,38 @@ static const char schema[] =
 	" expires INTEGER NOT NULL,"
 	" hostname TEXT NOT NULL DEFAULT '');"
 	"CREATE INDEX IF NOT EXISTS leases_mac ON leases(mac);";
+
+/*
+ * Open the WAL for lease_db_sync.  SQLite created it with the connection
+ * (WAL mode, first read) and keeps it, same inode, until the last
+ * connection closes: checkpoints rewrite it from the start, they do not
+ * replace it.  The directory is synced once so the file's name is as
+ * durable as its contents will be.
+ */
+static int wal_open(struct lease_db *d, const char *path, struct kerr *e)
+{
+	const char *db = sqlite3_db_filename(d->db, "main");
+	if (!db || !*db)
+		return 0;   /* in memory: nothing to sync */
+	char *wal = xasprintf("%s-wal", db);
+	char *dir = xstrdup(db);
+	int r = 0;
+	d->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+	if (d->wal_fd < 0) {
+		r = kerr_set(e, -errno, "lease db '%s': %s: %s", path, wal, strerror(errno));
+		goto out;
+	}
+	int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0)
+		r = kerr_set(e, -errno, "lease db '%s': sync directory: %s", path,
+			     strerror(errno));
+	if (dfd >= 0)
+		close(dfd);
+out:
+	free(wal);
+	free(dir);
+	return r;
+}
 
 static int prep(struct lease_db *d, sqlite3_stmt **st, const char *sql,
 		struct kerr *e)
@@ -44,6 +83,7 @@ int lease_db_open(const char *path, struct lease_db **out, struct kerr *e)
 	struct lease_db *d = xcalloc(1, sizeof(*d));
 	int r = -EIO;
 	char *err = NULL;
+	d->wal_fd = -1;
 	if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE |
 			    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		r = kerr_set(e, -EIO, "lease db '%s': %s", path,
@@ -55,6 +95,8 @@ int lease_db_open(const char *path, struct lease_db **out, struct kerr *e)
 		r = kerr_set(e, -EIO, "lease db '%s': %s", path, err ? err : "?");
 		goto fail;
 	}
+	if ((r = wal_open(d, path, e)) < 0)
+		goto fail;
 	/* Autocheckpoint stays on (1000 pages): checkpoints copy synced WAL
 	 * frames into the main file, durability does not depend on them. */
 	if ((r = prep(d, &d->get, "SELECT ip, mac, state, expires, hostname"
@@ -101,6 +143,8 @@ void lease_db_close(struct lease_db *d)
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
 		sqlite3_finalize(all[i]);
 	sqlite3_close(d->db);
+	if (d->wal_fd >= 0)
+		close(d->wal_fd);
 	free(d);
 }
 
@@ -244,7 +288,7 @@ int lease_db_batch_begin(struct lease_db *d)
 {
 	if (d->batch)
 		return -EBUSY;
-	if (set_sync(d, 2) < 0)
+	if (set_sync(d, 1) < 0)
 		return -EIO;
 	if (step_done(d->begin) < 0)
 		return -EIO;
@@ -261,6 +305,20 @@ int lease_db_batch_end(struct lease_db *d, bool commit)
 		return 0;
 	step_done(d->rollback);
 	return commit ? -EIO : 0;
+}
+
+int lease_db_sync(struct lease_db *d)
+{
+	struct stat st;
+	if (d->wal_fd < 0)
+		return 0;
+	if (fdatasync(d->wal_fd) < 0)
+		return -errno;
+	/* Someone removed the WAL under us (only a closed connection or a
+	 * hand may): what we synced is not what SQLite writes. */
+	if (fstat(d->wal_fd, &st) < 0)
+		return -errno;
+	return st.st_nlink ? 0 : -ESTALE;
 }
 
 int lease_db_foreach(struct lease_db *d,

@@ -68,19 +68,27 @@ static int check_host(const struct serve_config *c, struct kerr *e)
 	return 0;
 }
 
-/* The on_sent hook of the DHCP glue: an ACK makes a known node booting. */
-static void on_dhcp_sent(void *arg, int type, const uint8_t mac[6], uint32_t yiaddr)
+/*
+ * The on_sent hook of the DHCP glue: an ACK makes a known node booting.
+ * One serve.db transaction per run of replies, not one per ACK.
+ */
+static void on_dhcp_sent(void *arg, const struct boot_dhcp_sent *v, size_t n)
 {
 	struct serve *s = arg;
-	char m[18], ip[16];
+	bool batch = serve_state_begin(s->st) == 0;
 
-	if (type != DHCPACK)
-		return;
-	boot_fmt_mac(mac, m);
-	boot_fmt_ip(yiaddr, ip);
-	const struct node *n = serve_config_node(s->cfg, m);
-	serve_state_lease(s->st, m, n ? n->name : NULL, ip);
-	slog(LOG_INFO, "lease", "mac=%s ip=%s node=%s", m, ip, n ? n->name : "-");
+	for (size_t i = 0; i < n; i++) {
+		char m[18], ip[16];
+		if (v[i].type != DHCPACK)
+			continue;
+		boot_fmt_mac(v[i].mac, m);
+		boot_fmt_ip(v[i].yiaddr, ip);
+		const struct node *nd = serve_config_node(s->cfg, m);
+		serve_state_lease(s->st, m, nd ? nd->name : NULL, ip);
+		slog(LOG_INFO, "lease", "mac=%s ip=%s node=%s", m, ip, nd ? nd->name : "-");
+	}
+	if (batch && serve_state_end(s->st, true) < 0)
+		slog(LOG_ERR, "state", "msg=\"serve.db: lease rows not recorded\"");
 }
 
 int serve_reload(struct serve *s, struct kerr *e)

@@ -550,13 +550,15 @@ static void handle_api_get(struct serve *s, struct evhttp_request *req, const ch
 			   const char *what)
 {
 	if (!strcmp(what, "status")) {
-		reply_json(req, 200, json_pack("{s:s, s:i, s:i, s:I, s:I, s:i, s:i, s:i, s:o}",
+		const char *dhcp_err = s->dhcp ? boot_dhcp_error(s->dhcp) : NULL;
+		reply_json(req, 200, json_pack("{s:s, s:i, s:i, s:I, s:I, s:i, s:i, s:i, s:o, s:o}",
 			"server", s->cfg->http_base, "pid", (int)getpid(), "uid", (int)getuid(),
 			"started", (json_int_t)s->started, "reloads", (json_int_t)s->reloads,
 			"nodes", (int)s->cfg->cluster->nnodes, "reservations",
 			(int)s->cfg->boot.n_hosts, "tftp_active", s->tftp ? boot_tftp_active(s->tftp) : 0,
 			"last_reload_error", s->reload_error ? json_string(s->reload_error)
-			: json_null()), path);
+			: json_null(), "dhcp_error", dhcp_err ? json_string(dhcp_err) : json_null()),
+			path);
 	} else if (!strcmp(what, "leases")) {
 		json_t *a = json_array();
 		lease_db_foreach(s->leases, lease_row, a);

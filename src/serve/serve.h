@@ -132,8 +132,15 @@ int serve_state_event(struct serve_state *s, const char *mac, const char *kind,
  */
 int serve_state_fetch(struct serve_state *s, const char *mac, const char *name,
 		      const char *ip, const char *what);
-/* A machine got a DHCP lease (stored with its "lease" event, in one
- * transaction): known nodes in state new become booting. */
+/*
+ * Group writes in one transaction (one WAL append for all of them):
+ * _begin, writes, _end(s, true) commits, _end(s, false) rolls back.
+ */
+int serve_state_begin(struct serve_state *s);
+int serve_state_end(struct serve_state *s, bool commit);
+/* A machine got a DHCP lease (stored with its "lease" event, all or
+ * nothing, inside the caller's transaction or one of its own): known
+ * nodes in state new become booting. */
 int serve_state_lease(struct serve_state *s, const char *mac, const char *name,
 		      const char *ip);
 /*

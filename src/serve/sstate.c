@@ -113,12 +113,30 @@ int serve_state_fetch(struct serve_state *s, const char *mac, const char *name,
 		now_s(), 4, mac, name, ip, what);
 }
 
+int serve_state_begin(struct serve_state *s)
+{
+	return sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+int serve_state_end(struct serve_state *s, bool commit)
+{
+	if (sqlite3_exec(s->db, commit ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) ==
+	    SQLITE_OK)
+		return 0;
+	if (commit)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -EIO;
+}
+
 int serve_state_lease(struct serve_state *s, const char *mac, const char *name,
 		      const char *ip)
 {
-	/* The machine row and its "lease" event in one transaction: one WAL
-	 * commit per ACK instead of two. */
-	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+	/* The machine row and its "lease" event in one transaction: the
+	 * caller's, or one of our own. */
+	bool own = sqlite3_get_autocommit(s->db);
+	if (own && serve_state_begin(s) < 0)
+		return -EIO;
+	if (!own && sqlite3_exec(s->db, "SAVEPOINT lease", NULL, NULL, NULL) != SQLITE_OK)
 		return -EIO;
 	int r = exec_args(s,
 		"INSERT INTO machines(mac, name, state, ip, first_seen, last_seen)"
@@ -130,8 +148,11 @@ int serve_state_lease(struct serve_state *s, const char *mac, const char *name,
 		now_s(), 3, mac, name, ip);
 	if (r == 0)
 		r = serve_state_event(s, mac, "lease", ip);
-	if (sqlite3_exec(s->db, r == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK &&
-	    r == 0)
+	if (own)
+		return serve_state_end(s, r == 0) < 0 ? -EIO : r;
+	if (r < 0)
+		sqlite3_exec(s->db, "ROLLBACK TO lease", NULL, NULL, NULL);
+	if (sqlite3_exec(s->db, "RELEASE lease", NULL, NULL, NULL) != SQLITE_OK && r == 0)
 		r = -EIO;
 	return r;
 }

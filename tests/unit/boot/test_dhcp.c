@@ -723,12 +723,52 @@ static void test_batch(void **state)
 	assert_int_equal(lease_db_put(f->db, &b, 1000, true), 0);
 	assert_int_equal(lease_db_batch_end(f->db, true), 0);
 	assert_int_equal(lease_db_batch_end(f->db, true), -EINVAL);
+	assert_int_equal(lease_db_sync(f->db), 0);
 	fx_close(f);
 	fx_open(f);
 	assert_int_equal(lease_db_get(f->db, a.ip, &le), 0);
 	assert_memory_equal(le.mac, MAC_A, 6);
 	assert_int_equal(lease_db_get(f->db, b.ip, &le), 0);
 	assert_memory_equal(le.mac, MAC_B, 6);
+}
+
+/*
+ * lease_db_sync fsyncs the WAL through a descriptor of its own: it must
+ * stay the live WAL when another connection (`kiln boot status`) opens
+ * and closes the database, and a WAL removed under it must be reported,
+ * not silently "synced".
+ */
+static void test_sync_wal(void **state)
+{
+	struct fx *f = *state;
+	struct kerr e;
+	struct lease_db *other;
+	struct lease a = { .ip = IP(10, 77, 0, 100), .state = LEASE_BOUND, .expires = 5000 };
+	memcpy(a.mac, MAC_A, 6);
+
+	assert_int_equal(lease_db_open(f->path, &other, &e), 0);
+	lease_db_close(other);
+	assert_int_equal(lease_db_batch_begin(f->db), 0);
+	assert_int_equal(lease_db_put(f->db, &a, 1000, true), 0);
+	assert_int_equal(lease_db_batch_end(f->db, true), 0);
+	assert_int_equal(lease_db_sync(f->db), 0);
+
+	/* a committed batch is visible to other connections before any sync */
+	a.ip = IP(10, 77, 0, 101);
+	memcpy(a.mac, MAC_B, 6);
+	assert_int_equal(lease_db_batch_begin(f->db), 0);
+	assert_int_equal(lease_db_put(f->db, &a, 1000, true), 0);
+	assert_int_equal(lease_db_batch_end(f->db, true), 0);
+	struct lease le;
+	assert_int_equal(lease_db_open(f->path, &other, &e), 0);
+	assert_int_equal(lease_db_get(other, a.ip, &le), 0);
+	assert_memory_equal(le.mac, MAC_B, 6);
+	lease_db_close(other);
+
+	char wal[128];
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(unlink(wal), 0);
+	assert_int_equal(lease_db_sync(f->db), -ESTALE);
 }
 
 struct owner_check {
@@ -825,6 +865,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inform_and_other_server, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_persistence, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_batch, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync_wal, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_random_no_double_binding, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
