@@ -36,6 +36,10 @@ static inline void sin_set(struct sockaddr_in *s, uint32_t ip, uint16_t port)
  * later fsync that succeeds proves nothing; every later report carries
  * the first error.
  *
+ * min_gap_us paces the thread: a sync starts no sooner than that after
+ * the previous one started (0: back to back).  Under a steady load each
+ * sync then covers more requests; an idle syncer starts at once.
+ *
  * fn runs on the syncer's thread and must touch nothing the loop uses
  * without a lock (an fd of its own is the intended case).  done runs on
  * the loop.  Generations start at 1 and only grow.
@@ -45,8 +49,8 @@ typedef void syncer_done_fn(void *arg, uint64_t gen, int err);
 struct syncer;
 
 int syncer_start(struct event_base *base, syncer_fn *fn, void *fn_arg,
-		 syncer_done_fn *done, void *done_arg, struct syncer **out,
-		 struct kerr *e);
+		 syncer_done_fn *done, void *done_arg, unsigned min_gap_us,
+		 struct syncer **out, struct kerr *e);
 uint64_t syncer_request(struct syncer *s);
 /* Waits for a sync in progress, then stops the thread (NULL is fine).
  * Requests not yet reported are never reported. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "boot/glue.h"
@@ -26,6 +27,8 @@ struct syncer {
 	uint64_t synced;     /* last generation covered by a finished fn() */
 	int err;             /* first failure, sticky; 0 while all is well */
 	bool stop;
+	unsigned min_gap_us;         /* pacing, see syncer_main */
+	struct timespec last_start;  /* CLOCK_MONOTONIC */
 
 	int efd;             /* eventfd: the thread's "synced moved" */
 	struct event *ev;
@@ -42,6 +45,20 @@ static void *syncer_main(void *arg)
 			pthread_cond_wait(&s->cv, &s->mu);
 		if (s->stop)
 			break;
+		/* Pace: no sync starts sooner than min_gap after the last one
+		 * started, so one sync covers more under a steady load. */
+		struct timespec next = s->last_start;
+		next.tv_nsec += (long)s->min_gap_us * 1000;
+		if (next.tv_nsec >= 1000000000L) {
+			next.tv_sec += next.tv_nsec / 1000000000L;
+			next.tv_nsec %= 1000000000L;
+		}
+		while (!s->stop && s->min_gap_us &&
+		       pthread_cond_timedwait(&s->cv, &s->mu, &next) != ETIMEDOUT)
+			;
+		if (s->stop)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &s->last_start);
 		uint64_t target = s->requested;
 		bool failed = s->err != 0;
 		pthread_mutex_unlock(&s->mu);
@@ -77,8 +94,8 @@ static void syncer_on_wake(evutil_socket_t fd, short what, void *arg)
 }
 
 int syncer_start(struct event_base *base, syncer_fn *fn, void *fn_arg,
-		 syncer_done_fn *done, void *done_arg, struct syncer **out,
-		 struct kerr *e)
+		 syncer_done_fn *done, void *done_arg, unsigned min_gap_us,
+		 struct syncer **out, struct kerr *e)
 {
 	struct syncer *s = xcalloc(1, sizeof(*s));
 	int r;
@@ -87,8 +104,13 @@ int syncer_start(struct event_base *base, syncer_fn *fn, void *fn_arg,
 	s->fn_arg = fn_arg;
 	s->done = done;
 	s->done_arg = done_arg;
+	s->min_gap_us = min_gap_us;
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->efd < 0) {
 		r = kerr_set(e, -errno, "syncer: eventfd: %s", strerror(errno));

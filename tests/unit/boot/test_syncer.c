@@ -17,6 +17,7 @@ struct fx {
 	atomic_int calls;
 	atomic_int fail_at;      /* call number that returns -EIO; 0 = none */
 	int slow_ms;             /* every call sleeps this long */
+	struct timespec started[8];  /* when each call began */
 	uint64_t last_gen;       /* reported by done */
 	int last_err;
 	int reports;
@@ -27,6 +28,8 @@ static int fx_sync(void *arg)
 {
 	struct fx *f = arg;
 	int n = atomic_fetch_add(&f->calls, 1) + 1;
+	if (n <= 8)
+		clock_gettime(CLOCK_MONOTONIC, &f->started[n - 1]);
 	struct timespec ts = { 0, (long)f->slow_ms * 1000000L };
 	nanosleep(&ts, NULL);
 	return n == atomic_load(&f->fail_at) ? -EIO : 0;
@@ -80,7 +83,7 @@ static void test_group(void **state)
 	struct syncer *s;
 	struct kerr e;
 	f->slow_ms = 50;
-	assert_int_equal(syncer_start(f->base, fx_sync, f, fx_done, f, &s, &e), 0);
+	assert_int_equal(syncer_start(f->base, fx_sync, f, fx_done, f, 0, &s, &e), 0);
 	assert_int_equal(syncer_request(s), 1);
 	for (uint64_t g = 2; g <= 10; g++)
 		assert_int_equal(syncer_request(s), g);
@@ -105,7 +108,7 @@ static void test_sticky_failure(void **state)
 	struct syncer *s;
 	struct kerr e;
 	atomic_store(&f->fail_at, 2);
-	assert_int_equal(syncer_start(f->base, fx_sync, f, fx_done, f, &s, &e), 0);
+	assert_int_equal(syncer_start(f->base, fx_sync, f, fx_done, f, 0, &s, &e), 0);
 	syncer_request(s);
 	wait_gen(f, 1);
 	assert_int_equal(f->last_err, 0);
@@ -119,6 +122,30 @@ static void test_sticky_failure(void **state)
 	syncer_free(s);
 }
 
+/* With a 300 ms gap, a request made right after a sync waits for the gap;
+ * the first sync of an idle syncer does not. */
+static void test_pacing(void **state)
+{
+	struct fx *f = *state;
+	struct syncer *s;
+	struct kerr e;
+	struct timespec t0;
+	assert_int_equal(syncer_start(f->base, fx_sync, f, fx_done, f, 300000, &s, &e), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	syncer_request(s);
+	wait_gen(f, 1);
+	syncer_request(s);
+	wait_gen(f, 2);
+	assert_int_equal(atomic_load(&f->calls), 2);
+	long first_ms = (f->started[0].tv_sec - t0.tv_sec) * 1000 +
+			(f->started[0].tv_nsec - t0.tv_nsec) / 1000000;
+	long gap_ms = (f->started[1].tv_sec - f->started[0].tv_sec) * 1000 +
+		      (f->started[1].tv_nsec - f->started[0].tv_nsec) / 1000000;
+	assert_true(first_ms < 250);   /* not held back by the gap */
+	assert_true(gap_ms >= 299);
+	syncer_free(s);
+}
+
 /* Freeing waits for a sync in progress and reports nothing after. */
 static void test_free_while_busy(void **state)
 {
@@ -126,7 +153,7 @@ static void test_free_while_busy(void **state)
 	struct syncer *s;
 	struct kerr e;
 	f->slow_ms = 100;
-	assert_int_equal(syncer_start(f->base, fx_sync, f, fx_done, f, &s, &e), 0);
+	assert_int_equal(syncer_start(f->base, fx_sync, f, fx_done, f, 0, &s, &e), 0);
 	syncer_request(s);
 	struct timespec ts = { 0, 20 * 1000000L };
 	nanosleep(&ts, NULL);
@@ -140,6 +167,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pacing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_while_busy, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
