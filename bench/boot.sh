@@ -123,7 +123,8 @@ ip -n "$NS_C" link set "$V_C" up
 # server compared.  Unpinned on the 2-core machine, perfdhcp (1.3 cores'
 # worth at 10,000/s asked) and the server fought over both CPUs and the
 # scheduler decided the outcome: five runs of one kiln binary at 10,000/s
-# gave 5,530 to 7,510 4-way/s, with outliers at 9,800 (docs/benchmarks.md).
+# gave 5,530 to 7,092 4-way/s, and other runs 9,389 and 9,835
+# (docs/benchmarks.md).
 # TFTP and the storm stay unpinned: a TFTP transfer is a lock-step
 # exchange between one client and one server, not a contest for CPU, and
 # pinning them apart only adds a cross-CPU wake-up per window.

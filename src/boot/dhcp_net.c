@@ -51,8 +51,8 @@
 /*
  * Lease syncs start at least this far apart.  Back to back (0.5 ms each
  * on the bench machine) a steady 2,000 leases/s cost ~2,000 fdatasyncs/s
- * and 261 us of CPU per ACK, Kea 104; 2 ms made it 104 us at 2,000/s and
- * 61 at 10,000/s, at most 2 ms more per reply (docs/benchmarks.md).
+ * and 261 us of CPU per ACK, Kea 107; 2 ms made it 104-118 us at 2,000/s
+ * and 60-66 at 10,000/s, at most 2 ms more per reply (docs/benchmarks.md).
  */
 #define DHCP_SYNC_GAP_US 2000
 
