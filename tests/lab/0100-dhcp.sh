@@ -17,11 +17,8 @@ done
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
-KILN=${KILN:-}
-if [ -z "$KILN" ]; then
-	for d in "${KILN_SRC:-.}"/build*/bin; do [ -x "$d/kiln" ] && KILN=$d/kiln && break; done
-fi
-[ -x "$KILN" ] || die "kiln not found (set KILN)"
+. "$(dirname "$0")/serve/lib.sh"
+serve_find_kiln
 
 id=$(( $$ % 10000 ))
 NS_S=kbt-dhcp-s$id NS_C=kbt-dhcp-c$id NS_R=kbt-dhcp-r$id
@@ -98,21 +95,7 @@ nodes:
 EOF
 out=$(ip netns exec "$NS_S" "$KILN" serve -f "$TMP/cluster.yaml" -n 2>&1) || die "serve -n: $out"
 
-starts=0
-start_serve() {
-	starts=$((starts + 1))
-	ip netns exec "$NS_S" "$KILN" serve -f "$TMP/cluster.yaml" 2>>"$TMP/serve.log" &
-	PID=$!
-	for _ in $(seq 100); do
-		[ "$(grep -c 'event=ready' "$TMP/serve.log" 2>/dev/null)" -ge "$starts" ] && break
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$PID" 2>/dev/null || die "kiln serve did not start"
-	[ "$(grep -c 'event=ready' "$TMP/serve.log")" -ge "$starts" ] || die "kiln serve not ready"
-	[ "$(awk '/^Uid:/ {print $2}' "/proc/$PID/status")" != 0 ] || die "kiln serve still root"
-}
-start_serve
+serve_start
 
 inc() { ip netns exec "$NS_C" "$@"; }
 set_mac() {
@@ -266,7 +249,7 @@ kill -9 "$PID"
 wait "$PID" 2>/dev/null || true
 PID=
 [ "$(row "$K")" = "020000dd0001|2" ] || die "lease lost after kill -9: $(row "$K")"
-start_serve
+serve_start
 set_mac 02:00:00:dd:00:02
 udhcpc_run -r "$K"
 [ "$(getv "$U" ip)" != "$K" ] || die "after restart $K was given to a second MAC"

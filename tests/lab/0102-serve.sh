@@ -18,11 +18,8 @@ ok() { printf 'ok   %s\n' "$*"; }
 for c in dhclient udhcpc curl sqlite3 ip jq tftp sha256sum; do
 	command -v "$c" >/dev/null || die "missing '$c'"
 done
-KILN=${KILN:-}
-if [ -z "$KILN" ]; then
-	for d in "${KILN_SRC:-.}"/build*/bin; do [ -x "$d/kiln" ] && KILN=$d/kiln && break; done
-fi
-[ -x "$KILN" ] || die "kiln not found (set KILN)"
+. "$(dirname "$0")/serve/lib.sh"
+serve_find_kiln
 
 id=$(( $$ % 10000 ))
 NS_S=ksv-s$id NS_C=ksv-c$id VS=ksv-vs$id VC=ksv-vc$id
@@ -123,20 +120,7 @@ echo "$out" | grep -q "no interface 'ksv-nope$id'" || die "-n on a missing inter
 ok "serve -n: good spec OK; unknown image and missing interface refused with the place"
 
 # ---- start ------------------------------------------------------------------
-starts=0
-start_serve() {
-	starts=$((starts + 1))
-	ip netns exec "$NS_S" "$KILN" serve -f "$TMP/cluster.yaml" 2>>"$TMP/serve.log" &
-	PID=$!
-	for _ in $(seq 100); do
-		[ "$(grep -c 'event=ready' "$TMP/serve.log" 2>/dev/null)" -ge "$starts" ] && break
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$PID" 2>/dev/null || die "kiln serve did not start"
-	grep -q 'event=ready' "$TMP/serve.log" || die "kiln serve not ready"
-}
-start_serve
+serve_start
 uid=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$PID/status")
 [ "$uid" = "65534 65534 65534 65534" ] || die "daemon uids after startup: '$uid'"
 ok "kiln serve runs as nobody (uids $uid)"
@@ -314,7 +298,7 @@ before=$(sqlite3 "$TMP/state/leases.db" "SELECT count(*) FROM leases WHERE state
 kill -9 "$PID"
 wait "$PID" 2>/dev/null || true
 PID=
-start_serve
+serve_start
 [ "$(api "$URL/api/leases")" = 200 ] || die "leases API after restart"
 jq -e --arg m "$NODE_MAC" --arg ip "$NODE_IP2" '.[] | select(.mac == $m and .ip == $ip and .state == "bound")' \
 	"$TMP/body" >/dev/null || die "lease lost across kill -9: $(cat "$TMP/body")"

@@ -15,12 +15,9 @@ set -euo pipefail
 die() { echo "FAIL: $*" >&2; [ -f "${TMP:-/nonexistent}/serve.log" ] && tail -20 "$TMP/serve.log" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 for c in udhcpc curl cc ip jq; do command -v "$c" >/dev/null || die "missing '$c'"; done
-KILN=${KILN:-}
-if [ -z "$KILN" ]; then
-	for d in "${KILN_SRC:-.}"/build*/bin; do [ -x "$d/kiln" ] && KILN=$d/kiln && break; done
-fi
-[ -x "$KILN" ] || die "kiln not found (set KILN)"
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/serve/lib.sh"
+serve_find_kiln
 
 id=$(( $$ % 10000 ))
 NS_S=kbt-sy-s$id NS_C=kbt-sy-c$id VS=kbt-sys$id VC=kbt-syc$id
@@ -66,24 +63,13 @@ boot:
       allow_unknown: true
 EOF
 
-starts=0
-start_serve() {   # [env assignments for the shim...]
-	starts=$((starts + 1))
-	local pre=()
+# serve_start behind the fdatasync shim, with these settings (KEY=VALUE...)
+start_shimmed() {
 	# the ASan build checks that its runtime comes first; the shim does
-	[ $# -gt 0 ] && pre=(env LD_PRELOAD="$TMP/syncshim.so"
-		ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
-		KILN_TEST_WAL="$TMP/state/leases.db-wal" KILN_TEST_SYNC_LOG="$TMP/sync.log" "$@")
-	ip netns exec "$NS_S" "${pre[@]}" "$KILN" serve -f "$TMP/cluster.yaml" 2>>"$TMP/serve.log" &
-	PID=$!
-	for _ in $(seq 100); do
-		[ "$(grep -c 'event=ready' "$TMP/serve.log" 2>/dev/null)" -ge "$starts" ] && break
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	[ "$(grep -c 'event=ready' "$TMP/serve.log")" -ge "$starts" ] || die "kiln serve did not start"
+	serve_start env LD_PRELOAD="$TMP/syncshim.so" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+		KILN_TEST_WAL="$TMP/state/leases.db-wal" KILN_TEST_SYNC_LOG="$TMP/sync.log" "$@"
 }
-stop_serve() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=; }
 
 printf '#!/bin/sh\n[ "$1" = bound ] && echo "$ip" >"%s/ip"\nexit 0\n' "$TMP" >"$TMP/udhcpc.sh"
 chmod +x "$TMP/udhcpc.sh"
@@ -95,7 +81,7 @@ lease() {   # udhcpc args...: 0 and the address in $TMP/ip when leased
 now_ms() { date +%s%3N; }
 
 # ---- A: the reply waits for the sync ---------------------------------------
-start_serve KILN_TEST_SYNC_MS=2000
+start_shimmed KILN_TEST_SYNC_MS=2000
 t0=$(now_ms)
 lease -t 2 -T 6 || { cat "$TMP/udhcpc.log"; die "A: no lease with slow syncs"; }
 t1=$(now_ms)
@@ -105,13 +91,13 @@ case $ip in 10.234.1.*) ;; *) die "A: address '$ip' not from the pool" ;; esac
 syncs=$(grep -c '^sync$' "$TMP/sync.log" || true)
 [ "$syncs" -ge 2 ] || die "A: the shim saw $syncs syncs of the lease WAL, expected 2 or more"
 echo "A ok: lease $ip after $((t1 - t0)) ms with 2 s syncs ($syncs syncs)"
-stop_serve
+serve_stop
 
 # ---- B: a failed sync turns DHCP off ----------------------------------------
 : >"$TMP/sync.log"
 MAC_B=52:54:00:aa:0b:01
 ip -n "$NS_C" link set "$VC" address "$MAC_B"
-start_serve KILN_TEST_SYNC_FAIL=1
+start_shimmed KILN_TEST_SYNC_FAIL=1
 if lease -t 3 -T 1; then die "B: got lease $(cat "$TMP/ip") though its sync failed"; fi
 grep -q '^fail$' "$TMP/sync.log" || die "B: the shim never failed a sync"
 grep -q 'sync failed.*DHCP stays off' "$TMP/serve.log" || die "B: no 'DHCP stays off' in the log"
@@ -121,8 +107,9 @@ ip netns exec "$NS_S" curl -fsS "http://$SRV:8080/api/leases" >"$TMP/leases.json
 echo "B: the daemon's view of $MAC_B: $(jq -c "[.[] | select(.mac == \"$MAC_B\")]" "$TMP/leases.json")"
 err=$(ip netns exec "$NS_S" curl -fsS "http://$SRV:8080/api/status" | jq -r '.dhcp_error // empty')
 case $err in *"sync failed"*) ;; *) die "B: /api/status dhcp_error is '$err'" ;; esac
-stop_serve
-start_serve
+serve_stop
+serve_start
 lease -t 5 -T 1 || { cat "$TMP/udhcpc.log"; die "B: no lease after a restart without the shim"; }
 echo "B ok: no lease while syncs failed; lease $(cat "$TMP/ip") after a restart"
+serve_stop
 echo "PASS"

@@ -1,0 +1,40 @@
+# kiln serve for lab tests (0100-dhcp, 0102-serve, 0103-dhcp-sync).  Source
+# it after defining die(); the test sets NS_S (the server's namespace) and
+# TMP (spec at $TMP/cluster.yaml, log appended to $TMP/serve.log).
+
+# serve_find_kiln: $KILN as ctest sets it, else a build of this checkout
+# (the suite's build-test first: `build-*/` sorts before `build/`).
+serve_find_kiln() {
+	local src=${KILN_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)} d
+	if [ -z "${KILN:-}" ]; then
+		for d in "$src/build-test" "$src/build"; do
+			[ -x "$d/bin/kiln" ] && KILN=$d/bin/kiln && break
+		done
+	fi
+	[ -x "${KILN:-}" ] || die "kiln not found (set KILN)"
+}
+
+# serve_start [CMD...]: start `kiln serve` in $NS_S, behind CMD when given
+# (an `env VAR=... ` prefix, say), and wait until this start's
+# "event=ready" line; PID is the daemon's, which must have dropped root.
+SERVE_STARTS=0
+serve_start() {
+	SERVE_STARTS=$((SERVE_STARTS + 1))
+	ip netns exec "$NS_S" "$@" "$KILN" serve -f "$TMP/cluster.yaml" 2>>"$TMP/serve.log" &
+	PID=$!
+	for _ in $(seq 100); do
+		[ "$(grep -c 'event=ready' "$TMP/serve.log" 2>/dev/null)" -ge "$SERVE_STARTS" ] && break
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$PID" 2>/dev/null || die "kiln serve did not start"
+	[ "$(grep -c 'event=ready' "$TMP/serve.log")" -ge "$SERVE_STARTS" ] || die "kiln serve not ready"
+	[ "$(awk '/^Uid:/ {print $2}' "/proc/$PID/status")" != 0 ] || die "kiln serve still root"
+}
+
+# serve_stop: SIGTERM and wait.
+serve_stop() {
+	kill "$PID"
+	wait "$PID" 2>/dev/null || true
+	PID=
+}
