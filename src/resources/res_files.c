@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <libgen.h>
 #include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +19,65 @@
 static bool has_nul(const char *s, size_t n)
 {
 	return memchr(s, '\0', n) != NULL;
+}
+
+/*
+ * Check the parents of path (relative to root) before acting on it: one
+ * that is a symlink is followed only when the directory holding the link
+ * belongs to root or to us and nobody else may write to it.  /var/run ->
+ * /run is the system's own and works; a link a user planted in a
+ * directory they own (~/.ssh -> /root/.ssh) or in /tmp would send root's
+ * write elsewhere, and is refused.  A missing parent ends the walk (it
+ * will be created as a real directory).  0, or -EPERM with the message in
+ * msg.  By name, before acting: it stops a planted link, not a user who
+ * swaps one in between this check and the write (docs/resources.md).
+ */
+static int parents_trusted(const char *root, const char *path, char *msg, size_t len)
+{
+	char *rel = xstrdup(path), *save = NULL;
+	char *cur = xstrdup(*root ? root : "/");
+	char *comp = strtok_r(rel, "/", &save);
+	int r = 0;
+
+	while (comp) {
+		char *next = strtok_r(NULL, "/", &save);
+		if (!next)
+			break;   /* the last component is the managed path itself */
+		char *p = path_join(cur, comp);
+		struct stat st, dst;
+		if (lstat(p, &st) < 0) {
+			free(p);
+			break;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			if (stat(cur, &dst) < 0 || (dst.st_uid != 0 && dst.st_uid != geteuid()) ||
+			    (dst.st_mode & 022)) {
+				size_t rl = strlen(root);
+				const char *shown = strcmp(root, "/") && !strncmp(p, root, rl)
+					? p + rl : p;
+				snprintf(msg, len, "parent %s is a symlink in a directory %s "
+					 "(uid %u, mode %04o): not followed", shown,
+					 (dst.st_mode & 022) ? "others may write to" : "owned by a user",
+					 (unsigned)dst.st_uid, (unsigned)(dst.st_mode & 07777));
+				free(p);
+				r = -EPERM;
+				break;
+			}
+			char *real = realpath(p, NULL);
+			free(p);
+			if (!real)
+				break;   /* dangling: what follows fails on its own */
+			free(cur);
+			cur = real;
+		} else {
+			free(cur);
+			cur = p;
+		}
+		comp = next;
+	}
+	free(rel);
+	free(cur);
+	return r;
 }
 
 /* Create the missing parents of full (a path already under root). */
@@ -141,6 +201,11 @@ enum res_status res_file_converge(struct res_ctx *ctx, const struct file_want *w
 
 	buf_init(&old, RES_FILE_CAP);
 	buf_init(&diff, RES_DIFF_CAP);
+	char why[PATH_MAX + 128];
+	if (parents_trusted(ctx->root, w->path, why, sizeof(why)) < 0) {
+		res_fail(out, "%s: %s", w->path, why);
+		goto out;
+	}
 	/*
 	 * Never follow a symlink at a managed path: a node user who owns the
 	 * directory (~/.ssh) could point it at /etc/shadow and have the diff
@@ -274,6 +339,11 @@ static void directory_run(struct res_ctx *ctx, const json_t *r, struct res_resul
 		res_fail(out, "%s", e.msg);
 		goto out;
 	}
+	char why[PATH_MAX + 128];
+	if (parents_trusted(ctx->root, path, why, sizeof(why)) < 0) {
+		res_fail(out, "%s: %s", path, why);
+		goto out;
+	}
 	if (lstat(full, &st) == 0) {
 		if (!S_ISDIR(st.st_mode)) {
 			res_fail(out, "%s: exists and is not a directory", path);
@@ -377,6 +447,11 @@ static void line_run(struct res_ctx *ctx, const json_t *r, struct res_result *ou
 		res_fail(out, "%s: bad regexp '%s'", path, rx);
 		rx = NULL;
 		goto out;
+	}
+	char why[PATH_MAX + 128];
+	if (parents_trusted(ctx->root, path, why, sizeof(why)) < 0) {
+		res_fail(out, "%s: %s", path, why);
+		goto out_re;
 	}
 	/* Never through a symlink (O_NOFOLLOW): that could edit or show
 	 * another file; a link here is a clear failure, not a guess. */

@@ -1422,6 +1422,81 @@ static void test_symlink_not_followed(void **state)
 	free(ak);
 }
 
+/*
+ * A symlink among the parents is followed only when its directory belongs
+ * to root (or us) and nobody else may write there: a user's own link
+ * (~/.ssh -> elsewhere) or one in a world-writable directory is refused
+ * by file, line and directory alike, and nothing is written through it.
+ */
+static void test_parent_symlink(void **state)
+{
+	const char *root = *state;
+	char *secret = rp(root, "/root/.ssh");
+	mkdir_under(root, "/root/.ssh");
+
+	/* a user's home holding a link to root's .ssh */
+	mkdir_under(root, "/home/alice");
+	char *home = rp(root, "/home/alice"), *link = rp(root, "/home/alice/.ssh");
+	assert_int_equal(chown(home, 4242, 4242), 0);
+	assert_int_equal(symlink(secret, link), 0);
+	json_t *rs[] = {
+		res_file("/home/alice/.ssh/authorized_keys", "ssh-ed25519 EVIL x\n", 0600,
+			 NULL, NULL),
+		res_line("/home/alice/.ssh/authorized_keys", "ssh-ed25519 EVIL x", NULL, true),
+		json_pack("{s:s, s:s}", "type", "directory", "path", "/home/alice/.ssh/sub"),
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(rs); i++) {
+		for (int check = 1; check >= 0; check--) {
+			struct outcome o = run(root, check, rs[i]);
+			assert_int_equal(o.status, RES_FAILED);
+			assert_contains(o.message, "parent /home/alice/.ssh is a symlink in a "
+				       "directory owned by a user (uid 4242, mode 0755): not followed");
+			outcome_free(&o);
+		}
+		json_decref(rs[i]);
+	}
+	char *got = get(root, "/root/.ssh/authorized_keys");
+	assert_null(got);
+	char *sub = rp(root, "/root/.ssh/sub");
+	struct stat st;
+	assert_int_equal(lstat(sub, &st), -1);
+
+	/* a link in a world-writable directory (sticky or not) */
+	mkdir_under(root, "/tmp");
+	char *tmp = rp(root, "/tmp"), *tlink = rp(root, "/tmp/x");
+	assert_int_equal(chmod(tmp, 01777), 0);
+	assert_int_equal(symlink(secret, tlink), 0);
+	json_t *r = res_file("/tmp/x/authorized_keys", "ssh-ed25519 EVIL x\n", 0600, NULL,
+			     NULL);
+	struct outcome o = run(root, false, r);
+	assert_int_equal(o.status, RES_FAILED);
+	assert_contains(o.message, "others may write to (uid 0, mode 1777)");
+	outcome_free(&o);
+	json_decref(r);
+	assert_null(get(root, "/root/.ssh/authorized_keys"));
+
+	/* the system's own link (root's directory, 0755) is followed */
+	mkdir_under(root, "/run");
+	mkdir_under(root, "/var");
+	char *run_dir = rp(root, "/run"), *var_run = rp(root, "/var/run");
+	assert_int_equal(symlink(run_dir, var_run), 0);
+	r = res_file("/var/run/kiln.conf", "x\n", 0644, NULL, NULL);
+	converge(root, r);
+	json_decref(r);
+	got = get(root, "/run/kiln.conf");
+	assert_string_equal(got, "x\n");
+
+	free(got);
+	free(secret);
+	free(home);
+	free(link);
+	free(sub);
+	free(tmp);
+	free(tlink);
+	free(run_dir);
+	free(var_run);
+}
+
 /* The installed version of pkg from the real dpkg database (caller frees). */
 static char *dpkg_version(const char *pkg)
 {
@@ -1581,6 +1656,7 @@ int main(void)
 						teardown_root),
 		cmocka_unit_test_setup_teardown(test_symlink_not_followed, setup_root,
 						teardown_root),
+		cmocka_unit_test_setup_teardown(test_parent_symlink, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_package_pin, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_service_static_and_restart, setup_root,
 						teardown_root),
