@@ -77,10 +77,12 @@ struct boot_config {
 	struct boot_host *hosts;
 	size_t n_hosts;
 	/* "http://10.0.0.1:8080": iPXE scripts are http_base/boot/MAC.ipxe,
-	 * UEFI HTTP boot gets http_base/boot/ipxe.efi.  NULL = no HTTP. */
+	 * UEFI HTTP boot gets http_base/boot/snponly.efi.  NULL = no HTTP. */
 	char *http_base;
 	char *bios_file;          /* NULL = "undionly.kpxe" */
-	char *efi64_file;         /* NULL = "ipxe.efi" */
+	char *efi64_file;         /* NULL = "snponly.efi": the firmware's own
+				   * NIC driver; Debian's ipxe.efi is a link
+				   * out of /usr/lib/ipxe to /boot */
 	char *arm64_file;         /* NULL = "ipxe-arm64.efi" */
 	uint32_t offer_time;      /* seconds an OFFER reserves; 0 = 60 */
 	uint32_t decline_time;    /* quarantine after DECLINE; 0 = 600 */

@@ -286,7 +286,7 @@ static void pick_boot(const struct dhcp_engine *g, const struct dhcp_msg *req,
 	}
 	if (http && c->http_base) {
 		const char *f = arch == 19 ? (c->arm64_file ? c->arm64_file : "ipxe-arm64.efi")
-			: (c->efi64_file ? c->efi64_file : "ipxe.efi");
+			: (c->efi64_file ? c->efi64_file : "snponly.efi");
 		fmt_url(p->file, sizeof(p->file), c->http_base, f, NULL);
 		p->http_client = true;
 		snprintf(p->why, sizeof(p->why), "UEFI HTTP boot arch %d", arch);
@@ -302,7 +302,7 @@ static void pick_boot(const struct dhcp_engine *g, const struct dhcp_msg *req,
 		break;
 	case 7:
 	case 9:
-		f = c->efi64_file ? c->efi64_file : "ipxe.efi";
+		f = c->efi64_file ? c->efi64_file : "snponly.efi";
 		break;
 	case 11:
 		f = c->arm64_file ? c->arm64_file : "ipxe-arm64.efi";

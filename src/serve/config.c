@@ -128,6 +128,7 @@ int serve_ipxe_for(const struct serve_config *c, const char *mac, uint32_t clien
 	const struct boot_image *im = NULL;
 	enum ipxe_kind kind;
 	char *kurl = NULL, *iurl = NULL, *icmd = NULL, *cmd = NULL;
+	const char *iarg = "";
 	int r;
 
 	if (n) {
@@ -142,7 +143,12 @@ int serve_ipxe_for(const struct serve_config *c, const char *mac, uint32_t clien
 	if (im && (kind == IPXE_INSTALL || kind == IPXE_DISCOVERY)) {
 		kurl = serve_image_url(c, im, false);
 		iurl = serve_image_url(c, im, true);
-		icmd = iurl ? xasprintf("initrd %s", iurl) : xstrdup("");
+		/* Named, and named on the kernel's command line: a kernel booted
+		 * through its EFI stub loads the initrd itself, by that name,
+		 * from iPXE's image list (Debian's iPXE predates the LoadFile2
+		 * initrd protocol); a BIOS kernel ignores the argument. */
+		icmd = iurl ? xasprintf("initrd --name initrd %s", iurl) : xstrdup("");
+		iarg = iurl ? "initrd=initrd " : "";
 		/* the template puts kiln's own arguments right after it */
 		cmd = im->cmdline && *im->cmdline ? xasprintf("%s ", im->cmdline) : xstrdup("");
 	}
@@ -152,6 +158,7 @@ int serve_ipxe_for(const struct serve_config *c, const char *mac, uint32_t clien
 		{ "image", im ? im->name : "" },
 		{ "kernel_url", kurl ? kurl : "" },
 		{ "initrd_cmd", icmd ? icmd : "" },
+		{ "initrd_arg", iarg },
 		{ "cmdline", cmd ? cmd : "" },
 		{ "server_url", c->http_base },
 	};

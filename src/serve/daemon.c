@@ -198,13 +198,15 @@ static void serve_release(struct serve *s)
 	serve_config_free(s->cfg);
 	if (s->base)
 		event_base_free(s->base);
+	if (s->tftp_rootfd >= 0)
+		close(s->tftp_rootfd);
 	free(s->token);
 	free(s->reload_error);
 }
 
 int serve_run(const struct serve_opts *o, struct kerr *e)
 {
-	struct serve s = { .spec = o->spec, .started = wall_ms() / 1000 };
+	struct serve s = { .spec = o->spec, .started = wall_ms() / 1000, .tftp_rootfd = -1 };
 	char *path = NULL;
 	int r;
 
@@ -243,6 +245,11 @@ int serve_run(const struct serve_opts *o, struct kerr *e)
 		    (r = boot_dhcp_start(s.base, &s.cfg->boot, s.eng, &s.dhcp, e)) < 0)
 			goto out;
 		boot_dhcp_on_sent(s.dhcp, on_dhcp_sent, &s);
+	}
+	s.tftp_rootfd = open(b->tftp_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s.tftp_rootfd < 0) {
+		r = kerr_set(e, -errno, "boot.tftp_root '%s': %s", b->tftp_root, strerror(errno));
+		goto out;
 	}
 	struct boot_tftp_opts to = { .root = b->tftp_root };
 	if ((r = boot_tftp_start(s.base, &to, &s.tftp, e)) < 0)

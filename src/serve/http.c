@@ -121,82 +121,15 @@ static char *body_of(struct evhttp_request *req, size_t *len)
 	return s;
 }
 
-/* ---- GET /boot/MAC.ipxe ------------------------------------------------ */
-
-static void handle_script(struct serve *s, struct evhttp_request *req, const char *path,
-			  const char *arg)
+/*
+ * Reply with the regular file open on fd (size bytes; fd is consumed):
+ * HEAD, Range (206, 416) and streaming without copying through us.
+ */
+static void serve_file(struct evhttp_request *req, const char *path, int fd, uint64_t size)
 {
-	char mac[18], peer[64], state[32] = "";
-	uint32_t ip;
-	enum ipxe_kind kind;
-	struct kerr e = { 0 };
-	struct buf out;
-
-	if (!str_ends(arg, ".ipxe") || strlen(arg) != 17 + 5) {
-		reply_error(req, 404, "expected /boot/MAC.ipxe", path);
-		return;
-	}
-	char raw[18];
-	memcpy(raw, arg, 17);
-	raw[17] = '\0';
-	if (!spec_mac_normalize(raw, mac)) {
-		reply_error(req, 404, "not a MAC address", path);
-		return;
-	}
-	peer_of(req, peer, &ip);
-	const struct node *n = serve_config_node(s->cfg, mac);
-	serve_state_get(s->st, mac, state, sizeof(state));
-	buf_init(&out, 0);
-	if (serve_ipxe_for(s->cfg, mac, ip, !strcmp(state, SSTATE_PROVISIONED), &out, &kind,
-			   &e) < 0) {
-		reply_error(req, 500, e.msg, path);
-		buf_release(&out);
-		return;
-	}
-	static const char *const kinds[] = { "install", "discovery", "unknown", "local" };
-	serve_state_fetch(s->st, mac, n ? n->name : NULL, peer, "script");
-	serve_state_event(s->st, mac, "script", kinds[kind]);
-	slog(LOG_INFO, "script", "mac=%s node=%s kind=%s client=%s", mac, n ? n->name : "-",
-	     kinds[kind], peer);
-	reply_buf(req, 200, "text/plain; charset=utf-8", out.s, out.len, path);
-	buf_release(&out);
-}
-
-/* ---- GET/HEAD /images/NAME/kernel|initrd ------------------------------- */
-
-static void handle_image(struct serve *s, struct evhttp_request *req, const char *path,
-			 const char *arg)
-{
-	char name[80];
-	const char *slash = strchr(arg, '/');
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 	uint64_t first = 0, last = 0;
 	char tmp[96];
-
-	if (!slash || (size_t)(slash - arg) >= sizeof(name)) {
-		reply_error(req, 404, "no such image", path);
-		return;
-	}
-	memcpy(name, arg, (size_t)(slash - arg));
-	name[slash - arg] = '\0';
-	const struct boot_image *im = cluster_boot_image(s->cfg->cluster, name);
-	bool initrd = !strcmp(slash + 1, "initrd");
-	const char *file = !im ? NULL : initrd ? im->initrd
-		: !strcmp(slash + 1, "kernel") ? im->kernel : NULL;
-	if (!file || str_starts(file, "http://") || str_starts(file, "https://")) {
-		reply_error(req, 404, "no such image file", path);
-		return;
-	}
-	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		if (fd >= 0)
-			close(fd);
-		slog(LOG_WARN, "image", "image=%s file=%s error=\"cannot open\"", name, file);
-		reply_error(req, 404, "image file cannot be read", path);
-		return;
-	}
-	uint64_t size = (uint64_t)st.st_size;
 	int r = http_range_parse(evhttp_find_header(evhttp_request_get_input_headers(req),
 						    "Range"), size, &first, &last);
 	evhttp_add_header(oh, "Accept-Ranges", "bytes");
@@ -236,6 +169,104 @@ static void handle_image(struct serve *s, struct evhttp_request *req, const char
 	log_req(req, code, path, (size_t)len);
 	evhttp_send_reply(req, code, NULL, b);
 	evbuffer_free(b);
+}
+
+/* ---- GET /boot/MAC.ipxe, GET/HEAD /boot/LOADER --------------------------- */
+
+/*
+ * A boot loader for UEFI HTTP boot (the DHCP engine hands such clients
+ * http://SERVER/boot/snponly.efi): the file of that name in tftp_root,
+ * opened under the same rules as TFTP (no "..", no absolute path, no
+ * symlink out of the root).
+ */
+static void handle_loader(struct serve *s, struct evhttp_request *req, const char *path,
+			  const char *name)
+{
+	uint64_t size;
+	int fd = s->tftp_rootfd < 0 ? -ENOENT : tftp_open_beneath(s->tftp_rootfd, name, &size);
+	if (fd < 0) {
+		reply_error(req, 404, "no such boot file", path);
+		return;
+	}
+	serve_file(req, path, fd, size);
+}
+
+
+static void handle_script(struct serve *s, struct evhttp_request *req, const char *path,
+			  const char *arg)
+{
+	char mac[18], peer[64], state[32] = "";
+	uint32_t ip;
+	enum ipxe_kind kind;
+	struct kerr e = { 0 };
+	struct buf out;
+
+	if (!str_ends(arg, ".ipxe")) {
+		handle_loader(s, req, path, arg);
+		return;
+	}
+	if (strlen(arg) != 17 + 5) {
+		reply_error(req, 404, "expected /boot/MAC.ipxe", path);
+		return;
+	}
+	char raw[18];
+	memcpy(raw, arg, 17);
+	raw[17] = '\0';
+	if (!spec_mac_normalize(raw, mac)) {
+		reply_error(req, 404, "not a MAC address", path);
+		return;
+	}
+	peer_of(req, peer, &ip);
+	const struct node *n = serve_config_node(s->cfg, mac);
+	serve_state_get(s->st, mac, state, sizeof(state));
+	buf_init(&out, 0);
+	if (serve_ipxe_for(s->cfg, mac, ip, !strcmp(state, SSTATE_PROVISIONED), &out, &kind,
+			   &e) < 0) {
+		reply_error(req, 500, e.msg, path);
+		buf_release(&out);
+		return;
+	}
+	static const char *const kinds[] = { "install", "discovery", "unknown", "local" };
+	serve_state_fetch(s->st, mac, n ? n->name : NULL, peer, "script");
+	serve_state_event(s->st, mac, "script", kinds[kind]);
+	slog(LOG_INFO, "script", "mac=%s node=%s kind=%s client=%s", mac, n ? n->name : "-",
+	     kinds[kind], peer);
+	reply_buf(req, 200, "text/plain; charset=utf-8", out.s, out.len, path);
+	buf_release(&out);
+}
+
+/* ---- GET/HEAD /images/NAME/kernel|initrd ------------------------------- */
+
+static void handle_image(struct serve *s, struct evhttp_request *req, const char *path,
+			 const char *arg)
+{
+	char name[80];
+	const char *slash = strchr(arg, '/');
+
+	if (!slash || (size_t)(slash - arg) >= sizeof(name)) {
+		reply_error(req, 404, "no such image", path);
+		return;
+	}
+	memcpy(name, arg, (size_t)(slash - arg));
+	name[slash - arg] = '\0';
+	const struct boot_image *im = cluster_boot_image(s->cfg->cluster, name);
+	bool initrd = !strcmp(slash + 1, "initrd");
+	const char *file = !im ? NULL : initrd ? im->initrd
+		: !strcmp(slash + 1, "kernel") ? im->kernel : NULL;
+	if (!file || str_starts(file, "http://") || str_starts(file, "https://")) {
+		reply_error(req, 404, "no such image file", path);
+		return;
+	}
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		slog(LOG_WARN, "image", "image=%s file=%s error=\"cannot open\"", name, file);
+		reply_error(req, 404, "image file cannot be read", path);
+		return;
+	}
+	serve_file(req, path, fd, (uint64_t)st.st_size);
 }
 
 /* ---- GET /cloud-init/MAC/{meta-data,user-data,vendor-data} -------------- */

@@ -8,7 +8,7 @@ static const char tmpl_install[] =
 	"#!ipxe\n"
 	"# kiln: node {{node}} ({{mac}}) installs image {{image}}\n"
 	"echo kiln: booting {{image}} for {{node}}\n"
-	"kernel {{kernel_url}} {{cmdline}}kiln.node={{node}} kiln.server={{server_url}}\n"
+	"kernel {{kernel_url}} {{initrd_arg}}{{cmdline}}kiln.node={{node}} kiln.server={{server_url}}\n"
 	"{{initrd_cmd}}\n"
 	"boot\n";
 
@@ -16,7 +16,7 @@ static const char tmpl_discovery[] =
 	"#!ipxe\n"
 	"# kiln: unknown machine {{mac}}: discovery image {{image}}\n"
 	"echo kiln: discovering {{mac}}\n"
-	"kernel {{kernel_url}} {{cmdline}}kiln.mac={{mac}} kiln.server={{server_url}}\n"
+	"kernel {{kernel_url}} {{initrd_arg}}{{cmdline}}kiln.mac={{mac}} kiln.server={{server_url}}\n"
 	"{{initrd_cmd}}\n"
 	"boot\n";
 

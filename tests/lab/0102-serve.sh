@@ -184,15 +184,24 @@ ok "udhcpc (iPXE user class): reserved address, boot file is the per-host script
 # ---- iPXE scripts -----------------------------------------------------------
 [ "$(api "$URL/boot/$NODE_MAC.ipxe")" = 200 ] || die "script for the node"
 grep -q '^#!ipxe' "$TMP/body" || die "script lacks #!ipxe"
-grep -q "^kernel $URL/images/debian12/kernel console=ttyS0 kiln.node=gpu-07 kiln.server=$URL\$" "$TMP/body" \
+grep -q "^kernel $URL/images/debian12/kernel initrd=initrd console=ttyS0 kiln.node=gpu-07 kiln.server=$URL\$" "$TMP/body" \
 	|| { cat "$TMP/body"; die "node script kernel line"; }
-grep -q "^initrd $URL/images/debian12/initrd\$" "$TMP/body" || die "node script initrd line"
+grep -q "^initrd --name initrd $URL/images/debian12/initrd\$" "$TMP/body" || die "node script initrd line"
 grep -q '^boot$' "$TMP/body" || die "node script lacks boot"
 [ "$(api "$URL/boot/$UNK_MAC.ipxe")" = 200 ] || die "script for an unknown MAC"
 grep -q "kernel $URL/images/discover/kernel console=ttyS0 quiet kiln.mac=$UNK_MAC kiln.server=$URL" "$TMP/body" \
 	|| { cat "$TMP/body"; die "discovery script"; }
 [ "$(api "$URL/boot/not-a-mac.ipxe")" = 404 ] || die "bad MAC not 404"
-ok "iPXE: node script (kernel URL, cmdline, kiln.node, initrd, boot); unknown MAC gets discovery"
+# UEFI HTTP boot: the loader named in the DHCP reply comes from tftp_root,
+# under the TFTP rules (no link out of the root)
+printf 'EFI loader %s\n' "$id" >"$TMP/tftp/snponly.efi"
+ln -s /etc/passwd "$TMP/tftp/escape.efi"
+[ "$(api "$URL/boot/snponly.efi")" = 200 ] && cmp -s "$TMP/body" "$TMP/tftp/snponly.efi" ||
+	die "GET /boot/snponly.efi did not return the file from tftp_root"
+[ "$(api -I "$URL/boot/snponly.efi")" = 200 ] || die "HEAD /boot/snponly.efi"
+[ "$(api "$URL/boot/escape.efi")" = 404 ] || die "a loader symlinked out of tftp_root was served"
+[ "$(api "$URL/boot/nothere.efi")" = 404 ] || die "a missing loader is not 404"
+ok "iPXE: node script (kernel URL, cmdline, kiln.node, initrd, boot); unknown MAC gets discovery; HTTP boot loader from tftp_root, no escape"
 
 # ---- images: Range, HEAD, 416 ---------------------------------------------
 size=$(stat -c %s "$TMP/images/vmlinuz")

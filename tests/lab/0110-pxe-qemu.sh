@@ -4,8 +4,9 @@
 # over HTTP, boots Debian's kernel + an initramfs this test builds
 # (tests/lab/qemu/: busybox-static, kiln-agent, NIC modules), whose /init
 # prints a marker on the serial console, posts its facts and reports itself
-# provisioned.  Then the same VM with an unknown MAC is discovered with its
-# hardware.  Needs root; everything runs in namespaces this test creates
+# provisioned.  A second node boots the same way under UEFI (Debian's OVMF,
+# no iPXE ROM on the NIC: the firmware's PXE fetches snponly.efi over TFTP).
+# Then a VM with an unknown MAC is discovered with its hardware.  Needs root; everything runs in namespaces this test creates
 # (prefix kqm-):
 #
 #   kqm-sN (server)                 kqm-nN (boot network)
@@ -34,11 +35,13 @@ ok() { printf 'ok   %s\n' "$*"; }
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 for c in qemu-system-x86_64 ip curl jq python3 sqlite3 depmod dpkg-deb apt-cache; do
-	command -v "$c" >/dev/null || die "missing '$c' (apt-get install qemu-system-x86 ipxe-qemu ipxe kmod jq curl sqlite3)"
+	command -v "$c" >/dev/null || die "missing '$c' (apt-get install qemu-system-x86 ipxe-qemu ipxe ovmf kmod jq curl sqlite3)"
 done
 [ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || [ -e /usr/lib/ipxe/qemu/pxe-virtio.rom ] ||
 	die "no iPXE ROM for virtio-net (apt-get install ipxe-qemu)"
 [ -e /dev/net/tun ] || die "no /dev/net/tun"
+OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
+[ -e "$OVMF_CODE" ] && [ -e "$OVMF_VARS" ] || die "no OVMF firmware (apt-get install ovmf)"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
@@ -57,6 +60,7 @@ SRV=10.236.0.1
 NODE=e2e-01
 MAC_K=52:54:00:36:00:10 IP_K=10.236.0.10     # the node of the spec
 MAC_U=52:54:00:36:00:99                      # a machine nobody enrolled
+NODE_E=e2e-efi MAC_E=52:54:00:36:00:20 IP_E=10.236.0.20   # booted with UEFI
 TMP=$(mktemp -d /tmp/kqm-pxe.XXXXXX)
 chmod 755 "$TMP"
 SPID= RAPID= QPID=
@@ -151,6 +155,10 @@ nodes:
     address: $IP_K
     mac: $MAC_K
     boot_image: e2e
+  - name: $NODE_E
+    address: $IP_E
+    mac: $MAC_E
+    boot_image: e2e
 EOF
 ip netns exec "$NS_S" "$KILN" serve -f "$SPEC" -n >"$TMP/check.out" 2>&1 ||
 	{ cat "$TMP/check.out" >&2; die "kiln serve -n refused the spec"; }
@@ -198,17 +206,28 @@ check_facts() {
 		die "facts of $mac: no virtio_net NIC with that MAC"
 }
 
-# boot_vm MAC NAME: PXE-boot the VM with MAC, console in $TMP/NAME.console;
-# sets MARK_S (seconds to the BOOTED marker) and DONE_S (to power-off).
+# boot_vm MAC NAME [uefi]: PXE-boot the VM with MAC, console in
+# $TMP/NAME.console; SeaBIOS, or with uefi Debian's OVMF (x86-64 UEFI: its
+# own PXE client asks for the EFI loader).  Sets MARK_S (seconds to the
+# BOOTED marker) and DONE_S (to power-off).
 boot_vm() {
-	local mac=$1 name=$2 con=$TMP/$2.console t0
+	local mac=$1 name=$2 con=$TMP/$2.console t0 fw=(-machine pc,accel=tcg) rom=
+	if [ "${3:-}" = uefi ]; then
+		cp "$OVMF_VARS" "$TMP/$name.vars"
+		fw=(-machine q35,accel=tcg
+		    -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
+		    -drive "if=pflash,format=raw,unit=1,file=$TMP/$name.vars")
+		# no iPXE option ROM on the NIC: OVMF's own driver and PXE client
+		# start, as on a server's onboard NIC
+		rom=,romfile=
+	fi
 	: >"$con"
 	t0=$(date +%s.%N)
 	ip netns exec "$NS_N" timeout -k 5 "$VM_TIMEOUT" qemu-system-x86_64 \
-		-machine pc,accel=tcg -m 512 -smp 1 -nographic -no-reboot -boot order=n,reboot-timeout=1000 \
+		"${fw[@]}" -m 512 -smp 1 -nographic -no-reboot -boot order=n,reboot-timeout=1000 \
 		-monitor none -serial "file:$con" -pidfile "$TMP/qemu.pid" \
 		-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" \
-		-device "virtio-net-pci,netdev=n0,mac=$mac" </dev/null >"$TMP/$name.qemu" 2>&1 &
+		-device "virtio-net-pci,netdev=n0,mac=$mac$rom" </dev/null >"$TMP/$name.qemu" 2>&1 &
 	QPID=$!
 	MARK_S=
 	while kill -0 "$QPID" 2>/dev/null; do
@@ -285,7 +304,23 @@ status
 [ "$(jnode .state)" = provisioned ] || die "after the second boot: '$(jnode .state)', expected provisioned"
 ok "the next boot of $NODE gets the local-disk script (curl and a real boot, ${DONE_S}s): no reinstall loop"
 
-# ---- 2: an unknown machine is discovered -------------------------------------
+# ---- 2: UEFI: the same path with Debian's OVMF ---------------------------------
+# OVMF's PXE client says arch 7 (x86-64 UEFI): kiln hands it snponly.efi
+# over TFTP, which asks again as iPXE and gets the per-host script; the
+# kernel boots through its EFI stub and loads the initrd iPXE names.
+boot_vm "$MAC_E" efi uefi
+grep -qE "tftp: 10\.236\.0\.[0-9]+:[0-9]+ 'snponly\.efi' .* MB in " "$TMP/serve.log" ||
+	die "UEFI: the firmware never fetched the EFI loader (snponly.efi) over TFTP"
+grep -qE "Filename: http://$SRV(:80)?/boot/$MAC_E\.ipxe" "$TMP/efi.console.txt" ||
+	{ tail -30 "$TMP/efi.console.txt" >&2; die "UEFI: iPXE did not get the per-host script URL"; }
+console_has efi "KILN-E2E-BOOTED node=$NODE_E mac=$MAC_E ip=$IP_E" "UEFI: the kernel booted as $NODE_E"
+console_has efi "KILN-E2E-DONE node=$NODE_E discover=ok provisioned=ok" "UEFI: the node reported provisioned"
+status
+st=$(jq -r --arg n "$NODE_E" '.nodes[] | select(.name == $n) | .state' "$TMP/status.json")
+[ "$st" = provisioned ] || die "UEFI node state '$st', expected provisioned"
+ok "UEFI VM $MAC_E (OVMF): PXE -> snponly.efi over TFTP -> per-host script -> kernel; marker after ${MARK_S}s, powered off after ${DONE_S}s"
+
+# ---- 3: an unknown machine is discovered -------------------------------------
 boot_vm "$MAC_U" unknown
 console_has unknown "kiln: discovering $MAC_U" "iPXE ran the discovery script"
 console_has unknown "KILN-E2E-BOOTED node=- mac=$MAC_U ip=10.236.0.1" "the discovery image booted with a pool address"

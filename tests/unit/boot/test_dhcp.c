@@ -604,10 +604,10 @@ static void test_pxe(void **state)
 
 	assert_int_equal(pxe_discover(f, MAC_A, "PXEClient:Arch:00007:UNDI:003016", 7,
 				      false), DHCPOFFER);
-	assert_string_equal((char *)f->rep->file, "ipxe.efi");
+	assert_string_equal((char *)f->rep->file, "snponly.efi");
 	assert_int_equal(pxe_discover(f, MAC_A, "PXEClient:Arch:00009", 9, false),
 			 DHCPOFFER);
-	assert_string_equal((char *)f->rep->file, "ipxe.efi");
+	assert_string_equal((char *)f->rep->file, "snponly.efi");
 	assert_int_equal(pxe_discover(f, MAC_A, "PXEClient", 11, false), DHCPOFFER);
 	assert_string_equal((char *)f->rep->file, "ipxe-arm64.efi");
 	/* unknown architecture: an address but no loader */
@@ -618,7 +618,7 @@ static void test_pxe(void **state)
 	/* UEFI HTTP boot: a URL, and option 60 echoed */
 	assert_int_equal(pxe_discover(f, MAC_A, "HTTPClient:Arch:00016", 16, false),
 			 DHCPOFFER);
-	assert_string_equal((char *)f->rep->file, "http://10.77.0.1:8080/boot/ipxe.efi");
+	assert_string_equal((char *)f->rep->file, "http://10.77.0.1:8080/boot/snponly.efi");
 	assert_true(dhcp_opt_str(f->rep, DHO_VENDOR_CLASS, s, sizeof(s)));
 	assert_string_equal(s, "HTTPClient");
 	assert_int_equal(f->rep->siaddr, 0);

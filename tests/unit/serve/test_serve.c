@@ -117,9 +117,9 @@ static void test_scripts(void **state)
 	assert_int_equal(serve_ipxe_for(c, "52:54:00:12:34:56", 0, false, &b, &k, &e), 0);
 	assert_int_equal(k, IPXE_INSTALL);
 	assert_true(str_starts(b.s, "#!ipxe\n"));
-	want = "\nkernel http://10.213.0.1:8080/images/debian12/kernel console=ttyS0 ip=dhcp "
-	       "kiln.node=gpu-07 kiln.server=http://10.213.0.1:8080\n"
-	       "initrd http://10.213.0.1:8080/images/debian12/initrd\nboot\n";
+	want = "\nkernel http://10.213.0.1:8080/images/debian12/kernel initrd=initrd "
+	       "console=ttyS0 ip=dhcp kiln.node=gpu-07 kiln.server=http://10.213.0.1:8080\n"
+	       "initrd --name initrd http://10.213.0.1:8080/images/debian12/initrd\nboot\n";
 	assert_non_null(strstr(b.s, want));
 
 	buf_reset(&b);
