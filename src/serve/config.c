@@ -24,6 +24,9 @@ static void build_boot(struct serve_config *sc)
 
 	bc->server_ip = b->server_ip;
 	bc->http_base = sc->http_base;
+	bc->bios_file = b->loader_bios;
+	bc->efi64_file = b->loader_efi64;
+	bc->arm64_file = b->loader_arm64;
 	bc->nets = xcalloc(b->nnetworks + 1, sizeof(*bc->nets));
 	bc->n_nets = b->nnetworks;
 	for (size_t i = 0; i < b->nnetworks; i++) {

@@ -49,6 +49,47 @@ void slog(enum log_level lvl, const char *event, const char *fmt, ...)
 	buf_release(&b);
 }
 
+/*
+ * The boot loaders must be servable from tftp_root under the TFTP rules:
+ * one the spec names is an error when it is not, a default one a warning
+ * (a site that boots only UEFI has no use for undionly.kpxe).
+ */
+static int check_loaders(const struct boot_conf *b, struct kerr *e)
+{
+	const struct { const char *key, *name, *dflt; } l[] = {
+		{ "bios", b->loader_bios, "undionly.kpxe" },
+		{ "efi64", b->loader_efi64, "snponly.efi" },
+		{ "arm64", b->loader_arm64, NULL },   /* no default in Debian's ipxe */
+	};
+	int root = open(b->tftp_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return kerr_set(e, -errno, "boot.tftp_root '%s': %s", b->tftp_root,
+				strerror(errno));
+	int r = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(l) && r == 0; i++) {
+		const char *name = l[i].name ? l[i].name : l[i].dflt;
+		uint64_t size;
+		if (!name)
+			continue;
+		int fd = tftp_open_beneath(root, name, &size);
+		if (fd >= 0) {
+			close(fd);
+			continue;
+		}
+		const char *why = fd == -EXDEV || fd == -ELOOP ? "it leads out of tftp_root"
+			: fd == -EACCES ? "not a regular file it may serve" : strerror(-fd);
+		if (l[i].name)
+			r = kerr_set(e, fd, "boot.loaders.%s: '%s' cannot be served from '%s': %s",
+				     l[i].key, name, b->tftp_root, why);
+		else
+			slog(LOG_WARN, "config", "msg=\"default %s loader '%s' cannot be served "
+			     "from '%s': %s; set boot.loaders.%s\"", l[i].key, name, b->tftp_root,
+			     why, l[i].key);
+	}
+	close(root);
+	return r;
+}
+
 /* Every check `-n` promises beyond the spec itself: interfaces, user, dirs. */
 static int check_host(const struct serve_config *c, struct kerr *e)
 {
@@ -65,7 +106,7 @@ static int check_host(const struct serve_config *c, struct kerr *e)
 	if (stat(b->tftp_root, &st) < 0 || !S_ISDIR(st.st_mode))
 		return kerr_set(e, -ENOTDIR, "boot.tftp_root: '%s' is not a directory",
 				b->tftp_root);
-	return 0;
+	return check_loaders(b, e);
 }
 
 /*

@@ -42,6 +42,9 @@ void boot_conf_release(struct boot_conf *b)
 	}
 	free(b->images);
 	free(b->discovery_image);
+	free(b->loader_bios);
+	free(b->loader_efi64);
+	free(b->loader_arm64);
 	memset(b, 0, sizeof(*b));
 }
 

@@ -688,12 +688,41 @@ out:
 	return r;
 }
 
+/*
+ * A boot loader's file name under tftp_root, as TFTP will look it up: a
+ * relative path of printable characters, no "." or ".." component, no
+ * empty one, at most 127 bytes.
+ */
+static int get_loader(struct sctx *x, const struct ynode *n, const char *what, char **out)
+{
+	const char *s;
+	char tmp[80];
+	int r = get_text(x, n, what, &s);
+	if (r < 0)
+		return r;
+	bool ok = *s && *s != '/' && strlen(s) <= 127;
+	for (const char *p = s; ok && *p; p++)
+		ok = (unsigned char)*p > ' ' && (unsigned char)*p < 0x7f && *p != '\\';
+	for (const char *c = s; ok && c;) {
+		const char *slash = strchr(c, '/');
+		size_t l = slash ? (size_t)(slash - c) : strlen(c);
+		ok = l && !(l == 1 && c[0] == '.') && !(l == 2 && c[0] == '.' && c[1] == '.');
+		c = slash ? slash + 1 : NULL;
+	}
+	if (!ok)
+		return err_n(x, n, "%s: '%s' is not a file name under tftp_root (relative, "
+			     "printable, no '.' or '..' parts, at most 127 bytes)", what,
+			     shown(n, tmp, sizeof(tmp)));
+	*out = xstrdup(s);
+	return 0;
+}
+
 /* "boot:" — what `kiln serve` needs; parsed before the nodes that use it. */
 static int parse_boot(struct sctx *x, const struct ynode *root)
 {
 	static const char *const keys[] = { "server", "http_port", "tftp_root", "state_dir",
 		"user", "api_token_file", "listen", "networks", "images", "discovery_image",
-		"enrolled", NULL };
+		"enrolled", "loaders", NULL };
 	struct boot_conf *b = &x->c->boot;
 	const struct ynode *m = ymap_get(root, "boot"), *v;
 	char tmp[80];
@@ -770,6 +799,20 @@ static int parse_boot(struct sctx *x, const struct ynode *root)
 			return err_n(x, v, "boot.discovery_image: no image '%s' under boot.images",
 				     shown(v, tmp, sizeof(tmp)));
 		b->discovery_image = xstrdup(s);
+	}
+	if ((v = ymap_get(m, "loaders"))) {
+		static const char *const lkeys[] = { "bios", "efi64", "arm64", NULL };
+		const struct ynode *l;
+		if ((r = expect(x, v, Y_MAP, "boot.loaders")) < 0 ||
+		    (r = check_keys(x, v, "boot.loaders", lkeys)) < 0)
+			return r;
+		if (((l = ymap_get(v, "bios")) &&
+		     (r = get_loader(x, l, "boot.loaders.bios", &b->loader_bios)) < 0) ||
+		    ((l = ymap_get(v, "efi64")) &&
+		     (r = get_loader(x, l, "boot.loaders.efi64", &b->loader_efi64)) < 0) ||
+		    ((l = ymap_get(v, "arm64")) &&
+		     (r = get_loader(x, l, "boot.loaders.arm64", &b->loader_arm64)) < 0))
+			return r;
 	}
 	return 0;
 }

@@ -180,6 +180,11 @@ struct boot_conf {
 	struct boot_image *images;
 	size_t nimages;
 	char *discovery_image;      /* an images name, or NULL */
+	/* boot.loaders: file names under tftp_root handed to PXE firmware
+	 * (and to UEFI HTTP boot); NULL = the default of each */
+	char *loader_bios;          /* default undionly.kpxe */
+	char *loader_efi64;         /* default snponly.efi */
+	char *loader_arm64;         /* default ipxe-arm64.efi */
 	struct mark mark;
 };
 

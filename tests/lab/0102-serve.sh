@@ -59,6 +59,8 @@ head -c 3000000 /dev/urandom >"$TMP/images/vmlinuz"
 head -c 100000 /dev/urandom >"$TMP/images/initrd.img"
 head -c 20000000 /dev/urandom >"$TMP/tftp/big.bin"
 echo fake >"$TMP/tftp/undionly.kpxe"
+echo fake >"$TMP/tftp/snponly.efi"
+ln -s /etc/passwd "$TMP/tftp/escape.efi"
 chmod -R a+rX "$TMP"
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$TOKEN" >"$TMP/api-token"
@@ -114,10 +116,17 @@ sed -i 's/boot_image: debian12/boot_image: debian13/' "$TMP/bad.yaml"
 if out=$(ins "$KILN" serve -f "$TMP/bad.yaml" -n 2>&1); then die "-n accepted a bad spec"; fi
 echo "$out" | grep -q "bad.yaml:[0-9]*:[0-9]*: node 'gpu-07': boot_image: no image 'debian13'" \
 	|| die "-n on a bad spec said '$out'"
+# a loader the spec names must be servable from tftp_root
+for l in "bios: nothere.kpxe|'nothere.kpxe' cannot be served from '$TMP/tftp': No such file" \
+	 "efi64: escape.efi|'escape.efi' cannot be served from '$TMP/tftp': it leads out of tftp_root"; do
+	sed -e "s|^boot:|boot:\n  loaders: {${l%%|*}}|" "$TMP/cluster.yaml" >"$TMP/bad3.yaml"
+	if out=$(ins "$KILN" serve -f "$TMP/bad3.yaml" -n 2>&1); then die "-n accepted loaders {${l%%|*}}"; fi
+	echo "$out" | grep -qF "boot.loaders.${l%%:*}: ${l#*|}" || die "-n on loaders {${l%%|*}} said '$out'"
+done
 sed -e "s/interface: $VS/interface: ksv-nope$id/" "$TMP/cluster.yaml" >"$TMP/bad2.yaml"
 if out=$(ins "$KILN" serve -f "$TMP/bad2.yaml" -n 2>&1); then die "-n accepted a missing interface"; fi
 echo "$out" | grep -q "no interface 'ksv-nope$id'" || die "-n on a missing interface said '$out'"
-ok "serve -n: good spec OK; unknown image and missing interface refused with the place"
+ok "serve -n: good spec OK; unknown image, missing interface and unservable loaders refused with the place"
 
 # ---- start ------------------------------------------------------------------
 serve_start
@@ -195,7 +204,6 @@ grep -q "kernel $URL/images/discover/kernel console=ttyS0 quiet kiln.mac=$UNK_MA
 # UEFI HTTP boot: the loader named in the DHCP reply comes from tftp_root,
 # under the TFTP rules (no link out of the root)
 printf 'EFI loader %s\n' "$id" >"$TMP/tftp/snponly.efi"
-ln -s /etc/passwd "$TMP/tftp/escape.efi"
 [ "$(api "$URL/boot/snponly.efi")" = 200 ] && cmp -s "$TMP/body" "$TMP/tftp/snponly.efi" ||
 	die "GET /boot/snponly.efi did not return the file from tftp_root"
 [ "$(api -I "$URL/boot/snponly.efi")" = 200 ] || die "HEAD /boot/snponly.efi"

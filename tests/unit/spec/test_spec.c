@@ -603,6 +603,10 @@ static const struct bad_case bad_cases[] = {
 	  "bad/62-bmc-type.yaml:16:17: node 'n1': bmc: type: expected 'ipmi' or 'redfish', found 'idrac'" },
 	{ "63-subnet.yaml",
 	  "bad/63-subnet.yaml:8:15: boot network 'rack1': subnet '10.213.0.0/33' is not A.B.C.D/P with P in 8..30" },
+	{ "65-loader.yaml",
+	  "bad/65-loader.yaml:6:19: boot.loaders.bios: '../undionly.kpxe' is not a file name under tftp_root (relative, printable, no '.' or '..' parts, at most 127 bytes)" },
+	{ "66-loader-key.yaml",
+	  "bad/66-loader-key.yaml:6:13: unknown key 'efi' in boot.loaders (expected one of: bios, efi64, arm64)" },
 	{ "64-enrolled-dup-mac.yaml",
 	  "" DATA "/bad/enr/enrolled.yaml:4:10: node 'n2': duplicate mac '52:54:00:12:34:56' (node 'n1' at bad/64-enrolled-dup-mac.yaml:15 has it)" },
 };
@@ -771,6 +775,8 @@ static void test_boot(void **state)
 			    "http://10.213.0.1:8080/x/vmlinuz");
 	assert_null(cluster_boot_image(c, "nope"));
 	assert_string_equal(b->discovery_image, "discover");
+	assert_string_equal(b->loader_efi64, "site/ipxe-snp.efi");
+	assert_null(b->loader_bios);   /* the default */
 	assert_int_equal(c->nnodes, 3);
 	struct node *g7 = cluster_node(c, "gpu-07");
 	assert_string_equal(g7->mac, "52:54:00:ab:34:56");
