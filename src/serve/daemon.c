@@ -139,7 +139,8 @@ int serve_reload(struct serve *s, struct kerr *e)
 	int r;
 
 	s->reloads++;
-	if ((r = serve_config_load(s->spec, &nc, e)) < 0)
+	if ((r = serve_config_load(s->spec, &nc, e)) < 0 ||
+	    (r = check_loaders(&nc->cluster->boot, e)) < 0)
 		goto fail;
 	const struct boot_conf *ob = &s->cfg->cluster->boot, *nb = &nc->cluster->boot;
 	if (s->dhcp) {
