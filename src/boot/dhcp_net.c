@@ -113,13 +113,16 @@ static void dhcp_pause(struct boot_dhcp *d, bool pause)
 {
 	if (d->paused == pause)
 		return;
-	for (size_t i = 0; i < d->n_socks; i++) {
-		if (pause)
-			event_del(d->socks[i].ev);
-		else if (event_add(d->socks[i].ev, NULL) < 0)
-			log_err("dhcp: cannot resume reading socket %zu", i);
-	}
 	d->paused = pause;
+	for (size_t i = 0; i < d->n_socks; i++) {
+		if (pause) {
+			event_del(d->socks[i].ev);
+		} else if (event_add(d->socks[i].ev, NULL) < 0) {
+			/* stay paused: the next release tries again */
+			log_err("dhcp: cannot resume reading socket %zu", i);
+			d->paused = true;
+		}
+	}
 }
 
 /* Commit the open transaction and ask for the sync that makes it durable. */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -121,7 +122,14 @@ int syncer_start(struct event_base *base, syncer_fn *fn, void *fn_arg,
 		r = kerr_set(e, -ENOMEM, "syncer: cannot register event");
 		goto fail;
 	}
-	if ((r = pthread_create(&s->thread, NULL, syncer_main, s)) != 0) {
+	/* Signals are the loop's business: the thread starts with all blocked
+	 * (so none interrupts its fdatasync), the caller's mask is restored. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&s->thread, NULL, syncer_main, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0) {
 		r = kerr_set(e, -r, "syncer: thread: %s", strerror(r));
 		goto fail;
 	}

@@ -21,61 +21,113 @@ static bool has_nul(const char *s, size_t n)
 	return memchr(s, '\0', n) != NULL;
 }
 
+/* dir + "/" + name, with no doubled slash ("/" + "etc" = "/etc"). */
+static char *join_abs(const char *dir, const char *name)
+{
+	size_t l = strlen(dir);
+	return xasprintf("%s%s%s", dir, l && dir[l - 1] == '/' ? "" : "/", name);
+}
+
+/* May a symlink in the directory dir (an absolute path) be followed? */
+static bool dir_trusted(const char *dir, struct stat *st)
+{
+	if (stat(dir, st) < 0) {
+		memset(st, 0, sizeof(*st));
+		return false;
+	}
+	return (st->st_uid == 0 || st->st_uid == geteuid()) && !(st->st_mode & 022);
+}
+
 /*
  * Check the parents of path (relative to root) before acting on it: one
  * that is a symlink is followed only when the directory holding the link
  * belongs to root or to us and nobody else may write to it.  /var/run ->
  * /run is the system's own and works; a link a user planted in a
  * directory they own (~/.ssh -> /root/.ssh) or in /tmp would send root's
- * write elsewhere, and is refused.  A missing parent ends the walk (it
- * will be created as a real directory).  0, or -EPERM with the message in
- * msg.  By name, before acting: it stops a planted link, not a user who
- * swaps one in between this check and the write (docs/resources.md).
+ * write elsewhere, and is refused.  A followed link's target is walked
+ * the same way, one link at a time (an absolute target from the real /,
+ * as the kernel resolves it), so a trusted link cannot lead on through
+ * an untrusted one.  A missing parent ends the walk (it will be created
+ * as a real directory).  0, or -EPERM/-ELOOP with the message in msg.
+ * By name, before acting: it stops a planted link, not a user who swaps
+ * one in between this check and the write (docs/resources.md).
  */
 static int parents_trusted(const char *root, const char *path, char *msg, size_t len)
 {
-	char *rel = xstrdup(path), *save = NULL;
 	char *cur = xstrdup(*root ? root : "/");
-	char *comp = strtok_r(rel, "/", &save);
-	int r = 0;
+	size_t rl = strlen(root);
+	int r = 0, hops = 0;
 
-	while (comp) {
-		char *next = strtok_r(NULL, "/", &save);
-		if (!next)
-			break;   /* the last component is the managed path itself */
-		char *p = path_join(cur, comp);
+	/* rest: what is still to walk from cur; the last component of path
+	 * is the managed path itself and is not walked */
+	char *buf = xstrdup(path), *rest = buf;
+	char *last = strrchr(buf, '/');
+	if (last)
+		*last = '\0';
+	else
+		*buf = '\0';
+	for (;;) {
+		while (*rest == '/')
+			rest++;
+		if (!*rest)
+			break;
+		char *c = rest, *slash = strchr(rest, '/');
+		if (slash) {
+			*slash = '\0';
+			rest = slash + 1;
+		} else {
+			rest += strlen(rest);
+		}
+		if (!strcmp(c, "."))
+			continue;
+		char *p = join_abs(cur, c);
 		struct stat st, dst;
 		if (lstat(p, &st) < 0) {
 			free(p);
-			break;
+			break;   /* missing: created later as a real directory */
 		}
-		if (S_ISLNK(st.st_mode)) {
-			if (stat(cur, &dst) < 0 || (dst.st_uid != 0 && dst.st_uid != geteuid()) ||
-			    (dst.st_mode & 022)) {
-				size_t rl = strlen(root);
-				const char *shown = strcmp(root, "/") && !strncmp(p, root, rl)
-					? p + rl : p;
+		if (!S_ISLNK(st.st_mode)) {
+			free(cur);
+			cur = p;
+			continue;
+		}
+		char t[PATH_MAX];
+		ssize_t n;
+		if (!dir_trusted(cur, &dst)) {
+			/* shown relative to root when it lies under it */
+			const char *shown = rl > 1 && !strncmp(p, root, rl) && p[rl] == '/' ? p + rl : p;
+			if (dst.st_ino == 0)
+				snprintf(msg, len, "parent %s is a symlink in a directory that "
+					 "cannot be checked: not followed", shown);
+			else
 				snprintf(msg, len, "parent %s is a symlink in a directory %s "
 					 "(uid %u, mode %04o): not followed", shown,
 					 (dst.st_mode & 022) ? "others may write to" : "owned by a user",
 					 (unsigned)dst.st_uid, (unsigned)(dst.st_mode & 07777));
-				free(p);
-				r = -EPERM;
-				break;
+			r = -EPERM;
+		} else if (++hops > 40) {
+			snprintf(msg, len, "parent %s: too many levels of symlinks", p);
+			r = -ELOOP;
+		} else if ((n = readlink(p, t, sizeof(t) - 1)) > 0) {
+			/* walk the target in place of the link, one link at a
+			 * time: absolute from the real /, as the kernel does */
+			t[n] = '\0';
+			char *more = xasprintf("%s/%s", t, rest);
+			free(buf);
+			buf = rest = more;
+			if (t[0] == '/') {
+				free(cur);
+				cur = xstrdup("/");
 			}
-			char *real = realpath(p, NULL);
-			free(p);
-			if (!real)
-				break;   /* dangling: what follows fails on its own */
-			free(cur);
-			cur = real;
 		} else {
-			free(cur);
-			cur = p;
+			free(p);
+			break;   /* gone meanwhile: what follows fails on its own */
 		}
-		comp = next;
+		free(p);
+		if (r < 0)
+			break;
 	}
-	free(rel);
+	free(buf);
 	free(cur);
 	return r;
 }

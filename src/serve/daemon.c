@@ -54,17 +54,14 @@ void slog(enum log_level lvl, const char *event, const char *fmt, ...)
  * one the spec names is an error when it is not, a default one a warning
  * (a site that boots only UEFI has no use for undionly.kpxe).
  */
-static int check_loaders(const struct boot_conf *b, struct kerr *e)
+static int check_loaders(const struct boot_conf *b, int root, const char *root_name,
+			 struct kerr *e)
 {
 	const struct { const char *key, *name, *dflt; } l[] = {
 		{ "bios", b->loader_bios, "undionly.kpxe" },
 		{ "efi64", b->loader_efi64, "snponly.efi" },
 		{ "arm64", b->loader_arm64, NULL },   /* no default in Debian's ipxe */
 	};
-	int root = open(b->tftp_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root < 0)
-		return kerr_set(e, -errno, "boot.tftp_root '%s': %s", b->tftp_root,
-				strerror(errno));
 	int r = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(l) && r == 0; i++) {
 		const char *name = l[i].name ? l[i].name : l[i].dflt;
@@ -77,16 +74,15 @@ static int check_loaders(const struct boot_conf *b, struct kerr *e)
 			continue;
 		}
 		const char *why = fd == -EXDEV || fd == -ELOOP ? "it leads out of tftp_root"
-			: fd == -EACCES ? "not a regular file it may serve" : strerror(-fd);
+			: fd == -EACCES ? "not readable, or not a regular file" : strerror(-fd);
 		if (l[i].name)
 			r = kerr_set(e, fd, "boot.loaders.%s: '%s' cannot be served from '%s': %s",
-				     l[i].key, name, b->tftp_root, why);
+				     l[i].key, name, root_name, why);
 		else
 			slog(LOG_WARN, "config", "msg=\"default %s loader '%s' cannot be served "
-			     "from '%s': %s; set boot.loaders.%s\"", l[i].key, name, b->tftp_root,
+			     "from '%s': %s; set boot.loaders.%s\"", l[i].key, name, root_name,
 			     why, l[i].key);
 	}
-	close(root);
 	return r;
 }
 
@@ -106,7 +102,13 @@ static int check_host(const struct serve_config *c, struct kerr *e)
 	if (stat(b->tftp_root, &st) < 0 || !S_ISDIR(st.st_mode))
 		return kerr_set(e, -ENOTDIR, "boot.tftp_root: '%s' is not a directory",
 				b->tftp_root);
-	return check_loaders(b, e);
+	int root = open(b->tftp_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return kerr_set(e, -errno, "boot.tftp_root '%s': %s", b->tftp_root,
+				strerror(errno));
+	int r = check_loaders(b, root, b->tftp_root, e);
+	close(root);
+	return r;
 }
 
 /*
@@ -139,8 +141,11 @@ int serve_reload(struct serve *s, struct kerr *e)
 	int r;
 
 	s->reloads++;
+	/* loaders are checked in the tftp_root in use: a new one waits for a
+	 * restart */
 	if ((r = serve_config_load(s->spec, &nc, e)) < 0 ||
-	    (r = check_loaders(&nc->cluster->boot, e)) < 0)
+	    (r = check_loaders(&nc->cluster->boot, s->tftp_rootfd,
+			       s->cfg->cluster->boot.tftp_root, e)) < 0)
 		goto fail;
 	const struct boot_conf *ob = &s->cfg->cluster->boot, *nb = &nc->cluster->boot;
 	if (s->dhcp) {

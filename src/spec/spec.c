@@ -702,7 +702,8 @@ static int get_loader(struct sctx *x, const struct ynode *n, const char *what, c
 		return r;
 	bool ok = *s && *s != '/' && strlen(s) <= 127;
 	for (const char *p = s; ok && *p; p++)
-		ok = (unsigned char)*p > ' ' && (unsigned char)*p < 0x7f && *p != '\\';
+		ok = (unsigned char)*p > ' ' && (unsigned char)*p < 0x7f &&
+		     !strchr("\\%#?", *p);   /* the name also goes into an URL */
 	for (const char *c = s; ok && c;) {
 		const char *slash = strchr(c, '/');
 		size_t l = slash ? (size_t)(slash - c) : strlen(c);
@@ -711,7 +712,8 @@ static int get_loader(struct sctx *x, const struct ynode *n, const char *what, c
 	}
 	if (!ok)
 		return err_n(x, n, "%s: '%s' is not a file name under tftp_root (relative, "
-			     "printable, no '.' or '..' parts, at most 127 bytes)", what,
+			     "printable, no '.' or '..' parts, none of \\ %% # ?, at most 127 "
+			     "bytes)", what,
 			     shown(n, tmp, sizeof(tmp)));
 	*out = xstrdup(s);
 	return 0;

@@ -1475,6 +1475,41 @@ static void test_parent_symlink(void **state)
 	json_decref(r);
 	assert_null(get(root, "/root/.ssh/authorized_keys"));
 
+	/* a trusted link cannot lead on through an untrusted one */
+	mkdir_under(root, "/srv");
+	char *l2 = rp(root, "/tmp/l2"), *data = rp(root, "/srv/data");
+	assert_int_equal(symlink(secret, l2), 0);
+	assert_int_equal(symlink(l2, data), 0);
+	r = res_file("/srv/data/authorized_keys", "ssh-ed25519 EVIL x\n", 0600, NULL, NULL);
+	o = run(root, false, r);
+	assert_int_equal(o.status, RES_FAILED);
+	assert_contains(o.message, "parent /tmp/l2 is a symlink in a directory others may "
+			"write to (uid 0, mode 1777)");
+	outcome_free(&o);
+	json_decref(r);
+	assert_null(get(root, "/root/.ssh/authorized_keys"));
+
+	/* with the real / as root, whatever the working directory */
+	char *sys_link = xasprintf("/tmp/kiln-test-link-%d", (int)getpid());
+	char *sys_path = xasprintf("%s/authorized_keys", sys_link);
+	assert_int_equal(symlink(secret, sys_link), 0);
+	assert_int_equal(chdir(root), 0);
+	r = res_file(sys_path, "ssh-ed25519 EVIL x\n", 0600, NULL, NULL);
+	o = run("/", false, r);
+	assert_int_equal(unlink(sys_link), 0);
+	assert_int_equal(o.status, RES_FAILED);
+	char *want = xasprintf("parent %s is a symlink in a directory others may write to",
+			       sys_link);
+	assert_contains(o.message, want);
+	free(want);
+	outcome_free(&o);
+	json_decref(r);
+	assert_null(get(root, "/root/.ssh/authorized_keys"));
+	free(sys_link);
+	free(sys_path);
+	free(l2);
+	free(data);
+
 	/* the system's own link (root's directory, 0755) is followed */
 	mkdir_under(root, "/run");
 	mkdir_under(root, "/var");

@@ -604,7 +604,7 @@ static const struct bad_case bad_cases[] = {
 	{ "63-subnet.yaml",
 	  "bad/63-subnet.yaml:8:15: boot network 'rack1': subnet '10.213.0.0/33' is not A.B.C.D/P with P in 8..30" },
 	{ "65-loader.yaml",
-	  "bad/65-loader.yaml:6:19: boot.loaders.bios: '../undionly.kpxe' is not a file name under tftp_root (relative, printable, no '.' or '..' parts, at most 127 bytes)" },
+	  "bad/65-loader.yaml:6:19: boot.loaders.bios: '../undionly.kpxe' is not a file name under tftp_root (relative, printable, no '.' or '..' parts, none of \\ % # ?, at most 127 bytes)" },
 	{ "66-loader-key.yaml",
 	  "bad/66-loader-key.yaml:6:13: unknown key 'efi' in boot.loaders (expected one of: bios, efi64, arm64)" },
 	{ "64-enrolled-dup-mac.yaml",
