@@ -112,34 +112,9 @@ row() {   # ip -> "hexmac|state"
 ok() { printf 'ok   %s\n' "$*"; }
 
 # ---- client scripts -----------------------------------------------------
-cat >"$TMP/dhclient.sh" <<EOF
-#!/bin/sh
-case "\$reason" in
-BOUND|RENEW|REBIND|REBOOT)
-	ip addr add "\$new_ip_address/16" dev "\$interface" 2>/dev/null
-	env | grep -E '^(reason|new_)' | sort >"$TMP/dhclient.env" ;;
-RELEASE|EXPIRE|STOP)
-	ip addr del "\$old_ip_address/16" dev "\$interface" 2>/dev/null ;;
-esac
-exit 0
-EOF
-cat >"$TMP/udhcpc.sh" <<EOF
-#!/bin/sh
-case "\$1" in
-deconfig) ip addr flush dev "\$interface" ;;
-bound|renew)
-	ip addr flush dev "\$interface"
-	ip addr add "\$ip/\$mask" dev "\$interface"
-	env | grep -E '^(ip|router|dns|boot_file|hostname|mask|serverid|siaddr|lease)=' | sort >"$TMP/udhcpc.env" ;;
-esac
-exit 0
-EOF
-chmod +x "$TMP/dhclient.sh" "$TMP/udhcpc.sh"
 # Both clients announce themselves as a PXE ROM (BIOS) where the test wants
 # a boot file: kiln picks the loader from option 60/93.
-PXE_VC=PXEClient:Arch:00000:UNDI:002001
-printf 'timeout 15; retry 1;\nsend vendor-class-identifier "%s";\n' "$PXE_VC" >"$TMP/dhclient.conf"
-getv() { sed -n "s/^$2=//p" "$1" | tr -d "'"; }
+serve_client_hooks 16
 
 # ---- A: dhclient, reserved MAC -------------------------------------------
 set_mac "$RES_MAC"

@@ -139,32 +139,7 @@ URL=http://$SRV:$PORT
 api() { inc curl -sS -o "$TMP/body" -w '%{http_code}' "$@"; }
 
 # ---- DHCP: dhclient (PXE) and udhcpc (iPXE) ----------------------------------
-cat >"$TMP/dhclient.sh" <<EOF
-#!/bin/sh
-case "\$reason" in
-BOUND|RENEW|REBIND|REBOOT)
-	ip addr add "\$new_ip_address/24" dev "\$interface" 2>/dev/null
-	env | grep -E '^(reason|new_)' | sort >"$TMP/dhclient.env" ;;
-esac
-exit 0
-EOF
-cat >"$TMP/udhcpc.sh" <<EOF
-#!/bin/sh
-case "\$1" in
-deconfig) ip addr flush dev "\$interface" ;;
-bound|renew)
-	ip addr flush dev "\$interface"
-	ip addr add "\$ip/\$mask" dev "\$interface"
-	env | grep -E '^(ip|router|dns|boot_file|siaddr|serverid)=' | sort >"$TMP/udhcpc.env" ;;
-esac
-exit 0
-EOF
-chmod +x "$TMP/dhclient.sh" "$TMP/udhcpc.sh"
-cat >"$TMP/dhclient.conf" <<'EOF'
-timeout 15; retry 1;
-send vendor-class-identifier "PXEClient:Arch:00000:UNDI:002001";
-EOF
-getv() { sed -n "s/^$2=//p" "$1" | tr -d "'"; }
+serve_client_hooks 24
 dhclient_run() {
 	rm -f "$TMP/dhclient.env" "$TMP/dhclient.leases"
 	inc timeout 30 dhclient -4 -1 -cf "$TMP/dhclient.conf" -sf "$TMP/dhclient.sh" \

@@ -1,6 +1,7 @@
 # kiln serve for lab tests (0100-dhcp, 0102-serve, 0103-dhcp-sync).  Source
 # it after defining die(); the test sets NS_S (the server's namespace) and
-# TMP (spec at $TMP/cluster.yaml, log appended to $TMP/serve.log).
+# TMP (spec at $TMP/cluster.yaml, log appended to $TMP/serve.log), and for
+# serve_client_hooks the DHCP clients' files go in $TMP too.
 
 # serve_find_kiln: $KILN as ctest sets it, else a build of this checkout
 # (the suite's build-test first: `build-*/` sorts before `build/`).
@@ -38,3 +39,40 @@ serve_stop() {
 	wait "$PID" 2>/dev/null || true
 	PID=
 }
+
+# serve_client_hooks PREFIX: DHCP client hooks in $TMP for a client on a
+# /PREFIX network.  dhclient.sh configures the address and records reason
+# and new_* in dhclient.env (and removes the address on RELEASE);
+# udhcpc.sh does the same into udhcpc.env; dhclient.conf makes dhclient
+# announce itself as a BIOS PXE ROM ($PXE_VC), so kiln hands it a loader.
+# getv FILE KEY reads one recorded value.
+PXE_VC=PXEClient:Arch:00000:UNDI:002001
+serve_client_hooks() {
+	cat >"$TMP/dhclient.sh" <<EOF
+#!/bin/sh
+case "\$reason" in
+BOUND|RENEW|REBIND|REBOOT)
+	ip addr add "\$new_ip_address/$1" dev "\$interface" 2>/dev/null
+	env | grep -E '^(reason|new_)' | sort >"$TMP/dhclient.env" ;;
+RELEASE|EXPIRE|STOP)
+	ip addr del "\$old_ip_address/$1" dev "\$interface" 2>/dev/null ;;
+esac
+exit 0
+EOF
+	cat >"$TMP/udhcpc.sh" <<EOF
+#!/bin/sh
+case "\$1" in
+deconfig) ip addr flush dev "\$interface" ;;
+bound|renew)
+	ip addr flush dev "\$interface"
+	ip addr add "\$ip/\$mask" dev "\$interface"
+	env | grep -E '^(ip|router|dns|boot_file|hostname|mask|serverid|siaddr|lease)=' |
+		sort >"$TMP/udhcpc.env" ;;
+esac
+exit 0
+EOF
+	chmod +x "$TMP/dhclient.sh" "$TMP/udhcpc.sh"
+	printf 'timeout 15; retry 1;\nsend vendor-class-identifier "%s";\n' "$PXE_VC" \
+		>"$TMP/dhclient.conf"
+}
+getv() { sed -n "s/^$2=//p" "$1" | tr -d "'"; }
