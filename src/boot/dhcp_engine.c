@@ -434,13 +434,24 @@ static uint32_t lease_time_of(const struct boot_net *n)
 	return n->lease_time ? n->lease_time : 3600;
 }
 
+/*
+ * A NAK (the caller wrote the note).  One that cannot carry the relay
+ * information it must echo (RFC 3046) is not sent: like an oversized
+ * OFFER or ACK, that is the request's fault, not the database's, so it
+ * is not an error.
+ */
 static int do_nak(const struct dhcp_msg *req, struct dhcp_engine *g,
 		  struct dhcp_reply *r, const char *msg)
 {
 	dhcp_out_begin(&r->out, req, DHCPNAK, 0);
 	dhcp_out_opt_u32(&r->out, DHO_SERVER_ID, g->cfg->server_ip);
 	dhcp_out_opt(&r->out, DHO_MESSAGE, msg, strlen(msg));
-	return finish(req, r, DHCPNAK, 0);
+	if (finish(req, r, DHCPNAK, 0) < 0) {
+		size_t l = strlen(r->note);
+		r->send = false;
+		snprintf(r->note + l, sizeof(r->note) - l, ", reply too large: not sent");
+	}
+	return 0;
 }
 
 static void note(struct dhcp_reply *r, const char *fmt, ...) PRINTF(2, 3);

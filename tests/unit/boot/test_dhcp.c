@@ -556,6 +556,19 @@ static void test_relay(void **state)
 	assert_int_equal(run(f, &r, 1000), DHCPNAK);
 	assert_int_equal(f->r.dst_ip, IP(10, 88, 0, 1));
 	assert_true(f->rep->flags & DHCP_FLAG_BROADCAST);
+	/* a NAK that cannot echo the relay's information is not sent, and
+	 * that is no engine error (found by fuzz_dhcp) */
+	static uint8_t big[255];
+	memset(big, 'x', sizeof(big));
+	req_begin(&r, DHCPREQUEST, MAC_B);
+	put32(r.b + 24, IP(10, 88, 0, 1));
+	req_ip(&r, DHO_REQUESTED_IP, IP(10, 77, 0, 100));
+	req_opt(&r, DHO_RELAY_INFO, big, sizeof(big));
+	req_opt(&r, DHO_RELAY_INFO, big, sizeof(big));   /* RFC 3396: 510 bytes */
+	assert_int_equal(run(f, &r, 1000), 0);
+	assert_false(f->r.send);
+	assert_non_null(strstr(f->r.note, "NAK"));
+	assert_non_null(strstr(f->r.note, "reply too large: not sent"));
 }
 
 static void test_unknown_not_allowed(void **state)
