@@ -299,6 +299,17 @@ perf_row() {   # server rate
 		}' "$log"
 }
 
+# One of the DHCP servers compared, by its name in DHCP_SERVERS.
+dhcp_server_start() {
+	case $1 in
+	kiln) kiln_start ;;
+	kea) kea_start ;;
+	dnsmasq) dnsmasq_start ;;
+	dnsmasq-ro) dnsmasq_start --leasefile-ro ;;
+	*) die "unknown DHCP server '$1'" ;;
+	esac
+}
+
 part_dhcp() {
 	echo
 	pin on
@@ -310,13 +321,7 @@ part_dhcp() {
 	local s r
 	for s in $DHCP_SERVERS; do
 		for r in $DHCP_RATES; do
-			case $s in
-			kiln) kiln_start ;;
-			kea) kea_start ;;
-			dnsmasq) dnsmasq_start ;;
-			dnsmasq-ro) dnsmasq_start --leasefile-ro ;;
-			*) die "unknown DHCP server '$s'" ;;
-			esac
+			dhcp_server_start "$s"
 			perf_row "$s" "$r"
 			case $s in
 			kiln) leases=$(sqlite3 "$TMP/kiln/leases.db" "SELECT count(*) FROM leases WHERE state = 2" 2>/dev/null || echo "?")
@@ -339,12 +344,7 @@ part_fsync() {
 	printf "%-12s %8s %12s %10s\n" server ACKs "sync calls" "writes"
 	local s log st
 	for s in $DHCP_SERVERS; do
-		case $s in
-		kiln) kiln_start ;;
-		kea) kea_start ;;
-		dnsmasq) dnsmasq_start ;;
-		dnsmasq-ro) dnsmasq_start --leasefile-ro ;;
-		esac
+		dhcp_server_start "$s"
 		st=$TMP/strace-$s.txt
 		strace -f -c -p "$SPID" -o "$st" \
 			-e trace=fsync,fdatasync,sync_file_range,syncfs,msync,write,pwrite64,writev 2>/dev/null &

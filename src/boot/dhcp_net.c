@@ -87,9 +87,9 @@ struct boot_dhcp {
 	size_t n_open;                  /* queued replies of the open transaction
 					 * (the last n_open of the ring) */
 	bool txn_open;                  /* a lease batch is begun */
-	bool in_flight;                 /* a sync request is not reported yet */
 	uint64_t last_gen;              /* the latest request's generation */
-	uint64_t durable;               /* the latest generation synced */
+	uint64_t durable;               /* the latest generation synced; a sync
+					 * is in flight while it is < last_gen */
 	bool paused;                    /* read events removed: queue full */
 	bool failed;                    /* a sync failed: DHCP is off */
 	char error[96];                 /* why, for boot_dhcp_error */
@@ -142,7 +142,6 @@ static void dhcp_commit(struct boot_dhcp *d)
 	if (d->n_open == 0)
 		return;
 	d->last_gen = syncer_request(d->syncer);
-	d->in_flight = true;
 	for (size_t i = d->q_len - d->n_open; i < d->q_len; i++)
 		q_at(d, i)->gen = d->last_gen;
 	d->n_open = 0;
@@ -214,18 +213,15 @@ static void dhcp_on_synced(void *arg, uint64_t gen, int err)
 		d->failed = true;
 		snprintf(d->error, sizeof(d->error), "lease database sync failed (%s): "
 			 "DHCP off until restart", strerror(-err));
-		d->in_flight = false;
 		d->q_len = d->n_open = 0;
 		if (d->txn_open && lease_db_batch_end(d->db, false) == 0)
 			d->txn_open = false;
 		dhcp_pause(d, true);
 		return;
 	}
-	if (gen >= d->last_gen)
-		d->in_flight = false;
-	if (!d->in_flight)
-		dhcp_commit(d);
 	d->durable = gen;
+	if (d->durable == d->last_gen)
+		dhcp_commit(d);
 	dhcp_release(d);
 }
 
@@ -302,7 +298,7 @@ static void dhcp_on_read(evutil_socket_t fd, short what, void *arg)
 		memcpy(p->buf, d->reply.out.buf, p->len);
 		sin_set(&p->to, d->reply.dst_ip, d->reply.dst_port);
 	}
-	if (!d->in_flight)
+	if (d->durable == d->last_gen)   /* no sync in flight */
 		dhcp_commit(d);
 	if (room == 0)
 		dhcp_pause(d, true);
