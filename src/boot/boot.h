@@ -79,14 +79,27 @@ struct boot_config {
 	/* "http://10.0.0.1:8080": iPXE scripts are http_base/boot/MAC.ipxe,
 	 * UEFI HTTP boot gets http_base/boot/snponly.efi.  NULL = no HTTP. */
 	char *http_base;
-	char *bios_file;          /* NULL = "undionly.kpxe" */
-	char *efi64_file;         /* NULL = "snponly.efi": the firmware's own
-				   * NIC driver; Debian's ipxe.efi is a link
-				   * out of /usr/lib/ipxe to /boot */
-	char *arm64_file;         /* NULL = "ipxe-arm64.efi" */
+	char *loader[3];          /* by enum boot_loader; NULL = its default */
 	uint32_t offer_time;      /* seconds an OFFER reserves; 0 = 60 */
 	uint32_t decline_time;    /* quarantine after DECLINE; 0 = 600 */
 };
+
+/*
+ * The network boot loaders handed to PXE firmware and UEFI HTTP boot, by
+ * client architecture.  The one table of their spec keys (boot.loaders.KEY)
+ * and default file names under tftp_root: Debian's ipxe package ships
+ * undionly.kpxe and snponly.efi (its ipxe.efi is a link out of
+ * /usr/lib/ipxe to /boot, which TFTP rightly refuses); it has no arm64
+ * build, so that default usually needs a file of the site's own.
+ */
+enum boot_loader { BOOT_LOADER_BIOS, BOOT_LOADER_EFI64, BOOT_LOADER_ARM64, BOOT_LOADER_N };
+struct boot_loader_info {
+	const char *key;          /* "bios", "efi64", "arm64" */
+	const char *dflt;
+};
+extern const struct boot_loader_info boot_loaders[BOOT_LOADER_N];
+/* The file cfg hands out for loader l: its own name, else the default. */
+const char *boot_loader_file(const struct boot_config *cfg, enum boot_loader l);
 
 /* ===================================================================== */
 /* DHCPv4 codec                                                          */
@@ -530,6 +543,16 @@ void boot_tftp_stats(const struct boot_tftp *t, struct boot_tftp_stats *st);
  * chroot_dir may be NULL (no chroot).  Any failure is an error and the
  * caller must exit.
  */
+/*
+ * Open files as uid/gid while keeping root to bind and chroot after:
+ * _as_user sets the effective ids (and the groups to gid alone),
+ * _as_root takes root back.  For files in a directory the user can
+ * write, where a link it planted must not lend it root's rights.
+ */
+int boot_files_as_user(uid_t uid, gid_t gid, struct kerr *e);
+int boot_files_as_root(struct kerr *e);
+/* The groups user is in (gid among them), as a new array; its length. */
+int boot_user_groups(const char *user, gid_t gid, gid_t **out);
 int boot_drop_privileges(const char *user, const char *chroot_dir,
 			 struct kerr *e);
 

@@ -37,6 +37,17 @@ int boot_net_find(const struct boot_config *cfg, uint32_t ip)
 	return -1;
 }
 
+const struct boot_loader_info boot_loaders[BOOT_LOADER_N] = {
+	[BOOT_LOADER_BIOS] = { "bios", "undionly.kpxe" },
+	[BOOT_LOADER_EFI64] = { "efi64", "snponly.efi" },
+	[BOOT_LOADER_ARM64] = { "arm64", "ipxe-arm64.efi" },
+};
+
+const char *boot_loader_file(const struct boot_config *cfg, enum boot_loader l)
+{
+	return cfg->loader[l] ? cfg->loader[l] : boot_loaders[l].dflt;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -285,8 +296,8 @@ static void pick_boot(const struct dhcp_engine *g, const struct dhcp_msg *req,
 		return;
 	}
 	if (http && c->http_base) {
-		const char *f = arch == 19 ? (c->arm64_file ? c->arm64_file : "ipxe-arm64.efi")
-			: (c->efi64_file ? c->efi64_file : "snponly.efi");
+		const char *f = boot_loader_file(c, arch == 19 ? BOOT_LOADER_ARM64
+						 : BOOT_LOADER_EFI64);
 		fmt_url(p->file, sizeof(p->file), c->http_base, f, NULL);
 		p->http_client = true;
 		snprintf(p->why, sizeof(p->why), "UEFI HTTP boot arch %d", arch);
@@ -298,14 +309,14 @@ static void pick_boot(const struct dhcp_engine *g, const struct dhcp_msg *req,
 	switch (arch) {
 	case -1:
 	case 0:
-		f = c->bios_file ? c->bios_file : "undionly.kpxe";
+		f = boot_loader_file(c, BOOT_LOADER_BIOS);
 		break;
 	case 7:
 	case 9:
-		f = c->efi64_file ? c->efi64_file : "snponly.efi";
+		f = boot_loader_file(c, BOOT_LOADER_EFI64);
 		break;
 	case 11:
-		f = c->arm64_file ? c->arm64_file : "ipxe-arm64.efi";
+		f = boot_loader_file(c, BOOT_LOADER_ARM64);
 		break;
 	default:
 		snprintf(p->why, sizeof(p->why), "no loader for arch %d", arch);

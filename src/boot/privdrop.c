@@ -43,3 +43,28 @@ int boot_drop_privileges(const char *user, const char *chroot_dir,
 		return kerr_set(e, -EPERM, "privileges could be regained");
 	return 0;
 }
+
+int boot_files_as_user(uid_t uid, gid_t gid, struct kerr *e)
+{
+	if (setgroups(1, &gid) < 0 || setegid(gid) < 0 || seteuid(uid) < 0)
+		return kerr_set(e, -errno, "taking uid %u to open files: %s", (unsigned)uid,
+				strerror(errno));
+	return 0;
+}
+
+int boot_files_as_root(struct kerr *e)
+{
+	if (seteuid(0) < 0 || setegid(0) < 0)
+		return kerr_set(e, -errno, "back to root: %s", strerror(errno));
+	return 0;
+}
+
+int boot_user_groups(const char *user, gid_t gid, gid_t **out)
+{
+	int n = 0;
+	getgrouplist(user, gid, NULL, &n);
+	*out = xcalloc((size_t)n + 1, sizeof(gid_t));
+	if (getgrouplist(user, gid, *out, &n) < 0)
+		n = 0;
+	return n;
+}

@@ -1,9 +1,12 @@
 /* A spec turned into the daemon's configuration, and the per-MAC iPXE script. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve/serve.h"
+#include "serve/serve_int.h"
 
 void serve_config_free(struct serve_config *c)
 {
@@ -24,9 +27,9 @@ static void build_boot(struct serve_config *sc)
 
 	bc->server_ip = b->server_ip;
 	bc->http_base = sc->http_base;
-	bc->bios_file = b->loader_bios;
-	bc->efi64_file = b->loader_efi64;
-	bc->arm64_file = b->loader_arm64;
+	bc->loader[BOOT_LOADER_BIOS] = b->loader_bios;
+	bc->loader[BOOT_LOADER_EFI64] = b->loader_efi64;
+	bc->loader[BOOT_LOADER_ARM64] = b->loader_arm64;
 	bc->nets = xcalloc(b->nnetworks + 1, sizeof(*bc->nets));
 	bc->n_nets = b->nnetworks;
 	for (size_t i = 0; i < b->nnetworks; i++) {
@@ -59,7 +62,8 @@ static void build_boot(struct serve_config *sc)
 	}
 }
 
-int serve_config_load(const char *path, struct serve_config **out, struct kerr *e)
+int serve_config_load(const char *path, struct spec_files *files,
+		      struct serve_config **out, struct kerr *e)
 {
 	struct serve_config *sc = xcalloc(1, sizeof(*sc));
 	struct lease_db *db = NULL;
@@ -67,7 +71,7 @@ int serve_config_load(const char *path, struct serve_config **out, struct kerr *
 	int r;
 
 	*out = NULL;
-	if ((r = spec_load(path, &sc->cluster, e)) < 0)
+	if ((r = spec_load_files(path, files, &sc->cluster, e)) < 0)
 		goto fail;
 	const struct boot_conf *b = &sc->cluster->boot;
 	if (!b->enabled) {
@@ -202,4 +206,50 @@ int serve_read_token(const char *path, char **out, struct kerr *e)
 out:
 	buf_release(&b);
 	return r;
+}
+
+/* ---- images ------------------------------------------------------------- */
+
+/* A local image file, open for reading; -1 (and a warning) when it cannot be. */
+static int open_image_file(const char *image, const char *file)
+{
+	struct stat st;
+	if (!file || str_starts(file, "http://") || str_starts(file, "https://"))
+		return -1;
+	/* O_NONBLOCK: a FIFO put in an image's place must not hang us */
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	slog(LOG_WARN, "image", "image=%s file=%s error=\"cannot open a regular file\"",
+	     image, file);
+	return -1;
+}
+
+void serve_images_open(const struct cluster *c, struct serve_images *out)
+{
+	const struct boot_conf *b = &c->boot;
+	out->v = xcalloc(b->nimages + 1, sizeof(*out->v));
+	out->n = b->nimages;
+	for (size_t i = 0; i < b->nimages; i++) {
+		out->v[i].name = xstrdup(b->images[i].name);
+		out->v[i].fd[0] = open_image_file(b->images[i].name, b->images[i].kernel);
+		out->v[i].fd[1] = open_image_file(b->images[i].name, b->images[i].initrd);
+	}
+}
+
+void serve_images_release(struct serve_images *im)
+{
+	for (size_t i = 0; im && i < im->n; i++) {
+		free(im->v[i].name);
+		for (int k = 0; k < 2; k++)
+			if (im->v[i].fd[k] >= 0)
+				close(im->v[i].fd[k]);
+	}
+	if (im) {
+		free(im->v);
+		im->v = NULL;
+		im->n = 0;
+	}
 }

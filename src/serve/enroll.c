@@ -3,10 +3,14 @@
  * spec's boot.enrolled file (docs/serve.md says why a file and not a
  * state overlay).  The file is rewritten atomically and the whole spec is
  * loaded again before we call it done; a spec that no longer loads gets
- * the old file back.
+ * the old file back.  The read-modify-write holds an exclusive flock on
+ * the file's directory, so `kiln boot enroll` and the daemon's privileged
+ * side (enrolling for POST /api/enroll) never lose each other's nodes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -70,6 +74,26 @@ static int pick_address(const struct cluster *c, uint32_t hint, char out[16],
 			n->name);
 }
 
+/* An exclusive flock on the directory of path (blocks while another holds it). */
+static int lock_dir_of(const char *path, int *fd, struct kerr *e)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	*fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+	if (*fd < 0)
+		r = kerr_set(e, -errno, "cannot open '%s': %s", dir, strerror(errno));
+	else
+		while (flock(*fd, LOCK_EX) < 0)
+			if (errno != EINTR) {
+				r = kerr_set(e, -errno, "cannot lock '%s': %s", dir, strerror(errno));
+				break;
+			}
+	free(dir);
+	return r;
+}
+
 int serve_enroll(const char *spec_path, const struct enroll_req *q, char **address_out,
 		 struct kerr *e)
 {
@@ -77,7 +101,7 @@ int serve_enroll(const char *spec_path, const struct enroll_req *q, char **addre
 	struct buf old, nu;
 	char mac[18], addr[16];
 	bool had_file = false;
-	int r;
+	int r, lockfd = -1;
 
 	*address_out = NULL;
 	buf_init(&old, 0);
@@ -106,6 +130,13 @@ int serve_enroll(const char *spec_path, const struct enroll_req *q, char **addre
 		r = kerr_set(e, -EINVAL, "%s: no 'boot' section", spec_path);
 		goto out;
 	}
+	/* lock, then read again: what another enroll wrote meanwhile counts */
+	if ((r = lock_dir_of(c->boot.enrolled, &lockfd, e)) < 0)
+		goto out;
+	cluster_free(c);
+	c = NULL;
+	if ((r = spec_load(spec_path, &c, e)) < 0)
+		goto out;
 	const struct node *o;
 	if ((o = cluster_node_by_mac(c, mac))) {
 		r = kerr_set(e, -EEXIST, "%s is already node '%s'", mac, o->name);
@@ -170,6 +201,8 @@ int serve_enroll(const char *spec_path, const struct enroll_req *q, char **addre
 	}
 	*address_out = xstrdup(addr);
 out:
+	if (lockfd >= 0)
+		close(lockfd);   /* releases the lock */
 	cluster_free(c);
 	cluster_free(check);
 	buf_release(&old);

@@ -249,21 +249,24 @@ static void handle_image(struct serve *s, struct evhttp_request *req, const char
 	}
 	memcpy(name, arg, (size_t)(slash - arg));
 	name[slash - arg] = '\0';
-	const struct boot_image *im = cluster_boot_image(s->cfg->cluster, name);
+	/* the privileged side opened the image files (we are chrooted); each
+	 * reply streams from its own duplicate, by offset, never the shared
+	 * file position */
+	const struct serve_image *im = NULL;
+	for (size_t i = 0; i < s->images.n && !im; i++)
+		if (!strcmp(s->images.v[i].name, name))
+			im = &s->images.v[i];
 	bool initrd = !strcmp(slash + 1, "initrd");
-	const char *file = !im ? NULL : initrd ? im->initrd
-		: !strcmp(slash + 1, "kernel") ? im->kernel : NULL;
-	if (!file || str_starts(file, "http://") || str_starts(file, "https://")) {
+	if (!im || (!initrd && strcmp(slash + 1, "kernel")) || im->fd[initrd] < 0) {
 		reply_error(req, 404, "no such image file", path);
 		return;
 	}
-	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = fcntl(im->fd[initrd], F_DUPFD_CLOEXEC, 3);
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		if (fd >= 0)
 			close(fd);
-		slog(LOG_WARN, "image", "image=%s file=%s error=\"cannot open\"", name, file);
-		reply_error(req, 404, "image file cannot be read", path);
+		reply_error(req, 500, "image file cannot be read", path);
 		return;
 	}
 	serve_file(req, path, fd, (uint64_t)st.st_size);
@@ -498,23 +501,25 @@ static void handle_node_post(struct serve *s, struct evhttp_request *req, const 
 
 /* ---- token API: reload, enroll ----------------------------------------- */
 
+/* The answer comes from the privileged side (daemon.c: on_priv_msg). */
 static void handle_reload(struct serve *s, struct evhttp_request *req, const char *path)
 {
-	struct kerr e = { 0 };
-	if (serve_reload(s, &e) < 0)
-		reply_json(req, 422, json_pack("{s:s, s:s}", "result", "failed", "error", e.msg),
-			   path);
-	else
-		reply_json(req, 200, json_pack("{s:s}", "result", "ok"), path);
+	if (serve_ask_reload(s, req, path) < 0)
+		reply_error(req, 503, "too many requests wait for the privileged process", path);
+}
+
+void serve_http_answer(struct evhttp_request *req, const char *path, int status,
+		       json_t *body)
+{
+	reply_json(req, status, body, path);
 }
 
 static void handle_enroll(struct serve *s, struct evhttp_request *req, const char *path)
 {
 	size_t len = 0;
 	json_error_t je;
-	struct kerr e = { 0 };
 	struct strv roles = STRV_INIT;
-	char *addr = NULL, *body = body_of(req, &len);
+	char *body = body_of(req, &len);
 	json_t *j = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
 	free(body);
 	struct enroll_req q = {
@@ -527,7 +532,7 @@ static void handle_enroll(struct serve *s, struct evhttp_request *req, const cha
 	size_t i;
 	json_t *v;
 	json_array_foreach(json_object_get(j, "roles"), i, v)
-		if (json_is_string(v) && roles.n < 64)
+		if (json_is_string(v) && roles.n <= PS_MAX_ROLES)
 			strv_push(&roles, json_string_value(v));
 	if (!q.mac || !q.name) {
 		reply_error(req, 400, "expected {\"mac\", \"name\", \"roles\", \"image\", "
@@ -546,19 +551,15 @@ static void handle_enroll(struct serve *s, struct evhttp_request *req, const cha
 	}
 	json_decref(rows);
 	q.ip_hint = st_ip[0] ? st_ip : NULL;
-	int r = serve_enroll(s->spec, &q, &addr, &e);
-	if (r < 0) {
-		reply_json(req, r == -EEXIST ? 409 : 422, json_pack("{s:s}", "error", e.msg), path);
-		goto out;
-	}
-	if (serve_reload(s, &e) < 0) {
-		reply_json(req, 422, json_pack("{s:s}", "error", e.msg), path);
-		goto out;
-	}
-	reply_json(req, 200, json_pack("{s:s, s:s}", "node", q.name, "address", addr), path);
+	/* the privileged side validates, writes boot.enrolled, reloads and
+	 * answers (daemon.c: on_priv_msg) */
+	int r = serve_ask_enroll(s, req, path, &q);
+	if (r == -EBUSY)
+		reply_error(req, 503, "too many requests wait for the privileged process", path);
+	else if (r < 0)
+		reply_error(req, 400, "a field is too long, or more than 16 roles", path);
 out:
 	strv_release(&roles);
-	free(addr);
 	json_decref(j);
 }
 

@@ -84,10 +84,11 @@ struct serve_config {
 /*
  * Load the spec at path and build the daemon's configuration.  Requires
  * a boot: section.  Checks what the engines check (dhcp_engine_new's
- * rules) so a config that loads also starts.
+ * rules) so a config that loads also starts.  files: NULL reads the disk;
+ * else recorded into or replayed from (spec_load_files()).
  */
-int serve_config_load(const char *path, struct serve_config **out,
-		      struct kerr *e);
+int serve_config_load(const char *path, struct spec_files *files,
+		      struct serve_config **out, struct kerr *e);
 void serve_config_free(struct serve_config *c);
 /* The node of a MAC ("aa:bb:.."), or NULL. */
 const struct node *serve_config_node(const struct serve_config *c,

@@ -275,7 +275,7 @@ bool valid_role(const char *s)
 	return true;
 }
 
-int spec_read_file(const char *path, struct buf *b, size_t cap)
+static int read_regular(const char *path, struct buf *b, size_t cap)
 {
 	struct stat st;
 
@@ -287,6 +287,56 @@ int spec_read_file(const char *path, struct buf *b, size_t cap)
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
 	return file_read(path, b, cap);
+}
+
+int spec_read_file(struct cluster *c, const char *path, struct buf *b, size_t cap)
+{
+	struct spec_files *f = c ? c->src : NULL;
+
+	if (f && f->replay) {
+		for (size_t i = 0; i < f->n; i++) {
+			if (strcmp(f->v[i].path, path))
+				continue;
+			if (!f->v[i].data)
+				return -ENOENT;
+			if (f->v[i].len > cap)
+				return -EFBIG;
+			buf_add(b, f->v[i].data, f->v[i].len);
+			return 0;
+		}
+		return -ENOENT;
+	}
+	int r = read_regular(path, b, cap);
+	if (f && (r == 0 || r == -ENOENT))
+		spec_files_add(f, path, r == 0 ? b->s : NULL, r == 0 ? b->len : 0);
+	return r;
+}
+
+void spec_files_add(struct spec_files *f, const char *path, const char *data, size_t len)
+{
+	f->v = xrealloc(f->v, (f->n + 1) * sizeof(*f->v));
+	struct spec_source_file *x = &f->v[f->n++];
+	x->path = xstrdup(path);
+	x->len = len;
+	x->data = NULL;
+	if (data) {
+		x->data = xmalloc(len + 1);
+		memcpy(x->data, data, len);
+		x->data[len] = '\0';
+	}
+}
+
+void spec_files_release(struct spec_files *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->v[i].path);
+		free(f->v[i].data);
+	}
+	free(f->v);
+	free(f->cwd);
+	memset(f, 0, sizeof(*f));
 }
 
 const char *spec_read_error(int r)

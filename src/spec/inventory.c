@@ -1295,7 +1295,7 @@ int inventory_load(struct cluster *c, const char *path, struct kerr *e)
 	char *abs = spec_abs_path(c->dir, path);
 	char *display = c->files.n ? spec_display_path(c->files.v[0], path) : xstrdup(path);
 	buf_init(&b, 0);
-	r = spec_read_file(abs, &b, SPEC_MAX_FILE);
+	r = spec_read_file(c, abs, &b, SPEC_MAX_FILE);
 	if (r < 0)
 		r = kerr_set(e, r, "%s: %s", display, spec_read_error(r));
 	else

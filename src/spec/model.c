@@ -10,12 +10,12 @@
 #include <strings.h>
 
 /* An empty cluster with the documented defaults, named after display. */
-struct cluster *cluster_alloc(const char *display)
+struct cluster *cluster_alloc(const char *display, const char *cwd)
 {
 	struct cluster *c = xcalloc(1, sizeof(*c));
 
 	strv_push(&c->files, display);
-	c->path = spec_abs_path(NULL, display);
+	c->path = spec_abs_path(display[0] != '/' ? cwd : NULL, display);
 	const char *slash = strrchr(c->path, '/');
 	c->dir = slash == c->path ? xstrdup("/") : xstrndup(c->path, (size_t)(slash - c->path));
 	c->ssh.user = xstrdup("root");

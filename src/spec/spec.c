@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KEY_FILE_MAX (1u << 20)
 
@@ -491,7 +492,9 @@ static int get_image_file(struct sctx *x, const struct ynode *n, const char *wha
 		return 0;
 	}
 	char *abs = spec_abs_path(x->c->dir, s);
-	if (stat(abs, &st) < 0 || !S_ISREG(st.st_mode)) {
+	/* a replayed load has no disk: the loader that recorded it checked */
+	bool replay = x->c->src && x->c->src->replay;
+	if (!replay && (stat(abs, &st) < 0 || !S_ISREG(st.st_mode))) {
 		bool missing = errno == ENOENT;
 		r = err_n(x, n, "%s: cannot use '%s': %s", what, abs,
 			  missing ? "No such file or directory" : "not a regular file");
@@ -759,7 +762,7 @@ static int parse_boot(struct sctx *x, const struct ynode *root)
 	if ((v = ymap_get(m, "user")) && (r = get_user(x, v, "boot.user", &b->user)) < 0)
 		return r;
 	if (!b->user)
-		b->user = xstrdup("nobody");
+		b->user = xstrdup(BOOT_DEFAULT_USER);
 	if ((v = ymap_get(m, "api_token_file")) &&
 	    (r = get_path(x, v, "boot.api_token_file", &b->api_token_file)) < 0)
 		return r;
@@ -1067,10 +1070,14 @@ static int parse_enrolled(struct sctx *x)
 	struct ydoc d;
 	int r;
 
-	if (!c->boot.enabled || !c->boot.enrolled || !path_exists(c->boot.enrolled))
+	if (!c->boot.enabled || !c->boot.enrolled)
 		return 0;
 	buf_init(&b, 0);
-	if ((r = spec_read_file(c->boot.enrolled, &b, SPEC_MAX_FILE)) < 0) {
+	if ((r = spec_read_file(c, c->boot.enrolled, &b, SPEC_MAX_FILE)) == -ENOENT) {
+		r = 0;   /* none enrolled yet */
+		goto out_buf;
+	}
+	if (r < 0) {
 		r = err_at(x->e, x->file, c->boot.mark.line, c->boot.mark.col,
 			   "boot.enrolled: cannot read '%s': %s", c->boot.enrolled,
 			   spec_read_error(r));
@@ -1114,7 +1121,7 @@ static int load_inventory(struct sctx *x, const struct ynode *n)
 	char *abs = spec_abs_path(x->c->dir, s);
 	char *display = spec_display_path(x->file, s);
 	buf_init(&b, 0);
-	r = spec_read_file(abs, &b, SPEC_MAX_FILE);
+	r = spec_read_file(x->c, abs, &b, SPEC_MAX_FILE);
 	if (r < 0) {
 		r = err_n(x, n, "inventory '%s': cannot read '%s': %s",
 			  shown(n, tmp, sizeof(tmp)), abs, spec_read_error(r));
@@ -1268,7 +1275,7 @@ static int read_key_file(struct sctx *x, const struct ynode *n, struct strv *key
 		return r;
 	char *abs = spec_abs_path(x->c->dir, s);
 	buf_init(&b, 0);
-	if ((r = spec_read_file(abs, &b, KEY_FILE_MAX)) < 0) {
+	if ((r = spec_read_file(x->c, abs, &b, KEY_FILE_MAX)) < 0) {
 		r = err_n(x, n, "%s: cannot read '%s': %s", what, abs, spec_read_error(r));
 		goto out;
 	}
@@ -1665,12 +1672,14 @@ static int spec_parse(struct cluster *c, const char *text, size_t len, struct ke
 	return r;
 }
 
-int spec_load_string(const char *name, const char *text, size_t len,
-		     struct cluster **out, struct kerr *e)
+static int load_string(const char *name, const char *text, size_t len,
+		       struct spec_files *f, struct cluster **out, struct kerr *e)
 {
-	struct cluster *c = cluster_alloc(name);
+	struct cluster *c = cluster_alloc(name, f ? f->cwd : NULL);
+	c->src = f;
 	int r = spec_parse(c, text, len, e);
 
+	c->src = NULL;
 	if (r < 0) {
 		cluster_free(c);
 		c = NULL;
@@ -1679,18 +1688,38 @@ int spec_load_string(const char *name, const char *text, size_t len,
 	return r;
 }
 
-int spec_load(const char *path, struct cluster **out, struct kerr *e)
+int spec_load_string(const char *name, const char *text, size_t len,
+		     struct cluster **out, struct kerr *e)
 {
+	return load_string(name, text, len, NULL, out, e);
+}
+
+int spec_load_files(const char *path, struct spec_files *f, struct cluster **out,
+		    struct kerr *e)
+{
+	struct cluster tmp = { .src = f };
 	struct buf b;
 	int r;
 
 	*out = NULL;
+	if (f && !f->replay && !f->cwd) {
+		char cwd[PATH_MAX];
+		f->cwd = xstrdup(getcwd(cwd, sizeof(cwd)) ? cwd : "/");
+	}
+	/* the spec file itself is recorded under its absolute name */
+	char *abs = spec_abs_path(path[0] != '/' && f ? f->cwd : NULL, path);
 	buf_init(&b, 0);
-	r = spec_read_file(path, &b, SPEC_MAX_FILE);
+	r = spec_read_file(&tmp, abs, &b, SPEC_MAX_FILE);
 	if (r < 0)
 		r = kerr_set(e, r, "%s: %s", path, spec_read_error(r));
 	else
-		r = spec_load_string(path, b.s, b.len, out, e);
+		r = load_string(path, b.s, b.len, f, out, e);
 	buf_release(&b);
+	free(abs);
 	return r;
+}
+
+int spec_load(const char *path, struct cluster **out, struct kerr *e)
+{
+	return spec_load_files(path, NULL, out, e);
 }

@@ -164,6 +164,9 @@ struct boot_image {
 	struct mark mark;
 };
 
+/* kiln serve's user unless boot.user names another: created when missing. */
+#define BOOT_DEFAULT_USER "_kiln"
+
 struct boot_conf {
 	bool enabled;               /* the key is present */
 	char *server;               /* dotted quad */
@@ -171,7 +174,7 @@ struct boot_conf {
 	int http_port;              /* default 80 */
 	char *tftp_root;            /* absolute; default /usr/lib/ipxe */
 	char *state_dir;            /* absolute; default SPECDIR/.kiln/boot */
-	char *user;                 /* default "nobody" */
+	char *user;                 /* default BOOT_DEFAULT_USER */
 	char *api_token_file;       /* absolute; NULL = no token: the API refuses changes */
 	char *enrolled;             /* absolute; default SPECDIR/enrolled.yaml */
 	struct strv listen;         /* HTTP bind addresses; empty = all */
@@ -201,10 +204,38 @@ struct cluster {
 	size_t nnodes;
 	struct stack_base base;
 	struct boot_conf boot;
+	struct spec_files *src;  /* while loading: where files come from (NULL = disk) */
 };
 
 /* Parse path into a new cluster (*out).  On error *out is NULL. */
 int spec_load(const char *path, struct cluster **out, struct kerr *e);
+
+/*
+ * The files one load of a spec read, so that the same spec can be loaded
+ * again where the filesystem is out of reach (the unprivileged side of
+ * `kiln serve`, chrooted into an empty directory, docs/serve.md).
+ * spec_load_files() with an empty set (replay false) reads the disk and
+ * records every file it read, and every file it found missing; with a
+ * recorded set and replay true it reads nothing but the set (a path not in
+ * it is missing) and skips the checks that need the disk (boot image files
+ * exist).  Paths are absolute.  The set is owned by the caller.
+ */
+struct spec_source_file {
+	char *path;
+	char *data;                /* NULL: the file did not exist */
+	size_t len;
+};
+struct spec_files {
+	char *cwd;                 /* the recording loader's working directory */
+	struct spec_source_file *v;
+	size_t n;
+	bool replay;
+};
+int spec_load_files(const char *path, struct spec_files *f, struct cluster **out,
+		    struct kerr *e);
+void spec_files_release(struct spec_files *f);
+/* Append a file (data NULL: missing) to f; takes copies. */
+void spec_files_add(struct spec_files *f, const char *path, const char *data, size_t len);
 /* Parse from memory; name is used in messages and to resolve relative paths. */
 int spec_load_string(const char *name, const char *text, size_t len,
 		     struct cluster **out, struct kerr *e);

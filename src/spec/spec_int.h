@@ -96,8 +96,12 @@ int endpoint_parse(const char *s, struct endpoint *out);
 void endpoint_release(struct endpoint *ep);
 struct endpoint *endpoint_dup(const struct endpoint *ep);
 
-/* file_read() for regular files only (-EINVAL otherwise, -EISDIR, -EFBIG). */
-int spec_read_file(const char *path, struct buf *b, size_t cap);
+/*
+ * file_read() for regular files only (-EINVAL otherwise, -EISDIR, -EFBIG),
+ * through c->src when it is set: recorded on the way, or replayed from it
+ * (-ENOENT for a path it does not hold).
+ */
+int spec_read_file(struct cluster *c, const char *path, struct buf *b, size_t cap);
 /* Words for a spec_read_file() error. */
 const char *spec_read_error(int r);
 /* Resolve p against dir; returns an allocated absolute, normalised path. */
@@ -112,7 +116,8 @@ int cluster_check_groups(struct cluster *c, struct kerr *e);
 int cluster_check_addresses(struct cluster *c, struct kerr *e);
 
 /* New empty cluster for path (absolute path/dir filled, no name). */
-struct cluster *cluster_alloc(const char *display);
+/* cwd resolves a relative display name (NULL: the process's own). */
+struct cluster *cluster_alloc(const char *display, const char *cwd);
 void node_release(struct node *n);
 void group_release(struct group *g);
 /* bootspec.c: boot: model helpers (NULL is fine for both). */

@@ -220,9 +220,7 @@ ok "relay: OFFER/ACK sent to giaddr, relayed net's pool ($RY), option 82 echoed"
 set_mac 02:00:00:dd:00:01
 udhcpc_run
 K=$(getv "$U" ip)
-kill -9 "$PID"
-wait "$PID" 2>/dev/null || true
-PID=
+serve_kill9
 [ "$(row "$K")" = "020000dd0001|2" ] || die "lease lost after kill -9: $(row "$K")"
 serve_start
 set_mac 02:00:00:dd:00:02

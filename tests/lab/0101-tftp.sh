@@ -84,7 +84,8 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 grep -q "event=ready" "$TMP/serve.log" || die "kiln serve did not start"
-srvuid=$(awk '/^Uid:/ {print $2}' "/proc/$PID/status")
+NPID=$(pgrep -P "$PID" | head -1)   # the network process; $PID keeps root
+srvuid=$(awk '/^Uid:/ {print $2}' "/proc/${NPID:-0}/status" 2>/dev/null || echo 0)
 [ "$srvuid" != 0 ] || die "server still runs as root"
 
 inc() { ip netns exec "$NS_C" "$@"; }

@@ -60,6 +60,7 @@ head -c 100000 /dev/urandom >"$TMP/images/initrd.img"
 head -c 20000000 /dev/urandom >"$TMP/tftp/big.bin"
 echo fake >"$TMP/tftp/undionly.kpxe"
 echo fake >"$TMP/tftp/snponly.efi"
+echo fake >"$TMP/tftp/ipxe-arm64.efi"   # every default loader present: -n is clean
 ln -s /etc/passwd "$TMP/tftp/escape.efi"
 chmod -R a+rX "$TMP"
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -130,9 +131,12 @@ ok "serve -n: good spec OK; unknown image, missing interface and unservable load
 
 # ---- start ------------------------------------------------------------------
 serve_start
-uid=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$PID/status")
-[ "$uid" = "65534 65534 65534 65534" ] || die "daemon uids after startup: '$uid'"
-ok "kiln serve runs as nobody (uids $uid)"
+kuid=$(id -u _kiln) || die "the default user _kiln was not created"
+uid=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$NPID/status")
+[ "$uid" = "$kuid $kuid $kuid $kuid" ] || die "network process uids after startup: '$uid'"
+[ "$(readlink "/proc/$NPID/root")" = /run/kiln/empty ] || die "network process not chrooted: $(readlink "/proc/$NPID/root")"
+[ -z "$(ls -A /run/kiln/empty)" ] || die "the chroot is not empty"
+ok "kiln serve: network process runs as _kiln (uids $uid), chrooted to an empty /run/kiln/empty; privileged one stays root"
 
 URL=http://$SRV:$PORT
 # HTTP from the client namespace needs an address there
@@ -287,9 +291,7 @@ ok "a bad spec on reload: 422 with the error, logged, old config still serves"
 # ---- kill -9 + restart keeps leases -------------------------------------------
 before=$(sqlite3 "$TMP/state/leases.db" "SELECT count(*) FROM leases WHERE state = 2")
 [ "$before" -ge 1 ] || die "no bound lease before kill -9"
-kill -9 "$PID"
-wait "$PID" 2>/dev/null || true
-PID=
+serve_kill9
 serve_start
 [ "$(api "$URL/api/leases")" = 200 ] || die "leases API after restart"
 jq -e --arg m "$NODE_MAC" --arg ip "$NODE_IP2" '.[] | select(.mac == $m and .ip == $ip and .state == "bound")' \
@@ -297,8 +299,6 @@ jq -e --arg m "$NODE_MAC" --arg ip "$NODE_IP2" '.[] | select(.mac == $m and .ip 
 set_mac "$NODE_MAC"
 dhclient_run
 [ "$(getv "$TMP/dhclient.env" new_ip_address)" = "$NODE_IP2" ] || die "after restart: address"
-uid=$(awk '/^Uid:/ {print $2}' "/proc/$PID/status")
-[ "$uid" != 0 ] || die "restarted daemon is root"
 ok "kill -9 + restart: bound lease kept ($before bound), same address again, not root"
 
 kill -TERM "$PID"

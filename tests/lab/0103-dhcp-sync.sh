@@ -68,7 +68,7 @@ start_shimmed() {
 	# the ASan build checks that its runtime comes first; the shim does
 	serve_start env LD_PRELOAD="$TMP/syncshim.so" \
 		ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
-		KILN_TEST_WAL="$TMP/state/leases.db-wal" KILN_TEST_SYNC_LOG="$TMP/sync.log" "$@"
+		KILN_TEST_SYNC_LOG="$TMP/sync.log" "$@"
 }
 
 printf '#!/bin/sh\n[ "$1" = bound ] && echo "$ip" >"%s/ip"\nexit 0\n' "$TMP" >"$TMP/udhcpc.sh"

@@ -97,7 +97,7 @@ ASSETS=$(bash "$HERE/build-assets.sh" "$AGENT" "${KILN_QEMU_ASSETS:-$KILN_SRC/bu
 mkdir -p "$TMP/images" "$TMP/state"
 cp "$ASSETS/vmlinuz" "$TMP/images/vmlinuz"
 cp "$ASSETS/initrd.img" "$TMP/images/initrd.img"
-chown nobody "$TMP/state"
+chown nobody "$TMP/state"    # the state directory belongs to boot.user
 ok "assets: kernel $(cat "$ASSETS/kernel-release"), initramfs $(du -k "$ASSETS/initrd.img" | cut -f1) KiB ($(since "$t") s)"
 
 # ---- network ---------------------------------------------------------------
@@ -121,8 +121,7 @@ ip -n "$NS_S" link set "$VS" up
 
 # ---- kiln serve --------------------------------------------------------------
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/api-token"
-chown nobody "$TMP/api-token"
-chmod 600 "$TMP/api-token"
+chmod 600 "$TMP/api-token"   # root's: only the privileged process reads it
 SPEC=$TMP/cluster.yaml
 cat >"$SPEC" <<EOF
 cluster: pxe-e2e
@@ -171,10 +170,11 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 ip netns exec "$NS_S" curl -sf -o /dev/null --max-time 2 "http://$SRV/api/status" || die "kiln serve: no HTTP on $SRV:80"
-[ "$(awk '/^Uid:/ { print $2 }' "/proc/$SPID/status")" != 0 ] || die "kiln serve still runs as root"
+NPID=$(pgrep -P "$SPID" | head -1)   # the network process; $SPID keeps root
+[ "$(awk '/^Uid:/ { print $2 }' "/proc/${NPID:-0}/status" 2>/dev/null || echo 0)" != 0 ] || die "kiln serve still runs as root"
 ip netns exec "$NS_S" "$PY" "$HERE/ra.py" "$VS" 1 &
 RAPID=$!
-ok "kiln serve up in $NS_S (uid $(awk '/^Uid:/ { print $2 }' "/proc/$SPID/status"))"
+ok "kiln serve up in $NS_S (network process uid $(awk '/^Uid:/ { print $2 }' "/proc/$NPID/status"))"
 
 status() { "$KILN" boot status -f "$SPEC" -o json >"$TMP/status.json" 2>"$TMP/status.err" || { cat "$TMP/status.err" >&2; die "kiln boot status failed"; }; }
 jnode() { jq -r --arg n "$NODE" ".nodes[] | select(.name == \$n) | $1" "$TMP/status.json"; }

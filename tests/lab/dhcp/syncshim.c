@@ -1,11 +1,16 @@
 /*
  * LD_PRELOAD shim for tests/lab/0103-dhcp-sync.sh: wraps fdatasync() for
  * exactly one descriptor kind — kiln serve's own read-only descriptor of
- * the lease WAL (KILN_TEST_WAL names the file; SQLite's read-write
- * descriptors are left alone) — to delay it (KILN_TEST_SYNC_MS) or fail it
- * with EIO (KILN_TEST_SYNC_FAIL=1), counting calls in KILN_TEST_SYNC_LOG.
- * The WAL is matched by device and inode: after the daemon drops root,
- * /proc/self/fd is no longer readable to it.
+ * the lease WAL (SQLite's read-write descriptors are left alone) — to
+ * delay it (KILN_TEST_SYNC_MS) or fail it with EIO (KILN_TEST_SYNC_FAIL=1),
+ * counting calls in KILN_TEST_SYNC_LOG.
+ *
+ * kiln serve's network process syncs from inside a chroot into an empty
+ * directory, where no path resolves: the log is opened when the shim is
+ * loaded (before the fork; the descriptor is inherited), and the WAL
+ * descriptor is told by what only it is: the one read-only regular file
+ * the daemon ever fdatasyncs (SQLite's own are read-write; the state
+ * directory's descriptor is a directory).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -18,25 +23,30 @@
 #include <time.h>
 #include <unistd.h>
 
+static int log_fd = -1;
+
+__attribute__((constructor)) static void shim_init(void)
+{
+	const char *log = getenv("KILN_TEST_SYNC_LOG");
+	if (log)
+		log_fd = open(log, O_WRONLY | O_APPEND | O_CLOEXEC);
+}
+
 static int is_wal_sync_fd(int fd)
 {
-	const char *wal = getenv("KILN_TEST_WAL");
-	struct stat a, b;
+	struct stat a;
 	int fl = fcntl(fd, F_GETFL);
-	return wal && fl >= 0 && (fl & O_ACCMODE) == O_RDONLY && fstat(fd, &a) == 0 &&
-	       stat(wal, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	return fl >= 0 && (fl & O_ACCMODE) == O_RDONLY && fstat(fd, &a) == 0 &&
+	       S_ISREG(a.st_mode);
 }
 
 static void note(const char *what)
 {
-	const char *log = getenv("KILN_TEST_SYNC_LOG");
-	int fd = log ? open(log, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
-	if (fd < 0)
+	if (log_fd < 0)
 		return;
 	char line[64];
 	int n = snprintf(line, sizeof(line), "%s\n", what);
-	(void)!write(fd, line, (size_t)n);
-	close(fd);
+	(void)!write(log_fd, line, (size_t)n);
 }
 
 int fdatasync(int fd)

@@ -30,7 +30,26 @@ serve_start() {
 	done
 	kill -0 "$PID" 2>/dev/null || die "kiln serve did not start"
 	[ "$(grep -c 'event=ready' "$TMP/serve.log")" -ge "$SERVE_STARTS" ] || die "kiln serve not ready"
-	[ "$(awk '/^Uid:/ {print $2}' "/proc/$PID/status")" != 0 ] || die "kiln serve still root"
+	serve_net_pid
+}
+
+# serve_net_pid: NPID = the unprivileged process of the daemon $PID (its
+# only child), which must have dropped root; the privileged $PID keeps it.
+serve_net_pid() {
+	NPID=$(pgrep -P "$PID" | head -1)
+	[ -n "$NPID" ] || die "kiln serve has no unprivileged process"
+	[ "$(awk '/^Uid:/ {print $2}' "/proc/$NPID/status")" != 0 ] || die "kiln serve's network process is root"
+	[ "$(awk '/^Uid:/ {print $2}' "/proc/$PID/status")" = 0 ] || die "kiln serve's privileged process is not root"
+}
+
+# serve_kill9: SIGKILL the privileged process, as a crash would; its
+# unprivileged one dies with it (PR_SET_PDEATHSIG): wait until it has.
+serve_kill9() {
+	kill -9 "$PID"
+	wait "$PID" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$NPID" 2>/dev/null || break; sleep 0.05; done
+	kill -0 "$NPID" 2>/dev/null && die "the network process $NPID outlived its parent"
+	PID= NPID=
 }
 
 # serve_stop: SIGTERM and wait.

@@ -107,7 +107,7 @@ static void test_scripts(void **state)
 	enum ipxe_kind k;
 	char *want;
 
-	if (serve_config_load(spec, &c, &e) < 0)
+	if (serve_config_load(spec, NULL, &c, &e) < 0)
 		fail_msg("%s", e.msg);
 	assert_string_equal(c->http_base, "http://10.213.0.1:8080");
 	assert_int_equal(c->boot.n_nets, 2);

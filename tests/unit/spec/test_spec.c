@@ -752,7 +752,7 @@ static void test_boot(void **state)
 	assert_int_equal(b->http_port, 8080);
 	assert_string_equal(b->tftp_root, "/usr/lib/ipxe");
 	assert_string_equal(b->state_dir, DATA "/good/.kiln/boot");
-	assert_string_equal(b->user, "nobody");
+	assert_string_equal(b->user, "_kiln");
 	assert_string_equal(b->api_token_file, DATA "/good/api-token");
 	assert_int_equal(b->listen.n, 1);
 	assert_int_equal(b->nnetworks, 1);
