@@ -205,11 +205,15 @@ static int one_attempt(struct bmc_attempt *a, const struct bmc_op *op,
 	return kerr_set(e, -EINVAL, "unknown operation");
 }
 
-/* Would running op twice do something running it once would not? */
+/*
+ * Would running op twice do something running it once would not?  Every
+ * power action but "on" counts as a change that must not be repeated
+ * blindly: a second "off" or "soft" can undo a power-on that happened in
+ * between, a second cycle or reset reboots the machine again.
+ */
 static bool op_idempotent(const struct bmc_op *op)
 {
-	return !(op->kind == BMC_OP_POWER_SET &&
-		 (strcmp(op->arg, "cycle") == 0 || strcmp(op->arg, "reset") == 0));
+	return !(op->kind == BMC_OP_POWER_SET && strcmp(op->arg, "on") != 0);
 }
 
 static void sleep_ms(int ms)
@@ -239,7 +243,7 @@ static int check_conf(const struct bmc_target *c, struct kerr *e)
  * Run one operation with the conf's retry policy.  A transient failure is
  * retried after a short pause, except when a non-idempotent action may
  * already have reached the BMC: a lost reply to "cycle" must not cycle
- * the machine twice.
+ * the machine twice, so that ends with -EINPROGRESS (outcome unknown).
  */
 static int bmc_run(const struct bmc_target *c, const struct bmc_op *op,
 		   enum bmc_power *pw, struct kerr *e)
@@ -282,6 +286,7 @@ static int bmc_run(const struct bmc_target *c, const struct bmc_op *op,
 			snprintf(le.msg + l, sizeof(le.msg) - l,
 				 "; not retried: the request was sent, the "
 				 "action may or may not have run");
+			r = le.code = -EINPROGRESS;
 			break;
 		}
 		if (attempt >= retries)

@@ -25,9 +25,18 @@
  *    -ETIMEDOUT no answer after all retries, -ECONNREFUSED / -EHOSTUNREACH
  *    network, -EKEYREJECTED TLS certificate not trusted, -EPROTO peer
  *    spoke nonsense, -ENOTSUP the BMC lacks the operation, -EINVAL bad
- *    arguments, -EBUSY / -EAGAIN BMC busy, -EIO other BMC-reported failure.
- *  - A cycle or reset whose request was sent but never answered is not
- *    retried (it may have run); the message says so.
+ *    arguments, -EBUSY / -EAGAIN BMC busy, -EIO other BMC-reported failure,
+ *    -EINPROGRESS outcome unknown (below).
+ *  - A power action other than "on" (off, cycle, reset, soft) is on the
+ *    wire once: if its request was sent and no reply came, it is neither
+ *    retried nor retransmitted (IPMI: not even inside libfreeipmi), and
+ *    the call returns -EINPROGRESS with "...; not retried: the request was
+ *    sent, the action may or may not have run".  Reads, "on" and boot
+ *    device changes are retried.
+ *  - The IPMI back end installs a handler for signal SIGRTMIN+5 (it only
+ *    sets a flag) the first time a bmc call runs, and sends that signal to
+ *    the calling thread, through a timer, while it waits for the reply to
+ *    a once-only request; the host program must leave that signal alone.
  *  - Nothing here prints.  All calls are thread-safe as long as each thread
  *    uses its own struct kerr; bmc_bulk() runs many BMCs in parallel.
  */

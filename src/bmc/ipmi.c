@@ -2,13 +2,18 @@
  * bmc IPMI back end: IPMI 2.0 over LAN (RMCP+, "lanplus") through
  * libfreeipmi.  One session per attempt: open, one to three commands,
  * close.  FreeIPMI retransmits inside the session; bmc.c retries whole
- * attempts.
+ * attempts.  A power action other than "on" is sent exactly once (see
+ * once_arm()).
  */
 #include <errno.h>
 #include <gcrypt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <freeipmi/freeipmi.h>
 
@@ -18,8 +23,41 @@
 #define IPMI_USER_MAX 16
 #define IPMI_PASS_MAX 20
 
+/*
+ * The signal that ends FreeIPMI's wait for the reply to a once-only
+ * request (see once_arm()).  Its handler only records that it ran.
+ */
+#define ONCE_SIGNAL (SIGRTMIN + 5)
+/* After the first signal, repeat it this often until disarmed. */
+#define ONCE_REPEAT_MS 5
+/* How much earlier than FreeIPMI's retransmission the wait ends. */
+#define ONCE_MARGIN_MS 50
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+static __thread volatile sig_atomic_t once_fired;
+
+static void once_handler(int sig)
+{
+	(void)sig;
+	once_fired = 1;
+}
+
 void ipmi_global_init(void)
 {
+	struct sigaction sa;
+
+	/*
+	 * No SA_RESTART: the point of the signal is to make poll() fail
+	 * with EINTR (poll is never restarted anyway).
+	 */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = once_handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(ONCE_SIGNAL, &sa, NULL);
+
 	/*
 	 * libfreeipmi initialises libgcrypt lazily, without a lock, when the
 	 * first session opens; libgcrypt wants that done before threads
@@ -174,12 +212,11 @@ static int ipmi_session_open(const struct bmc_attempt *a, bool once_only,
 		host = xstrdup(c->address);
 
 	/*
-	 * Retransmit a few times within one attempt, as FreeIPMI's tools do
-	 * -- except for actions that must not run twice: FreeIPMI sends a
-	 * retransmission with a new sequence number, and BMCs (ipmi_sim
-	 * among them) execute it again.  FreeIPMI insists on retransmitting
-	 * before the session times out, so those sessions retransmit only
-	 * once, just before giving up.
+	 * Retransmit a few times within one attempt, as FreeIPMI's tools do.
+	 * A session for a once-only request retransmits only after the
+	 * attempt's timeout and a margin (FreeIPMI insists on retransmitting
+	 * before the session times out); once_arm() ends the wait for that
+	 * request before then.
 	 */
 	session_ms = (unsigned)a->timeout_ms;
 	if (session_ms < 2)
@@ -187,8 +224,12 @@ static int ipmi_session_open(const struct bmc_attempt *a, bool once_only,
 	retrans_ms = session_ms / 4;
 	if (retrans_ms < 100)
 		retrans_ms = 100;
-	if (once_only || retrans_ms >= session_ms)
+	if (once_only) {
+		retrans_ms = (unsigned)a->timeout_ms + ONCE_MARGIN_MS;
+		session_ms = retrans_ms + 1;
+	} else if (retrans_ms >= session_ms) {
 		retrans_ms = session_ms - 1;
+	}
 
 	ctx = ipmi_ctx_create();
 	if (!ctx) {
@@ -208,6 +249,69 @@ static int ipmi_session_open(const struct bmc_attempt *a, bool once_only,
 out:
 	free(host);
 	return r;
+}
+
+/*
+ * Once-only requests.  FreeIPMI (1.6.10) waits for a reply in poll() with
+ * its retransmission timeout; when that runs out it sends the request
+ * again, with new sequence numbers, so the BMC runs it again -- and only
+ * then checks whether the session has timed out.  Whatever the timeouts,
+ * a lost reply means a second copy on the wire.  What FreeIPMI does not do
+ * is restart poll() after EINTR: it gives the command up with an error.
+ * So a once-only request goes out on a session whose retransmission
+ * timeout is the attempt's timeout plus ONCE_MARGIN_MS, with a per-thread
+ * timer that signals this thread when the attempt's timeout is over and
+ * every ONCE_REPEAT_MS after that: a signal is pending before FreeIPMI's
+ * own timer runs out, poll() fails, and the request has left once.  A
+ * reply that is there wins (poll() reports ready descriptors before it
+ * looks at signals).
+ */
+struct once_timer {
+	timer_t id;
+	sigset_t old_mask;
+	bool armed;
+};
+
+static int once_arm(struct once_timer *t, int ms, struct kerr *e)
+{
+	struct sigevent sev;
+	struct itimerspec its;
+	sigset_t set;
+
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = ONCE_SIGNAL;
+	sev.sigev_notify_thread_id = gettid();
+	if (timer_create(CLOCK_MONOTONIC, &sev, &t->id) < 0)
+		return kerr_set(e, -errno, "IPMI: cannot create a timer: %s",
+				strerror(errno));
+	sigemptyset(&set);
+	sigaddset(&set, ONCE_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, &t->old_mask);
+	once_fired = 0;
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = ms / 1000;
+	its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
+	its.it_interval.tv_nsec = ONCE_REPEAT_MS * 1000000L;
+	if (timer_settime(t->id, 0, &its, NULL) < 0) {
+		int en = errno;
+		pthread_sigmask(SIG_SETMASK, &t->old_mask, NULL);
+		timer_delete(t->id);
+		return kerr_set(e, -en, "IPMI: cannot start a timer: %s",
+				strerror(en));
+	}
+	t->armed = true;
+	return 0;
+}
+
+/* Stop the timer and restore the signal mask; t may be unarmed. */
+static void once_disarm(struct once_timer *t)
+{
+	if (!t->armed)
+		return;
+	timer_delete(t->id);
+	pthread_sigmask(SIG_SETMASK, &t->old_mask, NULL);
+	t->armed = false;
 }
 
 static void ipmi_session_close(ipmi_ctx_t ctx)
@@ -255,12 +359,14 @@ int ipmi_power_get(struct bmc_attempt *a, enum bmc_power *out, struct kerr *e)
 }
 
 /*
- * Chassis Control for one power action.  cycle and reset sessions avoid
- * retransmissions (see ipmi_session_open); a cycle of a machine that is
- * off becomes power up.
+ * Chassis Control for one power action.  Every action but "on" is sent
+ * exactly once (once_arm()): a lost reply must not power a machine off,
+ * cycle or reset it twice.  A cycle of a machine that is off becomes
+ * power up.
  */
 int ipmi_power_set(struct bmc_attempt *a, const char *action, struct kerr *e)
 {
+	struct once_timer once = { .armed = false };
 	fiid_obj_t rs = NULL;
 	ipmi_ctx_t ctx;
 	uint8_t ctl;
@@ -280,9 +386,8 @@ int ipmi_power_set(struct bmc_attempt *a, const char *action, struct kerr *e)
 		return kerr_set(e, -EINVAL, "IPMI: unknown power action '%s'",
 				action);
 
-	if ((r = ipmi_session_open(a, ctl == IPMI_CHASSIS_CONTROL_POWER_CYCLE ||
-				       ctl == IPMI_CHASSIS_CONTROL_HARD_RESET,
-				   &ctx, e)) < 0)
+	bool once_only = ctl != IPMI_CHASSIS_CONTROL_POWER_UP;
+	if ((r = ipmi_session_open(a, once_only, &ctx, e)) < 0)
 		return r;
 	if (ctl == IPMI_CHASSIS_CONTROL_POWER_CYCLE) {
 		/*
@@ -300,13 +405,27 @@ int ipmi_power_set(struct bmc_attempt *a, const char *action, struct kerr *e)
 		r = kerr_set(e, -ENOMEM, "IPMI: out of memory");
 		goto out;
 	}
+	if (once_only &&
+	    (r = once_arm(&once, a->timeout_ms > 0 ? a->timeout_ms : 1, e)) < 0)
+		goto out;
 	a->acted = true;
 	if (ipmi_cmd_chassis_control(ctx, ctl, rs) < 0) {
 		char what[64];
 		snprintf(what, sizeof(what), "power %s", action);
-		r = ipmi_ctx_fail(ctx, a, what, rs, e);
+		/*
+		 * The timer ended the wait: poll() failed with EINTR, which
+		 * FreeIPMI reports as an internal (or system) error.
+		 */
+		int en = ipmi_ctx_errnum(ctx);
+		if (once_fired && (en == IPMI_ERR_INTERNAL_ERROR ||
+				   en == IPMI_ERR_SYSTEM_ERROR))
+			r = kerr_set(e, -ETIMEDOUT, "IPMI: no answer within %d ms",
+				     a->timeout_ms);
+		else
+			r = ipmi_ctx_fail(ctx, a, what, rs, e);
 	}
 out:
+	once_disarm(&once);
 	fiid_obj_destroy(rs);
 	ipmi_session_close(ctx);
 	return r;

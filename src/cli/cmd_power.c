@@ -11,20 +11,23 @@
 #include "bmc/bmc.h"
 #include "spec/spec.h"
 
-/* A node's BMC settings, with the password resolved, as a bmc_target. */
+/*
+ * A node's BMC settings, with the password resolved, as a bmc_target.
+ * Messages leave out the node: the result line names it.
+ */
 static int target_for(const struct node *n, struct bmc_target *t, struct kerr *e)
 {
 	const struct bmc_conf *b = n->bmc;
 
 	bmc_target_init(t);
 	if (!b)
-		return kerr_set(e, -ENOENT, "node '%s': no bmc: in the spec", n->name);
+		return kerr_set(e, -ENOENT, "no bmc: settings in the spec");
 	t->proto = b->type == BMC_REDFISH ? BMC_PROTO_REDFISH : BMC_PROTO_IPMI;
 	t->address = xstrdup(b->address);
 	t->port = b->port;
 	t->user = b->user ? xstrdup(b->user) : NULL;
 	if (bmc_secret_load(b->password_file, b->password_env, &t->password, e) < 0) {
-		kerr_prefix(e, "node '%s': bmc password", n->name);
+		kerr_prefix(e, "bmc password");
 		return e->code;
 	}
 	return 0;
@@ -33,7 +36,10 @@ static int target_for(const struct node *n, struct bmc_target *t, struct kerr *e
 /*
  * Shared by both commands: select nodes by names/groups/globs, resolve
  * their BMCs, run op on all of them in parallel, print, and return the
- * exit code (0 only if every node succeeded).
+ * exit code: 0 if every node succeeded, 3 if the outcome on some node is
+ * unknown (a once-only action sent, no reply), else 1 if any failed.  A
+ * node whose BMC cannot be resolved (no bmc:, unreadable password) fails
+ * alone; the others are still done.
  */
 static int run_op(const char *spec, const char *pattern, const struct bmc_op *op)
 {
@@ -47,59 +53,78 @@ static int run_op(const char *spec, const char *pattern, const struct bmc_op *op
 	struct bmc_target *t = xcalloc(c->nnodes + 1, sizeof(*t));
 	const struct bmc_target **tp = xcalloc(c->nnodes + 1, sizeof(*tp));
 	struct bmc_result *res = xcalloc(c->nnodes + 1, sizeof(*res));
+	struct bmc_result *bres = xcalloc(c->nnodes + 1, sizeof(*bres));
+	size_t *slot = xcalloc(c->nnodes + 1, sizeof(*slot));
 	const struct node **nodes = xcalloc(c->nnodes + 1, sizeof(*nodes));
-	size_t n = 0;
+	size_t n = 0, nb = 0;
+	bool unknown = false;
 
 	if (cluster_select(c, pattern, sel, &e) < 0) {
 		cli_error("%s", e.msg);
 		goto out;
 	}
+	/* res[i] for nodes[i]; tp/bres hold only the nodes with a target. */
 	for (size_t i = 0; i < c->nnodes; i++) {
 		if (!sel[i])
 			continue;
-		if (target_for(&c->nodes[i], &t[n], &e) < 0) {
-			cli_error("%s", e.msg);
-			bmc_target_release(&t[n]);
-			goto out;
-		}
 		nodes[n] = &c->nodes[i];
-		tp[n] = &t[n];
+		if (target_for(&c->nodes[i], &t[nb], &res[n].err) < 0) {
+			res[n].rc = res[n].err.code < 0 ? res[n].err.code : -EINVAL;
+			res[n].power = BMC_POWER_UNKNOWN;
+			bmc_target_release(&t[nb]);
+		} else {
+			tp[nb] = &t[nb];
+			slot[nb++] = n;
+		}
 		n++;
 	}
-	bmc_bulk(tp, n, op, 0, res);
+	bmc_bulk(tp, nb, op, 0, bres);
+	for (size_t j = 0; j < nb; j++)
+		res[slot[j]] = bres[j];
 	rc = 0;
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++) {
 		const char *state = op->kind == BMC_OP_POWER_GET ? bmc_power_name(res[i].power) : "done";
-		if (res[i].rc < 0)
+		if (res[i].rc == -EINPROGRESS)
+			unknown = true;
+		else if (res[i].rc < 0)
 			rc = 1;
 		if (arg_output == OUTPUT_JSON) {
-			json_t *o = json_pack("{s:s,s:s,s:b,s:I}", "name", nodes[i]->name,
-					      "bmc", nodes[i]->bmc->address, "ok", res[i].rc == 0,
+			json_t *o = json_pack("{s:s,s:s?,s:b,s:I}", "name", nodes[i]->name,
+					      "bmc", nodes[i]->bmc ? nodes[i]->bmc->address : NULL,
+					      "ok", res[i].rc == 0,
 					      "elapsed_ms", (json_int_t)res[i].elapsed_ms);
+			if (res[i].rc == -EINPROGRESS)
+				json_object_set_new(o, "outcome", json_string("unknown"));
 			if (res[i].rc < 0)
 				json_object_set_new(o, "error", json_string(res[i].err.msg));
 			else if (op->kind == BMC_OP_POWER_GET)
 				json_object_set_new(o, "power", json_string(state));
 			json_array_append_new(arr, o);
+		} else if (res[i].rc == -EINPROGRESS) {
+			printf("%-16s unknown  %s\n", nodes[i]->name, res[i].err.msg);
 		} else if (res[i].rc < 0) {
 			printf("%-16s failed   %s\n", nodes[i]->name, res[i].err.msg);
 		} else {
 			printf("%-16s %s\n", nodes[i]->name, state);
 		}
 	}
+	if (unknown)
+		rc = 3;
 	if (arg_output == OUTPUT_JSON) {
 		json_dumpf(arr, stdout, JSON_INDENT(2));
 		putchar('\n');
 	}
 	json_decref(arr);
 out:
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < nb; i++)
 		bmc_target_release(&t[i]);
 	free(sel);
 	free(t);
 	free(tp);
 	free(res);
+	free(bres);
+	free(slot);
 	free(nodes);
 	cluster_free(c);
 	return rc;
@@ -183,11 +208,15 @@ const struct command cmd_power = {
 		"    (type ipmi or redfish, address, user, password_file or password_env;\n"
 		"    passwords are never inline). NODES is a comma-separated list of node\n"
 		"    names, group names and globs. BMCs are driven in parallel (32 at a\n"
-		"    time) with a timeout and retries for failures that may pass; a cycle or\n"
-		"    reset whose reply was lost is not sent twice.\n\n"
+		"    time) with a timeout and retries for failures that may pass. off, cycle,\n"
+		"    reset and soft are sent once: if the reply is lost the node is reported\n"
+		"    'unknown' (the action may or may not have run; check 'kiln power status'\n"
+		"    before repeating it). A node without bmc: fails alone; the others\n"
+		"    are still done.\n\n"
 		"    on, off   hard power on / off        cycle   off then on\n"
 		"    reset     hard reset                 soft    ACPI shutdown request\n\n"
-		"EXIT STATUS\n    0 every BMC answered; 1 any failed (each named with its cause)\n\n"
+		"EXIT STATUS\n    0 every BMC answered; 3 the outcome on some node is unknown (request\n"
+		"    sent, reply lost); else 1 if any failed (each named with its cause)\n\n"
 		"EXAMPLES\n    kiln power status all\n    kiln power cycle gpu-07\n",
 };
 
@@ -201,6 +230,6 @@ const struct command cmd_bootdev = {
 		"    Sets the boot device of each selected node (see 'kiln power' for NODES\n"
 		"    and the bmc: settings). With --once only the next boot uses it;\n"
 		"    otherwise it persists.\n\n"
-		"EXIT STATUS\n    0 every BMC accepted; 1 any failed\n\n"
+		"EXIT STATUS\n    0 every BMC accepted; 1 any failed (the others are still done)\n\n"
 		"EXAMPLES\n    kiln bootdev pxe gpu-07 --once\n",
 };

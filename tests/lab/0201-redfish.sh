@@ -155,9 +155,14 @@ UP=http://127.0.0.1:$PORT
 bt -t 500 -r 2 redfish "$UP" root calvin power cycle && die "hanging POST succeeded"
 assert_eq "$ERR" "error: bmc $UP: Redfish: no answer within 500 ms; not retried: the request was sent, the action may or may not have run"
 assert_eq "$(nreq hp POST)" 1 "POSTs of a cycle whose reply was lost"
-bt -t 500 -r 1 redfish "$UP" root calvin power off && die "hanging POST succeeded"
+rc=0; bt -t 500 -r 2 redfish "$UP" root calvin power off || rc=$?
+assert_eq "$rc" 3 "exit of an off whose reply was lost (3: outcome unknown)"
+assert_eq "$ERR" "error: bmc $UP: Redfish: no answer within 500 ms; not retried: the request was sent, the action may or may not have run"
+assert_eq "$(nreq hp POST)" 2 "POSTs after an off whose reply was lost (one more)"
+mock hq --power Off --hang POST; UP=http://127.0.0.1:$PORT
+bt -t 500 -r 1 redfish "$UP" root calvin power on && die "hanging POST succeeded"
 assert_eq "$ERR" "error: bmc $UP: Redfish: no answer within 500 ms (2 attempts)"
-assert_eq "$(nreq hp POST)" 3 "POSTs after an idempotent off was retried once"
+assert_eq "$(nreq hq POST)" 2 "POSTs of an on (idempotent) retried once"
 echo "== timeouts (${ms} ms)"
 
 # ---- TLS -------------------------------------------------------------------

@@ -14,8 +14,15 @@ get)
 		esac
 	done ;;
 set)
-	# a BMC that goes quiet while it acts (ipmi_sim waits for this program)
-	[ -f "$d/hang" ] && sleep 3
+	# A BMC whose reply is lost: with DIR/drop holding the client's
+	# address, the first "set" blackholes the route back to it before
+	# acting (ipmi_sim runs this program before it replies, inside the
+	# BMC's namespace), so the reply never leaves while later requests
+	# still arrive and run -- a retransmission would show in the log.
+	if [ -s "$d/drop" ]; then
+		ip route add blackhole "$(cat "$d/drop")/32" || exit 1
+		: >"$d/drop"
+	fi
 	while [ $# -ge 2 ]; do
 		case $1 in
 		power) echo "$2" >"$d/power.tmp" && mv "$d/power.tmp" "$d/power" ;;

@@ -13,7 +13,8 @@
  *          -m legacy|uefi (boot mode)
  * Output: "on"/"off"/"unknown" for status, "ok" for changes; bulk prints
  * "INDEX RC POWER ELAPSED_MS MESSAGE" per BMC.  Errors go to stderr as
- * "error: MESSAGE" with exit status 1; usage errors exit 2.
+ * "error: MESSAGE" with exit status 1, or 3 when the outcome is unknown
+ * (-EINPROGRESS: a once-only request sent, no reply); usage errors exit 2.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -127,7 +128,7 @@ static int run_single(int argc, char **argv, int i)
 fail:
 	fprintf(stderr, "error: %s\n", e.msg);
 	bmc_target_release(&c);
-	return 1;
+	return e.code == -EINPROGRESS ? 3 : 1;
 }
 
 static int run_bulk(int argc, char **argv, int i)
