@@ -11,11 +11,15 @@
 struct call {
 	int status;          /* 0 = no answer */
 	struct buf body;
+	struct event_base *base;
 };
 
 static void on_done(struct evhttp_request *req, void *arg)
 {
 	struct call *c = arg;
+	/* answered (or failed): stop, rather than wait for the server to
+	 * close a kept-alive connection */
+	event_base_loopexit(c->base, NULL);
 	if (!req)
 		return;
 	c->status = evhttp_request_get_response_code(req);
@@ -35,7 +39,7 @@ int serve_api_call(const struct cluster *cl, const char *method, const char *pat
 	const struct boot_conf *b = &cl->boot;
 	struct event_base *base = event_base_new();
 	struct evhttp_connection *conn = NULL;
-	struct call c = { 0 };
+	struct call c = { .base = base };
 	char *token = NULL, *auth = NULL;
 	int r = 0;
 
