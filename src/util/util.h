@@ -118,9 +118,13 @@ char *path_join(const char *root, const char *path);
 
 /* ---- child processes ------------------------------------------------- */
 /*
- * Run argv[0] (searched in PATH) with argv, feeding in (may be NULL) on
- * stdin and collecting stdout/stderr into out/err (each may be NULL to
- * discard; capped by the buffers' caps, extra output is discarded).
+ * Run argv[0] with argv, feeding in (may be NULL) on stdin and collecting
+ * stdout/stderr into out/err (each may be NULL to discard; capped by the
+ * buffers' caps, extra output is discarded).  argv[0] without a '/' is
+ * looked up in $PATH before fork: a missing program is -ENOENT (only
+ * something not executable found: -EACCES) and nothing is started.
+ * The child runs in its own process group, with every signal at SIG_DFL
+ * and none blocked, whatever the caller ignores, handles or blocks.
  * timeout_ms <= 0 means no limit; on timeout the child's process group is
  * killed and -ETIMEDOUT returned.  On success *status holds the wait
  * status.  Returns once the child exits (output is drained 200 ms more),
