@@ -116,6 +116,14 @@ bool path_exists(const char *path);
 /* Join a root prefix and an absolute path: ("/tmp/r", "/etc/x") -> "/tmp/r/etc/x". */
 char *path_join(const char *root, const char *path);
 
+/* ---- IPv4 prefixes (host byte order) -------------------------------- */
+/* The netmask of a prefix length: 24 -> 0xffffff00; <= 0 -> 0, >= 32 -> all ones. */
+uint32_t ipv4_prefix_mask(int prefix);
+/* Whether ip lies in subnet/prefix (host bits of subnet are ignored). */
+bool ipv4_in_subnet(uint32_t ip, uint32_t subnet, int prefix);
+/* Whether a/pa and b/pb share any address. */
+bool ipv4_subnets_overlap(uint32_t a, int pa, uint32_t b, int pb);
+
 /* ---- child processes ------------------------------------------------- */
 /*
  * Run argv[0] with argv, feeding in (may be NULL) on stdin and collecting

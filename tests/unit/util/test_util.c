@@ -445,6 +445,30 @@ static void test_run_stdin_closed(void **state)
 	buf_release(&out);
 }
 
+/* Prefix lengths at and next to the edges (a shift by 32 is undefined). */
+static void test_ipv4_prefix(void **state)
+{
+	assert_int_equal(ipv4_prefix_mask(0), 0);
+	assert_int_equal(ipv4_prefix_mask(-1), 0);
+	assert_int_equal(ipv4_prefix_mask(1), 0x80000000u);
+	assert_int_equal(ipv4_prefix_mask(24), 0xffffff00u);
+	assert_int_equal(ipv4_prefix_mask(31), 0xfffffffeu);
+	assert_int_equal(ipv4_prefix_mask(32), 0xffffffffu);
+	assert_int_equal(ipv4_prefix_mask(33), 0xffffffffu);
+	/* 10.1.2.0/24 */
+	assert_true(ipv4_in_subnet(0x0a0102ffu, 0x0a010200u, 24));
+	assert_false(ipv4_in_subnet(0x0a010300u, 0x0a010200u, 24));
+	assert_true(ipv4_in_subnet(0xc0a80001u, 0x0a010200u, 0));
+	assert_true(ipv4_in_subnet(0x0a010203u, 0x0a010203u, 32));
+	assert_false(ipv4_in_subnet(0x0a010202u, 0x0a010203u, 32));
+	assert_true(ipv4_in_subnet(0x0a010203u, 0x0a010202u, 31));
+	/* 10.0.0.0/8 holds 10.1.2.0/24; 10.1.2.0/24 and 10.1.3.0/24 do not meet */
+	assert_true(ipv4_subnets_overlap(0x0a000000u, 8, 0x0a010200u, 24));
+	assert_true(ipv4_subnets_overlap(0x0a010200u, 24, 0x0a000000u, 8));
+	assert_false(ipv4_subnets_overlap(0x0a010200u, 24, 0x0a010300u, 24));
+	assert_true(ipv4_subnets_overlap(0x0a010200u, 23, 0x0a010300u, 24));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +483,7 @@ int main(void)
 		cmocka_unit_test(test_run_process_group),
 		cmocka_unit_test(test_run_exec_errors),
 		cmocka_unit_test(test_run_stdin_closed),
+		cmocka_unit_test(test_ipv4_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
