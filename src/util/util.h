@@ -155,9 +155,27 @@ int run_ok(char *const argv[], const struct run_opts *o, struct kerr *e);
 int64_t now_ms(void);     /* CLOCK_MONOTONIC */
 int64_t wall_ms(void);    /* CLOCK_REALTIME */
 
+/*
+ * Logging to stderr, one write per line, for levels up to log_threshold.
+ * LOG_FORMAT_CLI (the default) writes "kiln: LEVEL: [EVENT: ]text";
+ * LOG_FORMAT_KV, which a daemon sets once at startup before it logs, writes
+ * "ts=... level=... event=EVENT" then msg="text" (log_msg: event=log) or
+ * the pairs of log_event().  Bytes outside printable ASCII in the text are
+ * written as \xHH in both formats, and in msg="..." '"' and '\' are
+ * backslash-escaped: text may carry what a peer sent.  log_event()'s
+ * pairs are the caller's to keep well formed (no space or '"' inside a
+ * value); only their bytes are escaped.
+ */
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_format { LOG_FORMAT_CLI, LOG_FORMAT_KV };
 extern enum log_level log_threshold;
+void log_set_format(enum log_format f);
 void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF(2, 3);
+/* Free text from one subsystem ("dhcp", "tftp"): event=EVENT msg="text". */
+void log_note(enum log_level lvl, const char *event, const char *fmt, ...) PRINTF(3, 4);
+/* A structured event: fmt gives "key=value key=value" (may be NULL or ""). */
+void log_event(enum log_level lvl, const char *event, const char *fmt, ...) PRINTF(3, 4);
+void log_vevent(enum log_level lvl, const char *event, const char *fmt, va_list ap);
 #define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

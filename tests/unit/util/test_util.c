@@ -469,6 +469,83 @@ static void test_ipv4_prefix(void **state)
 	assert_true(ipv4_subnets_overlap(0x0a010200u, 23, 0x0a010300u, 24));
 }
 
+/* Run fn with stderr going to a file; what it wrote ends up in b. */
+static void capture_stderr(void (*fn)(void), struct buf *b)
+{
+	char path[] = "/tmp/kiln-util-log-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	int saved = dup(2);
+	assert_true(saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	fn();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	buf_init(b, 0);
+	assert_int_equal(file_read(path, b, 1 << 20), 0);
+	unlink(path);
+}
+
+static void log_some(void)
+{
+	log_note(LOG_INFO, "tftp", "10.0.0.9: '%s' refused", "a\"b\\c\x1b[2J\nd\xff");
+	log_event(LOG_WARN, "http", "path=%s status=%d", "/x\ny", 404);
+	log_event(LOG_INFO, "ready", NULL);
+	log_msg(LOG_ERR, "state: %s", "disk full");
+	log_note(LOG_DEBUG, "dhcp", "below the threshold");
+}
+
+/* Check one key=value line: the ts= field's shape, then the rest. */
+static const char *kv_line(const char *p, const char *rest)
+{
+	int y, mo, d, h, mi, sec, ms, n = 0;
+	assert_int_equal(sscanf(p, "ts=%4d-%2d-%2dT%2d:%2d:%2d.%3dZ %n", &y, &mo, &d, &h, &mi,
+				&sec, &ms, &n), 7);
+	assert_int_equal(n, 28);
+	const char *nl = strchr(p, '\n');
+	assert_non_null(nl);
+	assert_int_equal((size_t)(nl - p - n), strlen(rest));
+	assert_memory_equal(p + n, rest, strlen(rest));
+	return nl + 1;
+}
+
+/*
+ * The CLI format keeps "kiln: LEVEL: [EVENT: ]text"; the daemon's format
+ * writes every line, log_msg's and log_note's included, as key=value with
+ * the text quoted.  Both escape what a peer could send: a quote or a
+ * backslash cannot end msg="..." early, a newline cannot start a forged
+ * line, an escape sequence never reaches the terminal.
+ */
+static void test_log_formats(void **state)
+{
+	enum log_level saved = log_threshold;
+	struct buf b;
+	log_threshold = LOG_INFO;
+
+	capture_stderr(log_some, &b);
+	assert_string_equal(b.s,
+		"kiln: info: tftp: 10.0.0.9: 'a\"b\\c\\x1b[2J\\x0ad\\xff' refused\n"
+		"kiln: warning: http: path=/x\\x0ay status=404\n"
+		"kiln: info: ready\n"
+		"kiln: error: state: disk full\n");
+	buf_release(&b);
+
+	log_set_format(LOG_FORMAT_KV);
+	capture_stderr(log_some, &b);
+	log_set_format(LOG_FORMAT_CLI);
+	log_threshold = saved;
+	const char *p = b.s;
+	p = kv_line(p, "level=info event=tftp msg=\"10.0.0.9: 'a\\\"b\\\\c\\x1b[2J\\x0ad\\xff' refused\"");
+	p = kv_line(p, "level=warn event=http path=/x\\x0ay status=404");
+	p = kv_line(p, "level=info event=ready");
+	p = kv_line(p, "level=error event=log msg=\"state: disk full\"");
+	assert_string_equal(p, "");
+	buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_run_exec_errors),
 		cmocka_unit_test(test_run_stdin_closed),
 		cmocka_unit_test(test_ipv4_prefix),
+		cmocka_unit_test(test_log_formats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
