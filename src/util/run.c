@@ -72,8 +72,9 @@ static int pidfd_of(pid_t pid)
 /*
  * The file to execve() for name: name itself when it holds a '/', else the
  * first executable regular file NAME in $PATH (the parent's, as execvp
- * would use; "/bin:/usr/bin" when unset; empty entries are skipped rather
- * than meaning "."). -ENOENT when there is none, -EACCES when only
+ * would use; "/bin:/usr/bin" when unset).  Entries that are empty or
+ * relative are skipped: execvp would take them against the cwd, and the
+ * child's cwd may be o->cwd.  -ENOENT when there is none, -EACCES when only
  * something not executable was found.  Done before fork, so the child
  * only calls execve() and a missing program costs no fork.
  */
@@ -91,7 +92,7 @@ static int exec_path_resolve(const char *name, char **out)
 	int r = -ENOENT;
 	for (const char *p = path; *p;) {
 		size_t n = strcspn(p, ":");
-		if (n) {
+		if (n && *p == '/') {
 			char *f = xasprintf("%.*s/%s", (int)n, p, name);
 			struct stat st;
 			if (stat(f, &st) == 0) {
@@ -151,6 +152,7 @@ __attribute__((noreturn))
 static void child_exec(const char *file, char *const argv[], const struct run_opts *o,
 		       const int in[2], const int out[2], const int err[2], int ex)
 {
+	static const unsigned long kernel_dfl[8];
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
 
@@ -158,8 +160,15 @@ static void child_exec(const char *file, char *const argv[], const struct run_op
 		child_fail(ex);
 	if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
 		child_fail(ex);
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);   /* EINVAL for KILL, STOP, libc's own */
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		/* glibc refuses its own two (32, 33): a caller may still have
+		 * them ignored (cmake --build does), and SIG_IGN survives exec.
+		 * An all-zero kernel sigaction is SIG_DFL on every layout. */
+		if (sigaction(sig, &dfl, NULL) < 0)
+			syscall(SYS_rt_sigaction, sig, kernel_dfl, NULL, (NSIG - 1) / 8);
+	}
 	if (o->cwd && chdir(o->cwd) < 0)
 		child_fail(ex);
 	sigemptyset(&none);
