@@ -21,17 +21,10 @@ struct dhcp_engine {
 
 #define BCAST 0xffffffffu
 
-static uint32_t net_mask(int prefix)
-{
-	return prefix <= 0 ? 0 : prefix >= 32 ? 0xffffffffu
-		: ~((1u << (32 - prefix)) - 1);
-}
-
 int boot_net_find(const struct boot_config *cfg, uint32_t ip)
 {
 	for (size_t i = 0; i < cfg->n_nets; i++) {
-		uint32_t m = net_mask(cfg->nets[i].prefix);
-		if ((ip & m) == (cfg->nets[i].subnet & m))
+		if (ipv4_in_subnet(ip, cfg->nets[i].subnet, cfg->nets[i].prefix))
 			return (int)i;
 	}
 	return -1;
@@ -63,11 +56,10 @@ int dhcp_engine_new(const struct boot_config *cfg, struct lease_db *db,
 		if (n->prefix < 8 || n->prefix > 30)
 			return kerr_set(e, -EINVAL, "net %zu: prefix /%d out of range 8..30",
 					i, n->prefix);
-		uint32_t m = net_mask(n->prefix);
 		if (n->pool_start || n->pool_end) {
 			if (n->pool_start > n->pool_end ||
-			    (n->pool_start & m) != (n->subnet & m) ||
-			    (n->pool_end & m) != (n->subnet & m))
+			    !ipv4_in_subnet(n->pool_start, n->subnet, n->prefix) ||
+			    !ipv4_in_subnet(n->pool_end, n->subnet, n->prefix))
 				return kerr_set(e, -EINVAL, "net %zu: pool outside the subnet", i);
 			if (n->pool_end - n->pool_start > 1u << 20)
 				return kerr_set(e, -EINVAL, "net %zu: pool larger than 2^20", i);
@@ -136,7 +128,7 @@ static const struct boot_host *find_host(const struct dhcp_engine *g,
 static bool in_pool(const struct dhcp_engine *g, const struct boot_net *n,
 		    uint32_t ip)
 {
-	uint32_t m = net_mask(n->prefix);
+	uint32_t m = ipv4_prefix_mask(n->prefix);
 	if (!n->pool_start || ip < n->pool_start || ip > n->pool_end)
 		return false;
 	if ((ip & ~m) == 0 || (ip & ~m) == ~m)
@@ -352,7 +344,7 @@ static int add_config_opts(struct dhcp_engine *g, const struct dhcp_msg *req,
 		r |= dhcp_out_opt_u32(o, DHO_T1, lease_time / 2);
 		r |= dhcp_out_opt_u32(o, DHO_T2, (uint32_t)((uint64_t)lease_time * 7 / 8));
 	}
-	uint32_t m = net_mask(n->prefix);
+	uint32_t m = ipv4_prefix_mask(n->prefix);
 	r |= dhcp_out_opt_u32(o, DHO_SUBNET_MASK, m);
 	r |= dhcp_out_opt_u32(o, DHO_BROADCAST, (n->subnet & m) | ~m);
 	if (n->router)

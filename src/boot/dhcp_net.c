@@ -119,7 +119,7 @@ static void dhcp_pause(struct boot_dhcp *d, bool pause)
 			event_del(d->socks[i].ev);
 		} else if (event_add(d->socks[i].ev, NULL) < 0) {
 			/* stay paused: the next release tries again */
-			log_err("dhcp: cannot resume reading socket %zu", i);
+			log_note(LOG_ERR, "dhcp", "cannot resume reading socket %zu", i);
 			d->paused = true;
 		}
 	}
@@ -132,7 +132,7 @@ static void dhcp_commit(struct boot_dhcp *d)
 		return;
 	d->txn_open = false;
 	if (lease_db_batch_end(d->db, true) < 0) {
-		log_err("dhcp: lease database commit failed; %zu replies dropped",
+		log_note(LOG_ERR, "dhcp", "lease database commit failed; %zu replies dropped",
 			d->n_open);
 		d->q_len -= d->n_open;
 		d->n_open = 0;
@@ -157,7 +157,7 @@ static void dhcp_send_run(struct boot_dhcp *d, size_t sock, size_t n)
 			if (errno == EINTR)
 				continue;
 			/* the first unsent message failed: drop it, go on */
-			log_warn("dhcp: send: %s", strerror(errno));
+			log_note(LOG_WARN, "dhcp", "send: %s", strerror(errno));
 			i++;
 			continue;
 		}
@@ -207,7 +207,7 @@ static void dhcp_on_synced(void *arg, uint64_t gen, int err)
 {
 	struct boot_dhcp *d = arg;
 	if (err) {
-		log_err("dhcp: lease database sync failed (%s): %zu replies dropped; "
+		log_note(LOG_ERR, "dhcp", "lease database sync failed (%s): %zu replies dropped; "
 			"DHCP stays off until kiln serve restarts", strerror(-err),
 			d->q_len);
 		d->failed = true;
@@ -245,7 +245,7 @@ static void dhcp_on_read(evutil_socket_t fd, short what, void *arg)
 			size_t n = 0;
 			while (n < DHCP_BURST && recv(fd, d->rx, sizeof(d->rx), 0) >= 0)
 				n++;
-			log_err("dhcp: lease database: cannot begin a transaction; "
+			log_note(LOG_ERR, "dhcp", "lease database: cannot begin a transaction; "
 				"%zu requests dropped", n);
 			return;
 		}
@@ -260,13 +260,13 @@ static void dhcp_on_read(evutil_socket_t fd, short what, void *arg)
 		if (n < 0)
 			break;   /* EAGAIN or a transient error */
 		if ((size_t)n > DHCP_MAX_PKT) {
-			log_debug("dhcp: dropped %zd-byte datagram", n);
+			log_note(LOG_DEBUG, "dhcp", "dropped %zd-byte datagram", n);
 			continue;
 		}
 		if (dhcp_parse(d->rx, (size_t)n, &d->msg) < 0) {
 			char ip[16];
 			boot_fmt_ip(ntohl(from.sin_addr.s_addr), ip);
-			log_debug("dhcp: malformed packet from %s", ip);
+			log_note(LOG_DEBUG, "dhcp", "malformed packet from %s", ip);
 			continue;
 		}
 		struct dhcp_rx rx = {
@@ -277,7 +277,7 @@ static void dhcp_on_read(evutil_socket_t fd, short what, void *arg)
 		int r = dhcp_engine_handle(d->eng, &d->msg, &rx, wall_ms() / 1000,
 					   &d->reply);
 		if (r < 0) {
-			log_err("dhcp: lease database failed (%s); not answering",
+			log_note(LOG_ERR, "dhcp", "lease database failed (%s); not answering",
 				strerror(-r));
 			continue;
 		}
@@ -285,7 +285,7 @@ static void dhcp_on_read(evutil_socket_t fd, short what, void *arg)
 		 * the log must not be the bottleneck (leases are logged once,
 		 * by whoever records them). */
 		if (d->reply.note[0])
-			log_debug("dhcp: %s", d->reply.note);
+			log_note(LOG_DEBUG, "dhcp", "%s", d->reply.note);
 		if (!d->reply.send)
 			continue;
 		struct dhcp_pending *p = q_at(d, d->q_len++);

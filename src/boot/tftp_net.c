@@ -96,7 +96,7 @@ static void conn_log_end(struct tftp_conn *c, const char *how)
 	boot_fmt_ip(ntohl(c->peer.sin_addr.s_addr), ip);
 	int64_t ms = now_ms() - c->started_ms;
 	double mb = (double)c->x.size / 1e6;
-	log_info("tftp: %s:%u '%s' %s: %.1f MB in %lld ms (%.1f MB/s)", ip,
+	log_note(LOG_INFO, "tftp", "%s:%u '%s' %s: %.1f MB in %lld ms (%.1f MB/s)", ip,
 		 ntohs(c->peer.sin_port), c->name, how, mb, (long long)ms,
 		 ms > 0 ? mb * 1000.0 / (double)ms : 0.0);
 }
@@ -131,7 +131,7 @@ static int conn_send_burst(struct tftp_conn *c, int k, size_t len, size_t pkt)
 		if (errno != EIO && errno != EINVAL && errno != EMSGSIZE &&
 		    errno != EOPNOTSUPP && errno != ENOPROTOOPT)
 			return -errno;
-		log_debug("tftp: '%s': UDP GSO refused (%s), using sendmmsg",
+		log_note(LOG_DEBUG, "tftp", "'%s': UDP GSO refused (%s), using sendmmsg",
 			  c->name, strerror(errno));
 		c->gso = 0;
 		t->st.gso_fallbacks++;
@@ -319,14 +319,14 @@ static void tftp_start_conn(struct boot_tftp *t, const struct tftp_req *rq,
 	int ffd = tftp_open_beneath(t->rootfd, rq->name, &size);
 	if (ffd < 0) {
 		bool nf = ffd == -ENOENT || ffd == -ENOTDIR;
-		log_info("tftp: %s: '%s' refused: %s", ip, name, strerror(-ffd));
+		log_note(LOG_INFO, "tftp", "%s: '%s' refused: %s", ip, name, strerror(-ffd));
 		tftp_reply_error(t, peer, nf ? TFTP_ENOTFOUND : TFTP_EACCESS,
 				 nf ? "file not found" : "access violation");
 		return;
 	}
 	if (t->active >= max || mine >= per) {
 		close(ffd);
-		log_warn("tftp: %s: '%s' refused: %d transfers running (%d from it)",
+		log_note(LOG_WARN, "tftp", "%s: '%s' refused: %d transfers running (%d from it)",
 			 ip, name, t->active, mine);
 		tftp_reply_error(t, peer, TFTP_EUNDEF, "server busy");
 		return;
@@ -372,14 +372,14 @@ static void tftp_start_conn(struct boot_tftp *t, const struct tftp_req *rq,
 	c->tmo = evtimer_new(t->base, conn_on_timeout, c);
 	if (!c->rev || !c->wev || !c->tmo || event_add(c->rev, NULL) < 0)
 		goto fail;
-	log_info("tftp: %s:%u '%s' size %llu blksize %u window %u%s%s", ip,
+	log_note(LOG_INFO, "tftp", "%s:%u '%s' size %llu blksize %u window %u%s%s", ip,
 		 ntohs(peer->sin_port), name, (unsigned long long)size,
 		 c->x.blksize, c->x.window, c->x.oack ? " (OACK)" : "",
 		 c->gso ? " (GSO)" : "");
 	conn_pump(c);
 	return;
 fail:
-	log_warn("tftp: %s: '%s': cannot start transfer: %s", ip, name, strerror(errno));
+	log_note(LOG_WARN, "tftp", "%s: '%s': cannot start transfer: %s", ip, name, strerror(errno));
 	tftp_reply_error(t, peer, TFTP_EUNDEF, "internal error");
 	conn_free(c);
 }

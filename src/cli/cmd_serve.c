@@ -34,6 +34,9 @@ static int run(int argc, char **argv)
 	}
 	if (!o.check_only && log_threshold < LOG_INFO)
 		log_threshold = LOG_INFO;
+	/* The daemon's lines, slog's and those of the DHCP/TFTP glue alike,
+	 * are key=value lines; only the final error is the CLI's. */
+	log_set_format(LOG_FORMAT_KV);
 	if (serve_run(&o, &e) < 0)
 		return cli_error("serve: %s", e.msg);
 	if (o.check_only)

@@ -64,7 +64,7 @@ static int subnet_parse(const char *s, uint32_t *net, int *prefix, struct kerr *
 		return kerr_set(e, -EINVAL, "subnet '%s': '%s' is not an IPv4 address", s, ip);
 	if (parse_u64(slash + 1, 16, 26, &p) < 0)
 		return kerr_set(e, -EINVAL, "subnet '%s': prefix length must be 16..26", s);
-	uint32_t mask = ~0U << (32 - p), v = ntohl(a.s_addr);
+	uint32_t mask = ipv4_prefix_mask((int)p), v = ntohl(a.s_addr);
 	if (v & ~mask)
 		return kerr_set(e, -EINVAL, "subnet '%s': host bits are set (did you mean %u.%u.%u.%u/%d?)",
 				s, (v & mask) >> 24, ((v & mask) >> 16) & 255,
@@ -78,13 +78,6 @@ static char *addr_at(uint32_t net, uint32_t off)
 {
 	uint32_t v = net + off;
 	return xasprintf("%u.%u.%u.%u", v >> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255);
-}
-
-static bool subnets_overlap(uint32_t a, int pa, uint32_t b, int pb)
-{
-	int p = pa < pb ? pa : pb;
-	uint32_t mask = ~0U << (32 - p);
-	return (a & mask) == (b & mask);
 }
 
 /* The machine-side veth: "kl-NAME", or "kl-" + a hash when NAME is long. */
@@ -505,7 +498,7 @@ static int lab_check_free(const struct lab *l, struct kerr *e)
 		int oprefix;
 		if (lab_load(names.v[i], &o, NULL) == 0 &&
 		    subnet_parse(o->subnet, &onet, &oprefix, NULL) == 0 &&
-		    subnets_overlap(net, prefix, onet, oprefix))
+		    ipv4_subnets_overlap(net, prefix, onet, oprefix))
 			r = kerr_set(e, -EEXIST, "subnet %s overlaps lab '%s' (%s): pick another with --subnet",
 				     l->subnet, o->name, o->subnet);
 		lab_free(o);

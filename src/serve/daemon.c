@@ -26,32 +26,11 @@
 
 void slog(enum log_level lvl, const char *event, const char *fmt, ...)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
-	char ts[32];
-	struct timespec now;
-	struct tm tm;
 	va_list ap;
 
-	if (lvl > log_threshold)
-		return;
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	/* One write per line: stderr is unbuffered, and lines from a busy
-	 * daemon must neither interleave nor cost a syscall per fragment. */
-	struct buf b;
-	buf_init(&b, 0);
-	buf_printf(&b, "ts=%s.%03ldZ level=%s event=%s", ts, now.tv_nsec / 1000000,
-		   names[lvl], event);
-	if (fmt && *fmt) {
-		buf_addch(&b, ' ');
-		va_start(ap, fmt);
-		buf_vprintf(&b, fmt, ap);
-		va_end(ap);
-	}
-	buf_addch(&b, '\n');
-	fwrite(b.s, 1, b.len, stderr);
-	buf_release(&b);
+	va_start(ap, fmt);
+	log_vevent(lvl, event, fmt, ap);
+	va_end(ap);
 }
 
 /*

@@ -29,11 +29,6 @@ static bool name_chars(const char *s, const char *extra, size_t max)
 	return true;
 }
 
-static uint32_t mask_of(int prefix)
-{
-	return prefix <= 0 ? 0 : prefix >= 32 ? 0xffffffffu : ~((1u << (32 - prefix)) - 1);
-}
-
 static bool address_taken(const struct cluster *c, uint32_t ip)
 {
 	for (size_t i = 0; i < c->nnodes; i++) {
@@ -55,14 +50,14 @@ static int pick_address(const struct cluster *c, uint32_t hint, char out[16],
 	const struct boot_conf *b = &c->boot;
 	const struct boot_network *n = NULL;
 	for (size_t i = 0; i < b->nnetworks; i++)
-		if (hint && (hint & mask_of(b->networks[i].prefix)) == b->networks[i].subnet)
+		if (hint && ipv4_in_subnet(hint, b->networks[i].subnet, b->networks[i].prefix))
 			n = &b->networks[i];
 	if (!n && b->nnetworks)
 		n = &b->networks[0];
 	if (!n)
 		return kerr_set(e, -EINVAL, "no boot network to take an address from "
 				"(give --address)");
-	uint32_t last = n->subnet | ~mask_of(n->prefix);
+	uint32_t last = n->subnet | ~ipv4_prefix_mask(n->prefix);
 	for (uint32_t ip = n->subnet + 1; ip < last; ip++) {
 		if (ip == b->server_ip || ip == n->router || address_taken(c, ip) ||
 		    (n->pool_start && ip >= n->pool_start && ip <= n->pool_end))

@@ -434,11 +434,6 @@ static int parse_labels(struct sctx *x, const struct ynode *n, const char *what,
 
 /* ---- boot --------------------------------------------------------------- */
 
-static uint32_t mask_of(int prefix)
-{
-	return prefix <= 0 ? 0 : prefix >= 32 ? 0xffffffffu : ~((1u << (32 - prefix)) - 1);
-}
-
 /* A dotted-quad scalar into a host-order address. */
 static int get_ipv4(struct sctx *x, const struct ynode *n, const char *what, uint32_t *out)
 {
@@ -566,7 +561,7 @@ static int parse_boot_net(struct sctx *x, const struct ynode *m, size_t idx)
 		goto out;
 	}
 	n->prefix = (int)pfx;
-	uint32_t mk = mask_of(n->prefix);
+	uint32_t mk = ipv4_prefix_mask(n->prefix);
 	if (n->subnet & ~mk) {
 		r = err_n(x, v, "%s: subnet '%s' has host bits set", what,
 			  shown(v, tmp, sizeof(tmp)));
@@ -577,7 +572,7 @@ static int parse_boot_net(struct sctx *x, const struct ynode *m, size_t idx)
 		w = xasprintf("%s: router", what);
 		if ((r = get_ipv4(x, v, w, &n->router)) < 0)
 			goto out;
-		if ((n->router & mk) != n->subnet) {
+		if (!ipv4_in_subnet(n->router, n->subnet, n->prefix)) {
 			r = err_n(x, v, "%s: %s is outside %s", w, v->str,
 				  ymap_get(m, "subnet")->str);
 			goto out;
@@ -606,7 +601,8 @@ static int parse_boot_net(struct sctx *x, const struct ynode *m, size_t idx)
 				  "first <= last)", what, shown(v, tmp, sizeof(tmp)));
 			goto out;
 		}
-		if ((n->pool_start & mk) != n->subnet || (n->pool_end & mk) != n->subnet ||
+		if (!ipv4_in_subnet(n->pool_start, n->subnet, n->prefix) ||
+		    !ipv4_in_subnet(n->pool_end, n->subnet, n->prefix) ||
 		    n->pool_start == n->subnet || n->pool_end == (n->subnet | ~mk)) {
 			r = err_n(x, v, "%s: pool '%s' is not inside subnet %s (network and "
 				  "broadcast addresses excluded)", what, shown(v, tmp, sizeof(tmp)),
@@ -635,8 +631,7 @@ static int parse_boot_net(struct sctx *x, const struct ynode *m, size_t idx)
 	}
 	for (size_t i = 0; i + 1 < b->nnetworks; i++) {
 		const struct boot_network *o = &b->networks[i];
-		uint32_t m2 = mask_of(o->prefix < n->prefix ? o->prefix : n->prefix);
-		if ((o->subnet & m2) == (n->subnet & m2)) {
+		if (ipv4_subnets_overlap(o->subnet, o->prefix, n->subnet, n->prefix)) {
 			r = err_n(x, ymap_get(m, "subnet"), "%s: subnet overlaps network '%s'",
 				  what, o->name);
 			goto out;
@@ -920,7 +915,7 @@ static int parse_node_boot(struct sctx *x, const struct ynode *m, struct node *n
 		uint32_t ip;
 		for (size_t i = 0; parse_v4(n->address, &ip) && i < c->boot.nnetworks; i++) {
 			const struct boot_network *bn = &c->boot.networks[i];
-			if ((ip & mask_of(bn->prefix)) != bn->subnet)
+			if (!ipv4_in_subnet(ip, bn->subnet, bn->prefix))
 				continue;
 			if (bn->pool_start && ip >= bn->pool_start && ip <= bn->pool_end)
 				return err_n(x, ymap_get(m, "address"), "%s: reserved address %s "

@@ -1,21 +1,27 @@
 /*
  * Child processes: fork + exec with stdin/stdout/stderr pipes, a poll loop
  * that feeds and drains them, and a timeout that kills the whole process
- * group.  Exec failures come back through a CLOEXEC pipe (git's
- * run-command.c idea), so the caller sees -ENOENT rather than exit 127.
+ * group.  The start follows git's run-command.c: the program is looked up
+ * in PATH before fork, signals are blocked around fork and reset in the
+ * child, and exec failures come back through a CLOEXEC pipe, so the
+ * caller sees -ENOENT rather than exit 127.
  */
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define RUN_EXIT_GRACE_MS 200   /* drain after the child exits */
 #define RUN_REAP_POLL_MS 50     /* waitpid polling without pidfd */
@@ -64,6 +70,115 @@ static int pidfd_of(pid_t pid)
 }
 
 /*
+ * The file to execve() for name: name itself when it holds a '/', else the
+ * first executable regular file NAME in $PATH (the parent's, as execvp
+ * would use; "/bin:/usr/bin" when unset).  Entries that are empty or
+ * relative are skipped: execvp would take them against the cwd, and the
+ * child's cwd may be o->cwd.  -ENOENT when there is none, -EACCES when only
+ * something not executable was found.  Done before fork, so the child
+ * only calls execve() and a missing program costs no fork.
+ */
+static int exec_path_resolve(const char *name, char **out)
+{
+	if (!*name)
+		return -ENOENT;
+	if (strchr(name, '/')) {
+		*out = xstrdup(name);
+		return 0;
+	}
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/bin:/usr/bin";
+	int r = -ENOENT;
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, ":");
+		if (n && *p == '/') {
+			char *f = xasprintf("%.*s/%s", (int)n, p, name);
+			struct stat st;
+			if (stat(f, &st) == 0) {
+				if (S_ISREG(st.st_mode) && access(f, X_OK) == 0) {
+					*out = f;
+					return 0;
+				}
+				r = -EACCES;
+			}
+			free(f);
+		}
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	return r;
+}
+
+/*
+ * Make both ends of p[] higher than 2: a parent started with stdin, stdout
+ * or stderr closed gets such fds from pipe2(), and the child's dup2() onto
+ * 0..2 would then clobber one pipe with another.
+ */
+static int pipe_above_stdio(int p[2])
+{
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	for (int i = 0; i < 2; i++) {
+		if (p[i] > 2)
+			continue;
+		int fd = fcntl(p[i], F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return -errno;
+		close(p[i]);
+		p[i] = fd;
+	}
+	return 0;
+}
+
+/* In the child: report errno to the parent over the exec pipe, and exit. */
+__attribute__((noreturn)) static void child_fail(int fd)
+{
+	int e = errno;
+	ssize_t n = write(fd, &e, sizeof(e));   /* < PIPE_BUF: all or nothing */
+	(void)n;
+	_exit(127);
+}
+
+/*
+ * In the child, between fork and exec, so async-signal-safe calls only.
+ * Its own process group (for the timeout's kill), the pipes on 0..2,
+ * every signal back to SIG_DFL (a handler the parent installed must not
+ * run here, and what the parent ignores, SIGPIPE above all, is not the
+ * program's business), an empty signal mask, then execve().
+ */
+__attribute__((noreturn))
+static void child_exec(const char *file, char *const argv[], const struct run_opts *o,
+		       const int in[2], const int out[2], const int err[2], int ex)
+{
+	static const unsigned long kernel_dfl[8];
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+
+	if (setpgid(0, 0) < 0)
+		child_fail(ex);
+	if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+		child_fail(ex);
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		/* glibc refuses its own two (32, 33): a caller may still have
+		 * them ignored (cmake --build does), and SIG_IGN survives exec.
+		 * An all-zero kernel sigaction is SIG_DFL on every layout. */
+		if (sigaction(sig, &dfl, NULL) < 0)
+			syscall(SYS_rt_sigaction, sig, kernel_dfl, NULL, (NSIG - 1) / 8);
+	}
+	if (o->cwd && chdir(o->cwd) < 0)
+		child_fail(ex);
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		child_fail(ex);
+	execve(file, argv, o->env ? o->env : environ);
+	child_fail(ex);
+}
+
+/*
  * Child output is read until EOF on both pipes or, once the child has
  * exited, for RUN_EXIT_GRACE_MS more: a daemon it left behind ("nohup x &",
  * sysv "service x start") may hold the pipes open for ever.
@@ -74,38 +189,32 @@ int run_argv(char *const argv[], const struct run_opts *o, int *status)
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	int ex[2] = { -1, -1 };
 	int r = 0, pidfd = -1;
+	char *file = NULL;
 	pid_t pid;
 
 	if (!o)
 		o = &none;
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
-	    pipe2(err, O_CLOEXEC) < 0 || pipe2(ex, O_CLOEXEC) < 0) {
-		r = -errno;
+	r = exec_path_resolve(argv[0], &file);
+	if (r < 0)
+		return r;
+	if ((r = pipe_above_stdio(in)) < 0 || (r = pipe_above_stdio(out)) < 0 ||
+	    (r = pipe_above_stdio(err)) < 0 || (r = pipe_above_stdio(ex)) < 0)
 		goto out_close;
-	}
+	/* No signal may run a handler of ours in the child before it has
+	 * reset them; the parent's mask is back right after fork. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid = fork();
+	if (pid == 0)
+		child_exec(file, argv, o, in, out, err, ex[1]);
+	int fork_errno = errno;
+	if (pid > 0)
+		setpgid(pid, pid);   /* the group exists before we can signal it */
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
-		r = -errno;
+		r = -fork_errno;
 		goto out_close;
-	}
-	if (pid == 0) {
-		/* Only async-signal-safe calls from here to exec. */
-		setpgid(0, 0);
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(err[1], 2);
-		signal(SIGPIPE, SIG_DFL);
-		if (o->cwd && chdir(o->cwd) < 0)
-			goto child_fail;
-		if (o->env)
-			execvpe(argv[0], argv, o->env);
-		else
-			execvp(argv[0], argv);
-child_fail:;
-		int e = errno;
-		if (write(ex[1], &e, sizeof(e)) < 0)
-			_exit(127);
-		_exit(127);
 	}
 	close(in[0]);
 	close(out[1]);
@@ -220,6 +329,7 @@ child_fail:;
 	if (status)
 		*status = st;
 out_close:
+	free(file);
 	if (pidfd >= 0)
 		close(pidfd);
 	close_pair(in);

@@ -116,11 +116,23 @@ bool path_exists(const char *path);
 /* Join a root prefix and an absolute path: ("/tmp/r", "/etc/x") -> "/tmp/r/etc/x". */
 char *path_join(const char *root, const char *path);
 
+/* ---- IPv4 prefixes (host byte order) -------------------------------- */
+/* The netmask of a prefix length: 24 -> 0xffffff00; <= 0 -> 0, >= 32 -> all ones. */
+uint32_t ipv4_prefix_mask(int prefix);
+/* Whether ip lies in subnet/prefix (host bits of subnet are ignored). */
+bool ipv4_in_subnet(uint32_t ip, uint32_t subnet, int prefix);
+/* Whether a/pa and b/pb share any address. */
+bool ipv4_subnets_overlap(uint32_t a, int pa, uint32_t b, int pb);
+
 /* ---- child processes ------------------------------------------------- */
 /*
- * Run argv[0] (searched in PATH) with argv, feeding in (may be NULL) on
- * stdin and collecting stdout/stderr into out/err (each may be NULL to
- * discard; capped by the buffers' caps, extra output is discarded).
+ * Run argv[0] with argv, feeding in (may be NULL) on stdin and collecting
+ * stdout/stderr into out/err (each may be NULL to discard; capped by the
+ * buffers' caps, extra output is discarded).  argv[0] without a '/' is
+ * looked up in $PATH before fork: a missing program is -ENOENT (only
+ * something not executable found: -EACCES) and nothing is started.
+ * The child runs in its own process group, with every signal at SIG_DFL
+ * and none blocked, whatever the caller ignores, handles or blocks.
  * timeout_ms <= 0 means no limit; on timeout the child's process group is
  * killed and -ETIMEDOUT returned.  On success *status holds the wait
  * status.  Returns once the child exits (output is drained 200 ms more),
@@ -143,9 +155,27 @@ int run_ok(char *const argv[], const struct run_opts *o, struct kerr *e);
 int64_t now_ms(void);     /* CLOCK_MONOTONIC */
 int64_t wall_ms(void);    /* CLOCK_REALTIME */
 
+/*
+ * Logging to stderr, one write per line, for levels up to log_threshold.
+ * LOG_FORMAT_CLI (the default) writes "kiln: LEVEL: [EVENT: ]text";
+ * LOG_FORMAT_KV, which a daemon sets once at startup before it logs, writes
+ * "ts=... level=... event=EVENT" then msg="text" (log_msg: event=log) or
+ * the pairs of log_event().  Bytes outside printable ASCII in the text are
+ * written as \xHH in both formats, and in msg="..." '"' and '\' are
+ * backslash-escaped: text may carry what a peer sent.  log_event()'s
+ * pairs are the caller's to keep well formed (no space or '"' inside a
+ * value); only their bytes are escaped.
+ */
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_format { LOG_FORMAT_CLI, LOG_FORMAT_KV };
 extern enum log_level log_threshold;
+void log_set_format(enum log_format f);
 void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF(2, 3);
+/* Free text from one subsystem ("dhcp", "tftp"): event=EVENT msg="text". */
+void log_note(enum log_level lvl, const char *event, const char *fmt, ...) PRINTF(3, 4);
+/* A structured event: fmt gives "key=value key=value" (may be NULL or ""). */
+void log_event(enum log_level lvl, const char *event, const char *fmt, ...) PRINTF(3, 4);
+void log_vevent(enum log_level lvl, const char *event, const char *fmt, va_list ap);
 #define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

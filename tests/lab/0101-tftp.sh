@@ -156,7 +156,7 @@ refused "tftp-hpa netascii"  "$O" "octet" tftp -m netascii "$SRV" -c get big.bin
 
 # The daemon is still alive and has no transfer left behind.
 kill -0 "$PID" || die "kiln serve died"
-n_done=$(grep -c "' done:" "$TMP/serve.log" || true)
+n_done=$(grep -c "level=info event=tftp msg=\".*' done:" "$TMP/serve.log" || true)
 [ "$n_done" -ge 32 ] || { cat "$TMP/serve.log"; die "expected 32 completed transfers in the log, saw $n_done"; }
 kill "$PID"
 wait "$PID" || die "kiln serve did not exit cleanly on SIGTERM"

@@ -100,7 +100,7 @@ ip -n "$NS_C" link set "$VC" address "$MAC_B"
 start_shimmed KILN_TEST_SYNC_FAIL=1
 if lease -t 3 -T 1; then die "B: got lease $(cat "$TMP/ip") though its sync failed"; fi
 grep -q '^fail$' "$TMP/sync.log" || die "B: the shim never failed a sync"
-grep -q 'sync failed.*DHCP stays off' "$TMP/serve.log" || die "B: no 'DHCP stays off' in the log"
+grep -q 'level=error event=dhcp msg="lease database sync failed.*DHCP stays off' "$TMP/serve.log" || die "B: no 'DHCP stays off' in the log"
 kill -0 "$PID" 2>/dev/null || die "B: kiln serve died"
 ip netns exec "$NS_S" curl -fsS "http://$SRV:8080/api/leases" >"$TMP/leases.json" ||
 	die "B: kiln serve stopped answering HTTP"

@@ -309,7 +309,7 @@ ok "the next boot of $NODE gets the local-disk script (curl and a real boot, ${D
 # over TFTP, which asks again as iPXE and gets the per-host script; the
 # kernel boots through its EFI stub and loads the initrd iPXE names.
 boot_vm "$MAC_E" efi uefi
-grep -qE "tftp: 10\.236\.0\.[0-9]+:[0-9]+ 'snponly\.efi' .* MB in " "$TMP/serve.log" ||
+grep -qE "level=info event=tftp msg=\"10\.236\.0\.[0-9]+:[0-9]+ 'snponly\.efi' .* MB in " "$TMP/serve.log" ||
 	die "UEFI: the firmware never fetched the EFI loader (snponly.efi) over TFTP"
 grep -qE "Filename: http://$SRV(:80)?/boot/$MAC_E\.ipxe" "$TMP/efi.console.txt" ||
 	{ tail -30 "$TMP/efi.console.txt" >&2; die "UEFI: iPXE did not get the per-host script URL"; }

@@ -5,11 +5,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -224,6 +226,347 @@ static void test_run_daemon_holds_pipes(void **state)
 	buf_release(&out);
 }
 
+static volatile sig_atomic_t chld_seen;
+static void on_chld(int sig) { chld_seen++; }
+static void on_term(int sig) { }
+
+/* The value of "NAME:\t%llx" in the text of a /proc/PID/status. */
+static unsigned long long status_mask(const char *status, const char *name)
+{
+	char key[16];
+	snprintf(key, sizeof(key), "\n%s:\t", name);
+	const char *p = strstr(status, key);
+	assert_non_null(p);
+	return strtoull(p + strlen(key), NULL, 16);
+}
+
+/*
+ * Whatever the caller ignores (SIGPIPE, as every kiln command does,
+ * SIGHUP, and glibc's signal 32), handles (SIGTERM) or blocks (SIGUSR1),
+ * the child starts with nothing ignored and nothing blocked; the caller's
+ * own dispositions and mask are as they were.  Before, SIGHUP and 32
+ * stayed ignored and SIGUSR1 blocked in the child.
+ */
+static void test_run_signals_reset(void **state)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, h = { .sa_handler = on_term };
+	struct sigaction old_pipe, old_hup, old_term, now;
+	sigset_t usr1, old_mask, mask;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	assert_int_equal(sigaction(SIGPIPE, &ign, &old_pipe), 0);
+	assert_int_equal(sigaction(SIGHUP, &ign, &old_hup), 0);
+	assert_int_equal(sigaction(SIGTERM, &h, &old_term), 0);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &usr1, &old_mask), 0);
+	/* Signal 32 is glibc's own (sigaction() refuses it), yet a caller may
+	 * have it ignored: cmake --build runs tests that way. */
+	unsigned long ign32[8] = { (unsigned long)SIG_IGN }, old32[8];
+	assert_int_equal(syscall(SYS_rt_sigaction, 32, ign32, old32, (NSIG - 1) / 8), 0);
+
+	struct buf out;
+	buf_init(&out, 0);
+	char *grep[] = { "grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status", NULL };
+	struct run_opts o = { .out = &out };
+	int st = -1;
+	int r = run_argv(grep, &o, &st);
+
+	/* The caller's side first, then restore it whatever the child saw. */
+	assert_int_equal(sigprocmask(SIG_SETMASK, NULL, &mask), 0);
+	assert_true(sigismember(&mask, SIGUSR1));
+	assert_false(sigismember(&mask, SIGTERM));
+	assert_int_equal(sigaction(SIGTERM, NULL, &now), 0);
+	assert_ptr_equal(now.sa_handler, on_term);
+	assert_int_equal(sigaction(SIGPIPE, NULL, &now), 0);
+	assert_ptr_equal(now.sa_handler, SIG_IGN);
+	syscall(SYS_rt_sigaction, 32, old32, NULL, (NSIG - 1) / 8);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	sigaction(SIGHUP, &old_hup, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+
+	assert_int_equal(r, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	char *text = xasprintf("\n%s", out.s);
+	assert_int_equal(status_mask(text, "SigIgn"), 0);
+	assert_int_equal(status_mask(text, "SigBlk"), 0);
+	free(text);
+	buf_release(&out);
+}
+
+/* The pgrp field of /proc/PID/stat (after the ")" that ends comm). */
+static long stat_pgrp(const char *stat)
+{
+	const char *p = strrchr(stat, ')');
+	char state;
+	long ppid, pgrp;
+	assert_non_null(p);
+	assert_int_equal(sscanf(p + 1, " %c %ld %ld", &state, &ppid, &pgrp), 3);
+	return pgrp;
+}
+
+/* Process gone, or a zombie nobody reaped yet: either way, not running. */
+static bool pid_dead(long pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	struct buf b;
+	buf_init(&b, 0);
+	bool dead = file_read(path, &b, 4096) < 0;
+	if (!dead) {
+		const char *p = strrchr(b.s, ')');
+		dead = p && (p[2] == 'Z' || p[2] == 'X');
+	}
+	buf_release(&b);
+	return dead;
+}
+
+/*
+ * The child leads its own process group, and the timeout kills that whole
+ * group: a grandchild the child started dies with it.
+ */
+static void test_run_process_group(void **state)
+{
+	struct buf out;
+	buf_init(&out, 0);
+	char *sh[] = { "sh", "-c", "echo $$; cat /proc/$$/stat", NULL };
+	struct run_opts o = { .out = &out };
+	int st;
+	assert_int_equal(run_argv(sh, &o, &st), 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	long pid = strtol(out.s, NULL, 10);
+	const char *nl = strchr(out.s, '\n');
+	assert_non_null(nl);
+	assert_true(pid > 1);
+	assert_int_equal(stat_pgrp(nl + 1), pid);
+	assert_int_not_equal(pid, (long)getpgrp());
+	buf_release(&out);
+
+	/* The clock starts once sh has been exec'd; 2 s is for it to start
+	 * the sleep and write its pid, the test then waits out the timeout. */
+	char dir[] = "/tmp/kiln-util-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *pidf = xasprintf("%s/grandchild", dir);
+	char *script = xasprintf("sleep 60 & echo $! > %s.tmp && mv %s.tmp %s; wait", pidf,
+				 pidf, pidf);
+	char *bg[] = { "sh", "-c", script, NULL };
+	struct run_opts t = { .timeout_ms = 2000 };
+	assert_int_equal(run_argv(bg, &t, &st), -ETIMEDOUT);
+	struct buf b;
+	buf_init(&b, 0);
+	assert_int_equal(file_read(pidf, &b, 64), 0);
+	long gc = strtol(b.s, NULL, 10);
+	assert_true(gc > 1);
+	/* SIGKILL was sent before run_argv returned; its delivery and the
+	 * reaping by init are the kernel's: wait (bounded) for them. */
+	bool dead = false;
+	for (int i = 0; i < 500 && !(dead = pid_dead(gc)); i++)
+		usleep(20000);
+	if (!dead)
+		kill((pid_t)gc, SIGKILL);
+	assert_true(dead);
+	buf_release(&b);
+	assert_int_equal(rm_rf(dir), 0);
+	free(script);
+	free(pidf);
+}
+
+/*
+ * Lookup happens in the caller: a program not in PATH is -ENOENT without
+ * a fork (no SIGCHLD arrives), one found only without execute permission
+ * is -EACCES, as is an explicit path to a non-executable file (that one
+ * from the child's execve, over the exec pipe), an executable in a PATH
+ * directory is found and run, one in a relative PATH entry is not.
+ */
+static void test_run_exec_errors(void **state)
+{
+	struct sigaction h = { .sa_handler = on_chld }, old;
+	assert_int_equal(sigaction(SIGCHLD, &h, &old), 0);
+	chld_seen = 0;
+	char *nope[] = { "kiln-no-such-program", NULL };
+	int st, r = run_argv(nope, NULL, &st);
+	int seen = chld_seen;
+	sigaction(SIGCHLD, &old, NULL);
+	assert_int_equal(r, -ENOENT);
+	assert_int_equal(seen, 0);
+	char *empty[] = { "", NULL };
+	assert_int_equal(run_argv(empty, NULL, &st), -ENOENT);
+
+	char dir[] = "/tmp/kiln-util-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *noexec = xasprintf("%s/kiln-noexec", dir);
+	char *yes = xasprintf("%s/kiln-yes", dir);
+	assert_int_equal(file_write_atomic(noexec, "#!/bin/sh\nexit 0\n", 17, 0644, -1, -1), 0);
+	assert_int_equal(file_write_atomic(yes, "#!/bin/sh\necho found\n", 21, 0755, -1, -1), 0);
+	const char *saved = getenv("PATH");
+	char *keep = saved ? xstrdup(saved) : NULL;
+	char *path = xasprintf("%s:%s", dir, saved ? saved : "/bin:/usr/bin");
+	setenv("PATH", path, 1);
+	char *byname[] = { "kiln-noexec", NULL };
+	int r1 = run_argv(byname, NULL, &st);
+	struct buf out;
+	buf_init(&out, 0);
+	struct run_opts o = { .out = &out };
+	char *found[] = { "kiln-yes", NULL };
+	int r2 = run_argv(found, &o, &st);
+	if (keep)
+		setenv("PATH", keep, 1);
+	else
+		unsetenv("PATH");
+	assert_int_equal(r1, -EACCES);
+	assert_int_equal(r2, 0);
+	assert_string_equal(out.s, "found\n");
+	char *bypath[] = { noexec, NULL };
+	assert_int_equal(run_argv(bypath, NULL, &st), -EACCES);
+	/* A relative PATH entry is not searched: with .cwd the child would
+	 * run something else than the parent found. */
+	char cwd[4096];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir("/tmp"), 0);
+	char *rel = xasprintf("%s", dir + strlen("/tmp/"));
+	setenv("PATH", rel, 1);
+	int r3 = run_argv(found, NULL, &st);
+	if (keep)
+		setenv("PATH", keep, 1);
+	else
+		unsetenv("PATH");
+	assert_int_equal(chdir(cwd), 0);
+	assert_int_equal(r3, -ENOENT);
+	free(rel);
+	buf_release(&out);
+	assert_int_equal(rm_rf(dir), 0);
+	free(keep);
+	free(path);
+	free(noexec);
+	free(yes);
+}
+
+/*
+ * A caller started with stdin closed (a daemon's fd 0) gets fd 0 from the
+ * first pipe: the child must still see its input on stdin.  Before, the
+ * pipe end already at 0 kept its CLOEXEC flag and cat read a closed fd.
+ */
+static void test_run_stdin_closed(void **state)
+{
+	int saved = dup(0);
+	assert_true(saved > 2);
+	close(0);
+	struct buf out;
+	buf_init(&out, 0);
+	struct run_opts o = { .in = "abc", .in_len = 3, .out = &out };
+	char *cat[] = { "cat", NULL };
+	int st = -1;
+	int r = run_argv(cat, &o, &st);
+	int gone = fcntl(0, F_GETFD) < 0;
+	dup2(saved, 0);
+	close(saved);
+	assert_int_equal(r, 0);
+	assert_true(gone);   /* nothing of run_argv's left behind at 0 */
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_string_equal(out.s, "abc");
+	buf_release(&out);
+}
+
+/* Prefix lengths at and next to the edges (a shift by 32 is undefined). */
+static void test_ipv4_prefix(void **state)
+{
+	assert_int_equal(ipv4_prefix_mask(0), 0);
+	assert_int_equal(ipv4_prefix_mask(-1), 0);
+	assert_int_equal(ipv4_prefix_mask(1), 0x80000000u);
+	assert_int_equal(ipv4_prefix_mask(24), 0xffffff00u);
+	assert_int_equal(ipv4_prefix_mask(31), 0xfffffffeu);
+	assert_int_equal(ipv4_prefix_mask(32), 0xffffffffu);
+	assert_int_equal(ipv4_prefix_mask(33), 0xffffffffu);
+	/* 10.1.2.0/24 */
+	assert_true(ipv4_in_subnet(0x0a0102ffu, 0x0a010200u, 24));
+	assert_false(ipv4_in_subnet(0x0a010300u, 0x0a010200u, 24));
+	assert_true(ipv4_in_subnet(0xc0a80001u, 0x0a010200u, 0));
+	assert_true(ipv4_in_subnet(0x0a010203u, 0x0a010203u, 32));
+	assert_false(ipv4_in_subnet(0x0a010202u, 0x0a010203u, 32));
+	assert_true(ipv4_in_subnet(0x0a010203u, 0x0a010202u, 31));
+	/* 10.0.0.0/8 holds 10.1.2.0/24; 10.1.2.0/24 and 10.1.3.0/24 do not meet */
+	assert_true(ipv4_subnets_overlap(0x0a000000u, 8, 0x0a010200u, 24));
+	assert_true(ipv4_subnets_overlap(0x0a010200u, 24, 0x0a000000u, 8));
+	assert_false(ipv4_subnets_overlap(0x0a010200u, 24, 0x0a010300u, 24));
+	assert_true(ipv4_subnets_overlap(0x0a010200u, 23, 0x0a010300u, 24));
+}
+
+/* Run fn with stderr going to a file; what it wrote ends up in b. */
+static void capture_stderr(void (*fn)(void), struct buf *b)
+{
+	char path[] = "/tmp/kiln-util-log-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	int saved = dup(2);
+	assert_true(saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	fn();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	buf_init(b, 0);
+	assert_int_equal(file_read(path, b, 1 << 20), 0);
+	unlink(path);
+}
+
+static void log_some(void)
+{
+	log_note(LOG_INFO, "tftp", "10.0.0.9: '%s' refused", "a\"b\\c\x1b[2J\nd\xff");
+	log_event(LOG_WARN, "http", "path=%s status=%d", "/x\ny", 404);
+	log_event(LOG_INFO, "ready", NULL);
+	log_msg(LOG_ERR, "state: %s", "disk full");
+	log_note(LOG_DEBUG, "dhcp", "below the threshold");
+}
+
+/* Check one key=value line: the ts= field's shape, then the rest. */
+static const char *kv_line(const char *p, const char *rest)
+{
+	int y, mo, d, h, mi, sec, ms, n = 0;
+	assert_int_equal(sscanf(p, "ts=%4d-%2d-%2dT%2d:%2d:%2d.%3dZ %n", &y, &mo, &d, &h, &mi,
+				&sec, &ms, &n), 7);
+	assert_int_equal(n, 28);
+	const char *nl = strchr(p, '\n');
+	assert_non_null(nl);
+	assert_int_equal((size_t)(nl - p - n), strlen(rest));
+	assert_memory_equal(p + n, rest, strlen(rest));
+	return nl + 1;
+}
+
+/*
+ * The CLI format keeps "kiln: LEVEL: [EVENT: ]text"; the daemon's format
+ * writes every line, log_msg's and log_note's included, as key=value with
+ * the text quoted.  Both escape what a peer could send: a quote or a
+ * backslash cannot end msg="..." early, a newline cannot start a forged
+ * line, an escape sequence never reaches the terminal.
+ */
+static void test_log_formats(void **state)
+{
+	enum log_level saved = log_threshold;
+	struct buf b;
+	log_threshold = LOG_INFO;
+
+	capture_stderr(log_some, &b);
+	assert_string_equal(b.s,
+		"kiln: info: tftp: 10.0.0.9: 'a\"b\\c\\x1b[2J\\x0ad\\xff' refused\n"
+		"kiln: warning: http: path=/x\\x0ay status=404\n"
+		"kiln: info: ready\n"
+		"kiln: error: state: disk full\n");
+	buf_release(&b);
+
+	log_set_format(LOG_FORMAT_KV);
+	capture_stderr(log_some, &b);
+	log_set_format(LOG_FORMAT_CLI);
+	log_threshold = saved;
+	const char *p = b.s;
+	p = kv_line(p, "level=info event=tftp msg=\"10.0.0.9: 'a\\\"b\\\\c\\x1b[2J\\x0ad\\xff' refused\"");
+	p = kv_line(p, "level=warn event=http path=/x\\x0ay status=404");
+	p = kv_line(p, "level=info event=ready");
+	p = kv_line(p, "level=error event=log msg=\"state: disk full\"");
+	assert_string_equal(p, "");
+	buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +577,12 @@ int main(void)
 		cmocka_unit_test(test_run),
 		cmocka_unit_test(test_atomic_write_planted),
 		cmocka_unit_test(test_run_daemon_holds_pipes),
+		cmocka_unit_test(test_run_signals_reset),
+		cmocka_unit_test(test_run_process_group),
+		cmocka_unit_test(test_run_exec_errors),
+		cmocka_unit_test(test_run_stdin_closed),
+		cmocka_unit_test(test_ipv4_prefix),
+		cmocka_unit_test(test_log_formats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
