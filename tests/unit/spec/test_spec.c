@@ -738,6 +738,56 @@ static void test_aliases(void **state)
 }
 
 /* boot: and the per-node boot keys, with defaults and the enrolled file. */
+/*
+ * spec_load_files: a load records every file it read (and every one it
+ * found missing); a replay reads only the set.  The replay is fed changed
+ * bytes: the model must show them, which it could not if it read the disk.
+ */
+static void test_load_files(void **state)
+{
+	struct spec_files f = { 0 };
+	struct cluster *c = NULL, *d = NULL;
+	struct kerr e = { 0 };
+
+	if (spec_load_files(DATA "/good/boot.yaml", &f, &c, &e) < 0)
+		fail_msg("%s", e.msg);
+	assert_false(f.replay);
+	assert_non_null(f.cwd);
+	bool spec_seen = false, enrolled_seen = false;
+	for (size_t i = 0; i < f.n; i++) {
+		if (!strcmp(f.v[i].path, DATA "/good/boot.yaml") && f.v[i].data)
+			spec_seen = true;
+		/* recorded as it is on disk: present with its bytes, or missing */
+		if (!strcmp(f.v[i].path, c->boot.enrolled) &&
+		    !f.v[i].data == !path_exists(c->boot.enrolled))
+			enrolled_seen = true;
+	}
+	assert_true(spec_seen);
+	assert_true(enrolled_seen);
+
+	/* replay with the server's address changed in the recorded bytes */
+	f.replay = true;
+	for (size_t i = 0; i < f.n; i++) {
+		char *p = f.v[i].data ? strstr(f.v[i].data, "10.213.0.1") : NULL;
+		if (p && !strcmp(f.v[i].path, DATA "/good/boot.yaml"))
+			memcpy(p, "10.213.0.9", 10);
+	}
+	if (spec_load_files(DATA "/good/boot.yaml", &f, &d, &e) < 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(d->boot.server, "10.213.0.9");
+	assert_int_equal(d->nnodes, c->nnodes);
+	cluster_free(d);
+	d = NULL;
+
+	/* a file the set does not hold is missing, whatever the disk says */
+	free(f.v[0].path);
+	f.v[0].path = xstrdup("/nonexistent");
+	assert_int_equal(spec_load_files(DATA "/good/boot.yaml", &f, &d, &e), -ENOENT);
+	assert_null(d);
+	cluster_free(c);
+	spec_files_release(&f);
+}
+
 static void test_boot(void **state)
 {
 	struct cluster *c = NULL;
@@ -817,6 +867,7 @@ int main(void)
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_aliases),
 		cmocka_unit_test(test_boot),
+		cmocka_unit_test(test_load_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
