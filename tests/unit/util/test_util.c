@@ -70,6 +70,62 @@ static void test_strings(void **state)
 	strv_release(&sv);
 }
 
+/* What a node sends reaches a terminal with nothing left to interpret. */
+static void check_tty(const char *in, size_t len, unsigned flags, const char *want)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	assert_int_equal(buf_add_tty(&b, in, len, flags), 0);
+	assert_string_equal(b.s, want);
+	for (size_t i = 0; i < b.len; i++) {
+		unsigned char c = (unsigned char)b.s[i];
+		assert_true(c >= 0x20 || ((flags & TTY_LINES) && (c == '\n' || c == '\t')));
+		assert_true(c != 0x7f);
+	}
+	buf_release(&b);
+}
+
+#define CHECK_TTY(in, flags, want) check_tty(in, sizeof(in) - 1, flags, want)
+
+static void test_tty_escape(void **state)
+{
+	/* An OSC that sets the window title, a screen clear, a bell. */
+	CHECK_TTY("a\x1b]0;pwned\a\x1b[2Jb", 0, "a\\e]0;pwned\\a\\e[2Jb");
+	/* One field stays one line; multi-line text keeps its lines and tabs. */
+	CHECK_TTY("x\ny\tz\r", 0, "x\\ny\\tz\\r");
+	CHECK_TTY("x\ny\tz\r\n", TTY_LINES, "x\ny\tz\\r\n");
+	CHECK_TTY("\x01\x7f\b\v\f", 0, "\\x01\\x7f\\b\\v\\f");
+	CHECK_TTY("nul\0after", 0, "nul\\x00after");
+	/* Valid UTF-8 prints as is. */
+	CHECK_TTY("caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x94\xa5", 0,
+		  "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x94\xa5");
+	/* C1 controls: encoded (U+009B is CSI) or as raw bytes. */
+	CHECK_TTY("\xc2\x9b" "2J", 0, "\\u009b2J");
+	CHECK_TTY("\x9b" "2J\x85", 0, "\\x9b2J\\x85");
+	/* Invalid UTF-8: overlong ESC and '/', a surrogate, past U+10FFFF, cut short. */
+	CHECK_TTY("\xc0\x9b\xc0\xaf", 0, "\\xc0\\x9b\\xc0\\xaf");
+	CHECK_TTY("\xed\xa0\x80", 0, "\\xed\\xa0\\x80");
+	CHECK_TTY("\xf4\x90\x80\x80", 0, "\\xf4\\x90\\x80\\x80");
+	CHECK_TTY("ok\xe2\x9c", 0, "ok\\xe2\\x9c");
+	/* Bidi overrides would reorder what is shown (U+202E, U+2066). */
+	CHECK_TTY("a\xe2\x80\xae" "b\xe2\x81\xa6", 0, "a\\u202eb\\u2066");
+	/* A cap is all or nothing, like buf_add. */
+	struct buf b;
+	buf_init(&b, 4);
+	assert_int_equal(buf_adds(&b, "ab"), 0);
+	assert_int_equal(buf_add_tty(&b, "\x1b", 1, 0), 0);
+	assert_int_equal(buf_add_tty(&b, "\x1b", 1, 0), -E2BIG);
+	assert_string_equal(b.s, "ab\\e");
+	buf_release(&b);
+	char *t = str_tty("\x1b[31mred", 0);
+	assert_string_equal(t, "\\e[31mred");
+	free(t);
+	t = str_tty(NULL, 0);
+	assert_string_equal(t, "");
+	free(t);
+}
+
 static void test_atomic_write(void **state)
 {
 	char dir[] = "/tmp/kiln-util-XXXXXX";
@@ -233,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_atomic_write),
 		cmocka_unit_test(test_run),
 		cmocka_unit_test(test_atomic_write_planted),
+		cmocka_unit_test(test_tty_escape),
 		cmocka_unit_test(test_run_daemon_holds_pipes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
