@@ -121,7 +121,10 @@ int file_read(const char *path, struct buf *b, size_t cap);
  * Write a file atomically: create a new "path.kiln-tmp-RANDOM" (O_EXCL,
  * O_NOFOLLOW: nothing planted at a guessable name is followed), write,
  * fsync, set mode and owner (uid/gid -1 = leave), rename over path, fsync
- * the directory.  A crash leaves either the old or the new content.
+ * the directory.  A crash leaves either the old or the new content.  The
+ * temporary file is flock()ed until the rename; after a write, the
+ * temporaries of path that no one holds (left by a writer killed before
+ * its rename) are removed, so a crash leaves no litter past the next write.
  */
 int file_write_atomic(const char *path, const void *data, size_t len,
 		      mode_t mode, uid_t uid, gid_t gid);

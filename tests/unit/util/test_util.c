@@ -5,10 +5,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -259,15 +261,33 @@ static void test_atomic_write_planted(void **state)
 	assert_int_equal(file_read(f, &b, 0), 0);
 	assert_string_equal(b.s, "key\n");
 	buf_release(&b);
-	assert_int_equal(lstat(hl, &sb), 0);
-	assert_true(S_ISREG(sb.st_mode) && sb.st_nlink == 2 && sb.st_size == 7);
+	/* The regular file at a temporary name, unlocked, looks like a dead
+	 * writer's leftover: its name is swept (the victim keeps its content).
+	 * The symlink and the FIFO are not ours: left alone. */
+	assert_int_equal(lstat(hl, &sb), -1);
+	assert_int_equal(lstat(victim, &sb), 0);
+	assert_true(S_ISREG(sb.st_mode) && sb.st_nlink == 1 && sb.st_size == 7);
 	assert_int_equal(lstat(sl, &sb), 0);
 	assert_true(S_ISLNK(sb.st_mode));
 	assert_int_equal(lstat(fifo, &sb), 0);
 	assert_true(S_ISFIFO(sb.st_mode));
-	/* The three planted names, the victim and the file: the temporary
+	/* The two planted names left, the victim and the file: the temporary
 	 * name that was used is gone. */
-	assert_int_equal(count_entries(dir), 5);
+	assert_int_equal(count_entries(dir), 4);
+
+	/* A live writer's temporary (its lock held) is left; once the writer
+	 * is gone (lock free), the next write removes it. */
+	char *live = tmp_name(f, 0x5555555555555555ull);
+	int lfd = open(live, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(lfd >= 0);
+	assert_int_equal(flock(lfd, LOCK_EX), 0);
+	assert_int_equal(file_write_atomic(f, "key\n", 4, 0600, -1, -1), 0);
+	assert_true(path_exists(live));
+	close(lfd);
+	assert_int_equal(file_write_atomic(f, "key\n", 4, 0600, -1, -1), 0);
+	assert_false(path_exists(live));
+	free(live);
+	assert_int_equal(link(victim, hl), 0);
 
 	/* Every name it tries is taken: it gives up, nothing changes. */
 	for (size_t i = 0; i < ARRAY_SIZE(rnd_queue); i++)
