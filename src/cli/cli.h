@@ -9,6 +9,7 @@
 #ifndef KILN_CLI_H
 #define KILN_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -73,3 +74,12 @@ struct plan_run;
 struct node_run;
 void cli_progress(const struct plan_run *run, const struct node_run *nr, void *arg);
 void cli_progress_end(void);
+/*
+ * Output of what nodes sent (STYLE.md: untrusted, escaped before it reaches
+ * a terminal).  cli_print_json: j indented on stdout, every non-ASCII
+ * character as \uXXXX, so control characters (C0 and C1) never appear raw.
+ * cli_puts_tty: multi-line text with control characters and escape
+ * sequences shown (buf_add_tty with TTY_LINES), not interpreted.
+ */
+void cli_print_json(const json_t *j);
+void cli_puts_tty(const char *s, FILE *f);

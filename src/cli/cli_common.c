@@ -112,9 +112,15 @@ void cli_progress(const struct plan_run *run, const struct node_run *nr, void *a
 		live_checked = true;
 	}
 	if (nr->phase == PHASE_DONE && !live) {
-		fprintf(stderr, "%s: %s", nr->node->name, node_outcome_name(nr->outcome));
-		if (nr->error)
-			fprintf(stderr, ": %s", nr->error);
+		char *name = str_tty(nr->node->name, 0);
+		fprintf(stderr, "%s: %s", name, node_outcome_name(nr->outcome));
+		free(name);
+		if (nr->error) {
+			/* Often the node's own words: shown escaped. */
+			char *err = str_tty(nr->error, 0);
+			fprintf(stderr, ": %s", err);
+			free(err);
+		}
 		else if (run->mode != PLAN_FACTS)
 			fprintf(stderr, " (%d of %d resources %s)", nr->changed, nr->total,
 				run->mode == PLAN_APPLY ? "changed" : "would change");
@@ -142,11 +148,13 @@ void cli_progress(const struct plan_run *run, const struct node_run *nr, void *a
 	if (failed)
 		fprintf(stderr, ", %zu failed", failed);
 	fputc(']', stderr);
+	char *name = busy ? str_tty(busy->node->name, 0) : NULL;
 	if (busy && busy->total)
-		fprintf(stderr, " %s: %s (%d/%d)", busy->node->name, phase_word(busy->phase),
+		fprintf(stderr, " %s: %s (%d/%d)", name, phase_word(busy->phase),
 			busy->done, busy->total);
 	else if (busy)
-		fprintf(stderr, " %s: %s", busy->node->name, phase_word(busy->phase));
+		fprintf(stderr, " %s: %s", name, phase_word(busy->phase));
+	free(name);
 	fflush(stderr);
 }
 
@@ -154,4 +162,20 @@ void cli_progress_end(void)
 {
 	if (live)
 		fprintf(stderr, "\r\033[K");
+}
+
+void cli_print_json(const json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	putchar('\n');
+}
+
+void cli_puts_tty(const char *s, FILE *f)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_add_tty(&b, s, strlen(s), TTY_LINES);
+	fputs(b.s ? b.s : "", f);
+	buf_release(&b);
 }

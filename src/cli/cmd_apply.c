@@ -45,14 +45,23 @@ static int parse(int argc, char **argv, struct apply_args *a, const char *cmd)
 	return 0;
 }
 
-/* Print the diff text indented under its resource. */
+/*
+ * Print the diff text indented under its resource.  It comes from the
+ * node: every line is shown escaped (str_tty), tabs kept.
+ */
 static void print_indented(const char *text, const char *indent)
 {
+	struct buf line;
+
+	buf_init(&line, 0);
 	while (*text) {
 		size_t n = strcspn(text, "\n");
-		printf("%s%.*s\n", indent, (int)n, text);
+		buf_reset(&line);
+		buf_add_tty(&line, text, n, TTY_LINES);
+		printf("%s%s\n", indent, line.s);
 		text += n + (text[n] == '\n');
 	}
+	buf_release(&line);
 }
 
 static void print_human(const struct plan_run *run, bool show_diffs)
@@ -61,10 +70,14 @@ static void print_human(const struct plan_run *run, bool show_diffs)
 
 	for (size_t i = 0; i < run->n; i++) {
 		const struct node_run *nr = &run->nodes[i];
-		printf("%-16s %-11s", nr->node->name, node_outcome_name(nr->outcome));
-		if (nr->error)
-			printf(" %s\n", nr->error);
-		else
+		char *name = str_tty(nr->node->name, 0);
+		printf("%-16s %-11s", name, node_outcome_name(nr->outcome));
+		free(name);
+		if (nr->error) {
+			char *err = str_tty(nr->error, 0);
+			printf(" %s\n", err);
+			free(err);
+		} else
 			printf(" %d of %d resources %s  (%.2f s)\n", nr->changed, nr->total,
 			       run->mode == PLAN_APPLY ? "changed" : "would change",
 			       (double)nr->duration_ms / 1000);
@@ -77,8 +90,12 @@ static void print_human(const struct plan_run *run, bool show_diffs)
 			const char *id = json_string_value(json_object_get(r, "id"));
 			const char *msg = json_string_value(json_object_get(r, "message"));
 			const char *diff = json_string_value(json_object_get(r, "diff"));
-			printf("  %s %s%s%s\n", !strcmp(st, "changed") ? "~" : "!", id ? id : "?",
-			       msg && *msg ? ": " : "", msg ? msg : "");
+			/* Node-sent text: shown, never interpreted by the terminal. */
+			char *tid = str_tty(id ? id : "?", 0), *tmsg = str_tty(msg, 0);
+			printf("  %s %s%s%s\n", !strcmp(st, "changed") ? "~" : "!", tid,
+			       *tmsg ? ": " : "", tmsg);
+			free(tid);
+			free(tmsg);
 			if (show_diffs && diff && *diff)
 				print_indented(diff, "      ");
 		}
@@ -135,8 +152,7 @@ static int run_cmd(int argc, char **argv, bool apply)
 	cli_progress_end();
 	if (arg_output == OUTPUT_JSON) {
 		json_t *j = plan_run_to_json(run);
-		json_dumpf(j, stdout, JSON_INDENT(2));
-		putchar('\n');
+		cli_print_json(j);
 		json_decref(j);
 	} else {
 		print_human(run, a.check || arg_verbose);

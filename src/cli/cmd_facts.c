@@ -9,12 +9,6 @@
 #include "spec/spec.h"
 #include "state/state.h"
 
-static void print_json(json_t *j)
-{
-	json_dumpf(j, stdout, JSON_INDENT(2));
-	putchar('\n');
-}
-
 /* No spec: describe the machine kiln runs on. */
 static int local_facts(const char *root)
 {
@@ -26,11 +20,12 @@ static int local_facts(const char *root)
 		return cli_error("%s", e.msg);
 	facts_resolve_names(f, NULL);
 	if (arg_output == OUTPUT_JSON) {
-		print_json(f);
+		cli_print_json(f);
 	} else {
 		buf_init(&b, 0);
 		facts_format(f, &b);
-		fputs(b.s, stdout);
+		/* Firmware and device strings are not ours either. */
+		cli_puts_tty(b.s, stdout);
 		buf_release(&b);
 	}
 	json_decref(f);
@@ -90,7 +85,7 @@ static int run(int argc, char **argv)
 	rc = 0;
 	if (arg_output == OUTPUT_JSON) {
 		json_t *j = plan_run_to_json(run);
-		print_json(j);
+		cli_print_json(j);
 		json_decref(j);
 	} else {
 		const char **names = xcalloc(run->n + 1, sizeof(*names));
@@ -105,14 +100,19 @@ static int run(int argc, char **argv)
 		struct buf b;
 		buf_init(&b, 0);
 		facts_format_table(names, facts, k, &b);
-		fputs(b.s, stdout);
+		/* Every string in the table came from a node: shown escaped. */
+		cli_puts_tty(b.s, stdout);
 		buf_release(&b);
 		free(names);
 		free(facts);
 	}
 	for (size_t i = 0; i < run->n; i++) {
 		if (run->nodes[i].error) {
-			cli_error("node '%s': %s", run->nodes[i].node->name, run->nodes[i].error);
+			char *name = str_tty(run->nodes[i].node->name, 0),
+			     *err = str_tty(run->nodes[i].error, 0);
+			cli_error("node '%s': %s", name, err);
+			free(name);
+			free(err);
 			rc = 1;
 		}
 	}

@@ -87,8 +87,7 @@ static int run(int argc, char **argv)
 	}
 	rc = 0;
 	if (arg_output == OUTPUT_JSON) {
-		json_dumpf(j, stdout, JSON_INDENT(2));
-		putchar('\n');
+		cli_print_json(j);
 	} else if (!show) {
 		size_t i;
 		json_t *r1;
@@ -100,14 +99,20 @@ static int run(int argc, char **argv)
 		size_t i;
 		json_t *n;
 		json_array_foreach(json_object_get(j, "node_results"), i, n) {
+			/* The error is often the node's own words: shown escaped. */
 			const char *err = json_string_value(json_object_get(n, "error"));
+			char *name = str_tty(json_string_value(json_object_get(n, "name")), 0),
+			     *status = str_tty(json_string_value(json_object_get(n, "status")), 0),
+			     *terr = str_tty(err, 0);
 			printf("  %-16s %-11s %3lld changed %3lld failed %6.2f s%s%s\n",
-			       json_string_value(json_object_get(n, "name")),
-			       json_string_value(json_object_get(n, "status")),
+			       name, status,
 			       (long long)json_integer_value(json_object_get(n, "changed")),
 			       (long long)json_integer_value(json_object_get(n, "failed")),
 			       (double)json_integer_value(json_object_get(n, "duration_ms")) / 1000,
-			       err ? "  " : "", err ? err : "");
+			       err ? "  " : "", terr);
+			free(name);
+			free(status);
+			free(terr);
 		}
 	}
 out:

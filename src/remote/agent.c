@@ -10,7 +10,13 @@
 #include "remote/remote_int.h"
 
 #define AGENT_MAX (256u * 1024 * 1024)       /* local agent binary */
-#define LINE_MAX_BYTES (64u * 1024 * 1024)    /* protocol: one line */
+/*
+ * What one node may make kiln hold (docs/agent-protocol.md "Limits"): a
+ * reply line, and all reply bytes of one session (one node, one run) —
+ * so 50 nodes at once cannot hold more than 50 x REPLY_MAX_BYTES.
+ */
+#define LINE_MAX_BYTES (16u * 1024 * 1024)
+#define REPLY_MAX_BYTES (64u * 1024 * 1024)
 #define STDERR_CAP (16 * 1024)
 #define EXIT_MISSING 97
 #define EXIT_BADSUM 98
@@ -21,6 +27,7 @@ struct agent_session {
 	ssh_channel ch;
 	struct buf rx, err;
 	size_t scan;              /* rx[0..scan) holds no '\n' */
+	size_t consumed;          /* reply bytes taken out of rx this session */
 	bool uploaded;
 	char *version;
 	/* per request */
@@ -69,8 +76,16 @@ static char *next_nl(struct agent_session *s)
 	return nl;
 }
 
+/* Has the node sent more than REPLY_MAX_BYTES in this session? */
+static bool over_total(const struct agent_session *s)
+{
+	return s->consumed + s->rx.len > REPLY_MAX_BYTES;
+}
+
 static int have_line(void *arg)
 {
+	if (over_total(arg))
+		return -EMSGSIZE;
 	return next_nl(arg) ? 1 : 0;
 }
 
@@ -81,6 +96,7 @@ static void rx_consume(struct agent_session *s, size_t n)
 
 	memmove(b->s, b->s + n, b->len - n);
 	b->len -= n;
+	s->consumed += n;
 	b->s[b->len] = '\0';
 	s->scan = 0;
 }
@@ -139,7 +155,7 @@ static int agent_start(struct agent_session *s, const char *hash16, struct kerr 
 			      (long long)(conn_command_timeout_ms(c) / 1000));
 		goto out;
 	}
-	if (rc == -E2BIG) {
+	if (rc == -E2BIG || rc == -EMSGSIZE) {
 		rc = kerr_set(e, -EPROTO, "agent: hello line too long");
 		goto out;
 	}
@@ -327,6 +343,9 @@ static int process_lines(void *arg)
 	struct agent_session *s = arg;
 	char *nl;
 
+	/* Counted as bytes arrive, before any is parsed or kept. */
+	if (over_total(s))
+		return -EMSGSIZE;
 	while ((nl = next_nl(s))) {
 		size_t n = (size_t)(nl - s->rx.s);
 		json_error_t jerr;
@@ -414,7 +433,9 @@ int agent_request(struct agent_session *s, const json_t *req,
 		kerr_set(e, rc, "agent: request timed out after %lld s without a result",
 			 (long long)(conn_command_timeout_ms(s->c) / 1000));
 	else if (rc == -E2BIG)
-		kerr_set(e, -EPROTO, "agent: reply line longer than %u bytes", LINE_MAX_BYTES);
+		rc = kerr_set(e, -EPROTO, "agent: reply line longer than %u MiB", LINE_MAX_BYTES >> 20);
+	else if (rc == -EMSGSIZE)
+		kerr_set(e, rc, "agent: replies exceed %u MiB in this run", REPLY_MAX_BYTES >> 20);
 	else if (rc == -EIO)
 		conn_broken(s->c, e, "agent request");
 	return rc;

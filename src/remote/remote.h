@@ -19,7 +19,10 @@
  *    (serialised by a mutex), changed keys are refused.
  *  - Errors are one line in e->msg ("ssh: ...") with a negative errno:
  *    -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH, -EACCES (authentication),
- *    -EPERM (host key), -EIO (session broke), -EPROTO (agent protocol).
+ *    -EPERM (host key), -EIO (session broke), -EPROTO (agent protocol),
+ *    -EMSGSIZE (the agent's replies passed their total cap).
+ *  - What a node sends is bounded: a reply line at 16 MiB, all reply
+ *    lines of one agent session (one node in one run) at 64 MiB.
  *  - All calls block (connect_timeout / command_timeout bound them, also
  *    against a peer that never stops sending); nothing here prints.
  *    Free every remote_conn and agent_session before remote_free().
@@ -103,7 +106,9 @@ int agent_open(struct remote_conn *c, const char *agent_path,
  * request is sent and moves forward on each "result" line that on_msg
  * accepts, so a long apply that keeps reporting results is not cut off.
  * Other lines do not move it; -ETIMEDOUT ("agent: request timed out after
- * N s without a result").
+ * N s without a result").  Every reply byte of the session counts against
+ * its 64 MiB: past it, -EMSGSIZE ("agent: replies exceed 64 MiB in this
+ * run"), and the session is unusable.
  */
 int agent_request(struct agent_session *s, const json_t *req,
 		  int (*on_msg)(const json_t *msg, void *arg), void *arg,

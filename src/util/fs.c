@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -94,6 +95,15 @@ static int tmp_create(const char *path, char **tmp)
 			      ((uint64_t)atomic_fetch_add(&counter, 1) << 48);
 		*tmp = xasprintf("%s.kiln-tmp-%016llx", path, (unsigned long long)rnd);
 		fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		/* Held until the rename: a free lock marks a dead writer's file. */
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int err = -errno;
+			close(fd);
+			unlink(*tmp);
+			free(*tmp);
+			*tmp = NULL;
+			return err;
+		}
 		if (fd < 0) {
 			fd = -errno;
 			free(*tmp);
@@ -101,6 +111,57 @@ static int tmp_create(const char *path, char **tmp)
 		}
 	}
 	return fd;
+}
+
+/* Is name "BASE.kiln-tmp-" followed by 16 hex digits? */
+static bool is_tmp_of(const char *name, const char *base)
+{
+	size_t n = strlen(base);
+
+	if (strncmp(name, base, n) || !str_starts(name + n, ".kiln-tmp-"))
+		return false;
+	name += n + strlen(".kiln-tmp-");
+	return strlen(name) == 16 && strspn(name, "0123456789abcdef") == 16;
+}
+
+/*
+ * Remove what writers of path that died (kill -9, power loss) left: its
+ * temporary files whose lock nobody holds.  A live writer holds its lock
+ * from creation to rename.  Only regular files are touched (a symlink or
+ * FIFO at such a name is not ours: left alone, never followed); errors are
+ * ignored, this is tidying.
+ */
+static void tmp_sweep(const char *path)
+{
+	char *dcopy = xstrdup(path), *bcopy = xstrdup(path);
+	const char *base = basename(bcopy);
+	int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		goto out;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		int fd;
+
+		if (!is_tmp_of(de->d_name, base))
+			continue;
+		fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dfd, de->d_name, 0);
+		close(fd);
+	}
+	closedir(d);
+out:
+	free(dcopy);
+	free(bcopy);
 }
 
 int file_write_atomic(const char *path, const void *data, size_t len,
@@ -124,19 +185,15 @@ int file_write_atomic(const char *path, const void *data, size_t len,
 		r = -errno;
 		goto out_unlink;
 	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = -errno;
-		goto out_unlink;
-	}
-	fd = -1;
 	/* rename replaces whatever is at path, a symlink included, never
-	 * writing through it. */
+	 * writing through it.  The fd (and its lock) is closed after it. */
 	if (rename(tmp, path) < 0) {
 		r = -errno;
 		goto out_unlink;
 	}
+	close(fd);
 	r = fsync_dir_of(path);
+	tmp_sweep(path);
 	goto out_free;
 out_unlink:
 	if (fd >= 0)

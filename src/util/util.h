@@ -82,6 +82,23 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Copy s into dst (size n), replacing non-printable bytes by '?'. */
 void str_sanitize(char *dst, size_t n, const char *s, size_t len);
+/*
+ * Append s (len bytes, NULs allowed) to b as text that is safe to print on
+ * a terminal: nothing in it is interpreted (kiln prints what nodes send
+ * through this; docs/agent-protocol.md "Showing what nodes send").  Printable ASCII and
+ * valid UTF-8 are copied; the rest is shown: \a \b \t \n \v \f \r and \e
+ * for those controls, \xHH for other C0 bytes, DEL and each byte that is
+ * not valid UTF-8 (overlong, surrogate, cut short, past U+10FFFF), \uHHHH
+ * for C1 controls (U+0080..U+009F) and the bidi overrides and isolates
+ * (U+202A..U+202E, U+2066..U+2069).  TTY_LINES keeps '\n' and '\t' as
+ * they are (multi-line text such as diffs); without it one field stays on
+ * one line.  A backslash is copied: the result is for reading, not for
+ * decoding.  -E2BIG (b unchanged) when b's cap would be exceeded.
+ */
+#define TTY_LINES 1u
+int buf_add_tty(struct buf *b, const char *s, size_t len, unsigned flags);
+/* The same for a C string (NULL = ""), as a new string the caller frees. */
+char *str_tty(const char *s, unsigned flags);
 /* Shell-quote s with single quotes, appended to b. */
 int buf_add_shquote(struct buf *b, const char *s);
 
@@ -104,7 +121,10 @@ int file_read(const char *path, struct buf *b, size_t cap);
  * Write a file atomically: create a new "path.kiln-tmp-RANDOM" (O_EXCL,
  * O_NOFOLLOW: nothing planted at a guessable name is followed), write,
  * fsync, set mode and owner (uid/gid -1 = leave), rename over path, fsync
- * the directory.  A crash leaves either the old or the new content.
+ * the directory.  A crash leaves either the old or the new content.  The
+ * temporary file is flock()ed until the rename; after a write, the
+ * temporaries of path that no one holds (left by a writer killed before
+ * its rename) are removed, so a crash leaves no litter past the next write.
  */
 int file_write_atomic(const char *path, const void *data, size_t len,
 		      mode_t mode, uid_t uid, gid_t gid);

@@ -109,10 +109,21 @@ while IFS= read -r line; do
 	*'"op":"echo"'*) printf '{"op":"done","len":%d}\n' "${#line}" ;;
 	*'"op":"big"'*)
 		printf '{"op":"done","pad":"'
-		head -c 60000000 /dev/zero | tr '\0' a
+		head -c 15000000 /dev/zero | tr '\0' a
 		printf '"}\n' ;;
+	*'"op":"toolong"'*)
+		printf '{"op":"done","pad":"'
+		head -c 17000000 /dev/zero | tr '\0' a
+		printf '"}\n' ;;
+	*'"op":"overflow"'*)
+		for i in $(seq 70); do
+			printf '{"op":"log","pad":"'
+			head -c 1000000 /dev/zero | tr '\0' a
+			printf '"}\n'
+		done
+		printf '{"op":"done"}\n' ;;
 	*'"op":"bigsplit"'*)
-		for i in $(seq 60); do
+		for i in $(seq 15); do
 			printf '{"op":"result","pad":"'
 			head -c 1000000 /dev/zero | tr '\0' a
 			printf '"}\n'

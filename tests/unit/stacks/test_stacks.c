@@ -8,12 +8,117 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "stacks/stacks.h"
 
 #define DIR KILN_TEST_DATA "/stacks"
+
+/*
+ * Rendering is pure (stacks.h): it reads no file and no clock.  The test
+ * binary is linked with --wrap for every way into a file or the clock
+ * (CMakeLists.txt), so each call from kiln's code — base.c, template.c,
+ * spec, util — lands here first and is counted while `watching`.
+ */
+static bool watching;
+static int impure_calls;
+static char impure_what[64];
+
+static void impure(const char *what)
+{
+	if (!watching)
+		return;
+	if (!impure_calls++)
+		snprintf(impure_what, sizeof(impure_what), "%s", what);
+}
+
+#define WRAP_OPEN(name, ...)                                                  \
+	int __real_##name(__VA_ARGS__, int flags, ...);                       \
+	int __wrap_##name(__VA_ARGS__, int flags, ...);                       \
+	int __wrap_##name(__VA_ARGS__, int flags, ...)                        \
+	{                                                                     \
+		va_list ap;                                                   \
+		va_start(ap, flags);                                          \
+		mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0; \
+		va_end(ap);                                                   \
+		impure(#name);                                                \
+		return __real_##name(ARGS_##name, flags, mode);               \
+	}
+#define ARGS_open path
+#define ARGS_open64 path
+#define ARGS_openat dfd, path
+#define ARGS_openat64 dfd, path
+WRAP_OPEN(open, const char *path)
+WRAP_OPEN(open64, const char *path)
+WRAP_OPEN(openat, int dfd, const char *path)
+WRAP_OPEN(openat64, int dfd, const char *path)
+
+FILE *__real_fopen(const char *path, const char *mode);
+FILE *__wrap_fopen(const char *path, const char *mode);
+FILE *__wrap_fopen(const char *path, const char *mode)
+{
+	impure("fopen");
+	return __real_fopen(path, mode);
+}
+
+FILE *__real_fopen64(const char *path, const char *mode);
+FILE *__wrap_fopen64(const char *path, const char *mode);
+FILE *__wrap_fopen64(const char *path, const char *mode)
+{
+	impure("fopen64");
+	return __real_fopen64(path, mode);
+}
+
+json_t *__real_json_load_file(const char *path, size_t flags, json_error_t *error);
+json_t *__wrap_json_load_file(const char *path, size_t flags, json_error_t *error);
+json_t *__wrap_json_load_file(const char *path, size_t flags, json_error_t *error)
+{
+	impure("json_load_file");
+	return __real_json_load_file(path, flags, error);
+}
+
+time_t __real_time(time_t *t);
+time_t __wrap_time(time_t *t);
+time_t __wrap_time(time_t *t)
+{
+	impure("time");
+	return __real_time(t);
+}
+
+int __real_gettimeofday(struct timeval *tv, void *tz);
+int __wrap_gettimeofday(struct timeval *tv, void *tz);
+int __wrap_gettimeofday(struct timeval *tv, void *tz)
+{
+	impure("gettimeofday");
+	return __real_gettimeofday(tv, tz);
+}
+
+int __real_clock_gettime(clockid_t id, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
+{
+	impure("clock_gettime");
+	return __real_clock_gettime(id, ts);
+}
+
+/* stacks_render(), failing the test if it touched a file or the clock. */
+static int render_pure(const struct cluster *c, const struct node *n, const json_t *facts,
+		       json_t **out, struct kerr *e)
+{
+	impure_calls = 0;
+	watching = true;
+	int r = stacks_render(c, n, facts, out, e);
+	watching = false;
+	if (impure_calls)
+		fail_msg("rendering node '%s' called %s (%d calls to files or clocks)", n->name,
+			 impure_what, impure_calls);
+	return r;
+}
 
 static struct cluster *load(void)
 {
@@ -53,18 +158,35 @@ static void test_base_golden(void **s)
 	json_t *out = NULL;
 	struct kerr e = { 0 };
 
+	/* The watch itself works: kiln's own file and clock helpers, and the
+	 * calls themselves, are seen (else "no calls" would prove nothing). */
+	struct buf b;
+	buf_init(&b, 0);
+	watching = true;
+	impure_calls = 0;
+	assert_int_equal(file_read(DIR "/cluster.yaml", &b, 0), 0);
+	assert_int_equal(impure_calls, 1);
+	(void)now_ms();
+	(void)wall_ms();
+	assert_int_equal(impure_calls, 3);
+	(void)time(NULL);
+	fclose(fopen(DIR "/cluster.yaml", "r"));
+	assert_int_equal(impure_calls, 5);
+	watching = false;
+	buf_release(&b);
+
 	for (size_t i = 0; i < c->nnodes; i++) {
-		assert_int_equal(stacks_render(c, &c->nodes[i], debian, &out, &e), 0);
+		/* Pure: no file, no clock, and a second rendering is identical. */
+		assert_int_equal(render_pure(c, &c->nodes[i], debian, &out, &e), 0);
 		check_golden(c->nodes[i].name, out);
-		/* Pure: a second rendering is identical. */
 		json_t *again = NULL;
-		assert_int_equal(stacks_render(c, &c->nodes[i], debian, &again, &e), 0);
+		assert_int_equal(render_pure(c, &c->nodes[i], debian, &again, &e), 0);
 		assert_true(json_equal(out, again));
 		json_decref(again);
 		json_decref(out);
 	}
 	/* Without facts there is no package list to choose. */
-	assert_int_equal(stacks_render(c, &c->nodes[0], NULL, &out, &e), 0);
+	assert_int_equal(render_pure(c, &c->nodes[0], NULL, &out, &e), 0);
 	size_t i;
 	json_t *r;
 	json_array_foreach(out, i, r)
