@@ -18,6 +18,7 @@ struct serve {
 	struct boot_tftp *tftp;
 	struct evhttp *http;
 	struct serve_state *st;
+	struct rate_limit *rl;    /* unknown-MAC scripts and discovery posts */
 	int tftp_rootfd;          /* boot.tftp_root (O_PATH), for HTTP boot loaders */
 	char *token;              /* NULL: state-changing API calls are refused */
 	char *reload_error;       /* the last failed reload's message */
