@@ -246,8 +246,12 @@ static void handle_script(struct serve *s, struct evhttp_request *req, const cha
 		return;
 	}
 	static const char *const kinds[] = { "install", "discovery", "unknown", "local" };
+	/* the row and its event in one commit */
+	bool batch = serve_state_begin(s->st) == 0;
 	serve_state_fetch(s->st, mac, n ? n->name : NULL, peer, "script");
 	serve_state_event(s->st, mac, "script", kinds[kind]);
+	if (batch)
+		serve_state_end(s->st, true);
 	slog(LOG_INFO, "script", "mac=%s node=%s kind=%s client=%s", mac, n ? n->name : "-",
 	     kinds[kind], peer);
 	reply_buf(req, 200, "text/plain; charset=utf-8", out.s, out.len, path);
@@ -477,15 +481,23 @@ static void handle_discover(struct serve *s, struct evhttp_request *req, const c
 	if (!facts)
 		facts = json_object();
 	char *text = json_dumps(facts, JSON_COMPACT | JSON_SORT_KEYS);
+	bool batch = serve_state_begin(s->st) == 0;   /* row and event: one commit */
 	int r = serve_state_discovered(s->st, mac, peer, text,
 				       leased_ip(s, mac, lip) ? lip : NULL);
 	free(text);
+	/* a full table is logged, not recorded: a flood would only churn events */
+	if (r == -EEXIST || r == -EPERM)
+		serve_state_event(s->st, mac, "discover-refused", peer);
+	else if (r == 0)
+		serve_state_event(s->st, mac, "discover", peer);
+	if (batch && serve_state_end(s->st, true) < 0 && r == 0)
+		r = -EIO;
 	if (r == -EEXIST || r == -EPERM || r == -ENOSPC) {
 		const char *why = r == -EEXIST ? "this MAC is a node's: its facts are not changed"
 			: r == -EPERM ? "this MAC was discovered from another address"
 			: "too many discovered machines: enroll or wait";
-		serve_state_event(s->st, mac, "discover-refused", peer);
-		slog(LOG_WARN, "discover", "mac=%s client=%s result=refused", mac, peer);
+		slog(LOG_WARN, "discover", "mac=%s client=%s result=refused reason=%s", mac, peer,
+		     r == -ENOSPC ? "full" : r == -EPERM ? "address" : "node");
 		reply_error(req, r == -ENOSPC ? 503 : 409, why, path);
 		goto out;
 	}
@@ -493,7 +505,6 @@ static void handle_discover(struct serve *s, struct evhttp_request *req, const c
 		reply_error(req, 500, "state database error", path);
 		goto out;
 	}
-	serve_state_event(s->st, mac, "discover", peer);
 	slog(LOG_INFO, "discover", "mac=%s client=%s node=-", mac, peer);
 	reply_json(req, 200, json_pack("{s:s, s:s}", "mac", mac, "state",
 				       sstate_name(SSTATE_DISCOVERED)), path);
