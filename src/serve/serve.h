@@ -166,7 +166,8 @@ int serve_state_event(struct serve_state *s, const char *mac, const char *kind,
 /*
  * A machine fetched something (what: "script", "kernel", ...) from ip:
  * records the fetch; a known node that is neither provisioned nor
- * discovered becomes booting.
+ * discovered becomes booting.  An unknown discovered machine keeps the
+ * address it was discovered from (see serve_state_discovered).
  */
 int serve_state_fetch(struct serve_state *s, const char *mac, const char *name,
 		      const char *ip, const char *what);

@@ -354,12 +354,16 @@ int serve_state_event(struct serve_state *s, const char *mac, const char *kind,
 int serve_state_fetch(struct serve_state *s, const char *mac, const char *name,
 		      const char *ip, const char *what)
 {
-	/* a node that is not installed yet is booting once it fetches */
+	/* A node that is not installed yet is booting once it fetches.  A
+	 * discovered machine keeps the address it was discovered from: anyone
+	 * may fetch its script, and that address is what may replace its
+	 * facts. */
 	return write_row(s, mac,
 		"INSERT INTO machines(mac, name, state, ip, first_seen, last_seen, last_fetch,"
 		" last_fetch_what) VALUES(:mac, :name, CASE WHEN :name IS NULL THEN :seen"
 		" ELSE :booting END, :ip, :now, :now, :now, :what)"
-		" ON CONFLICT(mac) DO UPDATE SET name = :name, ip = coalesce(:ip, ip),"
+		" ON CONFLICT(mac) DO UPDATE SET name = :name, ip = CASE WHEN state ="
+		" :discovered AND name IS NULL THEN ip ELSE coalesce(:ip, ip) END,"
 		" last_seen = :now, last_fetch = :now, last_fetch_what = :what, state = CASE"
 		" WHEN :name IS NULL OR state = :provisioned THEN state ELSE :booting END",
 		(struct arg[]){ { ":mac", mac }, { ":name", name }, { ":ip", ip },

@@ -196,6 +196,13 @@ static void test_state(void **state)
 						"{\"cpu\":{\"threads\":1}}", NULL), -EPERM);
 	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.0.0.66",
 						"{\"cpu\":{\"threads\":1}}", "10.0.0.9"), -EPERM);
+	/* fetching its script from elsewhere does not move its address */
+	assert_int_equal(serve_state_fetch(st, "02:00:00:00:00:01", NULL, "10.0.0.66",
+					   "script"), 0);
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.0.0.66",
+						"{\"cpu\":{\"threads\":1}}", NULL), -EPERM);
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.0.0.66",
+						"{\"cpu\":{\"threads\":4}}", "10.0.0.66"), 0);
 	/* once a node (name known), a fetch makes it booting */
 	assert_int_equal(serve_state_fetch(st, "02:00:00:00:00:01", "disc-1", "10.0.0.9",
 					   "script"), 0);
