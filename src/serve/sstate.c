@@ -22,6 +22,12 @@ struct serve_state {
 	bool readonly;
 	struct serve_state_limits lim;
 	unsigned n_unknown[SSTATE_COUNT];   /* rows with name NULL, per state */
+	/* prepared statements, by the address of their (static) SQL text */
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+	} cache[16];
+	size_t ncache;
 };
 
 static const char *const state_names[SSTATE_COUNT] = {
@@ -88,9 +94,18 @@ static int prepare(struct serve_state *s, const char *sql, const struct arg *arg
 	int idx;
 
 	*out = NULL;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	for (size_t i = 0; i < s->ncache && !st; i++)
+		if (s->cache[i].sql == sql)
+			st = s->cache[i].st;
+	if (st) {
+		sqlite3_clear_bindings(st);
+	} else if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+				      NULL) != SQLITE_OK) {
 		log_err("state: %s", sqlite3_errmsg(s->db));
 		return -EIO;
+	} else if (s->ncache < ARRAY_SIZE(s->cache)) {
+		s->cache[s->ncache].sql = sql;
+		s->cache[s->ncache++].st = st;
 	}
 	for (int i = 0; i < n; i++) {
 		if (!(idx = sqlite3_bind_parameter_index(st, args[i].k)))
@@ -111,6 +126,17 @@ static int prepare(struct serve_state *s, const char *sql, const struct arg *arg
 	return 0;
 }
 
+/* Done with a statement from prepare: reset a cached one, finalize another. */
+static void release(struct serve_state *s, sqlite3_stmt *st)
+{
+	for (size_t i = 0; i < s->ncache; i++)
+		if (s->cache[i].st == st) {
+			sqlite3_reset(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
 /* Run one statement that returns no rows (see prepare for the binds). */
 static int exec_sql(struct serve_state *s, const char *sql, const struct arg *args,
 		    int n, int64_t now)
@@ -123,7 +149,7 @@ static int exec_sql(struct serve_state *s, const char *sql, const struct arg *ar
 		log_err("state: %s", sqlite3_errmsg(s->db));
 		r = -EIO;
 	}
-	sqlite3_finalize(st);
+	release(s, st);
 	return r;
 }
 
@@ -164,7 +190,7 @@ static int row_info(struct serve_state *s, const char *mac, struct row_info *ri)
 	} else if (rc != SQLITE_DONE) {
 		r = -EIO;
 	}
-	sqlite3_finalize(st);
+	release(s, st);
 	return r;
 }
 
@@ -204,7 +230,7 @@ static int evict(struct serve_state *s, int cls, const char *keep_mac, int64_t b
 		s->n_unknown[cls] -= (unsigned)r < s->n_unknown[cls] ? (unsigned)r
 			: s->n_unknown[cls];
 	}
-	sqlite3_finalize(st);
+	release(s, st);
 	return r;
 }
 
@@ -227,7 +253,7 @@ static int recount(struct serve_state *s)
 		if (k >= 0)
 			s->n_unknown[k] = (unsigned)sqlite3_column_int64(st, 1);
 	}
-	sqlite3_finalize(st);
+	release(s, st);
 	return 0;
 }
 
@@ -249,7 +275,7 @@ static int trim(struct serve_state *s)
 	bind_int(st, ":keep", s->lim.events_max);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = -EIO;
-	sqlite3_finalize(st);
+	release(s, st);
 	return r;
 }
 
@@ -286,6 +312,8 @@ void serve_state_close(struct serve_state *s)
 {
 	if (!s)
 		return;
+	for (size_t i = 0; i < s->ncache; i++)
+		sqlite3_finalize(s->cache[i].st);
 	sqlite3_close(s->db);
 	free(s);
 }
@@ -347,7 +375,7 @@ int serve_state_event(struct serve_state *s, const char *mac, const char *kind,
 	bind_int(st, ":upto", id - (int64_t)s->lim.events_max);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = -EIO;
-	sqlite3_finalize(st);
+	release(s, st);
 	return r;
 }
 
