@@ -275,6 +275,19 @@ int lease_db_sync(struct lease_db *db);
 /* Callback per row, ordered by IP; stops and returns cb's nonzero value. */
 int lease_db_foreach(struct lease_db *db,
 		     int (*cb)(const struct lease *l, void *arg), void *arg);
+/* Row lookups (get, find_mac) made through db so far: tests count work. */
+uint64_t lease_db_lookups(const struct lease_db *db);
+/*
+ * Frees other than expiry: a generation that moves whenever a put or a
+ * rolled-back batch may have made an address free.  lease_db_freed_since
+ * fills ips (room for LEASE_DB_FREED_RING) with the addresses freed
+ * since generation gen and returns true, or returns false when it cannot
+ * say which (too many, or a free of unknown addresses): look again.
+ */
+#define LEASE_DB_FREED_RING 16
+uint64_t lease_db_free_gen(const struct lease_db *db);
+bool lease_db_freed_since(const struct lease_db *db, uint64_t gen, uint32_t *ips,
+			  size_t *n);
 
 /* ===================================================================== */
 /* DHCP engine                                                           */

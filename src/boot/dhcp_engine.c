@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,22 @@ struct dhcp_engine {
 	uint32_t *reserved;      /* sorted host IPs */
 	size_t n_reserved;
 	uint32_t *cursor;        /* per net: where the next pool scan starts */
+	struct pool_full *full;  /* per net: what the last scan that failed knew */
+};
+
+/*
+ * A negative cache for an exhausted pool, so that a flood of DISCOVERs
+ * from new MACs costs no pool scan each: after a scan found every
+ * address taken, the pool stays full until the earliest of those leases
+ * expires, unless the lease database freed an address meanwhile (a
+ * RELEASE, a rolled-back batch): then the freed addresses are tried, or
+ * when it cannot say which, the pool is scanned again.
+ */
+struct pool_full {
+	bool valid;
+	int64_t since;       /* when the scan ran (a clock that goes back drops it) */
+	int64_t until;       /* earliest expiry among the leases that filled it */
+	uint64_t free_gen;   /* lease_db_free_gen when it was known full */
 };
 
 #define BCAST 0xffffffffu
@@ -89,6 +106,7 @@ int dhcp_engine_new(const struct boot_config *cfg, struct lease_db *db,
 		g->reserved[i] = cfg->hosts[i].ip;
 	qsort(g->reserved, g->n_reserved, sizeof(uint32_t), cmp_u32);
 	g->cursor = xcalloc(cfg->n_nets + 1, sizeof(uint32_t));
+	g->full = xcalloc(cfg->n_nets + 1, sizeof(*g->full));
 	for (size_t i = 0; i < cfg->n_nets; i++)
 		g->cursor[i] = cfg->nets[i].pool_start;
 	*out = g;
@@ -106,6 +124,7 @@ void dhcp_engine_free(struct dhcp_engine *g)
 		return;
 	free(g->reserved);
 	free(g->cursor);
+	free(g->full);
 	free(g);
 }
 
@@ -142,8 +161,8 @@ static bool in_pool(const struct dhcp_engine *g, const struct boot_net *n,
  * Whether ip may go to mac now: no row, the row is mac's own (unless
  * quarantined), or the row has expired.  -EIO on database failure.
  */
-static int ip_free_for(struct dhcp_engine *g, uint32_t ip, const uint8_t *mac,
-		       int64_t now, bool *ok)
+static int ip_free_until(struct dhcp_engine *g, uint32_t ip, const uint8_t *mac,
+			 int64_t now, bool *ok, int64_t *until)
 {
 	struct lease l;
 	int r = lease_db_get(g->db, ip, &l);
@@ -159,7 +178,66 @@ static int ip_free_for(struct dhcp_engine *g, uint32_t ip, const uint8_t *mac,
 		*ok = false;
 	else
 		*ok = memcmp(l.mac, mac, 6) == 0;
+	if (!*ok && until)
+		*until = l.expires;
 	return 0;
+}
+
+static int ip_free_for(struct dhcp_engine *g, uint32_t ip, const uint8_t *mac,
+		       int64_t now, bool *ok)
+{
+	return ip_free_until(g, ip, mac, now, ok, NULL);
+}
+
+/*
+ * The pool of net ni is known full: -ENOSPC without looking at it, or an
+ * address freed since it was found full (0, *ip), or 1: scan it.
+ */
+static int pool_full_check(struct dhcp_engine *g, int ni, const uint8_t *mac,
+			   int64_t now, uint32_t *ip)
+{
+	struct pool_full *pf = &g->full[ni];
+	const struct boot_net *n = &g->cfg->nets[ni];
+	uint32_t freed[LEASE_DB_FREED_RING];
+	size_t k;
+	bool ok;
+	int r;
+	if (!pf->valid || now < pf->since || now >= pf->until)
+		return 1;
+	uint64_t gen = lease_db_free_gen(g->db);
+	if (gen == pf->free_gen)
+		return -ENOSPC;
+	if (!lease_db_freed_since(g->db, pf->free_gen, freed, &k)) {
+		pf->valid = false;
+		return 1;
+	}
+	pf->free_gen = gen;
+	int found = -ENOSPC;
+	int64_t u;
+	for (size_t i = 0; i < k; i++) {
+		if (!in_pool(g, n, freed[i]))
+			continue;
+		if ((r = ip_free_until(g, freed[i], mac, now, &ok, &u)) < 0)
+			return r;
+		if (!ok) {
+			/* taken again meanwhile: full until that one expires too */
+			if (u < pf->until)
+				pf->until = u;
+			continue;
+		}
+		if (found == -ENOSPC) {
+			*ip = freed[i];
+			found = 0;
+		} else {
+			pf->valid = false;   /* more than one: no longer full */
+			break;
+		}
+	}
+	/* the caller offers *ip: full again, until that offer expires at the latest */
+	int64_t offer_end = now + (g->cfg->offer_time ? g->cfg->offer_time : 60);
+	if (found == 0 && offer_end < pf->until)
+		pf->until = offer_end;
+	return found;
 }
 
 /*
@@ -204,21 +282,29 @@ static int choose_addr(struct dhcp_engine *g, int ni, const uint8_t *mac,
 	}
 	if (!n->pool_start)
 		return -ENOSPC;
+	if ((r = pool_full_check(g, ni, mac, now, ip)) <= 0)
+		return r;
 	uint32_t span = n->pool_end - n->pool_start + 1;
 	uint32_t c = g->cursor[ni];
+	uint64_t gen = lease_db_free_gen(g->db);
+	int64_t until = INT64_MAX, u;
 	for (uint32_t i = 0; i < span; i++, c++) {
 		if (c < n->pool_start || c > n->pool_end)
 			c = n->pool_start;
 		if (!in_pool(g, n, c))
 			continue;
-		if ((r = ip_free_for(g, c, mac, now, &ok)) < 0)
+		if ((r = ip_free_until(g, c, mac, now, &ok, &u)) < 0)
 			return r;
 		if (ok) {
 			*ip = c;
 			g->cursor[ni] = c + 1;
 			return 0;
 		}
+		if (u < until)
+			until = u;
 	}
+	g->full[ni] = (struct pool_full){ .valid = true, .since = now, .until = until,
+					  .free_gen = gen };
 	return -ENOSPC;
 }
 

@@ -26,7 +26,17 @@ struct lease_db {
 	int sync;   /* 2 = FULL, 1 = NORMAL: what the connection is set to */
 	bool batch; /* inside lease_db_batch_begin/_end */
 	int wal_fd; /* the WAL, read-only, for lease_db_sync; -1 in memory */
+	uint64_t lookups;   /* get + find_mac steps, for tests */
+	uint64_t free_gen;  /* moves when an address may have become free */
+	uint32_t freed[LEASE_DB_FREED_RING];  /* by free_gen % ring; 0 = unknown */
 };
+
+/* An address may have become free other than by expiring (0: unknown which). */
+static void note_freed(struct lease_db *d, uint32_t ip)
+{
+	d->freed[d->free_gen % LEASE_DB_FREED_RING] = ip;
+	d->free_gen++;
+}
 
 static const char schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -190,6 +200,7 @@ static int set_sync(struct lease_db *d, int want)
 
 int lease_db_get(struct lease_db *d, uint32_t ip, struct lease *out)
 {
+	d->lookups++;
 	sqlite3_bind_int64(d->get, 1, ip);
 	int rc = sqlite3_step(d->get), r;
 	if (rc == SQLITE_ROW) {
@@ -205,6 +216,7 @@ int lease_db_get(struct lease_db *d, uint32_t ip, struct lease *out)
 int lease_db_find_mac(struct lease_db *d, const uint8_t mac[6], int64_t now,
 		      struct lease *out)
 {
+	d->lookups++;
 	sqlite3_bind_blob(d->find_mac, 1, mac, 6, SQLITE_STATIC);
 	sqlite3_bind_int64(d->find_mac, 2, now);
 	int rc = sqlite3_step(d->find_mac), r;
@@ -269,10 +281,16 @@ int lease_db_put(struct lease_db *d, const struct lease *l, int64_t now,
 			goto rollback;
 		}
 	}
+	bool others = (l->state == LEASE_OFFERED || l->state == LEASE_BOUND) &&
+		sqlite3_changes(d->db) > 0;
 	if (step_done(d->batch ? d->sp_release : d->commit) < 0) {
 		r = -EIO;
 		goto rollback;
 	}
+	if (l->state != LEASE_DECLINED && l->expires <= now)
+		note_freed(d, l->ip);
+	if (others)
+		note_freed(d, 0);
 	return 0;
 rollback:
 	if (d->batch) {
@@ -304,6 +322,7 @@ int lease_db_batch_end(struct lease_db *d, bool commit)
 	if (commit && step_done(d->commit) == 0)
 		return 0;
 	step_done(d->rollback);
+	note_freed(d, 0);   /* addresses the batch took are free again */
 	return commit ? -EIO : 0;
 }
 
@@ -335,4 +354,29 @@ int lease_db_foreach(struct lease_db *d,
 		r = -EIO;
 	sqlite3_reset(d->all);
 	return r;
+}
+
+uint64_t lease_db_lookups(const struct lease_db *d)
+{
+	return d->lookups;
+}
+
+uint64_t lease_db_free_gen(const struct lease_db *d)
+{
+	return d->free_gen;
+}
+
+bool lease_db_freed_since(const struct lease_db *d, uint64_t gen, uint32_t *ips,
+			  size_t *n)
+{
+	*n = 0;
+	if (gen > d->free_gen || d->free_gen - gen > LEASE_DB_FREED_RING)
+		return false;
+	for (uint64_t g = gen; g < d->free_gen; g++) {
+		uint32_t ip = d->freed[g % LEASE_DB_FREED_RING];
+		if (!ip)
+			return false;
+		ips[(*n)++] = ip;
+	}
+	return true;
 }

@@ -293,6 +293,7 @@ static void serve_release(struct serve *s)
 		event_free(s->sigint);
 	if (s->http)
 		evhttp_free(s->http);
+	rate_limit_free(s->rl);
 	boot_tftp_free(s->tftp);
 	boot_dhcp_free(s->dhcp);
 	dhcp_engine_free(s->eng);

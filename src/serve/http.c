@@ -192,12 +192,28 @@ static void handle_loader(struct serve *s, struct evhttp_request *req, const cha
 }
 
 
+/*
+ * Whether an unauthenticated request from peer that would store
+ * something may go on; if not, a 429 is sent.  Bounded per source
+ * (docs/serve.md "Bounds").
+ */
+static bool rate_ok(struct serve *s, struct evhttp_request *req, const char *peer,
+		    const char *path)
+{
+	if (rate_limit_allow(s->rl, peer, now_ms()))
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+	reply_error(req, 429, "too many requests from this address", path);
+	return false;
+}
+
 static void handle_script(struct serve *s, struct evhttp_request *req, const char *path,
 			  const char *arg)
 {
-	char mac[18], peer[64], state[32] = "";
+	char mac[18], peer[64];
 	uint32_t ip;
 	enum ipxe_kind kind;
+	enum sstate state = SSTATE_SEEN;
 	struct kerr e = { 0 };
 	struct buf out;
 
@@ -218,17 +234,24 @@ static void handle_script(struct serve *s, struct evhttp_request *req, const cha
 	}
 	peer_of(req, peer, &ip);
 	const struct node *n = serve_config_node(s->cfg, mac);
-	serve_state_get(s->st, mac, state, sizeof(state));
+	/* a node's script is never refused; an unknown MAC adds a row */
+	if (!n && !rate_ok(s, req, peer, path))
+		return;
+	serve_state_get(s->st, mac, &state);
 	buf_init(&out, 0);
-	if (serve_ipxe_for(s->cfg, mac, ip, !strcmp(state, SSTATE_PROVISIONED), &out, &kind,
+	if (serve_ipxe_for(s->cfg, mac, ip, state == SSTATE_PROVISIONED, &out, &kind,
 			   &e) < 0) {
 		reply_error(req, 500, e.msg, path);
 		buf_release(&out);
 		return;
 	}
 	static const char *const kinds[] = { "install", "discovery", "unknown", "local" };
+	/* the row and its event in one commit */
+	bool batch = serve_state_begin(s->st) == 0;
 	serve_state_fetch(s->st, mac, n ? n->name : NULL, peer, "script");
 	serve_state_event(s->st, mac, "script", kinds[kind]);
+	if (batch)
+		serve_state_end(s->st, true);
 	slog(LOG_INFO, "script", "mac=%s node=%s kind=%s client=%s", mac, n ? n->name : "-",
 	     kinds[kind], peer);
 	reply_buf(req, 200, "text/plain; charset=utf-8", out.s, out.len, path);
@@ -399,15 +422,39 @@ static json_t *clean_json(const json_t *v, int depth, size_t *budget)
 	}
 }
 
+/* The address kiln's DHCP leases (or offers) to mac now, into ip; false if none. */
+static bool leased_ip(struct serve *s, const char *mac, char ip[16])
+{
+	uint8_t m[6];
+	struct lease l;
+	int64_t now = wall_ms() / 1000;
+	if (!s->leases || boot_parse_mac(mac, m) < 0 ||
+	    lease_db_find_mac(s->leases, m, now, &l) < 0 ||
+	    !(l.state == LEASE_BOUND || l.state == LEASE_OFFERED) || l.expires <= now)
+		return false;
+	boot_fmt_ip(l.ip, ip);
+	return true;
+}
+
+/*
+ * An unknown machine's facts.  Unauthenticated, so: rate-limited per
+ * source, never for a node's MAC (409, facts untouched), a discovered
+ * machine's facts replaced only from the address it was discovered from
+ * or the one kiln leases to its MAC (409), and a full table refuses
+ * (503) rather than evict recent machines.
+ */
 static void handle_discover(struct serve *s, struct evhttp_request *req, const char *path)
 {
 	size_t len = 0, budget = FACTS_MAX_VALUES;
-	char peer[64], mac[18];
+	char peer[64], mac[18], lip[16];
 	uint32_t ip;
 	json_error_t je;
-	char *body = body_of(req, &len);
 	json_t *j = NULL, *facts = NULL;
 
+	peer_of(req, peer, &ip);
+	if (!rate_ok(s, req, peer, path))
+		return;
+	char *body = body_of(req, &len);
 	if (!body) {
 		reply_error(req, 413, "body too large", path);
 		return;
@@ -422,25 +469,48 @@ static void handle_discover(struct serve *s, struct evhttp_request *req, const c
 			    path);
 		goto out;
 	}
+	const struct node *n = serve_config_node(s->cfg, mac);
+	if (n) {
+		serve_state_event(s->st, mac, "discover-refused", peer);
+		slog(LOG_WARN, "discover", "mac=%s client=%s node=%s result=refused", mac, peer,
+		     n->name);
+		reply_error(req, 409, "this MAC is a node's: its facts are not changed", path);
+		goto out;
+	}
 	if (f && !(facts = clean_json(f, 0, &budget))) {
 		reply_error(req, 413, "facts too deep or too many values", path);
 		goto out;
 	}
 	if (!facts)
 		facts = json_object();
-	peer_of(req, peer, &ip);
 	char *text = json_dumps(facts, JSON_COMPACT | JSON_SORT_KEYS);
-	const struct node *n = serve_config_node(s->cfg, mac);
-	int r = serve_state_discovered(s->st, mac, n ? n->name : NULL, peer, text);
+	bool batch = serve_state_begin(s->st) == 0;   /* row and event: one commit */
+	int r = serve_state_discovered(s->st, mac, peer, text,
+				       leased_ip(s, mac, lip) ? lip : NULL);
 	free(text);
+	/* a full table is logged, not recorded: a flood would only churn events */
+	if (r == -EEXIST || r == -EPERM)
+		serve_state_event(s->st, mac, "discover-refused", peer);
+	else if (r == 0)
+		serve_state_event(s->st, mac, "discover", peer);
+	if (batch && serve_state_end(s->st, true) < 0 && r == 0)
+		r = -EIO;
+	if (r == -EEXIST || r == -EPERM || r == -ENOSPC) {
+		const char *why = r == -EEXIST ? "this MAC is a node's: its facts are not changed"
+			: r == -EPERM ? "this MAC was discovered from another address"
+			: "too many discovered machines: enroll or wait";
+		slog(LOG_WARN, "discover", "mac=%s client=%s result=refused reason=%s", mac, peer,
+		     r == -ENOSPC ? "full" : r == -EPERM ? "address" : "node");
+		reply_error(req, r == -ENOSPC ? 503 : 409, why, path);
+		goto out;
+	}
 	if (r < 0) {
 		reply_error(req, 500, "state database error", path);
 		goto out;
 	}
-	serve_state_event(s->st, mac, "discover", peer);
-	slog(LOG_INFO, "discover", "mac=%s client=%s node=%s", mac, peer, n ? n->name : "-");
+	slog(LOG_INFO, "discover", "mac=%s client=%s node=-", mac, peer);
 	reply_json(req, 200, json_pack("{s:s, s:s}", "mac", mac, "state",
-				       n ? "known" : SSTATE_DISCOVERED), path);
+				       sstate_name(SSTATE_DISCOVERED)), path);
 out:
 	json_decref(j);
 	json_decref(facts);
@@ -489,14 +559,15 @@ static void handle_node_post(struct serve *s, struct evhttp_request *req, const 
 		reply_error(req, 404, "expected provisioned or reprovision", path);
 		return;
 	}
-	const char *state = action[0] == 'p' ? SSTATE_PROVISIONED : SSTATE_BOOTING;
+	enum sstate state = action[0] == 'p' ? SSTATE_PROVISIONED : SSTATE_BOOTING;
 	if (serve_state_set(s->st, n->mac, n->name, state) < 0) {
 		reply_error(req, 500, "state database error", path);
 		return;
 	}
 	serve_state_event(s->st, n->mac, action, peer);
 	slog(LOG_INFO, action, "node=%s mac=%s client=%s", n->name, n->mac, peer);
-	reply_json(req, 200, json_pack("{s:s, s:s}", "node", n->name, "state", state), path);
+	reply_json(req, 200, json_pack("{s:s, s:s}", "node", n->name, "state",
+				       sstate_name(state)), path);
 }
 
 /* ---- token API: reload, enroll ----------------------------------------- */
@@ -660,6 +731,8 @@ int serve_http_start(struct serve *s, struct kerr *e)
 	evhttp_set_timeout(s->http, 60);
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_gencb(s->http, on_request, s);
+	if (!s->rl)
+		s->rl = rate_limit_new(SERVE_RL_SLOTS, SERVE_RL_PER_S, SERVE_RL_BURST);
 	size_t n = b->listen.n ? b->listen.n : 1;
 	for (size_t i = 0; i < n; i++) {
 		const char *addr = b->listen.n ? b->listen.v[i] : "0.0.0.0";

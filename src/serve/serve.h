@@ -108,28 +108,67 @@ char *serve_image_url(const struct serve_config *c, const struct boot_image *im,
 
 /* ---- state (sstate.c) ------------------------------------------------- */
 
-/* Machine states, as stored and shown. */
-#define SSTATE_NEW "new"
-#define SSTATE_BOOTING "booting"
-#define SSTATE_PROVISIONED "provisioned"
-#define SSTATE_DISCOVERED "discovered"
+/*
+ * Machine states, as stored in serve.db and shown by `kiln boot status`
+ * and the API.  The names come from one table (sstate_name); SQL binds
+ * them as parameters, nothing else spells them.
+ */
+enum sstate {
+	SSTATE_SEEN,         /* an unknown MAC fetched a script or got a lease */
+	SSTATE_DISCOVERED,   /* an unknown MAC posted its facts */
+	SSTATE_NEW,          /* a node that has not booted yet (status only) */
+	SSTATE_BOOTING,
+	SSTATE_PROVISIONED,
+	SSTATE_UNMANAGED,    /* a node without a MAC (status only) */
+	SSTATE_COUNT
+};
+
+/* The name of a state ("seen", "booting", ...). */
+const char *sstate_name(enum sstate st);
+/* The state of a name, or -1. */
+int sstate_parse(const char *name);
+
+/*
+ * What an unauthenticated peer can make the daemon store is bounded
+ * (docs/serve.md "Bounds").  Rows of unknown MACs (name NULL) are capped
+ * per state: `seen` rows are evicted least recently seen first;
+ * `discovered` rows (they carry facts an operator may want) only when
+ * not seen for discovered_min_age seconds, else the new one is refused.
+ * events keeps the newest events_max rows, pruned a few per insert.
+ */
+struct serve_state_limits {
+	unsigned seen_max;
+	unsigned discovered_max;
+	unsigned discovered_min_age;   /* seconds */
+	unsigned events_max;
+};
+#define SSTATE_SEEN_MAX 4096u
+#define SSTATE_DISCOVERED_MAX 4096u
+#define SSTATE_DISCOVERED_MIN_AGE 3600u
+#define SSTATE_EVENTS_MAX 50000u
 
 struct serve_state;
 
 /*
  * Open (creating, unless readonly) the state database at path.  WAL, so
- * `kiln boot status` reads while the daemon writes.
+ * `kiln boot status` reads while the daemon writes.  A writable open
+ * trims the tables to the default limits.
  */
 int serve_state_open(const char *path, bool readonly, struct serve_state **out,
 		     struct kerr *e);
 void serve_state_close(struct serve_state *s);
+/* Replace the limits (tests use small ones); trims at once. */
+int serve_state_set_limits(struct serve_state *s, const struct serve_state_limits *l);
+/* Rows of unknown MACs in state st (SSTATE_SEEN or SSTATE_DISCOVERED). */
+unsigned serve_state_unknown_rows(const struct serve_state *s, enum sstate st);
 /* Append a boot event (mac may be NULL); detail is sanitised by callers. */
 int serve_state_event(struct serve_state *s, const char *mac, const char *kind,
 		      const char *detail);
 /*
  * A machine fetched something (what: "script", "kernel", ...) from ip:
  * records the fetch; a known node that is neither provisioned nor
- * discovered becomes booting.
+ * discovered becomes booting.  An unknown discovered machine keeps the
+ * address it was discovered from (see serve_state_discovered).
  */
 int serve_state_fetch(struct serve_state *s, const char *mac, const char *name,
 		      const char *ip, const char *what);
@@ -145,21 +184,49 @@ int serve_state_end(struct serve_state *s, bool commit);
 int serve_state_lease(struct serve_state *s, const char *mac, const char *name,
 		      const char *ip);
 /*
- * Store the facts (a JSON text, already checked) a machine posted.  name:
- * the node of this MAC, or NULL: the machine becomes discovered.
+ * Store the facts (a JSON text, already checked) an unknown MAC posted
+ * from address ip; the row becomes discovered.  lease_ip: the address
+ * kiln's DHCP leases to mac now, or NULL.  Nothing is written and:
+ *  -EEXIST  the row belongs to a node (facts of nodes never change here);
+ *  -EPERM   the MAC is discovered already and ip is neither the address
+ *           it was discovered from nor lease_ip;
+ *  -ENOSPC  the discovered rows are at their cap and none is old enough
+ *           to evict.
  */
-int serve_state_discovered(struct serve_state *s, const char *mac, const char *name,
-			   const char *ip, const char *facts_json);
+int serve_state_discovered(struct serve_state *s, const char *mac, const char *ip,
+			   const char *facts_json, const char *lease_ip);
 /* Set a machine's state (provisioned, booting for reprovision, ...). */
 int serve_state_set(struct serve_state *s, const char *mac, const char *name,
-		    const char *state);
-/* The stored state of mac into out (size n); -ENOENT when never seen. */
-int serve_state_get(struct serve_state *s, const char *mac, char *out, size_t n);
+		    enum sstate st);
+/* The stored state of mac; -ENOENT when never seen. */
+int serve_state_get(struct serve_state *s, const char *mac, enum sstate *out);
 /*
  * Every machine row as a JSON array of objects {mac, name, state, ip,
  * first_seen, last_seen, last_fetch, last_fetch_what, facts}.  New ref.
  */
 json_t *serve_state_machines(struct serve_state *s);
+
+/* ---- per-source rate limit (ratelimit.c) ------------------------------ */
+
+/*
+ * Token buckets, one per source address, in a table of `slots` entries:
+ * a source gets `burst` requests at once and `per_s` a second after
+ * that.  When the table is full a new source takes the bucket of the
+ * least recently seen one, so memory is fixed at creation.  O(1) per
+ * call.  Unauthenticated requests that make the daemon store something
+ * go through one (docs/serve.md "Bounds").
+ */
+#define SERVE_RL_SLOTS 4096u
+#define SERVE_RL_PER_S 2u
+#define SERVE_RL_BURST 20u
+
+struct rate_limit;
+struct rate_limit *rate_limit_new(unsigned slots, unsigned per_s, unsigned burst);
+void rate_limit_free(struct rate_limit *rl);
+/* Whether source (an address as text) may make one more request at now_ms. */
+bool rate_limit_allow(struct rate_limit *rl, const char *source, int64_t now_ms);
+/* Sources that hold a bucket (at most slots). */
+unsigned rate_limit_sources(const struct rate_limit *rl);
 
 /* ---- status (status.c): what `kiln boot status` and the API show ------ */
 

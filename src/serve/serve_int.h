@@ -128,6 +128,7 @@ struct serve {
 	struct boot_tftp *tftp;
 	struct evhttp *http;
 	struct serve_state *st;
+	struct rate_limit *rl;    /* unknown-MAC scripts and discovery posts */
 	int tftp_rootfd;          /* boot.tftp_root (O_PATH), for HTTP boot loaders */
 	struct serve_images images;  /* the images of cfg, open */
 	int ps_fd;                /* the socket to the privileged side */

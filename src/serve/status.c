@@ -52,7 +52,7 @@ json_t *serve_status_json(const struct cluster *c, struct serve_state *st,
 	for (size_t i = 0; i < c->nnodes; i++) {
 		const struct node *n = &c->nodes[i];
 		json_t *o = json_object(), *row = n->mac ? find_row(rows, n->mac) : NULL;
-		const char *state = n->mac ? SSTATE_NEW : "unmanaged";
+		enum sstate state = n->mac ? SSTATE_NEW : SSTATE_UNMANAGED;
 		json_object_set_new(o, "name", json_string(n->name));
 		json_object_set_new(o, "mac", n->mac ? json_string(n->mac) : json_null());
 		json_object_set_new(o, "address", json_string(n->address));
@@ -73,10 +73,11 @@ json_t *serve_status_json(const struct cluster *c, struct serve_state *st,
 			if (l.state == LEASE_BOUND)
 				state = SSTATE_BOOTING;
 		}
-		const char *rs = json_string_value(json_object_get(row, "state"));
-		if (rs && strcmp(rs, "seen"))
-			state = rs;
-		json_object_set_new(o, "state", json_string(state));
+		/* a stored state other than seen wins over what the lease says */
+		int rs = sstate_parse(json_string_value(json_object_get(row, "state")));
+		if (rs >= 0 && rs != SSTATE_SEEN)
+			state = (enum sstate)rs;
+		json_object_set_new(o, "state", json_string(sstate_name(state)));
 		json_object_set_new(o, "lease", lj);
 		json_t *lf = json_object_get(row, "last_fetch");
 		json_object_set_new(o, "last_fetch", lf ? json_incref(lf) : json_null());
@@ -88,8 +89,8 @@ json_t *serve_status_json(const struct cluster *c, struct serve_state *st,
 	json_t *r;
 	json_array_foreach(rows, i, r) {
 		const char *mac = json_string_value(json_object_get(r, "mac"));
-		const char *state = json_string_value(json_object_get(r, "state"));
-		if (!mac || cluster_node_by_mac(c, mac) || !state || strcmp(state, "discovered"))
+		int state = sstate_parse(json_string_value(json_object_get(r, "state")));
+		if (!mac || cluster_node_by_mac(c, mac) || state != SSTATE_DISCOVERED)
 			continue;
 		json_t *o = json_object();
 		char *hw = hw_summary(json_object_get(r, "facts"));

@@ -467,6 +467,85 @@ static void test_exhaustion_and_expiry(void **state)
 	assert_int_equal(discover(f, macs[4], 0, 2601), DHCPOFFER);
 }
 
+/*
+ * An exhausted pool costs no scan per DISCOVER: the first DISCOVER that
+ * finds it full scans it once; then each DISCOVER from a new MAC costs
+ * its own MAC lookup and nothing more, until an address is freed (the
+ * freed one is handed out without a scan) or a lease expires.
+ */
+static void test_exhausted_pool_cost(void **state)
+{
+	struct fx *f = *state;
+	fx_close(f);
+	f->nets[0].pool_end = IP(10, 77, 0, 250);   /* 151 addresses */
+	fx_open(f);
+	uint8_t mac[6] = { 2, 1, 0, 0, 0, 0 };
+	for (uint32_t ip = IP(10, 77, 0, 100); ip <= IP(10, 77, 0, 250); ip++) {
+		struct lease l = { .ip = ip, .state = LEASE_BOUND,
+				   .expires = ip == IP(10, 77, 0, 200) ? 1500 : 5000 };
+		memcpy(l.mac, mac, 6);
+		l.mac[5] = (uint8_t)ip;
+		assert_int_equal(lease_db_put(f->db, &l, 1000, false), 0);
+	}
+	mac[1] = 9;
+	uint64_t before = lease_db_lookups(f->db);
+	assert_int_equal(discover(f, mac, 0, 1000), 0);
+	assert_false(f->r.send);
+	uint64_t scan = lease_db_lookups(f->db) - before;
+	assert_true(scan >= 151);   /* the one scan */
+	before = lease_db_lookups(f->db);
+	for (int i = 0; i < 1000; i++) {
+		mac[4] = (uint8_t)(i >> 8);
+		mac[5] = (uint8_t)i;
+		assert_int_equal(discover(f, mac, 0, 1001 + i / 100), 0);
+		assert_false(f->r.send);
+	}
+	assert_true(lease_db_lookups(f->db) - before <= 2 * 1000);
+
+	/* a RELEASE: the next new MAC gets that address, without a scan */
+	uint8_t owner[6] = { 2, 1, 0, 0, 0, 150 };
+	struct req r;
+	req_begin(&r, DHCPRELEASE, owner);
+	put32(r.b + 12, IP(10, 77, 0, 150));
+	req_ip(&r, DHO_SERVER_ID, f->cfg.server_ip);
+	assert_int_equal(run(f, &r, 1100), 0);
+	before = lease_db_lookups(f->db);
+	uint8_t fresh[6] = { 2, 7, 0, 0, 0, 1 };
+	assert_int_equal(discover(f, fresh, 0, 1101), DHCPOFFER);
+	assert_int_equal(f->rep->yiaddr, IP(10, 77, 0, 150));
+	assert_true(lease_db_lookups(f->db) - before <= 4);
+	fresh[5] = 2;
+	before = lease_db_lookups(f->db);
+	assert_int_equal(discover(f, fresh, 0, 1102), 0);
+	assert_true(lease_db_lookups(f->db) - before <= 2);
+
+	/* the offer of .150 lapses after offer_time (30 s): offered again */
+	assert_int_equal(discover(f, fresh, 0, 1130), 0);
+	assert_int_equal(discover(f, fresh, 0, 1131), DHCPOFFER);
+	assert_int_equal(f->rep->yiaddr, IP(10, 77, 0, 150));
+	/* taken and bound; the earliest lease expires at 1500: then its
+	 * address is offered */
+	assert_int_equal(request(f, fresh, IP(10, 77, 0, 150), 1131), DHCPACK);
+	fresh[5] = 4;
+	assert_int_equal(discover(f, fresh, 0, 1499), 0);
+	assert_int_equal(discover(f, fresh, 0, 1500), DHCPOFFER);
+	assert_int_equal(f->rep->yiaddr, IP(10, 77, 0, 200));
+
+	/* a rolled-back batch may have freed anything: the pool is looked at again */
+	fresh[5] = 3;
+	assert_int_equal(discover(f, fresh, 0, 1501), 0);
+	assert_int_equal(lease_db_batch_begin(f->db), 0);
+	struct lease gone;
+	assert_int_equal(lease_db_get(f->db, IP(10, 77, 0, 120), &gone), 0);
+	gone.state = LEASE_RELEASED;
+	gone.expires = 1501;
+	assert_int_equal(lease_db_put(f->db, &gone, 1501, false), 0);
+	assert_int_equal(lease_db_batch_end(f->db, false), 0);
+	before = lease_db_lookups(f->db);
+	assert_int_equal(discover(f, fresh, 0, 1502), 0);
+	assert_true(lease_db_lookups(f->db) - before >= 151);
+}
+
 static void test_release_decline(void **state)
 {
 	struct fx *f = *state;
@@ -871,6 +950,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reservation, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_and_nak, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_exhaustion_and_expiry, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_exhausted_pool_cost, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_release_decline, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_relay, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_not_allowed, fx_setup, fx_teardown),

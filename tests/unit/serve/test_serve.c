@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "serve/serve.h"
 
@@ -152,57 +153,240 @@ static void test_scripts(void **state)
 	free(spec);
 }
 
+/* The stored state of mac, or -1 (never seen). */
+static int state_of(struct serve_state *st, const char *mac)
+{
+	enum sstate v;
+	return serve_state_get(st, mac, &v) == 0 ? (int)v : -1;
+}
+
 /* States: fetch -> booting, provisioned sticks, discovered for unknown MACs. */
 static void test_state(void **state)
 {
 	char dir[] = "/tmp/kiln-serve-state.XXXXXX";
-	char s[32];
 	struct kerr e = { 0 };
 	struct serve_state *st = NULL;
 
 	assert_non_null(mkdtemp(dir));
 	char *path = xasprintf("%s/serve.db", dir);
 	assert_int_equal(serve_state_open(path, false, &st, &e), 0);
-	assert_int_equal(serve_state_get(st, "52:54:00:12:34:56", s, sizeof(s)), -ENOENT);
+	assert_int_equal(state_of(st, "52:54:00:12:34:56"), -1);
 	assert_int_equal(serve_state_lease(st, "52:54:00:12:34:56", "gpu-07", "10.0.0.1"), 0);
-	assert_int_equal(serve_state_get(st, "52:54:00:12:34:56", s, sizeof(s)), 0);
-	assert_string_equal(s, "booting");
-	assert_int_equal(serve_state_set(st, "52:54:00:12:34:56", "gpu-07", "provisioned"), 0);
+	assert_int_equal(state_of(st, "52:54:00:12:34:56"), SSTATE_BOOTING);
+	assert_int_equal(serve_state_set(st, "52:54:00:12:34:56", "gpu-07", SSTATE_PROVISIONED),
+			 0);
 	assert_int_equal(serve_state_fetch(st, "52:54:00:12:34:56", "gpu-07", "10.0.0.1",
 					   "script"), 0);
 	assert_int_equal(serve_state_lease(st, "52:54:00:12:34:56", "gpu-07", "10.0.0.1"), 0);
-	assert_int_equal(serve_state_get(st, "52:54:00:12:34:56", s, sizeof(s)), 0);
-	assert_string_equal(s, "provisioned");
+	assert_int_equal(state_of(st, "52:54:00:12:34:56"), SSTATE_PROVISIONED);
 	assert_int_equal(serve_state_fetch(st, "02:00:00:00:00:01", NULL, "10.0.0.9",
 					   "script"), 0);
-	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", NULL, "10.0.0.9",
-						"{\"cpu\":{\"threads\":4}}"), 0);
-	assert_int_equal(serve_state_get(st, "02:00:00:00:00:01", s, sizeof(s)), 0);
-	assert_string_equal(s, "discovered");
+	assert_int_equal(state_of(st, "02:00:00:00:00:01"), SSTATE_SEEN);
+	assert_int_equal(serve_state_unknown_rows(st, SSTATE_SEEN), 1);
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.0.0.9",
+						"{\"cpu\":{\"threads\":4}}", NULL), 0);
+	assert_int_equal(state_of(st, "02:00:00:00:00:01"), SSTATE_DISCOVERED);
+	assert_int_equal(serve_state_unknown_rows(st, SSTATE_SEEN), 0);
+	assert_int_equal(serve_state_unknown_rows(st, SSTATE_DISCOVERED), 1);
+	/* the same machine again from its own address: facts replaced */
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.0.0.9",
+						"{\"cpu\":{\"threads\":4}}", NULL), 0);
+	/* from elsewhere: refused, unless that is the address leased to it */
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.0.0.66",
+						"{\"cpu\":{\"threads\":1}}", NULL), -EPERM);
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.0.0.66",
+						"{\"cpu\":{\"threads\":1}}", "10.0.0.9"), -EPERM);
+	/* fetching its script from elsewhere does not move its address */
+	assert_int_equal(serve_state_fetch(st, "02:00:00:00:00:01", NULL, "10.0.0.66",
+					   "script"), 0);
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.0.0.66",
+						"{\"cpu\":{\"threads\":1}}", NULL), -EPERM);
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.0.0.66",
+						"{\"cpu\":{\"threads\":4}}", "10.0.0.66"), 0);
 	/* once a node (name known), a fetch makes it booting */
 	assert_int_equal(serve_state_fetch(st, "02:00:00:00:00:01", "disc-1", "10.0.0.9",
 					   "script"), 0);
-	assert_int_equal(serve_state_get(st, "02:00:00:00:00:01", s, sizeof(s)), 0);
-	assert_string_equal(s, "booting");
-	/* a node posting facts stays what it was */
-	assert_int_equal(serve_state_discovered(st, "52:54:00:12:34:56", "gpu-07", "10.0.0.1",
-						"{}"), 0);
-	assert_int_equal(serve_state_get(st, "52:54:00:12:34:56", s, sizeof(s)), 0);
-	assert_string_equal(s, "provisioned");
-	assert_int_equal(serve_state_discovered(st, "52:54:00:12:34:58", "gpu-09", "10.0.0.3",
-						"{}"), 0);
-	assert_int_equal(serve_state_get(st, "52:54:00:12:34:58", s, sizeof(s)), 0);
-	assert_string_equal(s, "booting");
+	assert_int_equal(state_of(st, "02:00:00:00:00:01"), SSTATE_BOOTING);
+	assert_int_equal(serve_state_unknown_rows(st, SSTATE_DISCOVERED), 0);
+	/* a node's row never takes posted facts, whatever the address */
+	assert_int_equal(serve_state_discovered(st, "52:54:00:12:34:56", "10.0.0.1", "{}",
+						"10.0.0.1"), -EEXIST);
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.0.0.9",
+						"{\"cpu\":{\"threads\":99}}", NULL), -EEXIST);
+	assert_int_equal(state_of(st, "52:54:00:12:34:56"), SSTATE_PROVISIONED);
 	json_t *rows = serve_state_machines(st);
-	assert_int_equal(json_array_size(rows), 3);
+	assert_int_equal(json_array_size(rows), 2);
 	json_t *r1 = json_array_get(rows, 0);
 	assert_string_equal(json_string_value(json_object_get(r1, "mac")), "02:00:00:00:00:01");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(
 		json_object_get(r1, "facts"), "cpu"), "threads")), 4);
+	assert_true(json_is_null(json_object_get(json_array_get(rows, 1), "facts")));
 	json_decref(rows);
 	serve_state_close(st);
 	rm_rf(dir);
 	free(path);
+}
+
+/* One name per state, both ways. */
+static void test_state_names(void **state)
+{
+	for (int i = 0; i < SSTATE_COUNT; i++)
+		assert_int_equal(sstate_parse(sstate_name((enum sstate)i)), i);
+	assert_string_equal(sstate_name(SSTATE_SEEN), "seen");
+	assert_int_equal(sstate_parse("nope"), -1);
+	assert_int_equal(sstate_parse(NULL), -1);
+}
+
+static int count_rows(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = -1;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * Caps: unknown `seen` rows evict the least recently seen; `discovered`
+ * rows are refused at the cap while all are recent, evicted when old
+ * enough; node rows are never evicted; events keep the newest N.  The
+ * counts survive a reopen (recounted from the table).
+ */
+static void test_state_bounds(void **state)
+{
+	char dir[] = "/tmp/kiln-serve-bounds.XXXXXX";
+	struct kerr e = { 0 };
+	struct serve_state *st = NULL;
+	char mac[18];
+	struct serve_state_limits lim = { .seen_max = 8, .discovered_max = 4,
+					  .discovered_min_age = 3600, .events_max = 20 };
+
+	assert_non_null(mkdtemp(dir));
+	char *path = xasprintf("%s/serve.db", dir);
+	assert_int_equal(serve_state_open(path, false, &st, &e), 0);
+	assert_int_equal(serve_state_set_limits(st, &lim), 0);
+	assert_int_equal(serve_state_set(st, "52:54:00:12:34:56", "gpu-07", SSTATE_PROVISIONED),
+			 0);
+	for (int i = 0; i < 100; i++) {
+		snprintf(mac, sizeof(mac), "02:00:00:00:01:%02x", i);
+		assert_int_equal(serve_state_fetch(st, mac, NULL, "10.0.0.9", "script"), 0);
+		assert_true(serve_state_unknown_rows(st, SSTATE_SEEN) <= 8);
+	}
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM machines WHERE state = 'seen'"),
+			 8);
+	/* the newest eight are kept, the node is untouched */
+	assert_int_equal(state_of(st, "02:00:00:00:01:63"), SSTATE_SEEN);
+	assert_int_equal(state_of(st, "02:00:00:00:01:5c"), SSTATE_SEEN);
+	assert_int_equal(state_of(st, "02:00:00:00:01:5b"), -1);
+	assert_int_equal(state_of(st, "52:54:00:12:34:56"), SSTATE_PROVISIONED);
+	/* a known row updated again does not count twice */
+	assert_int_equal(serve_state_fetch(st, "02:00:00:00:01:63", NULL, "10.0.0.9", "x"), 0);
+	assert_int_equal(serve_state_unknown_rows(st, SSTATE_SEEN), 8);
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(mac, sizeof(mac), "02:00:00:00:02:%02x", i);
+		assert_int_equal(serve_state_discovered(st, mac, "10.0.0.9", "{}", NULL), 0);
+	}
+	/* full of recent machines: the fifth is refused, none evicted */
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:02:ff", "10.0.0.9", "{}",
+						NULL), -ENOSPC);
+	assert_int_equal(state_of(st, "02:00:00:00:02:00"), SSTATE_DISCOVERED);
+	/* a seen row turning discovered is a new discovered row too */
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:01:63", "10.0.0.9", "{}",
+						NULL), -ENOSPC);
+	/* a discovered machine posting again is not a new row */
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:02:01", "10.0.0.9", "{}",
+						NULL), 0);
+	/* with no minimum age the oldest discovered row makes room */
+	lim.discovered_min_age = 0;
+	assert_int_equal(serve_state_set_limits(st, &lim), 0);
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:02:ff", "10.0.0.9", "{}",
+						NULL), 0);
+	assert_int_equal(serve_state_unknown_rows(st, SSTATE_DISCOVERED), 4);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM machines WHERE state ="
+				    " 'discovered'"), 4);
+	assert_int_equal(state_of(st, "02:00:00:00:02:ff"), SSTATE_DISCOVERED);
+
+	/* events: the newest 20 are kept, a few pruned per insert */
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(serve_state_event(st, NULL, "test", "x"), 0);
+	assert_true(count_rows(path, "SELECT count(*) FROM events") <= 20);
+	assert_int_equal(count_rows(path, "SELECT max(id) - min(id) + 1 FROM events"),
+			 count_rows(path, "SELECT count(*) FROM events"));
+	serve_state_close(st);
+
+	/* a reopen with the default limits recounts; smaller limits trim at once */
+	assert_int_equal(serve_state_open(path, false, &st, &e), 0);
+	assert_int_equal(serve_state_unknown_rows(st, SSTATE_SEEN), 8);
+	assert_int_equal(serve_state_unknown_rows(st, SSTATE_DISCOVERED), 4);
+	lim.seen_max = 2;
+	lim.discovered_max = 1;
+	lim.events_max = 5;
+	assert_int_equal(serve_state_set_limits(st, &lim), 0);
+	assert_int_equal(serve_state_unknown_rows(st, SSTATE_SEEN), 2);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM machines"), 2 + 1 + 1);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM events"), 5);
+	serve_state_close(st);
+	rm_rf(dir);
+	free(path);
+}
+
+/*
+ * The rate limiter: a burst, then per_s a second; sources are separate;
+ * the table never holds more than its slots, and the least recently seen
+ * source is the one that loses its bucket.
+ */
+static void test_rate_limit(void **state)
+{
+	struct rate_limit *rl = rate_limit_new(4, 2, 5);
+	int64_t t = 1000000;
+	char src[32];
+
+	for (int i = 0; i < 5; i++)
+		assert_true(rate_limit_allow(rl, "10.0.0.1", t));
+	assert_false(rate_limit_allow(rl, "10.0.0.1", t));
+	assert_true(rate_limit_allow(rl, "10.0.0.2", t));
+	/* 2 a second: one token after 500 ms, not before */
+	assert_false(rate_limit_allow(rl, "10.0.0.1", t + 499));
+	assert_true(rate_limit_allow(rl, "10.0.0.1", t + 500));
+	assert_false(rate_limit_allow(rl, "10.0.0.1", t + 500));
+	/* a long pause refills to the burst, no more */
+	int ok = 0;
+	for (int i = 0; i < 20; i++)
+		ok += rate_limit_allow(rl, "10.0.0.1", t + 3600 * 1000);
+	assert_int_equal(ok, 5);
+	/* a clock that goes back gives nothing */
+	assert_false(rate_limit_allow(rl, "10.0.0.1", t));
+
+	/* many sources: the table stays at 4 */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(src, sizeof(src), "10.1.%d.%d", i / 256, i % 256);
+		assert_true(rate_limit_allow(rl, src, t + 5000));
+		assert_true(rate_limit_sources(rl) <= 4);
+	}
+	/* LRU: keep 10.0.0.1 recent while three others churn; it keeps its
+	 * (empty) bucket, so it is still limited */
+	for (int i = 0; i < 5; i++)
+		rate_limit_allow(rl, "10.0.0.9", t + 6000);
+	assert_false(rate_limit_allow(rl, "10.0.0.9", t + 6000));
+	for (int i = 0; i < 30; i++) {
+		snprintf(src, sizeof(src), "10.2.0.%d", i % 3);
+		rate_limit_allow(rl, src, t + 6000);
+		assert_false(rate_limit_allow(rl, "10.0.0.9", t + 6000));
+	}
+	/* evicted once four other sources came after it: a fresh bucket */
+	for (int i = 0; i < 4; i++) {
+		snprintf(src, sizeof(src), "10.3.0.%d", i);
+		rate_limit_allow(rl, src, t + 6000);
+	}
+	assert_true(rate_limit_allow(rl, "10.0.0.9", t + 6000));
+	rate_limit_free(rl);
+	rate_limit_free(NULL);
 }
 
 /* Enroll appends a node, picks a free address outside the pool, refuses repeats. */
@@ -301,10 +485,11 @@ static void test_status(void **state)
 	struct lease l = { .ip = 0x0ad50012, .mac = { 0x52, 0x54, 0, 0x12, 0x34, 0x57 },
 			   .state = LEASE_BOUND, .expires = wall_ms() / 1000 + 600 };
 	assert_int_equal(lease_db_put(ldb, &l, wall_ms() / 1000, true), 0);
-	assert_int_equal(serve_state_set(st, "52:54:00:12:34:56", "gpu-07", "provisioned"), 0);
-	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", NULL, "10.213.0.101",
+	assert_int_equal(serve_state_set(st, "52:54:00:12:34:56", "gpu-07", SSTATE_PROVISIONED),
+			 0);
+	assert_int_equal(serve_state_discovered(st, "02:00:00:00:00:01", "10.213.0.101",
 		"{\"cpu\":{\"model\":\"X\",\"threads\":8},\"memory\":{\"total_bytes\":"
-		"17179869184},\"gpus\":[{},{}]}"), 0);
+		"17179869184},\"gpus\":[{},{}]}", NULL), 0);
 	j = serve_status_json(c, st, ldb);
 	json_t *nodes = json_object_get(j, "nodes"), *d = json_object_get(j, "discovered");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(nodes, 0), "state")),
@@ -331,6 +516,9 @@ int main(void)
 		cmocka_unit_test(test_range),
 		cmocka_unit_test(test_scripts),
 		cmocka_unit_test(test_state),
+		cmocka_unit_test(test_state_names),
+		cmocka_unit_test(test_state_bounds),
+		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_enroll),
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_status),
