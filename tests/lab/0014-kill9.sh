@@ -46,10 +46,12 @@ assert_eq "$(on node1 cat /etc/kiln-big | sum)" "$(sum <"$T/big-1")" "node1 vers
 # file crosses it -- after the temporary file exists, before the rename.
 say "apply version 2; the agent on node1 killed by the kernel mid-write"
 big 2
-sshd1=$(on node1 pgrep -o -x sshd)
-on node1 prlimit --pid "$sshd1" --fsize=1000000
+kiln_rc 0 lab status --dir "$LAB" -o json
+init1=$(json '[h["init_pid"] for h in j["hosts"] if h["name"] == "node1"][0]')
+sshd1=$(pgrep -P "$init1" -x sshd)   # its pid on the machine (sshd_pid is the host's own)
+prlimit --pid "$sshd1" --fsize=1000000:unlimited   # the soft limit: from the machine (the host itself may not)
 kiln_rc 1 apply -f "$SPEC"
-on node1 prlimit --pid "$sshd1" --fsize=unlimited
+prlimit --pid "$sshd1" --fsize=unlimited
 assert_contains "$OUT$ERR" "node1" "the failed node named"
 assert_eq "$(on node1 cat /etc/kiln-big | sum)" "$(sum <"$T/big-1")" "node1 keeps version 1 whole"
 left=$(on node1 sh -c 'for f in /etc/kiln-big.kiln-tmp-*; do [ -f "$f" ] && stat -c %s "$f"; done; true')
