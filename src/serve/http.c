@@ -469,12 +469,20 @@ static void handle_discover(struct serve *s, struct evhttp_request *req, const c
 			    path);
 		goto out;
 	}
+	/*
+	 * A node's own install posts its facts too: accepted only from the
+	 * node's address in the spec or the one kiln's DHCP leases to its
+	 * MAC, so a machine elsewhere cannot overwrite a node's facts.
+	 */
 	const struct node *n = serve_config_node(s->cfg, mac);
-	if (n) {
+	bool leased = leased_ip(s, mac, lip);
+	if (n && !(n->address && !strcmp(n->address, peer)) &&
+	    !(leased && !strcmp(lip, peer))) {
 		serve_state_event(s->st, mac, "discover-refused", peer);
 		slog(LOG_WARN, "discover", "mac=%s client=%s node=%s result=refused", mac, peer,
 		     n->name);
-		reply_error(req, 409, "this MAC is a node's: its facts are not changed", path);
+		reply_error(req, 409, "this MAC is a node's: only the node, from its own "
+			    "address, may post its facts", path);
 		goto out;
 	}
 	if (f && !(facts = clean_json(f, 0, &budget))) {
@@ -485,8 +493,8 @@ static void handle_discover(struct serve *s, struct evhttp_request *req, const c
 		facts = json_object();
 	char *text = json_dumps(facts, JSON_COMPACT | JSON_SORT_KEYS);
 	bool batch = serve_state_begin(s->st) == 0;   /* row and event: one commit */
-	int r = serve_state_discovered(s->st, mac, peer, text,
-				       leased_ip(s, mac, lip) ? lip : NULL);
+	int r = n ? serve_state_node_facts(s->st, mac, n->name, peer, text)
+		: serve_state_discovered(s->st, mac, peer, text, leased ? lip : NULL);
 	free(text);
 	/* a full table is logged, not recorded: a flood would only churn events */
 	if (r == -EEXIST || r == -EPERM)
@@ -508,9 +516,12 @@ static void handle_discover(struct serve *s, struct evhttp_request *req, const c
 		reply_error(req, 500, "state database error", path);
 		goto out;
 	}
-	slog(LOG_INFO, "discover", "mac=%s client=%s node=-", mac, peer);
-	reply_json(req, 200, json_pack("{s:s, s:s}", "mac", mac, "state",
-				       sstate_name(SSTATE_DISCOVERED)), path);
+	slog(LOG_INFO, "discover", "mac=%s client=%s node=%s", mac, peer, n ? n->name : "-");
+	if (n)
+		reply_json(req, 200, json_pack("{s:s, s:s}", "mac", mac, "node", n->name), path);
+	else
+		reply_json(req, 200, json_pack("{s:s, s:s}", "mac", mac, "state",
+					       sstate_name(SSTATE_DISCOVERED)), path);
 out:
 	json_decref(j);
 	json_decref(facts);

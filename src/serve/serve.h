@@ -195,6 +195,12 @@ int serve_state_lease(struct serve_state *s, const char *mac, const char *name,
  */
 int serve_state_discovered(struct serve_state *s, const char *mac, const char *ip,
 			   const char *facts_json, const char *lease_ip);
+/*
+ * Store the facts a node posted about itself (the caller checked that
+ * they came from the node's own address); its state is kept.
+ */
+int serve_state_node_facts(struct serve_state *s, const char *mac, const char *name,
+			   const char *ip, const char *facts_json);
 /* Set a machine's state (provisioned, booting for reprovision, ...). */
 int serve_state_set(struct serve_state *s, const char *mac, const char *name,
 		    enum sstate st);

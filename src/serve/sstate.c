@@ -481,6 +481,18 @@ int serve_state_discovered(struct serve_state *s, const char *mac, const char *i
 		now);
 }
 
+int serve_state_node_facts(struct serve_state *s, const char *mac, const char *name,
+			   const char *ip, const char *facts_json)
+{
+	return write_row(s, mac,
+		"INSERT INTO machines(mac, name, state, ip, facts, first_seen, last_seen)"
+		" VALUES(:mac, :name, :booting, :ip, :facts, :now, :now)"
+		" ON CONFLICT(mac) DO UPDATE SET name = :name, ip = :ip, facts = :facts,"
+		" last_seen = :now",
+		(struct arg[]){ { ":mac", mac }, { ":name", name }, { ":ip", ip },
+				{ ":facts", facts_json } }, 4, now_s());
+}
+
 int serve_state_set(struct serve_state *s, const char *mac, const char *name,
 		    enum sstate state)
 {
