@@ -51,6 +51,9 @@ struct lab_opts {
 	const char *subnet;   /* NULL = LAB_DEFAULT_SUBNET; IPv4 CIDR, /16../26 */
 	unsigned nodes;       /* 0 = LAB_DEFAULT_NODES; at most LAB_MAX_NODES */
 	bool bastion;         /* add a bastion; nodes are then unreachable from here */
+	const char *gpus;     /* NULL or "HOST=MODEL:N,...": NVIDIA GPUs per host */
+	const char *disks;    /* NULL or "COUNTxSIZE": file-backed disks per node */
+	bool used_disk;       /* one more disk per node: ext4 with data, mounted */
 };
 
 /*
