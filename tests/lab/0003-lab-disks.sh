@@ -11,9 +11,14 @@ assert_contains "$ERR" "--disks '2x100': expected COUNTxSIZE"
 kiln_rc 1 lab up --nodes 2 --dir "$LAB" --name "$LAB_NAME" --subnet "$LAB_SUBNET" --disks 17x1G
 assert_contains "$ERR" "COUNT 1 to 16"
 
+# The loop devices backed by file $1, by the kernel's record (losetup -j
+# needs the file to exist, and down removes it).
+loops_of() { grep -lx -e "$1" -e "$1 (deleted)" /sys/block/loop*/loop/backing_file 2>/dev/null || true; }
+
 lab_up 2 --disks 2x1G --used-disk
 files=$(ls "$LAB"/disks/*.img)
 assert_eq "$(echo $files | wc -w)" 6 "disk files"
+for f in $files; do [ -n "$(loops_of "$f")" ] || fail "no loop device for $f"; done
 
 say "facts: each node has sda and sdb free, sdc in use"
 kiln_rc 0 facts -f "$SPEC" -o json
@@ -42,7 +47,7 @@ n2=$(on node2 stat -c '%t:%T' /dev/sda /dev/sdb /dev/sdc | sort)
 say "down detaches every loop device and removes the files"
 kiln_rc 0 lab down --dir "$LAB"
 for f in $files; do
-	[ -z "$(losetup -j "$f")" ] || fail "loop device left for $f: $(losetup -j "$f")"
+	[ -z "$(loops_of "$f")" ] || fail "loop device left for $f: $(loops_of "$f")"
 	[ ! -e "$f" ] || fail "$f left"
 done
 ! grep -q "/run/kiln-lab/$LAB_NAME\b" /proc/mounts || fail "mounts left"
@@ -60,7 +65,7 @@ kill -9 $up 2>/dev/null || true
 wait $up 2>/dev/null || true
 "$KILN" lab down --dir "$LAB" >/dev/null 2>&1 || "$KILN" lab down --name "$LAB_NAME" >/dev/null 2>&1 || true
 for f in "$LAB"/disks/node1-sda.img "$LAB"/disks/node1-sdb.img "$LAB"/disks/node2-sda.img "$LAB"/disks/node2-sdb.img; do
-	[ -z "$(losetup -j "$f")" ] || fail "after a killed up: loop device left for $f"
+	[ -z "$(loops_of "$f")" ] || fail "after a killed up: loop device left for $f"
 	[ ! -e "$f" ] || fail "after a killed up: $f left"
 done
 ! grep -q "/run/kiln-lab/$LAB_NAME\b" /proc/mounts || fail "after a killed up: mounts left"
