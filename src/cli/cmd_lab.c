@@ -13,6 +13,7 @@ static const char help[] =
 "\n"
 "SYNOPSIS\n"
 "    kiln lab up [--nodes N] [--bastion] [--name NAME] [--dir DIR] [--subnet CIDR]\n"
+"                [--gpus HOST=MODEL:N,...] [--disks COUNTxSIZE] [--used-disk]\n"
 "    kiln lab down [--name NAME | --dir DIR | NAME | DIR]\n"
 "    kiln [-o json] lab status [--name NAME | --dir DIR]\n"
 "    kiln [-o json] lab list\n"
@@ -28,7 +29,17 @@ static const char help[] =
 "    overlay per machine directory (/etc /usr /var /root /home /opt /srv)\n"
 "    with private /run and /tmp, and its own sshd (ed25519 host key, root\n"
 "    login by key only).  Writes inside a host never reach the machine's\n"
-"    directories.  Hosts share a bridge in the namespace NAME-sw.\n"
+"    directories.  Hosts share a bridge in the namespace NAME-sw.  Each host\n"
+"    has a private /dev, and sees the machine's PCI functions except its\n"
+"    display controllers, and no disks but its own.\n"
+"\n"
+"    --gpus gives hosts NVIDIA GPUs that 'kiln facts' finds as on a real\n"
+"    server: PCI functions with the model's real ids in the host's\n"
+"    /sys/bus/pci/devices and /dev/nvidia0..N-1 and /dev/nvidiactl in its\n"
+"    /dev (no driver: the model name comes from pci.ids).  --disks gives\n"
+"    every node COUNT sparse files of SIZE in DIR/disks on loop devices,\n"
+"    seen in that node only as /dev/sda, /dev/sdb ...; --used-disk adds one\n"
+"    more per node with ext4 and a file, mounted at /srv/data in the node.\n"
 "\n"
 "    Without --bastion the machine has an address on the bridge (.1) and\n"
 "    reaches every node.  With --bastion only the bastion's sshd is\n"
@@ -41,6 +52,7 @@ static const char help[] =
 "    last /30 of CIDR is the machine-bastion link (.253 and .254 in a /24).\n"
 "\n"
 "    'up' writes into DIR: cluster.yaml (the lab as a kiln cluster spec),\n"
+"    disks/ (with --disks or --used-disk; removed by 'down'),\n"
 "    known_hosts (every host key), keys/id_ed25519 (the client key, root's\n"
 "    authorized key on every host), ssh_config (ssh -F DIR/ssh_config\n"
 "    node1) and .kiln-lab.  Runtime state (sshd configs, host keys, overlay\n"
@@ -52,8 +64,9 @@ static const char help[] =
 "SUBCOMMANDS\n"
 "    up        Make a lab and wait until every sshd accepts connections.\n"
 "              Refuses a NAME that exists or a CIDR that overlaps a lab.\n"
-"    down      Remove a lab: its processes, namespaces, veths, routes and\n"
-"              mounts.  Works after a partial 'up'.  DIR is left in place.\n"
+"    down      Remove a lab: its processes, namespaces, veths, routes,\n"
+"              mounts, loop devices and disk files.  Works after a partial\n"
+"              'up'.  DIR is left in place.\n"
 "    status    Each host with its address, sshd pid and alive/dead.\n"
 "    list      The labs on this machine.\n"
 "    exec      Run COMMAND inside HOST's namespaces with this terminal;\n"
@@ -72,6 +85,16 @@ static const char help[] =
 "    --dir DIR      Lab directory (default ./NAME); other subcommands\n"
 "                   find the lab's name in DIR/.kiln-lab.\n"
 "    --subnet CIDR  IPv4 subnet, /16 to /26 (default 10.213.0.0/24).\n"
+"    --gpus HOST=MODEL:N,...\n"
+"                   Give HOST N GPUs (1 to 16) of MODEL: a100, a100-80g,\n"
+"                   a100-pcie, h100, h100-pcie, t4, v100, v100-pcie,\n"
+"                   rtx3090, rtx4090.\n"
+"    --disks COUNTxSIZE\n"
+"                   COUNT (1 to 16) free disks of SIZE (K, M, G or T; 1M to\n"
+"                   16T) on every node, e.g. 2x8G.\n"
+"    --used-disk    One more disk per node (SIZE of --disks, else 1G) holding\n"
+"                   ext4 with a file, mounted at /srv/data: facts reports it\n"
+"                   in use.\n"
 "    -o json        status, list and up print JSON.\n"
 "\n"
 "EXIT STATUS\n"
@@ -79,6 +102,8 @@ static const char help[] =
 "\n"
 "EXAMPLES\n"
 "    kiln lab up --nodes 3 --bastion --name t1 --subnet 10.213.7.0/24\n"
+"    kiln lab up --nodes 4 --bastion --gpus node2=a100:2,node3=t4:1 --disks 2x8G\n"
+"    kiln facts -f lab/cluster.yaml\n"
 "    ssh -F t1/ssh_config node2 hostname\n"
 "    kiln lab exec --name t1 node1 -- ip -brief addr\n"
 "    kiln lab sshd --name t1 node2 stop\n"
@@ -176,6 +201,14 @@ static int parse(int argc, char **argv, const char *sub, struct lab_args *a)
 				return 1;
 		} else if (is_up && !strcmp(arg, "--bastion")) {
 			a->up.bastion = true;
+		} else if (is_up && !strcmp(arg, "--gpus")) {
+			if (opt_value(argc, argv, &i, &a->up.gpus))
+				return 1;
+		} else if (is_up && !strcmp(arg, "--disks")) {
+			if (opt_value(argc, argv, &i, &a->up.disks))
+				return 1;
+		} else if (is_up && !strcmp(arg, "--used-disk")) {
+			a->up.used_disk = true;
 		} else if (arg[0] == '-' && arg[1]) {
 			return cli_error("lab %s: unknown option '%s' (see 'kiln help lab')", sub, arg);
 		} else if (a->npos < 2) {

@@ -265,9 +265,10 @@ static pid_t init_start_sshd(char *cfg, char *log)
  */
 static _Noreturn void init_main(const struct lab_host *h, int fd)
 {
-	char newroot[4096], path[4096], cfg[4096], log[4096];
+	char newroot[4096], path[4096], cfg[4096], log[4096], why[512];
 	sigset_t set;
 	pid_t sshd;
+	int r;
 
 	setsid();
 	prctl(PR_SET_NAME, "kiln-lab-init");
@@ -299,15 +300,18 @@ static _Noreturn void init_main(const struct lab_host *h, int fd)
 		init_fail(fd, "tmpfs on", newroot, errno);
 	init_build_root(fd, newroot, h->rt);
 
-	init_mount(fd, newroot, "dev", "/dev", NULL, MS_BIND | MS_REC, NULL);
+	/* A private /dev: the host's GPU and disk nodes are its own (hw.c). */
+	if ((r = hw_init_dev(h, newroot, why, sizeof(why))) < 0)
+		init_fail(fd, why, NULL, -r);
 	init_mount(fd, newroot, "dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
 		   "newinstance,ptmxmode=0666,mode=0620,gid=5");
-	init_path(fd, path, "%s/dev/pts/ptmx", newroot);
-	init_mount(fd, newroot, "dev/ptmx", path, NULL, MS_BIND, NULL);
 	init_mount(fd, newroot, "dev/shm", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV,
 		   "mode=1777");
 	init_mount(fd, newroot, "sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		   NULL);
+	/* Its PCI functions and disks, over the fresh sysfs. */
+	if ((r = hw_init_sys(h, newroot, why, sizeof(why))) < 0)
+		init_fail(fd, why, NULL, -r);
 	init_mount(fd, newroot, "run", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 	init_mount(fd, newroot, "tmp", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	init_path(fd, path, "%s/run/sshd", newroot);
@@ -336,6 +340,8 @@ static _Noreturn void init_main(const struct lab_host *h, int fd)
 		init_fail(fd, "chdir", "/", errno);
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		init_fail(fd, "mount", "/proc", errno);
+	if ((r = hw_init_mounts(h, why, sizeof(why))) < 0)
+		init_fail(fd, why, NULL, -r);
 	if (sethostname(h->name, strlen(h->name)) < 0)
 		init_fail(fd, "sethostname", h->name, errno);
 	if (write(fd, "ok\n", 3) != 3)

@@ -105,6 +105,7 @@ void lab_free(struct lab *l)
 		free(h->addr);
 		free(h->uplink);
 		free(h->rt);
+		hw_host_release(h);
 	}
 	free(l->hosts);
 	free(l->name);
@@ -140,15 +141,18 @@ static json_t *jstr_or_null(const char *s)
 /* Write the state file: everything made so far, so `down` can undo it. */
 static int lab_save(const struct lab *l, struct kerr *e)
 {
-	json_t *hosts = json_array();
+	json_t *hosts = json_array(), *files = json_array();
 	for (size_t i = 0; i < l->nhosts; i++) {
 		const struct lab_host *h = &l->hosts[i];
+		json_t *disks, *gpus = hw_host_json(h, &disks);
 		json_array_append_new(hosts, json_pack(
-			"{s:s, s:b, s:s, s:s, s:o, s:s, s:I, s:I}",
+			"{s:s, s:b, s:s, s:s, s:o, s:s, s:I, s:I, s:o, s:o}",
 			"name", h->name, "bastion", h->bastion, "netns", h->netns,
 			"address", h->addr, "uplink", jstr_or_null(h->uplink),
 			"runtime", h->rt, "pid", (json_int_t)h->pid,
-			"start", (json_int_t)h->start));
+			"start", (json_int_t)h->start, "gpus", gpus, "disks", disks));
+		for (size_t k = 0; k < h->ndisks; k++)
+			json_array_append_new(files, json_string(h->disks[k].file));
 	}
 	json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:o, s:b, s:o}",
 			      "version", 1, "name", l->name, "dir", l->dir,
@@ -168,6 +172,7 @@ static int lab_save(const struct lab *l, struct kerr *e)
 	json_object_set_new(j, "made_netns", nss);
 	json_object_set_new(j, "made_links", links);
 	json_object_set_new(j, "made_mounts", mounts);
+	json_object_set_new(j, "made_files", files);
 	char *text = json_dumps(j, JSON_INDENT(2));
 	int r = file_write_atomic(l->state_path, text, strlen(text), 0600, -1, -1);
 	if (r < 0)
@@ -235,6 +240,11 @@ static int lab_load(const char *name, struct lab **out, struct kerr *e)
 		h->start = (unsigned long long)json_integer_value(json_object_get(hj, "start"));
 		if (!h->name || !h->netns || !h->addr || !h->rt) {
 			r = kerr_set(e, -EINVAL, "%s: host %zu is incomplete", path, i);
+			goto out;
+		}
+		if ((r = hw_host_load(h, json_object_get(hj, "gpus"),
+				      json_object_get(hj, "disks"), e)) < 0) {
+			kerr_prefix(e, "%s", path);
 			goto out;
 		}
 	}
@@ -572,7 +582,7 @@ static int host_prepare(const struct lab *l, const struct lab_host *h,
 
 	buf_init(&b, 0);
 	if ((r = mkdir_or_fail(ssh, 0700, e)) < 0 || (r = host_prepare_fs(h, e)) < 0 ||
-	    (r = keygen(key, comment, e)) < 0)
+	    (r = hw_host_prepare(h, e)) < 0 || (r = keygen(key, comment, e)) < 0)
 		goto out;
 	buf_printf(&b, "# kiln lab '%s': sshd of host '%s'\n", l->name, h->name);
 	buf_printf(&b, "ListenAddress %s:22\n", h->addr);
@@ -827,6 +837,12 @@ static int lab_teardown(struct lab *l, struct kerr *e)
 		if (e)
 			*e = tmp;
 	}
+	/* With the hosts gone, nothing holds the disks: detach and remove them. */
+	if ((q = hw_teardown(l, &tmp)) < 0 && !r) {
+		r = q;
+		if (e)
+			*e = tmp;
+	}
 	/* The machine-side veth first: it outlives its peer's namespace briefly. */
 	if (if_nametoindex(l->root_link))
 		buf_printf(&b, "link del %s\n", l->root_link);
@@ -910,6 +926,8 @@ int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e)
 		r = kerr_set(e, -errno, "lab directory: %s", strerror(errno));
 		goto out;
 	}
+	if ((r = hw_plan(o, l, e)) < 0)
+		goto out;
 	if (mkdir(l->rt, 0700) < 0) {
 		r = errno == EEXIST ? kerr_set(e, -EEXIST, "lab '%s' already exists", l->name)
 				    : kerr_set(e, -errno, "mkdir %s: %s", l->rt, strerror(errno));
@@ -923,7 +941,8 @@ int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e)
 		goto fail;
 	}
 	l->rt_mounted = true;
-	if ((r = lab_save(l, e)) < 0 || (r = lab_client_key(l, &client_pub, e)) < 0)
+	if ((r = lab_save(l, e)) < 0 || (r = lab_client_key(l, &client_pub, e)) < 0 ||
+	    (r = hw_disks_make(l, e)) < 0 || (r = lab_save(l, e)) < 0)
 		goto fail;
 	buf_adds(&hosts, "# kiln lab hosts\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
 	for (size_t i = 0; i < l->nhosts; i++)

@@ -8,7 +8,7 @@
  * stopped and started again in the same root filesystem and network).  The
  * host's root filesystem is a tmpfs with one overlay per machine directory
  * (/etc /usr /var /root /home /opt /srv), private /run, /tmp, /proc, /sys
- * and devpts; writes never reach the machine's own directories.  Hosts sit
+ * and /dev; writes never reach the machine's own directories.  Hosts sit
  * on a bridge inside the lab's "switch" namespace "<lab>-sw".  Docs:
  * docs/lab.md (address plan, files, state).
  *
@@ -19,7 +19,10 @@
  *    file: every namespace, link, route, mount and pid made) and "<name>/"
  *    (a tmpfs: per-host sshd config, host keys, overlay upper dirs).  The
  *    lab's directory (--dir) holds only cluster.yaml, ssh_config,
- *    known_hosts, keys/ and .kiln-lab (the lab's name).
+ *    known_hosts, keys/, .kiln-lab (the lab's name) and, with disks,
+ *    disks/ (sparse files on loop devices; removed by lab_down()).
+ *  - Hardware (hw.c): --gpus and --disks appear to kiln's facts through the
+ *    paths of a real server, in their host only (docs/lab.md, Hardware).
  *  - lab_up() either makes the whole lab or, on failure, removes what it
  *    made and returns the error.  lab_down() removes everything the state
  *    file names, tolerating what is already gone (a partial up, a crash).
@@ -51,6 +54,9 @@ struct lab_opts {
 	const char *subnet;   /* NULL = LAB_DEFAULT_SUBNET; IPv4 CIDR, /16../26 */
 	unsigned nodes;       /* 0 = LAB_DEFAULT_NODES; at most LAB_MAX_NODES */
 	bool bastion;         /* add a bastion; nodes are then unreachable from here */
+	const char *gpus;     /* NULL or "HOST=MODEL:N,...": NVIDIA GPUs per host */
+	const char *disks;    /* NULL or "COUNTxSIZE": file-backed disks per node */
+	bool used_disk;       /* one more disk per node: ext4 with data, mounted */
 };
 
 /*

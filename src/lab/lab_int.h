@@ -9,7 +9,30 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "lab.h"
+
+/* An NVIDIA GPU model --gpus can give a host (hw.c). */
+#define LAB_GPU_VENDOR 0x10de
+struct lab_gpu_model {
+	const char *key;           /* "a100", as in --gpus */
+	unsigned device;           /* PCI device id */
+	unsigned class_code;       /* 0x030200 or 0x030000 */
+	unsigned subsys_vendor;    /* 0 when pci.ids names no board */
+	unsigned subsys_device;
+	const char *pci_name;      /* pci.ids' name for vendor:device */
+};
+
+/* A file-backed disk of one host (hw.c). */
+struct lab_disk {
+	char *file;                /* DIR/disks/HOST-NAME.img */
+	char name[8];              /* in the host: "sda" */
+	char loop[16];             /* "loop3", "" until attached */
+	unsigned major, minor;     /* the loop device's number, once attached */
+	uint64_t size;
+	bool used;                 /* ext4 with a file, mounted in the host */
+};
 
 struct lab_host {
 	char *name;            /* "node1", "bastion" */
@@ -20,6 +43,10 @@ struct lab_host {
 	char *rt;              /* runtime dir of the host: <rt>/<name> */
 	pid_t pid;             /* the host's init, in the machine's PID namespace */
 	unsigned long long start;  /* its start time (field 22 of /proc/PID/stat) */
+	const struct lab_gpu_model *gpu;  /* NULL: no GPUs */
+	unsigned ngpus;
+	struct lab_disk *disks;
+	size_t ndisks;
 };
 
 struct lab {
@@ -80,5 +107,37 @@ int host_exec(const struct lab_host *h, char *const argv[], int *exit_status,
 	      struct kerr *e);
 /* Process start time, or 0 when the process is gone or a zombie. */
 unsigned long long proc_start_time(pid_t pid);
+
+/* ---- hw.c: GPUs and disks ------------------------------------------ */
+
+/* The GPU model table (tests check it against pci.ids). */
+const struct lab_gpu_model *lab_gpu_models(size_t *n);
+/* Parse --gpus/--disks/--used-disk into l's hosts (l->dir set); no side effects. */
+int hw_plan(const struct lab_opts *o, struct lab *l, struct kerr *e);
+/* The host's "gpus" (returned) and "disks" (*disks) for the state file. */
+json_t *hw_host_json(const struct lab_host *h, json_t **disks);
+/* The reverse, from a state file's host entry. */
+int hw_host_load(struct lab_host *h, const json_t *gpus, const json_t *disks,
+		 struct kerr *e);
+void hw_host_release(struct lab_host *h);
+/*
+ * Make every host's disk files (the state file must already name them)
+ * and attach each to a loop device.
+ */
+int hw_disks_make(struct lab *l, struct kerr *e);
+/* Detach the loop devices of every disk file and remove the files. */
+int hw_teardown(const struct lab *l, struct kerr *e);
+/* Build h->rt/hw/pci and h->rt/hw/block (after hw_disks_make). */
+int hw_host_prepare(const struct lab_host *h, struct kerr *e);
+/*
+ * In the host's init, before pivot_root into newroot: a private /dev
+ * (standard nodes, the host's GPU and disk nodes), and the read-only
+ * binds of its PCI and block views over the fresh sysfs.  After pivot:
+ * the used disk's mount.  No allocation; on failure why says what failed
+ * and the return is -errno.
+ */
+int hw_init_dev(const struct lab_host *h, const char *newroot, char *why, size_t n);
+int hw_init_sys(const struct lab_host *h, const char *newroot, char *why, size_t n);
+int hw_init_mounts(const struct lab_host *h, char *why, size_t n);
 
 #endif
