@@ -69,6 +69,7 @@ int lab_down(const char *name_or_dir, struct kerr *e);
 /*
  * The lab's hosts as a JSON object:
  * {"name","dir","subnet","bastion": addr|null,"runtime",
+ *  "mirror": {"url","address","cache","pid": pid|null,"alive"}|null,
  *  "hosts":[{"name","role":"node"|"bastion","address","addresses":[..],
  *            "netns","init_pid","sshd_pid": pid|null,"alive": bool}]}
  * "alive" is true when the host's init and its sshd are running.
