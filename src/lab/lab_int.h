@@ -111,6 +111,14 @@ int mirror_start(struct lab *l, struct kerr *e);
  * before it is gone.  No-op without a mirror or a server.
  */
 int mirror_stop(const struct lab_mirror *m, struct kerr *e);
+/*
+ * The file a decoded request path names (a pointer into path, which is
+ * cut up), or NULL: "/" and "." segments are skipped, ".." refuses, and
+ * what is left must be one name of [A-Za-z0-9._+~%:-] not starting with
+ * '.' (no directories, no hidden files).  The server also chroots and
+ * opens with O_NOFOLLOW.
+ */
+const char *mirror_request_name(char *path);
 /* State file round trip (NULL <-> json null) and lab_status()'s view. */
 json_t *mirror_to_json(const struct lab_mirror *m);
 struct lab_mirror *mirror_from_json(const json_t *j);

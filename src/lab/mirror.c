@@ -430,12 +430,7 @@ struct srv {
 	size_t logged;
 };
 
-/*
- * The file a request path names, or NULL: "/" and "." segments are
- * skipped, ".." refuses, and what is left must be one name of
- * [A-Za-z0-9._+~%:-] not starting with '.' (no directories, no hidden files).
- */
-static const char *request_name(char *path)
+const char *mirror_request_name(char *path)
 {
 	char *name = NULL;
 
@@ -498,7 +493,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		goto reply;
 	}
 	char *copy = xstrdup(path);
-	name = request_name(copy);
+	name = mirror_request_name(copy);
 	if (name)
 		fd = open(name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	free(copy);
