@@ -14,6 +14,8 @@ static const char help[] =
 "SYNOPSIS\n"
 "    kiln lab up [--nodes N] [--bastion] [--name NAME] [--dir DIR] [--subnet CIDR]\n"
 "                [--gpus HOST=MODEL:N,...] [--disks COUNTxSIZE] [--used-disk]\n"
+"                [--mirror [--packages P1,P2,...] [--cache CACHE]]\n"
+"    kiln [-o json] lab mirror [--packages P1,P2,...] [--cache CACHE]\n"
 "    kiln lab down [--name NAME | --dir DIR | NAME | DIR]\n"
 "    kiln [-o json] lab status [--name NAME | --dir DIR]\n"
 "    kiln [-o json] lab list\n"
@@ -76,6 +78,15 @@ static const char help[] =
 "              again in the same namespaces and wait until it accepts.\n"
 "    rekey     Give HOST a new host key and restart its sshd.  known_hosts\n"
 "              in DIR is not updated: strict SSH to HOST fails afterwards.\n"
+"    mirror    Make or refresh the package mirror's cache: the .debs of the\n"
+"              --packages and of all their dependencies (as if nothing were\n"
+"              installed), fetched once with the machine's apt, and an index.\n"
+"              Names already in the cache download nothing.  Without\n"
+"              --packages: what the cache lists, or 'zsh' for a new cache.\n"
+"              'up --mirror' then serves CACHE to the lab at http://CIDR.3/\n"
+"              (from NAME-sw, also behind a bastion); each host's apt uses\n"
+"              only that repository (its own /etc/apt/sources.list).  The\n"
+"              machine installs nothing and its apt sources are untouched.\n"
 "\n"
 "OPTIONS\n"
 "    --nodes N      Number of nodes (default 3, at most 250).\n"
@@ -95,6 +106,10 @@ static const char help[] =
 "    --used-disk    One more disk per node (SIZE of --disks, else 1G) holding\n"
 "                   ext4 with a file, mounted at /srv/data: facts reports it\n"
 "                   in use.\n"
+"    --mirror       Serve the package mirror to the lab (building the cache\n"
+"                   first when it lacks a name of --packages).\n"
+"    --packages L   Comma-separated package names for the mirror.\n"
+"    --cache CACHE  The mirror's cache (default /var/cache/kiln/lab-mirror).\n"
 "    -o json        status, list and up print JSON.\n"
 "\n"
 "EXIT STATUS\n"
@@ -122,6 +137,11 @@ static void print_status(const json_t *st)
 	       json_string_value(json_object_get(st, "subnet")),
 	       json_string_value(json_object_get(st, "dir")),
 	       bastion ? ", bastion " : "", bastion ? bastion : "");
+	const json_t *m = json_object_get(st, "mirror");
+	if (json_is_object(m))
+		printf("mirror %s (%s): %s\n", json_string_value(json_object_get(m, "url")),
+		       json_string_value(json_object_get(m, "cache")),
+		       json_is_true(json_object_get(m, "alive")) ? "serving" : "dead");
 	printf("%-10s %-16s %-9s %s\n", "HOST", "ADDRESS", "SSHD", "STATE");
 	json_array_foreach(hosts, i, h) {
 		const json_t *sshd = json_object_get(h, "sshd_pid");
@@ -157,12 +177,15 @@ struct lab_args {
 	const char *pos[2];     /* positional arguments */
 	int npos;
 	char **cmd;             /* exec: after HOST (and "--") */
+	bool mirror;            /* up --mirror (also implied by --packages, --cache) */
+	const char *packages, *cache;
 };
 
 /* Parse everything after the subcommand; returns 0 or 1 (error printed). */
 static int parse(int argc, char **argv, const char *sub, struct lab_args *a)
 {
 	bool is_up = !strcmp(sub, "up"), is_exec = !strcmp(sub, "exec");
+	bool is_mirror = !strcmp(sub, "mirror");
 
 	for (int i = 2; i < argc; i++) {
 		const char *arg = argv[i], *v = NULL;
@@ -209,6 +232,13 @@ static int parse(int argc, char **argv, const char *sub, struct lab_args *a)
 				return 1;
 		} else if (is_up && !strcmp(arg, "--used-disk")) {
 			a->up.used_disk = true;
+		} else if ((is_up || is_mirror) &&
+			   (!strcmp(arg, "--packages") || !strcmp(arg, "--cache"))) {
+			if (opt_value(argc, argv, &i, arg[2] == 'p' ? &a->packages : &a->cache))
+				return 1;
+			a->mirror = true;
+		} else if (is_up && !strcmp(arg, "--mirror")) {
+			a->mirror = true;
 		} else if (arg[0] == '-' && arg[1]) {
 			return cli_error("lab %s: unknown option '%s' (see 'kiln help lab')", sub, arg);
 		} else if (a->npos < 2) {
@@ -220,6 +250,76 @@ static int parse(int argc, char **argv, const char *sub, struct lab_args *a)
 	return 0;
 }
 
+static int run_up(struct lab_args *a)
+{
+	struct kerr e = { 0 };
+	json_t *j = NULL;
+
+	if (a->npos)
+		return cli_error("lab up: unexpected argument '%s'", a->pos[0]);
+	if (lab_up(&a->up, &j, &e) < 0)
+		return cli_error("lab up: %s", e.msg);
+	if (arg_output == OUTPUT_JSON) {
+		print_json(j);
+	} else {
+		print_status(j);
+		printf("Try: ssh -F %s/ssh_config node1\n",
+		       json_string_value(json_object_get(j, "dir")));
+	}
+	json_decref(j);
+	return 0;
+}
+
+/*
+ * lab mirror, and the mirror half of lab up --mirror: build or refresh
+ * the cache, then (up) make the lab serving it.
+ */
+static int mirror_cmd(struct lab_args *a, const char *sub)
+{
+	struct strv names = STRV_INIT;
+	struct lab_mirror_result res;
+	struct kerr e = { 0 };
+	const char *cache = a->cache ? a->cache : LAB_MIRROR_CACHE;
+	bool up = !strcmp(sub, "up");
+	int rc = 0;
+
+	if (a->npos) {
+		rc = cli_error("lab %s: unexpected argument '%s'", sub, a->pos[0]);
+		goto out;
+	}
+	for (const char *p = a->packages; p && *p;) {
+		size_t n = strcspn(p, ",");
+		if (n)
+			strv_take(&names, xstrndup(p, n));
+		p += n + (p[n] == ',');
+	}
+	if (lab_mirror_build(cache, &names, &res, &e) < 0) {
+		rc = cli_error("lab %s: mirror %s: %s", sub, cache, e.msg);
+		goto out;
+	}
+	if (!up && arg_output == OUTPUT_JSON) {
+		json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:b}", "cache", cache,
+				      "packages", (json_int_t)res.packages,
+				      "files", (json_int_t)res.files,
+				      "downloaded", (json_int_t)res.downloaded,
+				      "refreshed", res.refreshed);
+		print_json(j);
+		json_decref(j);
+	} else if (!up || arg_output != OUTPUT_JSON) {
+		printf("mirror %s: %zu package names, %zu files, %zu downloaded%s\n", cache,
+		       res.packages, res.files, res.downloaded,
+		       res.refreshed ? "" : " (up to date)");
+	}
+	if (up) {
+		a->up.mirror = cache;
+		a->mirror = false;
+		rc = run_up(a);
+	}
+out:
+	strv_release(&names);
+	return rc;
+}
+
 static int run(int argc, char **argv)
 {
 	struct lab_args a = { 0 };
@@ -229,26 +329,15 @@ static int run(int argc, char **argv)
 	int r;
 
 	if (argc < 2)
-		return cli_error("lab: which subcommand? (up, down, status, list, exec, sshd, rekey; see 'kiln help lab')");
+		return cli_error("lab: which subcommand? (up, down, status, list, exec, sshd, rekey, mirror; see 'kiln help lab')");
 	sub = argv[1];
 	if (parse(argc, argv, sub, &a))
 		return 1;
+	if (!strcmp(sub, "mirror") || (!strcmp(sub, "up") && a.mirror))
+		return mirror_cmd(&a, sub);
 
-	if (!strcmp(sub, "up")) {
-		if (a.npos)
-			return cli_error("lab up: unexpected argument '%s'", a.pos[0]);
-		if ((r = lab_up(&a.up, &j, &e)) < 0)
-			return cli_error("lab up: %s", e.msg);
-		if (arg_output == OUTPUT_JSON) {
-			print_json(j);
-		} else {
-			print_status(j);
-			printf("Try: ssh -F %s/ssh_config node1\n",
-			       json_string_value(json_object_get(j, "dir")));
-		}
-		json_decref(j);
-		return 0;
-	}
+	if (!strcmp(sub, "up"))
+		return run_up(&a);
 	if (!strcmp(sub, "down")) {
 		if (a.npos > 1 || (a.npos && a.which))
 			return cli_error("lab down: name one lab");

@@ -117,6 +117,7 @@ void lab_free(struct lab *l)
 	free(l->root_link);
 	free(l->root_addr);
 	free(l->unreachable);
+	mirror_free(l->mirror);
 	free(l);
 }
 
@@ -173,6 +174,7 @@ static int lab_save(const struct lab *l, struct kerr *e)
 	json_object_set_new(j, "made_links", links);
 	json_object_set_new(j, "made_mounts", mounts);
 	json_object_set_new(j, "made_files", files);
+	json_object_set_new(j, "mirror", mirror_to_json(l->mirror));
 	char *text = json_dumps(j, JSON_INDENT(2));
 	int r = file_write_atomic(l->state_path, text, strlen(text), 0600, -1, -1);
 	if (r < 0)
@@ -219,6 +221,7 @@ static int lab_load(const char *name, struct lab **out, struct kerr *e)
 	l->bastion = json_is_true(json_object_get(j, "bastion"));
 	l->rt_mounted = json_is_true(json_object_get(j, "runtime_mounted"));
 	l->state_path = xstrdup(path);
+	l->mirror = mirror_from_json(json_object_get(j, "mirror"));
 	json_t *hosts = json_object_get(j, "hosts");
 	if (!l->name || !l->dir || !l->rt || !l->subnet || !l->sw_netns ||
 	    !l->root_link || !l->root_addr || !json_is_array(hosts)) {
@@ -837,6 +840,11 @@ static int lab_teardown(struct lab *l, struct kerr *e)
 		if (e)
 			*e = tmp;
 	}
+	if ((q = mirror_stop(l->mirror, &tmp)) < 0 && !r) {
+		r = q;
+		if (e)
+			*e = tmp;
+	}
 	/* With the hosts gone, nothing holds the disks: detach and remove them. */
 	if ((q = hw_teardown(l, &tmp)) < 0 && !r) {
 		r = q;
@@ -913,6 +921,7 @@ int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e)
 	if (status)
 		*status = NULL;
 	if ((r = lab_check_tools(e)) < 0 || (r = lab_plan(o, l, e)) < 0 ||
+	    (r = mirror_plan(l, o->mirror, e)) < 0 ||
 	    (r = mkdir_or_fail(LAB_RUNTIME_DIR, 0755, e)) < 0 || (r = lab_check_free(l, e)) < 0)
 		goto out;
 	char *dir = o->dir ? xstrdup(o->dir) : xasprintf("./%s", l->name);
@@ -948,9 +957,12 @@ int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e)
 	for (size_t i = 0; i < l->nhosts; i++)
 		buf_printf(&hosts, "%s\t%s\n", l->hosts[i].addr, l->hosts[i].name);
 	for (size_t i = 0; i < l->nhosts; i++)
-		if ((r = host_prepare(l, &l->hosts[i], client_pub, hosts.s, e)) < 0)
+		if ((r = host_prepare(l, &l->hosts[i], client_pub, hosts.s, e)) < 0 ||
+		    (r = mirror_host_files(l, &l->hosts[i], e)) < 0)
 			goto fail;
-	if ((r = lab_network(l, e)) < 0 || (r = lab_start_hosts(l, e)) < 0 ||
+	/* The mirror lives in the switch namespace: teardown's sweep of it stops it. */
+	if ((r = lab_network(l, e)) < 0 || (r = mirror_start(l, e)) < 0 ||
+	    (r = lab_save(l, e)) < 0 || (r = lab_start_hosts(l, e)) < 0 ||
 	    (r = lab_write_dir(l, e)) < 0 || (r = lab_save(l, e)) < 0)
 		goto fail;
 	if (status)
@@ -1014,10 +1026,11 @@ int lab_status(const char *name_or_dir, json_t **out, struct kerr *e)
 			"sshd_pid", sshd ? json_integer(sshd) : json_null(),
 			"alive", alive && sshd));
 	}
-	*out = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:o}", "name", l->name,
+	*out = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:o, s:o}", "name", l->name,
 			 "dir", l->dir, "subnet", l->subnet,
 			 "bastion", bastion ? json_string(bastion->uplink) : json_null(),
-			 "machine_address", l->root_addr, "runtime", l->rt, "hosts", hosts);
+			 "machine_address", l->root_addr, "runtime", l->rt,
+			 "mirror", mirror_status(l->mirror), "hosts", hosts);
 	lab_free(l);
 	return 0;
 }

@@ -57,6 +57,8 @@ struct lab_opts {
 	const char *gpus;     /* NULL or "HOST=MODEL:N,...": NVIDIA GPUs per host */
 	const char *disks;    /* NULL or "COUNTxSIZE": file-backed disks per node */
 	bool used_disk;       /* one more disk per node: ext4 with data, mounted */
+	const char *mirror;   /* NULL = no mirror; else a cache dir made by
+				 lab_mirror_build() that the lab serves (docs/lab.md) */
 };
 
 /*
@@ -73,6 +75,7 @@ int lab_down(const char *name_or_dir, struct kerr *e);
 /*
  * The lab's hosts as a JSON object:
  * {"name","dir","subnet","bastion": addr|null,"runtime",
+ *  "mirror": {"url","address","cache","pid": pid|null,"alive"}|null,
  *  "hosts":[{"name","role":"node"|"bastion","address","addresses":[..],
  *            "netns","init_pid","sshd_pid": pid|null,"alive": bool}]}
  * "alive" is true when the host's init and its sshd are running.
@@ -110,5 +113,35 @@ int lab_sshd_start(const char *name_or_dir, const char *host, struct kerr *e);
  * known_hosts is deliberately not updated (host-key-change tests).
  */
 int lab_rekey(const char *name_or_dir, const char *host, struct kerr *e);
+
+/* ---- the lab's package mirror (mirror.c) ------------------------------ */
+
+#define LAB_MIRROR_CACHE "/var/cache/kiln/lab-mirror"
+/* Not installed by scripts/deps.sh; depends on zsh-common; its postinst runs add-shell. */
+#define LAB_MIRROR_DEFAULT_PACKAGES "zsh"
+#define LAB_MIRROR_PORT 80
+#define LAB_MIRROR_OFFSET 3   /* its address in the subnet: on br0 in NAME-sw */
+
+struct lab_mirror_result {
+	size_t packages;     /* names the cache holds (with their dependencies) */
+	size_t files;        /* .deb files in it */
+	size_t downloaded;   /* .deb files this call fetched */
+	bool refreshed;      /* false: every name was already there, nothing ran */
+};
+
+/*
+ * Make or refresh an apt repository in cache (NULL = LAB_MIRROR_CACHE):
+ * cache/packages lists the names it was asked for, cache/repo/ holds their
+ * .debs with every dependency as if nothing were installed (apt-get
+ * --download-only against an empty dpkg status, using the machine's apt
+ * lists and sources) and a Packages index (dpkg-scanpackages).  packages
+ * NULL or empty means the names already listed, or the default set for a
+ * new cache.  When every name is already listed nothing runs (no network).
+ * Blocks on the network (apt, bounded at 10 minutes) and on another build
+ * of the same cache.  The machine's dpkg database, apt lists and caches
+ * are not written.
+ */
+int lab_mirror_build(const char *cache, const struct strv *packages,
+		     struct lab_mirror_result *res, struct kerr *e);
 
 #endif

@@ -62,6 +62,7 @@ struct lab {
 	char *root_addr;       /* its address (no prefix) */
 	char *unreachable;     /* route added in the machine's namespace, or NULL */
 	bool rt_mounted;
+	struct lab_mirror *mirror;  /* NULL = none (mirror.c) */
 	struct lab_host *hosts;
 	size_t nhosts;
 };
@@ -139,5 +140,48 @@ int hw_host_prepare(const struct lab_host *h, struct kerr *e);
 int hw_init_dev(const struct lab_host *h, const char *newroot, char *why, size_t n);
 int hw_init_sys(const struct lab_host *h, const char *newroot, char *why, size_t n);
 int hw_init_mounts(const struct lab_host *h, char *why, size_t n);
+
+/* ---- mirror.c ------------------------------------------------------- */
+
+/*
+ * The lab's package mirror: an HTTP server (a process forked from kiln,
+ * chrooted into cache/repo, running as nobody) in the switch namespace,
+ * on an address of its own on br0, so every host (also behind a bastion)
+ * reaches it and nothing of it is in the machine's namespace.  Killing
+ * the switch namespace's processes (lab_teardown) stops it.
+ */
+struct lab_mirror {
+	char *cache;               /* absolute; cache/repo is what is served */
+	char *addr;                /* on br0 in l->sw_netns */
+	unsigned port;
+	pid_t pid;                 /* the server, or 0 before it started */
+	unsigned long long start;  /* its start time */
+};
+
+/* Plan the mirror for l when cache is not NULL (checks it has an index). */
+int mirror_plan(struct lab *l, const char *cache, struct kerr *e);
+/* Point h's apt at the mirror, in its upper dirs (no-op without a mirror). */
+int mirror_host_files(const struct lab *l, const struct lab_host *h, struct kerr *e);
+/* Give br0 the mirror's address and start the server (no-op without one). */
+int mirror_start(struct lab *l, struct kerr *e);
+/*
+ * Kill the server (checked against its start time) and wait until it has
+ * finished exiting: the netns sweep stops seeing a process a moment
+ * before it is gone.  No-op without a mirror or a server.
+ */
+int mirror_stop(const struct lab_mirror *m, struct kerr *e);
+/*
+ * The file a decoded request path names (a pointer into path, which is
+ * cut up), or NULL: "/" and "." segments are skipped, ".." refuses, and
+ * what is left must be one name of [A-Za-z0-9._+~%:-] not starting with
+ * '.' (no directories, no hidden files).  The server also chroots and
+ * opens with O_NOFOLLOW.
+ */
+const char *mirror_request_name(char *path);
+/* State file round trip (NULL <-> json null) and lab_status()'s view. */
+json_t *mirror_to_json(const struct lab_mirror *m);
+struct lab_mirror *mirror_from_json(const json_t *j);
+json_t *mirror_status(const struct lab_mirror *m);
+void mirror_free(struct lab_mirror *m);
 
 #endif
