@@ -14,7 +14,7 @@ static const char help[] =
 "SYNOPSIS\n"
 "    kiln lab up [--nodes N] [--bastion] [--name NAME] [--dir DIR] [--subnet CIDR]\n"
 "                [--gpus HOST=MODEL:N,...] [--disks COUNTxSIZE] [--used-disk]\n"
-"                [--mirror [--packages P1,P2,...] [--cache CACHE]]\n"
+"                [--mirror [--packages P1,P2,...] [--cache CACHE]] [--init systemd|tiny]\n"
 "    kiln [-o json] lab mirror [--packages P1,P2,...] [--cache CACHE]\n"
 "    kiln lab down [--name NAME | --dir DIR | NAME | DIR]\n"
 "    kiln [-o json] lab status [--name NAME | --dir DIR]\n"
@@ -22,6 +22,7 @@ static const char help[] =
 "    kiln lab exec [--name NAME | --dir DIR] HOST [--] COMMAND [ARG...]\n"
 "    kiln lab sshd [--name NAME | --dir DIR] HOST stop|start\n"
 "    kiln lab rekey [--name NAME | --dir DIR] HOST\n"
+"    kiln lab reboot [--name NAME | --dir DIR] HOST\n"
 "\n"
 "DESCRIPTION\n"
 "    A lab is a small cluster made of namespaces on this machine, for trying\n"
@@ -78,6 +79,9 @@ static const char help[] =
 "              again in the same namespaces and wait until it accepts.\n"
 "    rekey     Give HOST a new host key and restart its sshd.  known_hosts\n"
 "              in DIR is not updated: strict SSH to HOST fails afterwards.\n"
+"    reboot    Stop HOST (systemd: a clean poweroff) and start it again with\n"
+"              its files (what was written in it stays), addresses and host\n"
+"              key; wait until its sshd accepts.  Enabled units start again.\n"
 "    mirror    Make or refresh the package mirror's cache: the .debs of the\n"
 "              --packages and of all their dependencies (as if nothing were\n"
 "              installed), fetched once with the machine's apt, and an index.\n"
@@ -110,6 +114,14 @@ static const char help[] =
 "                   first when it lacks a name of --packages).\n"
 "    --packages L   Comma-separated package names for the mirror.\n"
 "    --cache CACHE  The mirror's cache (default /var/cache/kiln/lab-mirror).\n"
+"    --init systemd|tiny\n"
+"                   Each host's PID 1: 'systemd' boots the machine's own\n"
+"                   systemd in the host (units, systemctl, package scripts\n"
+"                   that start services, as on a server; needs\n"
+"                   /lib/systemd/systemd and a cgroup2 hierarchy); 'tiny' is\n"
+"                   kiln-lab-init, which runs only sshd (no service manager:\n"
+"                   service resources fail there).  Default: systemd where\n"
+"                   it can run, else tiny ('kiln lab status' shows which).\n"
 "    -o json        status, list and up print JSON.\n"
 "\n"
 "EXIT STATUS\n"
@@ -237,6 +249,11 @@ static int parse(int argc, char **argv, const char *sub, struct lab_args *a)
 			if (opt_value(argc, argv, &i, arg[2] == 'p' ? &a->packages : &a->cache))
 				return 1;
 			a->mirror = true;
+		} else if (is_up && !strcmp(arg, "--init")) {
+			if (opt_value(argc, argv, &i, &a->up.init))
+				return 1;
+			if (strcmp(a->up.init, "systemd") && strcmp(a->up.init, "tiny"))
+				return cli_error("--init '%s': expected systemd or tiny", a->up.init);
 		} else if (is_up && !strcmp(arg, "--mirror")) {
 			a->mirror = true;
 		} else if (arg[0] == '-' && arg[1]) {
@@ -329,7 +346,7 @@ static int run(int argc, char **argv)
 	int r;
 
 	if (argc < 2)
-		return cli_error("lab: which subcommand? (up, down, status, list, exec, sshd, rekey, mirror; see 'kiln help lab')");
+		return cli_error("lab: which subcommand? (up, down, status, list, exec, sshd, rekey, reboot, mirror; see 'kiln help lab')");
 	sub = argv[1];
 	if (parse(argc, argv, sub, &a))
 		return 1;
@@ -399,6 +416,13 @@ static int run(int argc, char **argv)
 			return cli_error("lab rekey: usage: kiln lab rekey HOST");
 		if (lab_rekey(a.which, a.pos[0], &e) < 0)
 			return cli_error("lab rekey: %s", e.msg);
+		return 0;
+	}
+	if (!strcmp(sub, "reboot")) {
+		if (a.npos != 1)
+			return cli_error("lab reboot: usage: kiln lab reboot HOST");
+		if (lab_reboot(a.which, a.pos[0], &e) < 0)
+			return cli_error("lab reboot: %s", e.msg);
 		return 0;
 	}
 	return cli_error("lab: no subcommand '%s' (see 'kiln help lab')", sub);

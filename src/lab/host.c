@@ -27,12 +27,22 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <linux/capability.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #define SSHD_PATH "/usr/sbin/sshd"
+#define SYSTEMD_PATH "/lib/systemd/systemd"
+#define SSHD_UNIT "kiln-lab-sshd.service"
+#define CONSOLE_LOG_MAX (1 << 20)
+
+static int host_systemctl_sshd(const struct lab_host *h, const char *verb, struct kerr *e);
 
 /* The machine directories each host sees through its own overlay. */
 static const char *const overlay_dirs[] = {
@@ -143,6 +153,282 @@ int host_prepare_fs(const struct lab_host *h, struct kerr *e)
 	if ((r = mkdir_p(root, 0755)) < 0)
 		kerr_set(e, r, "mkdir %s: %s", root, strerror(-r));
 	free(root);
+	return r;
+}
+
+/* ---- systemd hosts: cgroups and files ------------------------------- */
+
+/*
+ * The cgroup2 hierarchy hosts get a directory in: /sys/fs/cgroup/unified
+ * on a hybrid (v1 + v2) machine, /sys/fs/cgroup on a unified one; NULL
+ * when there is none.
+ */
+static const char *cgroup2_root(void)
+{
+	static const char *const roots[] = { "/sys/fs/cgroup/unified", "/sys/fs/cgroup" };
+	struct statfs sf;
+
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++)
+		if (statfs(roots[i], &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)
+			return roots[i];
+	return NULL;
+}
+
+/* The v1 "name=systemd" hierarchy of a hybrid machine, or NULL. */
+static const char *cgroup_v1_systemd(void)
+{
+	struct statfs sf;
+
+	if (statfs("/sys/fs/cgroup/systemd", &sf) == 0 && sf.f_type == CGROUP_SUPER_MAGIC)
+		return "/sys/fs/cgroup/systemd";
+	return NULL;
+}
+
+int host_systemd_usable(struct kerr *e)
+{
+	const char *root = cgroup2_root();
+
+	if (access(SYSTEMD_PATH, X_OK) < 0)
+		return kerr_set(e, -ENOENT, "%s is missing (apt-get install systemd, or --init tiny)",
+				SYSTEMD_PATH);
+	if (!root)
+		return kerr_set(e, -ENOTSUP, "no cgroup2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified (use --init tiny)");
+	if (access(root, W_OK) < 0)
+		return kerr_set(e, -errno, "%s: %s (use --init tiny)", root, strerror(errno));
+	return 0;
+}
+
+/* The host's cgroup directory under root: ROOT/kiln-lab-<netns>. */
+static void host_cgroup_path(const struct lab_host *h, const char *root, char *dst, size_t n)
+{
+	snprintf(dst, n, "%s/kiln-lab-%s", root, h->netns);
+}
+
+/* rmdir dir and every directory under it, deepest first. */
+static int cgroup_rmdir_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int r = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		char sub[4096];
+		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name) >= sizeof(sub))
+			continue;
+		int q = cgroup_rmdir_tree(sub);
+		if (q < 0 && !r)
+			r = q;
+	}
+	closedir(d);
+	if (rmdir(dir) < 0 && errno != ENOENT && !r)
+		r = -errno;
+	return r;
+}
+
+int host_cgroups_remove(const struct lab_host *h, struct kerr *e)
+{
+	const char *roots[] = { cgroup2_root(), cgroup_v1_systemd() };
+	int r = 0;
+
+	if (!h->systemd)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+		char dir[4096];
+		if (!roots[i])
+			continue;
+		host_cgroup_path(h, roots[i], dir, sizeof(dir));
+		/* A cgroup whose last process is still exiting stays busy briefly. */
+		int64_t deadline = now_ms() + 5000;
+		int q;
+		while ((q = cgroup_rmdir_tree(dir)) == -EBUSY && now_ms() < deadline)
+			sleep_ms(10);
+		if (q < 0 && !r)
+			r = kerr_set(e, q, "host '%s': remove cgroup %s: %s", h->name, dir,
+				     strerror(-q));
+	}
+	return r;
+}
+
+/* Units no lab host should run: hardware, the machine's clock and network, gettys. */
+static const char *const masked_units[] = {
+	"getty@.service", "serial-getty@.service", "console-getty.service",
+	"container-getty@.service", "getty-static.service",
+	"systemd-udevd.service", "systemd-udevd-control.socket",
+	"systemd-udevd-kernel.socket", "systemd-udev-trigger.service",
+	"systemd-udev-settle.service", "systemd-hwdb-update.service",
+	"systemd-networkd.service", "systemd-networkd.socket",
+	"systemd-networkd-wait-online.service", "systemd-resolved.service",
+	"systemd-timesyncd.service", "systemd-sysctl.service", "systemd-binfmt.service",
+	"proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.mount",
+	"systemd-modules-load.service", "kmod-static-nodes.service",
+	"sys-kernel-config.mount", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
+	"sys-fs-fuse-connections.mount", "dev-hugepages.mount",
+	"systemd-pcrphase.service", "systemd-pcrphase-sysinit.service",
+	"systemd-pcrphase-initrd.service", "systemd-repart.service",
+	"systemd-journald-audit.socket", "systemd-remount-fs.service",
+	"systemd-pstore.service", "systemd-random-seed.service",
+	/* The machine's sshd: the host runs kiln's (SSHD_UNIT). */
+	"ssh.service", "ssh.socket", "sshd.service",
+};
+
+static int text_file(const char *path, const char *text, mode_t mode, struct kerr *e)
+{
+	int r = file_write_atomic(path, text, strlen(text), mode, -1, -1);
+	if (r < 0)
+		kerr_set(e, r, "write %s: %s", path, strerror(-r));
+	return r;
+}
+
+static int link_or_fail(const char *target, const char *path, struct kerr *e)
+{
+	unlink(path);
+	if (symlink(target, path) < 0)
+		return kerr_set(e, -errno, "symlink %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* mkdir -p under the host's upper dir; fail with the path. */
+static int upper_mkdir(const char *path, struct kerr *e)
+{
+	int r = mkdir_p(path, 0755);
+	if (r < 0)
+		kerr_set(e, r, "mkdir %s: %s", path, strerror(-r));
+	return r;
+}
+
+/* Every generator the machine has, masked, so the host's units are ours alone. */
+static int mask_generators(const char *gen, struct kerr *e)
+{
+	static const char *const dirs[] = {
+		"/lib/systemd/system-generators", "/usr/lib/systemd/system-generators",
+		"/etc/systemd/system-generators",
+	};
+	int r = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(dirs) && r == 0; i++) {
+		DIR *d = opendir(dirs[i]);
+		struct dirent *de;
+		if (!d)
+			continue;
+		while (r == 0 && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char *p = xasprintf("%s/%s", gen, de->d_name);
+			r = link_or_fail("/dev/null", p, e);
+			free(p);
+		}
+		closedir(d);
+	}
+	return r;
+}
+
+int host_systemd_files(const struct lab_host *h, struct kerr *e)
+{
+	char *up = NULL, *sys = NULL, *p = NULL, *text = NULL;
+	unsigned char id[16];
+	char hex[33];
+	DIR *d = NULL;
+	int r, fd;
+
+	if (!h->systemd)
+		return 0;
+	up = xasprintf("%s/fs/upper", h->rt);
+	sys = xasprintf("%s/etc/systemd/system", up);
+	/* Its own machine id (journald, dbus), random. */
+	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, id, sizeof(id)) != (ssize_t)sizeof(id)) {
+		r = kerr_set(e, -EIO, "read /dev/urandom: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	for (size_t i = 0; i < sizeof(id); i++)
+		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+	p = xasprintf("%s/etc/machine-id", up);
+	text = xasprintf("%s\n", hex);
+	if ((r = text_file(p, text, 0444, e)) < 0 || (r = upper_mkdir(sys, e)) < 0)
+		goto out;
+	/* The machine's enabled units stay the machine's: every .wants dir empty. */
+	d = opendir("/etc/systemd/system");
+	for (struct dirent *de; d && (de = readdir(d));) {
+		if (!str_ends(de->d_name, ".wants") && !str_ends(de->d_name, ".requires"))
+			continue;
+		free(p);
+		p = xasprintf("%s/%s", sys, de->d_name);
+		if ((r = upper_mkdir(p, e)) < 0)
+			goto out;
+		if (setxattr(p, "trusted.overlay.opaque", "y", 1, 0) < 0) {
+			r = kerr_set(e, -errno, "mark %s opaque: %s", p, strerror(errno));
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(masked_units); i++) {
+		free(p);
+		p = xasprintf("%s/%s", sys, masked_units[i]);
+		if ((r = link_or_fail("/dev/null", p, e)) < 0)
+			goto out;
+	}
+	free(p);
+	p = xasprintf("%s/etc/systemd/system-generators", up);
+	if ((r = upper_mkdir(p, e)) < 0 || (r = mask_generators(p, e)) < 0)
+		goto out;
+	free(p);
+	p = xasprintf("%s/etc/systemd/journald.conf.d", up);
+	if ((r = upper_mkdir(p, e)) < 0)
+		goto out;
+	free(p);
+	p = xasprintf("%s/etc/systemd/journald.conf.d/kiln-lab.conf", up);
+	if ((r = text_file(p, "# kiln lab: the journal lives in /run only\n"
+			   "[Journal]\nStorage=volatile\nRuntimeMaxUse=8M\n", 0644, e)) < 0)
+		goto out;
+	/* kiln's sshd, as a unit: the same config the tiny init runs. */
+	free(p);
+	free(text);
+	p = xasprintf("%s/%s", sys, SSHD_UNIT);
+	text = xasprintf("# kiln lab: the sshd of host '%s' (kiln lab sshd stop|start)\n"
+			 "[Unit]\nDescription=kiln lab sshd\nAfter=network.target\n\n"
+			 "[Service]\nExecStart=%s -D -f %s/ssh/sshd_config -E %s/ssh/sshd.log\n"
+			 "RuntimeDirectory=sshd\nRuntimeDirectoryMode=0755\n"
+			 "RuntimeDirectoryPreserve=yes\n\n"
+			 "[Install]\nWantedBy=multi-user.target\n",
+			 h->name, SSHD_PATH, h->rt, h->rt);
+	if ((r = text_file(p, text, 0644, e)) < 0)
+		goto out;
+	free(p);
+	p = xasprintf("%s/multi-user.target.wants", sys);
+	if ((r = upper_mkdir(p, e)) < 0)
+		goto out;
+	free(p);
+	p = xasprintf("%s/multi-user.target.wants/%s", sys, SSHD_UNIT);
+	if ((r = link_or_fail("/etc/systemd/system/" SSHD_UNIT, p, e)) < 0)
+		goto out;
+	/* Debian's policy-rc.d (if any) forbids starting services: hide it. */
+	if (access("/usr/sbin/policy-rc.d", F_OK) == 0) {
+		free(p);
+		p = xasprintf("%s/usr/sbin", up);
+		if ((r = upper_mkdir(p, e)) < 0)
+			goto out;
+		free(p);
+		p = xasprintf("%s/usr/sbin/policy-rc.d", up);
+		unlink(p);
+		if (mknod(p, S_IFCHR | 0000, makedev(0, 0)) < 0) {
+			r = kerr_set(e, -errno, "whiteout %s: %s", p, strerror(errno));
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	if (d)
+		closedir(d);
+	free(up);
+	free(sys);
+	free(p);
+	free(text);
 	return r;
 }
 
@@ -258,12 +544,76 @@ static pid_t init_start_sshd(char *cfg, char *log)
 	_exit(127);
 }
 
+/* Capabilities a systemd host's processes never get (its bounding set). */
+static const int dropped_caps[] = {
+	CAP_SYS_MODULE, CAP_SYS_TIME, CAP_SYS_RAWIO, CAP_WAKE_ALARM,
+	CAP_BLOCK_SUSPEND, CAP_SYSLOG, CAP_MAC_ADMIN, CAP_MAC_OVERRIDE, CAP_SYS_PACCT,
+};
+
+/*
+ * The systemd host's part of the init, before pivot_root: its cgroup2
+ * view at /sys/fs/cgroup (rooted at its cgroup namespace), /sys read-only,
+ * and the console pty on /dev/console.
+ */
+static void init_systemd_pre(int fd, const char *newroot, const char *console)
+{
+	char path[4096];
+
+	init_mount(fd, newroot, "sys/fs/cgroup", "cgroup2", "cgroup2",
+		   MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	init_path(fd, path, "%s/sys", newroot);
+	if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
+		  MS_NOEXEC, NULL) < 0)
+		init_fail(fd, "remount read-only", path, errno);
+	init_path(fd, path, "%s/dev/console", newroot);
+	int c = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (c < 0)
+		init_fail(fd, "create", path, errno);
+	close(c);
+	if (mount(console, path, NULL, MS_BIND, NULL) < 0)
+		init_fail(fd, "bind mount", console, errno);
+}
+
+/*
+ * After pivot_root: /proc/sys read-only but for the host's own network
+ * sysctls, then exec systemd with a reduced bounding set.  Reports "ok"
+ * first: from here on the host's sshd comes from systemd.
+ */
+static _Noreturn void init_systemd_exec(int fd)
+{
+	sigset_t none;
+
+	if (mount("/proc/sys", "/proc/sys", NULL, MS_BIND | MS_REC, NULL) < 0 ||
+	    mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID |
+		  MS_NODEV | MS_NOEXEC, NULL) < 0)
+		init_fail(fd, "read-only", "/proc/sys", errno);
+	if (mount("/proc/sys/net", "/proc/sys/net", NULL, MS_BIND, NULL) < 0)
+		init_fail(fd, "bind", "/proc/sys/net", errno);
+	for (size_t i = 0; i < ARRAY_SIZE(dropped_caps); i++)
+		if (prctl(PR_CAPBSET_DROP, dropped_caps[i], 0, 0, 0) < 0 && errno != EINVAL)
+			init_fail(fd, "drop capability", NULL, errno);
+	if (access(SYSTEMD_PATH, X_OK) < 0)
+		init_fail(fd, "exec", SYSTEMD_PATH, errno);
+	if (write(fd, "ok\n", 3) != 3)
+		_exit(1);
+	close(fd);
+	char *const argv[] = { "systemd", "systemd.unit=multi-user.target",
+			       "systemd.show_status=0", NULL };
+	char *const envp[] = { "container=kiln-lab", NULL };
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(SYSTEMD_PATH, argv, envp);
+	_exit(127);
+}
+
 /*
  * PID 1 of a host.  Builds the root filesystem, pivots into it, reports
- * "ok" on fd, starts sshd, then reaps children forever.  SIGUSR1 starts
- * sshd when it is not running; SIGTERM (and SIGINT, SIGHUP) end the host.
+ * "ok" on fd.  A systemd host then execs systemd (console: the pty slave
+ * to bind on /dev/console).  The tiny init starts sshd, then reaps
+ * children forever: SIGUSR1 starts sshd when it is not running; SIGTERM
+ * (and SIGINT, SIGHUP) end the host.
  */
-static _Noreturn void init_main(const struct lab_host *h, int fd)
+static _Noreturn void init_main(const struct lab_host *h, int fd, const char *console)
 {
 	char newroot[4096], path[4096], cfg[4096], log[4096], why[512];
 	sigset_t set;
@@ -312,6 +662,8 @@ static _Noreturn void init_main(const struct lab_host *h, int fd)
 	/* Its PCI functions and disks, over the fresh sysfs. */
 	if ((r = hw_init_sys(h, newroot, why, sizeof(why))) < 0)
 		init_fail(fd, why, NULL, -r);
+	if (h->systemd)
+		init_systemd_pre(fd, newroot, console);
 	init_mount(fd, newroot, "run", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 	init_mount(fd, newroot, "tmp", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	init_path(fd, path, "%s/run/sshd", newroot);
@@ -344,6 +696,8 @@ static _Noreturn void init_main(const struct lab_host *h, int fd)
 		init_fail(fd, why, NULL, -r);
 	if (sethostname(h->name, strlen(h->name)) < 0)
 		init_fail(fd, "sethostname", h->name, errno);
+	if (h->systemd)
+		init_systemd_exec(fd);
 	if (write(fd, "ok\n", 3) != 3)
 		_exit(1);
 	close(fd);
@@ -369,10 +723,97 @@ static _Noreturn void init_main(const struct lab_host *h, int fd)
 	}
 }
 
+/*
+ * The console of a systemd host: drain the pty master into
+ * h->rt/console.log (at most CONSOLE_LOG_MAX bytes kept) for as long as
+ * the host lives.  It holds the slave open itself, so the master never
+ * reads EOF; it lives in the host's network namespace, where teardown
+ * and host_stop() kill it.
+ */
+static _Noreturn void console_drain(const struct lab_host *h, int master, const char *slave)
+{
+	char path[4096], buf[4096];
+	size_t kept = 0;
+
+	prctl(PR_SET_NAME, "kiln-lab-cons");
+	prctl(PR_SET_PDEATHSIG, 0);
+	if (master != 3) {
+		if (dup2(master, 3) < 0)
+			_exit(1);
+		master = 3;
+	}
+	syscall(SYS_close_range, 4, ~0U, 0);
+	int devnull = open("/dev/null", O_RDWR);
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		if (devnull > 2)
+			close(devnull);
+	}
+	int keep = open(slave, O_RDWR | O_NOCTTY);
+	snprintf(path, sizeof(path), "%s/console.log", h->rt);
+	int log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	(void)keep;
+	for (;;) {
+		ssize_t n = read(master, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			_exit(0);
+		if (log >= 0 && kept < CONSOLE_LOG_MAX) {
+			size_t w = (size_t)n < CONSOLE_LOG_MAX - kept ? (size_t)n : CONSOLE_LOG_MAX - kept;
+			if (write(log, buf, w) > 0)
+				kept += w;
+		}
+	}
+}
+
+/*
+ * A systemd host, before unsharing: its console pty (drained by a child
+ * of ours) and its cgroup directories, which this process enters so the
+ * new cgroup namespace is rooted there.  The init is forked after the
+ * unshare, inside them; this process exits right after, leaving no
+ * foreign process in the host's root cgroup.
+ */
+static void first_child_systemd(const struct lab_host *h, int report, char *console,
+				size_t n)
+{
+	const char *roots[] = { cgroup2_root(), cgroup_v1_systemd() };
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (master < 0 || unlockpt(master) < 0 || ptsname_r(master, console, n) != 0)
+		init_fail(report, "console pty for", h->name, errno);
+	pid_t d = fork();
+	if (d < 0)
+		init_fail(report, "fork", NULL, errno);
+	if (d == 0)
+		console_drain(h, master, console);
+	close(master);
+	if (!roots[0])
+		init_fail(report, "no cgroup2 hierarchy for", h->name, ENOTSUP);
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+		char dir[4096], procs[4200];
+		if (!roots[i])
+			continue;
+		host_cgroup_path(h, roots[i], dir, sizeof(dir));
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			init_fail(report, "mkdir", dir, errno);
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+		int f = open(procs, O_WRONLY | O_CLOEXEC);
+		if (f < 0 || write(f, "0\n", 2) != 2)
+			init_fail(report, "enter cgroup", dir, errno);
+		close(f);
+	}
+}
+
 /* First process of a host: join its netns, unshare the rest, fork init. */
 static _Noreturn void host_first_child(const struct lab_host *h, int netfd,
 				       int report, int pidpipe)
 {
+	char console[128] = "";
+	int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID;
+
 	if (setns(netfd, CLONE_NEWNET) < 0)
 		init_fail(report, "setns", h->netns, errno);
 	/* A host never routes (the bastion reaches nodes by SSH forwarding). */
@@ -380,14 +821,18 @@ static _Noreturn void host_first_child(const struct lab_host *h, int netfd,
 	if (f < 0 || write(f, "0\n", 2) != 2)
 		init_fail(report, "ip_forward=0 in", h->netns, errno);
 	close(f);
-	if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID) < 0)
+	if (h->systemd) {
+		first_child_systemd(h, report, console, sizeof(console));
+		flags |= CLONE_NEWCGROUP;
+	}
+	if (unshare(flags) < 0)
 		init_fail(report, "unshare", NULL, errno);
 	pid_t pid = fork();
 	if (pid < 0)
 		init_fail(report, "fork", NULL, errno);
 	if (pid == 0) {
 		close(pidpipe);
-		init_main(h, report);
+		init_main(h, report, console);
 	}
 	if (write(pidpipe, &pid, sizeof(pid)) != sizeof(pid))
 		_exit(1);
@@ -572,6 +1017,12 @@ int host_sshd_kill(const struct lab_host *h, struct kerr *e)
 
 	if (!host_alive(h))
 		return kerr_set(e, -ESRCH, "host '%s' is not running", h->name);
+	/* Stopping the unit ends its sessions too (they are in its cgroup). */
+	if (h->systemd) {
+		int r = host_systemctl_sshd(h, "stop", e);
+		if (r < 0)
+			return r;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)h->pid);
 	if (stat(path, &st) < 0)
 		return kerr_set(e, -errno, "%s: %s", path, strerror(errno));
@@ -588,6 +1039,8 @@ int host_sshd_signal_start(const struct lab_host *h, struct kerr *e)
 {
 	if (!host_alive(h))
 		return kerr_set(e, -ESRCH, "host '%s' is not running", h->name);
+	if (h->systemd)
+		return host_systemctl_sshd(h, "start", e);
 	if (kill(h->pid, SIGUSR1) < 0)
 		return kerr_set(e, -errno, "host '%s': signal init: %s", h->name,
 				strerror(errno));
@@ -731,8 +1184,9 @@ struct exec_fail {
 	int err;
 };
 
-int host_exec(const struct lab_host *h, char *const argv[], int *exit_status,
-	      struct kerr *e)
+/* host_exec(); quiet: the command's stdio is /dev/null. */
+static int host_exec_io(const struct lab_host *h, char *const argv[], int *exit_status,
+			bool quiet, struct kerr *e)
 {
 	static const char *const kinds[] = { "net", "uts", "ipc", "pid", "mnt" };
 	/* ipc: hosts have their own System V IPC too (see host_first_child). */
@@ -785,6 +1239,12 @@ int host_exec(const struct lab_host *h, char *const argv[], int *exit_status,
 		if (c == 0) {
 			sigaction(SIGINT, &old_int, NULL);
 			sigaction(SIGQUIT, &old_quit, NULL);
+			int nul = quiet ? open("/dev/null", O_RDWR) : -1;
+			if (nul >= 0) {
+				dup2(nul, 0);
+				dup2(nul, 1);
+				dup2(nul, 2);
+			}
 			execvp(argv[0], argv);
 			struct exec_fail f = { 1, errno };
 			if (write(p[1], &f, sizeof(f)) < 0)
@@ -833,4 +1293,40 @@ out:
 	if (p[1] >= 0)
 		close(p[1]);
 	return r;
+}
+
+int host_exec(const struct lab_host *h, char *const argv[], int *exit_status,
+	      struct kerr *e)
+{
+	return host_exec_io(h, argv, exit_status, false, e);
+}
+
+/* systemctl VERB kiln-lab-sshd.service inside a systemd host. */
+static int host_systemctl_sshd(const struct lab_host *h, const char *verb, struct kerr *e)
+{
+	char *argv[] = { "systemctl", (char *)verb, SSHD_UNIT, NULL };
+	int st = 0, r = host_exec_io(h, argv, &st, true, e);
+
+	if (r == 0 && st != 0)
+		r = kerr_set(e, -EIO, "host '%s': systemctl %s %s exited %d", h->name, verb,
+			     SSHD_UNIT, st);
+	return r;
+}
+
+int host_stop(struct lab_host *h, int timeout_ms, struct kerr *e)
+{
+	const char *ns[] = { h->netns };
+	int r;
+
+	if (host_alive(h)) {
+		/* systemd: a clean poweroff (SIGRTMIN+3); kiln-lab-init: SIGTERM. */
+		kill(h->pid, h->systemd ? SIGRTMIN + 3 : SIGTERM);
+		int64_t deadline = now_ms() + timeout_ms;
+		while (host_alive(h) && now_ms() < deadline)
+			sleep_ms(10);
+	}
+	/* Whatever is left (a hung poweroff, the console drainer) is killed. */
+	if ((r = host_kill_netns(ns, 1, &h->pid, &h->start, 1, e)) < 0)
+		return r;
+	return host_cgroups_remove(h, e);
 }

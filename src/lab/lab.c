@@ -29,6 +29,7 @@
 #define MARKER_FILE ".kiln-lab"
 #define SSHD_WAIT_MS 30000
 #define REPORT_WAIT_MS 30000
+#define REBOOT_STOP_MS 20000
 
 /* ---- names and addresses -------------------------------------------- */
 
@@ -147,8 +148,9 @@ static int lab_save(const struct lab *l, struct kerr *e)
 		const struct lab_host *h = &l->hosts[i];
 		json_t *disks, *gpus = hw_host_json(h, &disks);
 		json_array_append_new(hosts, json_pack(
-			"{s:s, s:b, s:s, s:s, s:o, s:s, s:I, s:I, s:o, s:o}",
-			"name", h->name, "bastion", h->bastion, "netns", h->netns,
+			"{s:s, s:b, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:o, s:o}",
+			"name", h->name, "bastion", h->bastion, "init",
+			h->systemd ? "systemd" : "tiny", "netns", h->netns,
 			"address", h->addr, "uplink", jstr_or_null(h->uplink),
 			"runtime", h->rt, "pid", (json_int_t)h->pid,
 			"start", (json_int_t)h->start, "gpus", gpus, "disks", disks));
@@ -239,6 +241,9 @@ static int lab_load(const char *name, struct lab **out, struct kerr *e)
 		h->uplink = jdup(hj, "uplink");
 		h->rt = jdup(hj, "runtime");
 		h->bastion = json_is_true(json_object_get(hj, "bastion"));
+		/* No "init" (an older state file): kiln-lab-init. */
+		const char *init = json_string_value(json_object_get(hj, "init"));
+		h->systemd = init && !strcmp(init, "systemd");
 		h->pid = (pid_t)json_integer_value(json_object_get(hj, "pid"));
 		h->start = (unsigned long long)json_integer_value(json_object_get(hj, "start"));
 		if (!h->name || !h->netns || !h->addr || !h->rt) {
@@ -472,7 +477,21 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 		h->name = xasprintf("node%u", i + 1);
 		h->addr = addr_at(net, 11 + i);
 	}
+	bool systemd;
+	if (!o->init)
+		systemd = !strcmp(lab_default_init(), "systemd");
+	else if (!strcmp(o->init, "systemd"))
+		systemd = true;
+	else if (!strcmp(o->init, "tiny"))
+		systemd = false;
+	else
+		return kerr_set(e, -EINVAL, "--init '%s': expected systemd or tiny", o->init);
+	if (systemd && (r = host_systemd_usable(e)) < 0) {
+		kerr_prefix(e, "--init systemd");
+		return r;
+	}
 	for (size_t i = 0; i < l->nhosts; i++) {
+		l->hosts[i].systemd = systemd;
 		l->hosts[i].netns = xasprintf("%s-%s", l->name, l->hosts[i].name);
 		l->hosts[i].rt = xasprintf("%s/%s", l->rt, l->hosts[i].name);
 	}
@@ -605,7 +624,8 @@ static int host_prepare(const struct lab *l, const struct lab_host *h,
 		     "PrintLastLog no\n"
 		     "AcceptEnv LANG LC_*\n"
 		     "Subsystem sftp /usr/lib/openssh/sftp-server\n");
-	if ((r = write_text(cfg, b.s, 0600, e)) < 0)
+	if ((r = write_text(cfg, b.s, 0600, e)) < 0 ||
+	    (r = host_systemd_files(h, e)) < 0)
 		goto out;
 	r = host_write_files(l, h, client_pub, etc_hosts, e);
 out:
@@ -840,6 +860,12 @@ static int lab_teardown(struct lab *l, struct kerr *e)
 		if (e)
 			*e = tmp;
 	}
+	for (size_t i = 0; i < l->nhosts; i++)
+		if ((q = host_cgroups_remove(&l->hosts[i], &tmp)) < 0 && !r) {
+			r = q;
+			if (e)
+				*e = tmp;
+		}
 	if ((q = mirror_stop(l->mirror, &tmp)) < 0 && !r) {
 		r = q;
 		if (e)
@@ -1019,8 +1045,9 @@ int lab_status(const char *name_or_dir, json_t **out, struct kerr *e)
 		if (h->uplink)
 			json_array_append_new(addrs, json_string(h->uplink));
 		json_array_append_new(hosts, json_pack(
-			"{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:b}",
+			"{s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:b}",
 			"name", h->name, "role", h->bastion ? "bastion" : "node",
+			"init", h->systemd ? "systemd" : "tiny",
 			"address", h->addr, "addresses", addrs, "netns", h->netns,
 			"init_pid", alive ? json_integer(h->pid) : json_null(),
 			"sshd_pid", sshd ? json_integer(sshd) : json_null(),
@@ -1111,6 +1138,39 @@ int lab_rekey(const char *name_or_dir, const char *host, struct kerr *e)
 		r = hosts_wait_sshd(&h, 1, SSHD_WAIT_MS, e);
 	free(key);
 	free(comment);
+	lab_free(l);
+	return r;
+}
+
+const char *lab_default_init(void)
+{
+	return host_systemd_usable(NULL) == 0 ? "systemd" : "tiny";
+}
+
+int lab_reboot(const char *name_or_dir, const char *host, struct kerr *e)
+{
+	struct lab *l;
+	struct lab_host *h;
+	int fd = -1, r;
+
+	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
+		return r;
+	/* Same upper dirs, addresses and host key: only the processes change. */
+	if ((r = host_stop(h, REBOOT_STOP_MS, e)) < 0)
+		goto out;
+	h->pid = 0;
+	h->start = 0;
+	if ((r = host_spawn(h, &fd, e)) < 0) {
+		lab_save(l, NULL);
+		goto out;
+	}
+	if ((r = lab_save(l, e)) < 0) {
+		close(fd);
+		goto out;
+	}
+	if ((r = host_read_report(fd, h, REPORT_WAIT_MS, e)) == 0)
+		r = hosts_wait_sshd(&h, 1, SSHD_WAIT_MS, e);
+out:
 	lab_free(l);
 	return r;
 }

@@ -59,6 +59,9 @@ struct lab_opts {
 	bool used_disk;       /* one more disk per node: ext4 with data, mounted */
 	const char *mirror;   /* NULL = no mirror; else a cache dir made by
 				 lab_mirror_build() that the lab serves (docs/lab.md) */
+	const char *init;     /* NULL = the default (docs/lab.md, Hosts);
+				 "systemd": the machine's systemd is each host's
+				 PID 1; "tiny": kiln-lab-init */
 };
 
 /*
@@ -76,7 +79,8 @@ int lab_down(const char *name_or_dir, struct kerr *e);
  * The lab's hosts as a JSON object:
  * {"name","dir","subnet","bastion": addr|null,"runtime",
  *  "mirror": {"url","address","cache","pid": pid|null,"alive"}|null,
- *  "hosts":[{"name","role":"node"|"bastion","address","addresses":[..],
+ *  "hosts":[{"name","role":"node"|"bastion","init":"systemd"|"tiny",
+ *            "address","addresses":[..],
  *            "netns","init_pid","sshd_pid": pid|null,"alive": bool}]}
  * "alive" is true when the host's init and its sshd are running.
  */
@@ -113,6 +117,17 @@ int lab_sshd_start(const char *name_or_dir, const char *host, struct kerr *e);
  * known_hosts is deliberately not updated (host-key-change tests).
  */
 int lab_rekey(const char *name_or_dir, const char *host, struct kerr *e);
+
+/*
+ * Stop a host and start it again with the same upper dirs (files written
+ * before are there after), addresses and host key; wait until its sshd
+ * accepts.  A systemd host is powered off cleanly first (its enabled
+ * units start again at boot).  The state file gets the new init pid.
+ */
+int lab_reboot(const char *name_or_dir, const char *host, struct kerr *e);
+
+/* The init "up" gives hosts when o->init is NULL: "systemd" or "tiny". */
+const char *lab_default_init(void);
 
 /* ---- the lab's package mirror (mirror.c) ------------------------------ */
 

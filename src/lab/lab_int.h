@@ -41,6 +41,7 @@ struct lab_host {
 	char *addr;            /* address on the lab bridge */
 	char *uplink;          /* bastion only: its address towards the machine */
 	char *rt;              /* runtime dir of the host: <rt>/<name> */
+	bool systemd;          /* PID 1 is the machine's systemd (else kiln-lab-init) */
 	pid_t pid;             /* the host's init, in the machine's PID namespace */
 	unsigned long long start;  /* its start time (field 22 of /proc/PID/stat) */
 	const struct lab_gpu_model *gpu;  /* NULL: no GPUs */
@@ -80,6 +81,30 @@ struct lab_host *lab_host_find(struct lab *l, const char *name);
  */
 int host_prepare_fs(const struct lab_host *h, struct kerr *e);
 /*
+ * Can hosts boot the machine's systemd here?  0, or -errno with the
+ * reason in e (no /lib/systemd/systemd, no writable cgroup2 hierarchy).
+ */
+int host_systemd_usable(struct kerr *e);
+/*
+ * A systemd host's files in its upper /etc and /usr (never the
+ * machine's): machine-id, masks of units and generators no host should
+ * run, emptied .wants dirs, volatile journald, the kiln-lab-sshd unit
+ * (kiln's sshd_config) enabled, policy-rc.d hidden.  No-op for tiny hosts.
+ */
+int host_systemd_files(const struct lab_host *h, struct kerr *e);
+/*
+ * Remove a systemd host's cgroup directories (deepest first), once its
+ * processes are gone.  No-op for tiny hosts and when there are none.
+ */
+int host_cgroups_remove(const struct lab_host *h, struct kerr *e);
+/*
+ * Stop a host's init and every process of its network namespace: a
+ * systemd host is powered off (SIGRTMIN+3, waited for up to timeout_ms,
+ * then killed), a tiny one gets SIGTERM.  Its cgroups are removed; its
+ * files (upper dirs, keys) stay, so host_spawn() starts it again.
+ */
+int host_stop(struct lab_host *h, int timeout_ms, struct kerr *e);
+/*
  * Start a host's init: fork into its network namespace, unshare mount,
  * UTS and PID namespaces, build and pivot into its root filesystem, start
  * sshd.  Sets h->pid and h->start.  *report_fd receives the read end of a
@@ -96,9 +121,13 @@ pid_t host_sshd_pid(const struct lab_host *h);
 /* Wait until every host's sshd accepts on port 22 (probed inside its netns). */
 int hosts_wait_sshd(struct lab_host *const *hs, size_t n,
 		    int timeout_ms, struct kerr *e);
-/* Kill every process of the host's PID namespace named sshd; wait for it. */
+/*
+ * Stop the host's sshd and every SSH session: systemd hosts by `systemctl
+ * stop kiln-lab-sshd` inside, then (both kinds) kill every process of
+ * the host's PID namespace named sshd; wait for it.
+ */
 int host_sshd_kill(const struct lab_host *h, struct kerr *e);
-/* Ask the host's init to start sshd (no wait). */
+/* Ask the host's init (or systemd) to start sshd (no wait). */
 int host_sshd_signal_start(const struct lab_host *h, struct kerr *e);
 /* Kill the init and every process in netns (by name); wait until gone. */
 int host_kill_netns(const char *const *netns, size_t n, const pid_t *pids,
