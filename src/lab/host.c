@@ -583,12 +583,12 @@ static _Noreturn void init_systemd_exec(int fd)
 {
 	sigset_t none;
 
+	/* A bind inherits its source's flags: bind net while /proc/sys is still rw. */
 	if (mount("/proc/sys", "/proc/sys", NULL, MS_BIND | MS_REC, NULL) < 0 ||
+	    mount("/proc/sys/net", "/proc/sys/net", NULL, MS_BIND, NULL) < 0 ||
 	    mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID |
 		  MS_NODEV | MS_NOEXEC, NULL) < 0)
 		init_fail(fd, "read-only", "/proc/sys", errno);
-	if (mount("/proc/sys/net", "/proc/sys/net", NULL, MS_BIND, NULL) < 0)
-		init_fail(fd, "bind", "/proc/sys/net", errno);
 	for (size_t i = 0; i < ARRAY_SIZE(dropped_caps); i++)
 		if (prctl(PR_CAPBSET_DROP, dropped_caps[i], 0, 0, 0) < 0 && errno != EINVAL)
 			init_fail(fd, "drop capability", NULL, errno);
