@@ -30,6 +30,7 @@
 #define SSHD_WAIT_MS 30000
 #define REPORT_WAIT_MS 30000
 #define REBOOT_STOP_MS 20000
+#define LAB_SYSTEMD_DEFAULT_MAX 16
 
 /* ---- names and addresses -------------------------------------------- */
 
@@ -478,8 +479,12 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 		h->addr = addr_at(net, 11 + i);
 	}
 	bool systemd;
+	/* Each systemd host takes ~4 of the machine's inotify instances
+	 * (fs.inotify.max_user_instances, 128 on Debian): big labs default
+	 * to the tiny init. */
 	if (!o->init)
-		systemd = !strcmp(lab_default_init(), "systemd");
+		systemd = l->nhosts <= LAB_SYSTEMD_DEFAULT_MAX &&
+			  !strcmp(lab_default_init(), "systemd");
 	else if (!strcmp(o->init, "systemd"))
 		systemd = true;
 	else if (!strcmp(o->init, "tiny"))
