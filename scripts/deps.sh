@@ -9,7 +9,8 @@ build="build-essential cmake pkg-config clang libclang-rt-14-dev
 test="openssh-server openssh-client iproute2 util-linux procps psmisc
  kmod python3 sqlite3 dpkg-dev curl
  isc-dhcp-client udhcpc kea-admin tftp-hpa atftp openipmi ipmitool freeipmi-tools
- qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static jq binutils"
+ qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static jq binutils
+ systemd dbus e2fsprogs"
 bench="ansible hyperfine"
 pkgs="$build $test"
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs $bench"

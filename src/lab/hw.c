@@ -31,7 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PCI_DEVICES "/sys/bus/pci/devices"
+#define PCI_DEVICES_REL "sys/bus/pci/devices"   /* under a root */
+#define PCI_DEVICES "/" PCI_DEVICES_REL
 #define GPU_MAX 16
 #define DISKS_MAX 16
 #define DISK_MIN (1ULL << 20)
@@ -708,10 +709,10 @@ int hw_init_sys(const struct lab_host *h, const char *newroot, char *why, size_t
 	char src[4096], p[4096];
 	int r;
 
-	snprintf(p, sizeof(p), "%s/%s", newroot, PCI_DEVICES + 1);
+	snprintf(p, sizeof(p), "%s/%s", newroot, PCI_DEVICES_REL);
 	snprintf(src, sizeof(src), "%s/hw/pci", h->rt);
 	if ((h->ngpus || access(p, F_OK) == 0) &&
-	    (r = bind_ro(src, newroot, PCI_DEVICES + 1, why, n)) < 0)
+	    (r = bind_ro(src, newroot, PCI_DEVICES_REL, why, n)) < 0)
 		return r;
 	snprintf(src, sizeof(src), "%s/hw/block", h->rt);
 	if ((r = bind_ro(src, newroot, "sys/block", why, n)) < 0)
