@@ -71,6 +71,11 @@ static void base_release(struct stack_base *b)
 	strv_release(&b->admin.keys);
 	strv_release(&b->admin.groups);
 	json_decref(b->packages);
+	for (size_t i = 0; i < b->nservices; i++) {
+		free(b->services[i].name);
+		strv_release(&b->services[i].watch);
+	}
+	free(b->services);
 	for (size_t i = 0; i < b->nfiles; i++) {
 		free(b->files[i].path);
 		free(b->files[i].content);

@@ -2,6 +2,7 @@
 #include "spec_int.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -1486,10 +1487,87 @@ out:
 }
 
 /* stacks.base: present means enabled; absent keys take their defaults. */
+/* A systemd unit name: [A-Za-z0-9@._:-], 1..255, not starting with '-' or '.'. */
+static bool valid_unit(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 255 || s[0] == '-' || s[0] == '.')
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("@._:-", *s))
+			return false;
+	return true;
+}
+
+/* One entry of stacks.base.services (after files: watch names them). */
+static int parse_service(struct sctx *x, const struct ynode *m, size_t idx,
+			 struct stack_base *b)
+{
+	static const char *const keys[] = { "name", "enabled", "state", "watch", NULL };
+	const struct ynode *v;
+	char *what = xasprintf("stacks.base.services[%zu]", idx), tmp[80];
+	const char *s;
+	int r;
+
+	if ((r = expect(x, m, Y_MAP, what)) < 0 || (r = check_keys(x, m, what, keys)) < 0)
+		goto out;
+	if (!(v = ymap_get(m, "name"))) {
+		r = err_n(x, m, "missing required key 'name' in %s", what);
+		goto out;
+	}
+	if ((r = get_text(x, v, what, &s)) < 0)
+		goto out;
+	if (!valid_unit(s)) {
+		r = err_n(x, v, "%s.name: '%s' is not a systemd unit name", what,
+			  shown(v, tmp, sizeof(tmp)));
+		goto out;
+	}
+	for (size_t i = 0; i < b->nservices; i++)
+		if (!strcmp(b->services[i].name, s)) {
+			r = err_n(x, v, "%s: duplicate service '%s' (first at line %d)", what, s,
+				  b->services[i].mark.line);
+			goto out;
+		}
+	struct spec_service *sv = &b->services[b->nservices++];   /* reserved by parse_base() */
+	memset(sv, 0, sizeof(*sv));
+	sv->name = xstrdup(s);
+	sv->enabled = sv->running = true;
+	sv->mark = (struct mark){ x->file, m->line, m->col };
+	if ((v = ymap_get(m, "enabled")) && (r = get_bool(x, v, what, &sv->enabled)) < 0)
+		goto out;
+	if ((v = ymap_get(m, "state"))) {
+		if ((r = get_text(x, v, what, &s)) < 0)
+			goto out;
+		if (strcmp(s, "running") && strcmp(s, "stopped")) {
+			r = err_n(x, v, "%s.state: expected running or stopped, found '%s'", what,
+				  shown(v, tmp, sizeof(tmp)));
+			goto out;
+		}
+		sv->running = s[0] == 'r';
+	}
+	if ((v = ymap_get(m, "watch")) && !ynode_is_null(v)) {
+		if ((r = get_strv(x, v, what, NULL, NULL, &sv->watch)) < 0)
+			goto out;
+		for (size_t i = 0; i < sv->watch.n; i++) {
+			bool known = false;
+			for (size_t j = 0; j < b->nfiles && !known; j++)
+				known = !strcmp(b->files[j].path, sv->watch.v[i]);
+			if (!known) {
+				r = err_n(x, v->kids[i], "%s.watch: '%s' is not a path of "
+					  "stacks.base.files", what, sv->watch.v[i]);
+				goto out;
+			}
+		}
+	}
+out:
+	free(what);
+	return r;
+}
+
 static int parse_base(struct sctx *x, const struct ynode *m)
 {
 	static const char *const keys[] = { "modules", "sysctls", "swap_off", "hostname",
-		"hosts_file", "admin_user", "packages", "files", NULL };
+		"hosts_file", "admin_user", "packages", "files", "services", NULL };
 	static const char *const def_sysctls[][2] = {
 		{ "net.bridge.bridge-nf-call-iptables", "1" },
 		{ "net.bridge.bridge-nf-call-ip6tables", "1" },
@@ -1545,6 +1623,15 @@ static int parse_base(struct sctx *x, const struct ynode *m)
 		b->files = xrealloc(b->files, (b->nfiles + v->nkids) * sizeof(*b->files));
 		for (size_t i = 0; i < v->nkids; i++)
 			if ((r = parse_file(x, v->kids[i], i, b)) < 0)
+				return r;
+	}
+	if ((v = ymap_get(m, "services")) && !ynode_is_null(v)) {
+		if ((r = expect(x, v, Y_SEQ, "stacks.base.services")) < 0)
+			return r;
+		b->services = xrealloc(b->services,
+				       (b->nservices + v->nkids) * sizeof(*b->services));
+		for (size_t i = 0; i < v->nkids; i++)
+			if ((r = parse_service(x, v->kids[i], i, b)) < 0)
 				return r;
 	}
 	return 0;

@@ -105,6 +105,15 @@ struct spec_file {
 	struct mark mark;
 };
 
+/* stacks.base.services[]: a systemd unit kept enabled/running. */
+struct spec_service {
+	char *name;          /* a unit name */
+	bool enabled;        /* default true */
+	bool running;        /* state: running (default) or stopped */
+	struct strv watch;   /* paths of stacks.base.files: restart when one changed */
+	struct mark mark;
+};
+
 struct sysctl_kv {
 	char *key, *value;
 };
@@ -135,6 +144,8 @@ struct stack_base {
 	json_t *packages;        /* object: os family ("debian", "redhat") -> array of names */
 	struct spec_file *files;
 	size_t nfiles;
+	struct spec_service *services;
+	size_t nservices;
 };
 
 /*

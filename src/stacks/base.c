@@ -134,6 +134,20 @@ int stack_base_render(const struct cluster *c, const struct node *n, const json_
 	json_t *pkgs = render_packages(b, facts);
 	if (pkgs)
 		json_array_append_new(out, pkgs);
+	/* after files and packages: a unit file or a package may bring the unit */
+	for (size_t i = 0; i < b->nservices; i++) {
+		const struct spec_service *sv = &b->services[i];
+		const char **w = xcalloc(sv->watch.n + 1, sizeof(*w));
+		char **ids = xcalloc(sv->watch.n + 1, sizeof(*ids));
+		for (size_t j = 0; j < sv->watch.n; j++)
+			w[j] = ids[j] = xasprintf("file:%s", sv->watch.v[j]);
+		json_array_append_new(out, res_service(sv->name, sv->enabled, sv->running, w,
+						       sv->watch.n));
+		for (size_t j = 0; j < sv->watch.n; j++)
+			free(ids[j]);
+		free(ids);
+		free(w);
+	}
 	return 0;
 }
 

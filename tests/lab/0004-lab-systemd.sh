@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Lab hosts with the machine's systemd as PID 1 (--init systemd): the host
-# boots to "running", the service resource (kiln-agent over the lab's real
-# sshd, which systemd runs as kiln-lab-sshd.service) installs, enables,
-# starts and restarts a unit, `kiln lab reboot` brings the host back with
-# its files and the enabled unit running, `lab sshd stop|start` works, and
-# `lab down` leaves no cgroup, process or mount.  Then a --init tiny host,
-# where the service resource says it cannot manage services.
+# boots to "running"; `kiln apply` of a spec with stacks.base.services
+# (over the lab's real sshd, which systemd runs as kiln-lab-sshd.service)
+# installs, enables, starts and restarts a unit; `kiln lab reboot` brings
+# the host back with its files and the enabled unit running; `lab sshd
+# stop|start` works; `lab down` leaves no cgroup, process or mount.  Then a
+# --init tiny host, where the service resource says it cannot manage
+# services.
 . "$(dirname "$0")/lib.sh"
-AGENT=${KILN_AGENT:-$(dirname "$KILN")/kiln-agent}
-[ -x "$AGENT" ] || fail "no kiln-agent at $AGENT"
 lab_up 2 --init systemd
 
 sshn() { ssh -F "$LAB/ssh_config" -o BatchMode=yes -o ConnectTimeout=10 "$@"; }
@@ -43,43 +42,29 @@ done
 [ "$(on node1 cat /etc/machine-id)" != "$(cat /etc/machine-id 2>/dev/null)" ] || fail "node1 shares the machine's machine-id"
 [ "$(on node1 cat /etc/machine-id)" != "$(on node2 cat /etc/machine-id)" ] || fail "node1 and node2 share a machine-id"
 
-# put NODE: the agent and the resource list into NODE (lab hosts do not see /work).
-put() {
-	on "$1" sh -c 'cat >/usr/local/bin/kiln-agent && chmod 755 /usr/local/bin/kiln-agent' <"$AGENT"
-	on "$1" sh -c 'cat >/root/res.json' <"$T/res.json"
-}
-# The resource list the agent applies.
-resources() { # resources VERSION
-	python3 - "$1" >"$T/res.json" <<'PY'
-import json, sys
-unit = ("[Unit]\nDescription=kiln demo v%s\n\n[Service]\nExecStart=/bin/sleep infinity\n\n"
-        "[Install]\nWantedBy=multi-user.target\n") % sys.argv[1]
-print(json.dumps([
-    {"type": "file", "path": "/etc/systemd/system/kiln-demo.service", "content": unit},
-    {"type": "service", "name": "kiln-demo", "enabled": True, "state": "running",
-     "watch": ["file:/etc/systemd/system/kiln-demo.service"]},
-]))
+# demo VERSION: the lab's spec plus a unit file and the service that runs it.
+demo() {
+	python3 - "$1" "$SPEC" <<'PY'
+import sys
+v, spec = sys.argv[1:]
+base = open(spec).read().split("\n# demo\n")[0]
+unit = ("[Unit]\\nDescription=kiln demo v%s\\n\\n[Service]\\nExecStart=/bin/sleep infinity\\n\\n"
+        "[Install]\\nWantedBy=multi-user.target\\n") % v
+open(spec, "w").write(base + "\n# demo\n    files:\n"
+    "      - path: /etc/systemd/system/kiln-demo.service\n"
+    "        content: \"" + unit + "\"\n"
+    "    services:\n"
+    "      - name: kiln-demo\n"
+    "        watch: [/etc/systemd/system/kiln-demo.service]\n")
 PY
 }
-# agent NODE: apply $T/res.json on NODE over ssh; results in $OUT as JSON.
-agent() {
-	local rc=0
-	put "$1"
-	sshn "$1" kiln-agent apply /root/res.json >"$T/out" 2>"$T/err" || rc=$?
-	OUT=$(cat "$T/out")
-	[ $rc = 0 ] || { cat "$T/out" "$T/err" >&2; fail "kiln-agent apply on $1 exited $rc"; }
-}
-# The statuses of the agent's results (one JSON object a line, "op":"result").
-statuses() { python3 -c '
-import json, sys
-rs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print(" ".join(r["status"] for r in rs if r.get("op") == "result"))' "$T/out"; }
+# changed: resources kiln apply -o json reports changed on node1.
+changed() { json '[n["changed"] for n in j["nodes"] if n["name"] == "node1"][0]'; }
 mainpid() { on "$1" systemctl show -p MainPID --value kiln-demo; }
 
-say "the service resource installs, enables and starts kiln-demo"
-resources 1
-agent node1
-assert_eq "$(statuses)" "changed changed" "first apply"
+say "kiln apply: stacks.base.services installs, enables and starts kiln-demo"
+demo 1
+kiln_rc 0 apply -f "$SPEC" --limit node1 -o json
 assert_eq "$(on node1 systemctl is-active kiln-demo)" active "kiln-demo active"
 assert_eq "$(on node1 systemctl is-enabled kiln-demo)" enabled "kiln-demo enabled"
 pid1=$(mainpid node1)
@@ -87,10 +72,11 @@ pid1=$(mainpid node1)
 [ -e /etc/systemd/system/kiln-demo.service ] && fail "the unit reached the machine's /etc"
 
 say "a changed unit file restarts it"
-resources 2
-agent node1
-assert_eq "$(statuses)" "changed changed" "apply of version 2"
-assert_contains "$(cat "$T/out")" "restart kiln-demo" "agent result"
+demo 2
+kiln_rc 2 plan -f "$SPEC" --limit node1
+assert_contains "$OUT" "kiln-demo" "plan names the service"
+kiln_rc 0 apply -f "$SPEC" --limit node1 -o json
+assert_eq "$(changed)" 2 "resources changed by version 2 (file, service)"
 pid2=$(mainpid node1)
 [ "$pid2" -gt 1 ] && [ "$pid2" != "$pid1" ] || fail "kiln-demo not restarted (main pid $pid1 -> $pid2)"
 assert_eq "$(on node1 systemctl show -p Description --value kiln-demo)" "kiln demo v2" "reloaded unit"
@@ -115,8 +101,9 @@ pid3=$(mainpid node1)
 assert_eq "$(sshn node1 hostname)" node1 "ssh to node1 after reboot"
 
 say "second apply changes nothing"
-agent node1
-assert_eq "$(statuses)" "ok ok" "second apply"
+kiln_rc 0 apply -f "$SPEC" --limit node1 -o json
+assert_eq "$(changed)" 0 "resources changed by a second apply"
+kiln_rc 0 plan -f "$SPEC" --limit node1
 
 say "lab sshd stop|start through systemd"
 kiln_rc 0 lab sshd --dir "$LAB" node2 stop
@@ -145,11 +132,6 @@ lab_up 1 --init tiny
 kiln_rc 0 lab status --dir "$LAB" -o json
 assert_eq "$(json '[h["init"] for h in j["hosts"]]')" "['tiny']" "init"
 assert_eq "$(on node1 cat /proc/1/comm)" kiln-lab-init "node1 PID 1"
-resources 1
-rc=0
-put node1
-sshn node1 kiln-agent apply /root/res.json >"$T/out" 2>"$T/err" || rc=$?
-assert_eq "$rc" 1 "agent exit status on a host without systemd"
-OUT=$(cat "$T/out")
-assert_eq "$(statuses)" "changed failed" "results on a tiny host"
-assert_contains "$OUT" "no systemd on this node: cannot manage service 'kiln-demo'" "agent result"
+demo 1
+kiln_rc 1 apply -f "$SPEC"
+assert_contains "$OUT$ERR" "no systemd on this node: cannot manage service 'kiln-demo'" "apply on a tiny host"

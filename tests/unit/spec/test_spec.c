@@ -672,6 +672,20 @@ static void test_bad_strings(void **state)
 		  "debian, redhat, suse, arch, alpine)" },
 		{ "cluster: x\nssh: {known_hosts: k}\nstacks: {base: {swap_off: yes}}\n",
 		  "t.yaml:3:27: stacks.base.swap_off: expected true or false, found 'yes'" },
+		{ "cluster: x\nssh: {known_hosts: k}\nstacks: {base: {services: [{name: "
+		  "\"a b\"}]}}\n",
+		  "t.yaml:3:35: stacks.base.services[0].name: 'a b' is not a systemd unit name" },
+		{ "cluster: x\nssh: {known_hosts: k}\nstacks: {base: {services: [{name: a, "
+		  "state: up}]}}\n",
+		  "t.yaml:3:45: stacks.base.services[0].state: expected running or stopped, "
+		  "found 'up'" },
+		{ "cluster: x\nssh: {known_hosts: k}\nstacks: {base: {services: [{name: a, "
+		  "watch: [/etc/a.conf]}]}}\n",
+		  "t.yaml:3:46: stacks.base.services[0].watch: '/etc/a.conf' is not a path of "
+		  "stacks.base.files" },
+		{ "cluster: x\nssh: {known_hosts: k}\nstacks: {base: {services: [{name: a}, "
+		  "{name: a}]}}\n",
+		  "t.yaml:3:46: stacks.base.services[1]: duplicate service 'a' (first at line 3)" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		const char *m = load_str_err(cases[i][0]);
