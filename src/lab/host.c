@@ -198,6 +198,47 @@ int host_systemd_usable(struct kerr *e)
 	return 0;
 }
 
+/*
+ * Each systemd host takes several of the machine's inotify instances
+ * (systemd, journald, logind, dbus: ~4, counted per user, and every host's
+ * root is the machine's root user).  Debian's fs.inotify.max_user_instances
+ * of 128 stops a lab near 25 hosts (measured: node22's sshd never came up
+ * at 50); raise it to leave SYSTEMD_INOTIFY_PER_HOST per host on top of
+ * what the machine had.  Never lowered; a runtime value, not /etc.
+ */
+#define SYSTEMD_INOTIFY_PER_HOST 8
+#define INOTIFY_INSTANCES "/proc/sys/fs/inotify/max_user_instances"
+
+int host_systemd_limits(size_t nhosts, struct kerr *e)
+{
+	struct buf b;
+	uint64_t cur = 0;
+
+	buf_init(&b, 0);
+	if (file_read(INOTIFY_INSTANCES, &b, 64) < 0 || parse_u64(str_trim(b.s), 1,
+								 UINT32_MAX, &cur) < 0) {
+		buf_release(&b);
+		return 0;   /* no such knob: nothing to raise */
+	}
+	buf_release(&b);
+	uint64_t want = 128 + (uint64_t)nhosts * SYSTEMD_INOTIFY_PER_HOST;
+	if (cur >= want)
+		return 0;
+	char v[32];
+	int n = snprintf(v, sizeof(v), "%llu\n", (unsigned long long)want);
+	int fd = open(INOTIFY_INSTANCES, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, v, (size_t)n) != n) {
+		int err = errno;
+		if (fd >= 0)
+			close(fd);
+		return kerr_set(e, -err, "raising fs.inotify.max_user_instances to %llu for %zu "
+				"systemd hosts: %s (or use --init tiny)", (unsigned long long)want,
+				nhosts, strerror(err));
+	}
+	close(fd);
+	return 0;
+}
+
 /* The host's cgroup directory under root: ROOT/kiln-lab-<netns>. */
 static void host_cgroup_path(const struct lab_host *h, const char *root, char *dst, size_t n)
 {

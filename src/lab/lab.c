@@ -30,7 +30,6 @@
 #define SSHD_WAIT_MS 30000
 #define REPORT_WAIT_MS 30000
 #define REBOOT_STOP_MS 20000
-#define LAB_SYSTEMD_DEFAULT_MAX 16
 
 /* ---- names and addresses -------------------------------------------- */
 
@@ -479,12 +478,8 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 		h->addr = addr_at(net, 11 + i);
 	}
 	bool systemd;
-	/* Each systemd host takes ~4 of the machine's inotify instances
-	 * (fs.inotify.max_user_instances, 128 on Debian): big labs default
-	 * to the tiny init. */
 	if (!o->init)
-		systemd = l->nhosts <= LAB_SYSTEMD_DEFAULT_MAX &&
-			  !strcmp(lab_default_init(), "systemd");
+		systemd = !strcmp(lab_default_init(), "systemd");
 	else if (!strcmp(o->init, "systemd"))
 		systemd = true;
 	else if (!strcmp(o->init, "tiny"))
@@ -992,6 +987,8 @@ int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e)
 		    (r = mirror_host_files(l, &l->hosts[i], e)) < 0)
 			goto fail;
 	/* The mirror lives in the switch namespace: teardown's sweep of it stops it. */
+	if (l->nhosts && l->hosts[0].systemd && (r = host_systemd_limits(l->nhosts, e)) < 0)
+		goto fail;
 	if ((r = lab_network(l, e)) < 0 || (r = mirror_start(l, e)) < 0 ||
 	    (r = lab_save(l, e)) < 0 || (r = lab_start_hosts(l, e)) < 0 ||
 	    (r = lab_write_dir(l, e)) < 0 || (r = lab_save(l, e)) < 0)

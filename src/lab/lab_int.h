@@ -85,6 +85,8 @@ int host_prepare_fs(const struct lab_host *h, struct kerr *e);
  * reason in e (no /lib/systemd/systemd, no writable cgroup2 hierarchy).
  */
 int host_systemd_usable(struct kerr *e);
+/* Make room for nhosts more systemd hosts in the machine's inotify limit. */
+int host_systemd_limits(size_t nhosts, struct kerr *e);
 /*
  * A systemd host's files in its upper /etc and /usr (never the
  * machine's): machine-id, masks of units and generators no host should
