@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SITE_NAME_MAX 64
 #define SITES_MAX 16
@@ -121,6 +122,8 @@ int sites_plan(const char *spec, struct lab *l, uint32_t net, struct kerr *e)
 
 	if (!l->bastion)
 		return kerr_set(e, -EINVAL, "--sites needs --bastion (the first site's NAT router)");
+	if (access("/usr/sbin/nft", X_OK) < 0)
+		return kerr_set(e, -ENOENT, "--sites: /usr/sbin/nft is missing (apt-get install nftables)");
 	if ((r = sites_parse(spec, &names, counts, e)) < 0)
 		goto out;
 	/* The sites' subnets and the public one follow SUBNET, same size. */
