@@ -443,10 +443,11 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 	uint32_t net;
 	int prefix, r;
 	unsigned nodes = o->nodes ? o->nodes : LAB_DEFAULT_NODES;
+	unsigned in_subnet = nodes;  /* nodes on br0: all, or the first site's */
 
 	/* --sites names the node count; --nodes, if given, must agree. */
 	if (o->sites) {
-		if ((r = sites_nodes(o->sites, &nodes, e)) < 0)
+		if ((r = sites_nodes(o->sites, &nodes, &in_subnet, e)) < 0)
 			return r;
 		if (o->nodes && o->nodes != nodes)
 			return kerr_set(e, -EINVAL, "--nodes %u but --sites '%s' names %u",
@@ -467,7 +468,7 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 	l->bastion = o->bastion;
 	uint32_t size = 1U << (32 - prefix);
 	uint32_t last = o->bastion ? size - 5 : size - 2;
-	if (11 + nodes - 1 > last)
+	if (11 + in_subnet - 1 > last)
 		return kerr_set(e, -EINVAL, "subnet %s holds at most %u nodes%s", l->subnet,
 				last - 10, o->bastion ? " with a bastion" : "");
 	l->rt = xasprintf("%s/%s", LAB_RUNTIME_DIR, l->name);

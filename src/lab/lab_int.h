@@ -188,8 +188,8 @@ struct lab_site {
 	bool cloud;            /* false for the first site (on-prem, behind the bastion) */
 };
 
-/* How many nodes --sites asks for (the sum), checking its syntax. */
-int sites_nodes(const char *spec, unsigned *n, struct kerr *e);
+/* How many nodes --sites asks for (the sum; *first: the first site's), checking its syntax. */
+int sites_nodes(const char *spec, unsigned *n, unsigned *first, struct kerr *e);
 /*
  * Group l's planned hosts (bastion first, then node1..N) into the sites of
  * spec: names, per-site subnets after l's subnet (net), cloud hosts'

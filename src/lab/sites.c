@@ -98,13 +98,14 @@ static int sites_parse(const char *spec, struct strv *names, unsigned *counts,
 	return 0;
 }
 
-int sites_nodes(const char *spec, unsigned *n, struct kerr *e)
+int sites_nodes(const char *spec, unsigned *n, unsigned *first, struct kerr *e)
 {
 	struct strv names = STRV_INIT;
 	unsigned counts[SITES_MAX];
 	int r = sites_parse(spec, &names, counts, e);
 
 	*n = 0;
+	*first = r == 0 ? counts[0] : 0;
 	for (size_t i = 0; r == 0 && i < names.n; i++)
 		*n += counts[i];
 	if (r == 0 && *n > LAB_MAX_NODES)
@@ -122,8 +123,6 @@ int sites_plan(const char *spec, struct lab *l, uint32_t net, struct kerr *e)
 
 	if (!l->bastion)
 		return kerr_set(e, -EINVAL, "--sites needs --bastion (the first site's NAT router)");
-	if (access("/usr/sbin/nft", X_OK) < 0)
-		return kerr_set(e, -ENOENT, "--sites: /usr/sbin/nft is missing (apt-get install nftables)");
 	if ((r = sites_parse(spec, &names, counts, e)) < 0)
 		goto out;
 	/* The sites' subnets and the public one follow SUBNET, same size. */
@@ -299,6 +298,9 @@ int sites_network(const struct lab *l, struct kerr *e)
 
 	if (!l->nsites)
 		return 0;
+	/* Checked here, not in sites_plan(): planning reads nothing of the machine. */
+	if (access("/usr/sbin/nft", X_OK) < 0)
+		return kerr_set(e, -ENOENT, "--sites: /usr/sbin/nft is missing (apt-get install nftables)");
 	buf_init(&root, 0);
 	buf_init(&sw, 0);
 	buf_init(&hb, 0);
