@@ -7,7 +7,7 @@ build="build-essential cmake pkg-config clang libclang-rt-14-dev
  libevent-dev libpci-dev pciutils libcmocka-dev libfreeipmi-dev libgcrypt20-dev
  libcurl4-openssl-dev"
 test="openssh-server openssh-client iproute2 util-linux procps psmisc
- kmod python3 sqlite3 dpkg-dev curl
+ kmod python3 sqlite3 dpkg-dev curl nftables
  isc-dhcp-client udhcpc kea-admin tftp-hpa atftp openipmi ipmitool freeipmi-tools
  qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static jq binutils
  systemd dbus e2fsprogs"

@@ -15,6 +15,7 @@ static const char help[] =
 "    kiln lab up [--nodes N] [--bastion] [--name NAME] [--dir DIR] [--subnet CIDR]\n"
 "                [--gpus HOST=MODEL:N,...] [--disks COUNTxSIZE] [--used-disk]\n"
 "                [--mirror [--packages P1,P2,...] [--cache CACHE]] [--init systemd|tiny]\n"
+"                [--sites NAME:N,NAME:N,...]\n"
 "    kiln [-o json] lab mirror [--packages P1,P2,...] [--cache CACHE]\n"
 "    kiln lab down [--name NAME | --dir DIR | NAME | DIR]\n"
 "    kiln [-o json] lab status [--name NAME | --dir DIR]\n"
@@ -53,6 +54,15 @@ static const char help[] =
 "    Addresses (offsets in CIDR): .1 the machine (no bastion), .2 the\n"
 "    bastion's bridge leg, .11 node1, .12 node2, ...; with --bastion the\n"
 "    last /30 of CIDR is the machine-bastion link (.253 and .254 in a /24).\n"
+"\n"
+"    --sites (with --bastion) groups the nodes into sites on separate\n"
+"    networks: the first site (on-prem) is the lab's subnet behind the\n"
+"    bastion, its NAT router (it forwards only UDP 51820 out); every other\n"
+"    site (cloud) gets the next subnet of CIDR's size on a public bridge the\n"
+"    machine reaches directly (SSH and UDP 51820 only).  The public network\n"
+"    is the subnet after the last site: .1 the machine (ks-NAME), .2 the\n"
+"    bastion.  cluster.yaml gives each node 'site:', cloud nodes\n"
+"    'vars: {endpoint: ADDR:51820}'.  Details: docs/lab.md, Sites.\n"
 "\n"
 "    'up' writes into DIR: cluster.yaml (the lab as a kiln cluster spec),\n"
 "    disks/ (with --disks or --used-disk; removed by 'down'),\n"
@@ -124,6 +134,10 @@ static const char help[] =
 "                   it can run (up raises fs.inotify.max_user_instances to\n"
 "                   make room for the hosts), else tiny\n"
 "                   ('kiln lab status' shows which).\n"
+"    --sites NAME:N,...\n"
+"                   Nodes per site, in order (node1.. fill the first site);\n"
+"                   at least two sites, at most 16.  Sets the node count\n"
+"                   (--nodes, if given, must equal the sum).  Needs --bastion.\n"
 "    -o json        status, list and up print JSON.\n"
 "\n"
 "EXIT STATUS\n"
@@ -132,6 +146,8 @@ static const char help[] =
 "EXAMPLES\n"
 "    kiln lab up --nodes 3 --bastion --name t1 --subnet 10.213.7.0/24\n"
 "    kiln lab up --nodes 4 --bastion --gpus node2=a100:2,node3=t4:1 --disks 2x8G\n"
+"    kiln lab up --nodes 4 --bastion --sites onprem:4,cloud:2   (refused: 4 != 6)\n"
+"    kiln lab up --bastion --sites onprem:4,cloud:2\n"
 "    kiln facts -f lab/cluster.yaml\n"
 "    ssh -F t1/ssh_config node2 hostname\n"
 "    kiln lab exec --name t1 node1 -- ip -brief addr\n"
@@ -238,6 +254,9 @@ static int parse(int argc, char **argv, const char *sub, struct lab_args *a)
 				return 1;
 		} else if (is_up && !strcmp(arg, "--bastion")) {
 			a->up.bastion = true;
+		} else if (is_up && !strcmp(arg, "--sites")) {
+			if (opt_value(argc, argv, &i, &a->up.sites))
+				return 1;
 		} else if (is_up && !strcmp(arg, "--gpus")) {
 			if (opt_value(argc, argv, &i, &a->up.gpus))
 				return 1;

@@ -857,9 +857,11 @@ static _Noreturn void host_first_child(const struct lab_host *h, int netfd,
 
 	if (setns(netfd, CLONE_NEWNET) < 0)
 		init_fail(report, "setns", h->netns, errno);
-	/* A host never routes (the bastion reaches nodes by SSH forwarding). */
+	/* A host never routes (the bastion reaches nodes by SSH forwarding),
+	 * except a --sites bastion: its site's NAT router, filtered (sites.c). */
+	const char *fwd = h->bastion && h->site ? "1\n" : "0\n";
 	int f = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
-	if (f < 0 || write(f, "0\n", 2) != 2)
+	if (f < 0 || write(f, fwd, 2) != 2)
 		init_fail(report, "ip_forward=0 in", h->netns, errno);
 	close(f);
 	if (h->systemd) {

@@ -108,6 +108,7 @@ void lab_free(struct lab *l)
 		free(h->rt);
 		hw_host_release(h);
 	}
+	sites_free(l);
 	free(l->hosts);
 	free(l->name);
 	free(l->dir);
@@ -177,6 +178,7 @@ static int lab_save(const struct lab *l, struct kerr *e)
 	json_object_set_new(j, "made_mounts", mounts);
 	json_object_set_new(j, "made_files", files);
 	json_object_set_new(j, "mirror", mirror_to_json(l->mirror));
+	sites_to_json(l, j);
 	char *text = json_dumps(j, JSON_INDENT(2));
 	int r = file_write_atomic(l->state_path, text, strlen(text), 0600, -1, -1);
 	if (r < 0)
@@ -255,6 +257,10 @@ static int lab_load(const char *name, struct lab **out, struct kerr *e)
 			kerr_prefix(e, "%s", path);
 			goto out;
 		}
+	}
+	if ((r = sites_from_json(l, j, e)) < 0) {
+		kerr_prefix(e, "%s", path);
+		goto out;
 	}
 	*out = l;
 	l = NULL;
@@ -436,6 +442,16 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 	uint32_t net;
 	int prefix, r;
 	unsigned nodes = o->nodes ? o->nodes : LAB_DEFAULT_NODES;
+	unsigned in_subnet = nodes;  /* nodes on br0: all, or the first site's */
+
+	/* --sites names the node count; --nodes, if given, must agree. */
+	if (o->sites) {
+		if ((r = sites_nodes(o->sites, &nodes, &in_subnet, e)) < 0)
+			return r;
+		if (o->nodes && o->nodes != nodes)
+			return kerr_set(e, -EINVAL, "--nodes %u but --sites '%s' names %u",
+					o->nodes, o->sites, nodes);
+	}
 
 	l->name = xstrdup(o->name ? o->name : LAB_DEFAULT_NAME);
 	if (!name_valid(l->name))
@@ -451,7 +467,7 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 	l->bastion = o->bastion;
 	uint32_t size = 1U << (32 - prefix);
 	uint32_t last = o->bastion ? size - 5 : size - 2;
-	if (11 + nodes - 1 > last)
+	if (11 + in_subnet - 1 > last)
 		return kerr_set(e, -EINVAL, "subnet %s holds at most %u nodes%s", l->subnet,
 				last - 10, o->bastion ? " with a bastion" : "");
 	l->rt = xasprintf("%s/%s", LAB_RUNTIME_DIR, l->name);
@@ -477,6 +493,8 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 		h->name = xasprintf("node%u", i + 1);
 		h->addr = addr_at(net, 11 + i);
 	}
+	if (o->sites && (r = sites_plan(o->sites, l, net, e)) < 0)
+		return r;
 	bool systemd;
 	if (!o->init)
 		systemd = !strcmp(lab_default_init(), "systemd");
@@ -502,8 +520,8 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 static int lab_check_free(const struct lab *l, struct kerr *e)
 {
 	struct strv names = STRV_INIT;
-	uint32_t net;
-	int prefix, r;
+	uint32_t nets[LAB_SITES_RANGES], onets[LAB_SITES_RANGES];
+	int prefixes[LAB_SITES_RANGES], oprefixes[LAB_SITES_RANGES], r;
 
 	if (path_exists(l->state_path) || path_exists(l->rt))
 		return kerr_set(e, -EEXIST, "lab '%s' already exists (remove it with 'kiln lab down --name %s')",
@@ -521,18 +539,23 @@ static int lab_check_free(const struct lab *l, struct kerr *e)
 				l->name);
 	if (if_nametoindex(l->root_link))
 		return kerr_set(e, -EEXIST, "network interface '%s' already exists", l->root_link);
-	subnet_parse(l->subnet, &net, &prefix, NULL);
+	if (l->pub_link && if_nametoindex(l->pub_link))
+		return kerr_set(e, -EEXIST, "network interface '%s' already exists", l->pub_link);
+	/* With --sites a lab claims its sites' subnets and the public one too. */
+	size_t n = sites_ranges(l, nets, prefixes, LAB_SITES_RANGES);
 	if ((r = lab_list(&names, e)) < 0)
 		return r;
 	for (size_t i = 0; i < names.n && r == 0; i++) {
 		struct lab *o = NULL;
-		uint32_t onet;
-		int oprefix;
-		if (lab_load(names.v[i], &o, NULL) == 0 &&
-		    subnet_parse(o->subnet, &onet, &oprefix, NULL) == 0 &&
-		    ipv4_subnets_overlap(net, prefix, onet, oprefix))
-			r = kerr_set(e, -EEXIST, "subnet %s overlaps lab '%s' (%s): pick another with --subnet",
-				     l->subnet, o->name, o->subnet);
+		if (lab_load(names.v[i], &o, NULL) == 0) {
+			size_t on = sites_ranges(o, onets, oprefixes, LAB_SITES_RANGES);
+			for (size_t a = 0; a < n && r == 0; a++)
+				for (size_t b = 0; b < on && r == 0; b++)
+					if (ipv4_subnets_overlap(nets[a], prefixes[a], onets[b], oprefixes[b]))
+						r = kerr_set(e, -EEXIST, "subnet %s%s overlaps lab '%s' (%s%s): pick another with --subnet",
+							     l->subnet, n > 1 ? " and its sites'" : "", o->name, o->subnet,
+							     on > 1 ? " and its sites'" : "");
+		}
 		lab_free(o);
 	}
 	strv_release(&names);
@@ -665,6 +688,8 @@ static int lab_network(const struct lab *l, struct kerr *e)
 		buf_adds(&sw, "link set up0 master br0\nlink set up0 up\n");
 	for (size_t i = 0; i < l->nhosts; i++) {
 		const struct lab_host *h = &l->hosts[i];
+		if (h->cloud)  /* on the public bridge (sites_network) */
+			continue;
 		/* Switch port names are private to the switch namespace. */
 		char port[16];
 		if (h->bastion)
@@ -679,6 +704,8 @@ static int lab_network(const struct lab *l, struct kerr *e)
 
 	for (size_t i = 0; i < l->nhosts; i++) {
 		const struct lab_host *h = &l->hosts[i];
+		if (h->cloud)
+			continue;
 		buf_reset(&hb);
 		buf_printf(&hb, "link set lo up\naddr add %s/%d dev eth0\nlink set eth0 up\n",
 			   h->addr, l->prefix);
@@ -690,6 +717,7 @@ static int lab_network(const struct lab *l, struct kerr *e)
 		if ((r = ip_batch(h->netns, hb.s, e)) < 0)
 			goto out;
 	}
+	r = sites_network(l, e);
 out:
 	buf_release(&root);
 	buf_release(&sw);
@@ -713,15 +741,20 @@ static int lab_write_dir(const struct lab *l, struct kerr *e)
 		   l->name, l->subnet, l->name);
 	buf_printf(&y, "cluster: %s\n\nssh:\n  user: root\n  key: keys/id_ed25519\n"
 		       "  known_hosts: known_hosts\n", l->name);
-	if (bastion)
+	/* With sites only the on-prem nodes go through the bastion (per node). */
+	if (bastion && !l->nsites)
 		buf_printf(&y, "  bastion: root@%s:22\n", bastion->uplink);
 	buf_adds(&y, "\nnodes:\n");
 	for (size_t i = 0; i < l->nhosts; i++) {
 		const struct lab_host *h = &l->hosts[i];
 		if (h->bastion)
 			continue;
-		buf_printf(&y, "  - name: %s\n    address: %s\n    roles: [worker]\n    site: lab\n",
-			   h->name, h->addr);
+		buf_printf(&y, "  - name: %s\n    address: %s\n    roles: [worker]\n    site: %s\n",
+			   h->name, h->addr, h->site ? h->site : "lab");
+		if (l->nsites && !h->cloud)
+			buf_printf(&y, "    bastion: root@%s:22\n", bastion->uplink);
+		if (h->cloud)
+			buf_printf(&y, "    vars:\n      endpoint: \"%s:%d\"\n", h->addr, LAB_WG_PORT);
 	}
 	buf_adds(&y, "\nstacks:\n  base:\n    admin_user:\n      name: kiln\n"
 		     "      key_files: [keys/id_ed25519.pub]\n");
@@ -745,7 +778,7 @@ static int lab_write_dir(const struct lab *l, struct kerr *e)
 		} else {
 			buf_printf(&kh, "%s,%s %s\n", h->addr, h->name, pub);
 			buf_printf(&sc, "Host %s\n  HostName %s\n", h->name, h->addr);
-			if (bastion)
+			if (bastion && !h->cloud)
 				buf_adds(&sc, "  ProxyJump bastion\n");
 		}
 		free(pub);
@@ -880,6 +913,8 @@ static int lab_teardown(struct lab *l, struct kerr *e)
 	/* The machine-side veth first: it outlives its peer's namespace briefly. */
 	if (if_nametoindex(l->root_link))
 		buf_printf(&b, "link del %s\n", l->root_link);
+	if (l->pub_link && if_nametoindex(l->pub_link))
+		buf_printf(&b, "link del %s\n", l->pub_link);
 	if (l->unreachable) {
 		char *argv[] = { "ip", "route", "del", "unreachable", l->unreachable, NULL };
 		struct buf out;
@@ -1044,22 +1079,32 @@ int lab_status(const char *name_or_dir, json_t **out, struct kerr *e)
 		pid_t sshd = alive ? host_sshd_pid(h) : 0;
 		json_t *addrs = json_array();
 		json_array_append_new(addrs, json_string(h->addr));
-		if (h->uplink)
+		if (h->wan)
+			json_array_append_new(addrs, json_string(h->wan));
+		if (h->uplink)  /* last: the one the machine reaches */
 			json_array_append_new(addrs, json_string(h->uplink));
 		json_array_append_new(hosts, json_pack(
-			"{s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:b}",
+			"{s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:b, s:o}",
 			"name", h->name, "role", h->bastion ? "bastion" : "node",
 			"init", h->systemd ? "systemd" : "tiny",
 			"address", h->addr, "addresses", addrs, "netns", h->netns,
 			"init_pid", alive ? json_integer(h->pid) : json_null(),
 			"sshd_pid", sshd ? json_integer(sshd) : json_null(),
-			"alive", alive && sshd));
+			"alive", alive && sshd, "site", h->site ? json_string(h->site) : json_null()));
 	}
 	*out = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:o, s:o}", "name", l->name,
 			 "dir", l->dir, "subnet", l->subnet,
 			 "bastion", bastion ? json_string(bastion->uplink) : json_null(),
 			 "machine_address", l->root_addr, "runtime", l->rt,
 			 "mirror", mirror_status(l->mirror), "hosts", hosts);
+	json_t *sites = json_array();
+	for (size_t k = 0; k < l->nsites; k++)
+		json_array_append_new(sites, json_pack("{s:s, s:s, s:s}", "name", l->sites[k].name,
+						       "subnet", l->sites[k].subnet, "network",
+						       l->sites[k].cloud ? "public" : "nat"));
+	json_object_set_new(*out, "sites", sites);
+	json_object_set_new(*out, "public_address",
+			    l->pub_addr ? json_string(l->pub_addr) : json_null());
 	lab_free(l);
 	return 0;
 }

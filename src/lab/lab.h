@@ -59,6 +59,8 @@ struct lab_opts {
 	bool used_disk;       /* one more disk per node: ext4 with data, mounted */
 	const char *mirror;   /* NULL = no mirror; else a cache dir made by
 				 lab_mirror_build() that the lab serves (docs/lab.md) */
+	const char *sites;    /* NULL or "NAME:N,...": hosts grouped into sites
+				 (needs bastion; docs/lab.md, Sites) */
 	const char *init;     /* NULL = the default (docs/lab.md, Hosts);
 				 "systemd": the machine's systemd is each host's
 				 PID 1; "tiny": kiln-lab-init */

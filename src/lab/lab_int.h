@@ -40,6 +40,9 @@ struct lab_host {
 	char *netns;           /* "<lab>-<name>" */
 	char *addr;            /* address on the lab bridge */
 	char *uplink;          /* bastion only: its address towards the machine */
+	char *site;            /* --sites: the host's site, else NULL (sites.c) */
+	bool cloud;            /* in a site after the first: on the public bridge */
+	char *wan;             /* --sites, bastion only: its address on the public bridge */
 	char *rt;              /* runtime dir of the host: <rt>/<name> */
 	bool systemd;          /* PID 1 is the machine's systemd (else kiln-lab-init) */
 	pid_t pid;             /* the host's init, in the machine's PID namespace */
@@ -64,6 +67,10 @@ struct lab {
 	char *unreachable;     /* route added in the machine's namespace, or NULL */
 	bool rt_mounted;
 	struct lab_mirror *mirror;  /* NULL = none (mirror.c) */
+	struct lab_site *sites;     /* --sites, else NULL (sites.c) */
+	size_t nsites;
+	char *pub_link;        /* --sites with clouds: the machine's veth on the public bridge */
+	char *pub_addr;        /* its address (no prefix) */
 	struct lab_host *hosts;
 	size_t nhosts;
 };
@@ -171,6 +178,34 @@ int hw_host_prepare(const struct lab_host *h, struct kerr *e);
 int hw_init_dev(const struct lab_host *h, const char *newroot, char *why, size_t n);
 int hw_init_sys(const struct lab_host *h, const char *newroot, char *why, size_t n);
 int hw_init_mounts(const struct lab_host *h, char *why, size_t n);
+
+/* ---- sites.c: --sites (docs/lab.md, Sites) ------------------------- */
+
+#define LAB_WG_PORT 51820     /* the public endpoint's port (WireGuard's) */
+#define LAB_SITES_RANGES 18   /* at most 16 sites, the public subnet, spare */
+
+struct lab_site {
+	char *name;
+	char *subnet;          /* "a.b.c.d/p": the site's hosts */
+	bool cloud;            /* false for the first site (on-prem, behind the bastion) */
+};
+
+/* How many nodes --sites asks for (the sum; *first: the first site's), checking its syntax. */
+int sites_nodes(const char *spec, unsigned *n, unsigned *first, struct kerr *e);
+/*
+ * Group l's planned hosts (bastion first, then node1..N) into the sites of
+ * spec: names, per-site subnets after l's subnet (net), cloud hosts'
+ * addresses, the public bridge's addresses.  No side effects.
+ */
+int sites_plan(const char *spec, struct lab *l, uint32_t net, struct kerr *e);
+/* Every IPv4 range l claims (its subnet, its sites' and the public one). */
+size_t sites_ranges(const struct lab *l, uint32_t *nets, int *prefixes, size_t max);
+/* The public bridge, cloud hosts' links, routes, forwarding and nftables rules. */
+int sites_network(const struct lab *l, struct kerr *e);
+/* State file round trip: "sites", "public_link", "public_address". */
+void sites_to_json(const struct lab *l, json_t *state);
+int sites_from_json(struct lab *l, const json_t *state, struct kerr *e);
+void sites_free(struct lab *l);
 
 /* ---- mirror.c ------------------------------------------------------- */
 
