@@ -48,6 +48,13 @@ struct lab_host {
 	unsigned ngpus;
 	struct lab_disk *disks;
 	size_t ndisks;
+	/* --bmc (nodes only; bmc.c): its ipmi_sim on the management network */
+	char *bmc_netns;       /* "<lab>-bmc-<name>", NULL = no BMC */
+	char *bmc_addr;        /* its address on the management bridge */
+	pid_t bmc_pid;         /* ipmi_sim, 0 before it started */
+	unsigned long long bmc_start;
+	bool power_off;        /* powered off through its BMC (stays off) */
+	char *bootdev;         /* boot device the BMC was last given, NULL = default */
 };
 
 struct lab {
@@ -64,6 +71,11 @@ struct lab {
 	char *unreachable;     /* route added in the machine's namespace, or NULL */
 	bool rt_mounted;
 	struct lab_mirror *mirror;  /* NULL = none (mirror.c) */
+	/* --bmc: the management network (NULL without) */
+	char *bmc_subnet;      /* "a.b.c.d/p": SUBNET with its second octet + 1 */
+	char *bmc_netns;       /* "<lab>-mgmt": the management bridge br0 */
+	char *bmc_link;        /* the machine's veth on it ("km-<lab>") */
+	char *bmc_root_addr;   /* its address (.1) */
 	struct lab_host *hosts;
 	size_t nhosts;
 };
@@ -169,6 +181,22 @@ int hw_host_prepare(const struct lab_host *h, struct kerr *e);
 int hw_init_dev(const struct lab_host *h, const char *newroot, char *why, size_t n);
 int hw_init_sys(const struct lab_host *h, const char *newroot, char *why, size_t n);
 int hw_init_mounts(const struct lab_host *h, char *why, size_t n);
+
+/* ---- bmc.c: the simulated BMCs ------------------------------------ */
+
+#define LAB_BMC_USER "admin"
+#define LAB_BMC_PASSWORD_FILE "bmc-password"   /* in the lab's dir, 0600 */
+
+/*
+ * Write DIR/bmc-password (a new random password), each node's lan.conf
+ * and bmc.emu under h->rt/bmc, and start one ipmi_sim per node in its
+ * BMC namespace (its chassis control program is `kiln lab bmc-action`,
+ * this same binary); wait until each listens on UDP 623.  Sets
+ * h->bmc_pid and h->bmc_start.  No-op without --bmc.
+ */
+int bmc_start(struct lab *l, struct kerr *e);
+/* Is the node's ipmi_sim the process we started? */
+bool bmc_alive(const struct lab_host *h);
 
 /* ---- mirror.c ------------------------------------------------------- */
 
