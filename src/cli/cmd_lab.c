@@ -183,9 +183,11 @@ static void print_status(const json_t *st)
 		const char *addr = json_string_value(json_array_get(addrs, json_array_size(addrs) - 1));
 		const json_t *b = json_object_get(h, "bmc");
 		printf("%-10s %-16s %-9s %s", json_string_value(json_object_get(h, "name")),
-		       addr, pid, json_is_true(json_object_get(h, "alive")) ? "alive" : "dead ");
+		       addr, pid, json_is_true(json_object_get(h, "alive")) ? "alive" : "dead");
+		/* The state ends the line without a BMC (scripts grep for "dead$"). */
 		if (json_is_object(b))
-			printf("  %-16s %-5s %s%s", json_string_value(json_object_get(b, "address")),
+			printf("%s  %-16s %-5s %s%s", json_is_true(json_object_get(h, "alive")) ? "" : " ",
+			       json_string_value(json_object_get(b, "address")),
 			       json_string_value(json_object_get(b, "power")),
 			       json_string_value(json_object_get(b, "bootdev")),
 			       json_is_true(json_object_get(b, "alive")) ? "" : " (BMC dead)");
