@@ -4,8 +4,9 @@
 # bmc: settings lab up wrote into cluster.yaml (IPMI 2.0 lanplus from the
 # machine).  Power off really stops the node (its init is gone, ssh fails,
 # exec refuses, the other node is untouched); power on and cycle start it
-# again with the files written before; bootdev is recorded by the lab;
-# `lab down` leaves no ipmi_sim, no management namespace and no veth.
+# again with the files written before; bootdev is recorded by the lab; both
+# nodes powered off and on at once; `lab down` leaves no ipmi_sim, no
+# management namespace and no veth, also after an `up` killed midway.
 . "$(dirname "$0")/lib.sh"
 command -v ipmi_sim >/dev/null || fail "ipmi_sim missing (apt-get install openipmi)"
 lab_up 2 --bmc
@@ -96,16 +97,50 @@ kiln_rc 0 bootdev pxe node1 --once -f "$SPEC"
 assert_eq "$(host_field node1 "['bmc']['bootdev']")" pxe "node1 boot device"
 assert_eq "$(host_field node2 "['bmc']['bootdev']")" default "node2 boot device"
 
+say "both nodes at once: off all, on all (each BMC's action under the lab's lock)"
+kiln_rc 0 power off all -f "$SPEC"
+assert_eq "$(power_of all)" "node1=off node2=off" "power status after off all"
+kiln_rc 0 -o json lab status --dir "$LAB"
+assert_eq "$(json "[(h['init_pid'], h['bmc']['power']) for h in j['hosts']]")" "[(None, 'off'), (None, 'off')]" "lab status after off all"
+kiln_rc 0 power on all -f "$SPEC"
+ssh_back node1
+ssh_back node2
+assert_eq "$(sshn node1 cat /root/bmc-probe)" kept-across-power "file after off all, on all"
+assert_eq "$(power_of all)" "node1=on node2=on" "power status after on all"
+
+# no_bmc_left PIDS...: the lab's ipmi_sims, namespaces, veth and route are gone.
+no_bmc_left() {
+	local p
+	for p in "$@"; do pid_dead "$p" || fail "ipmi_sim $p left after down"; done
+	for p in $(pgrep -x ipmi_sim || true); do
+		if grep -q "/run/kiln-lab/$LAB_NAME/" "/proc/$p/cmdline" 2>/dev/null && ! pid_dead "$p"; then
+			fail "ipmi_sim $p of the lab left after down"
+		fi
+	done
+	ip netns list | grep -q "^$LAB_NAME-" && fail "namespaces left: $(ip netns list | grep "^$LAB_NAME-" | tr '\n' ' ')"
+	ip link show "km-$LAB_NAME" >/dev/null 2>&1 && fail "veth km-$LAB_NAME left"
+	ip route show | grep -q "^$MGMT.0/24" && fail "route to the management subnet left"
+	[ -e "/run/kiln-lab/$LAB_NAME.json" ] && fail "state file left"
+	return 0
+}
+
 say "lab down: no ipmi_sim, no management network"
 bmcpids="$(host_field node1 "['bmc']['pid']") $(host_field node2 "['bmc']['pid']")"
 kiln_rc 0 lab down --dir "$LAB"
-for p in $bmcpids; do pid_dead "$p" || fail "ipmi_sim $p left after down"; done
-for p in $(pgrep -x ipmi_sim || true); do
-	if grep -q "/run/kiln-lab/$LAB_NAME/" "/proc/$p/cmdline" 2>/dev/null && ! pid_dead "$p"; then
-		fail "ipmi_sim $p of the lab left after down"
-	fi
+no_bmc_left $bmcpids
+
+say "an up killed once its BMCs run: down still removes them"
+"$KILN" lab up --nodes 2 --bmc --dir "$LAB" --name "$LAB_NAME" --subnet "$LAB_SUBNET" >/dev/null 2>&1 &
+up=$!
+sims=""
+for _ in $(seq 1 500); do
+	sims=$(pgrep -f "^/usr/bin/ipmi_sim .*/run/kiln-lab/$LAB_NAME/node2/" || true)
+	[ -n "$sims" ] && break
+	kill -0 $up 2>/dev/null || break
+	sleep 0.01
 done
-ip netns list | grep -q "^$LAB_NAME-" && fail "namespaces left: $(ip netns list | grep "^$LAB_NAME-" | tr '\n' ' ')"
-ip link show "km-$LAB_NAME" >/dev/null 2>&1 && fail "veth km-$LAB_NAME left"
-ip route show | grep -q "^$MGMT.0/24" && fail "route to the management subnet left"
-true
+kill -9 $up 2>/dev/null || true
+wait $up 2>/dev/null || true
+[ -n "$sims" ] || fail "node2's ipmi_sim never ran during up"
+kiln_rc 0 lab down --name "$LAB_NAME"
+no_bmc_left $sims
