@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #define BMC_WAIT_MS 10000
-#define IPMI_SIM "/usr/bin/ipmi_sim"
 
 bool bmc_alive(const struct lab_host *h)
 {
@@ -122,16 +121,20 @@ static int bmc_fork(struct lab_host *h, const char *dir, struct kerr *e)
 		goto out;
 	}
 	if (pid == 0) {
-		char *argv[] = { IPMI_SIM, "-n", "-c", conf, "-f", emu, "-s", state, NULL };
+		char *argv[] = { LAB_IPMI_SIM, "-n", "-c", conf, "-f", emu, "-s", state, NULL };
 		if (setns(nfd, CLONE_NEWNET) < 0)
-			_exit(127);
+			_exit(126);
 		setsid();
-		int in = open("/dev/null", O_RDONLY);
-		int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		/* Only async-signal-safe calls here; failures end up in sim.log. */
+		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
 			_exit(127);
 		syscall(SYS_close_range, 3, ~0U, 0);
 		execv(argv[0], argv);
+		static const char msg[] = "kiln: exec " LAB_IPMI_SIM " failed\n";
+		ssize_t w = write(2, msg, sizeof(msg) - 1);
+		(void)w;
 		_exit(127);
 	}
 	h->bmc_pid = pid;
@@ -177,8 +180,8 @@ int bmc_start(struct lab *l, struct kerr *e)
 
 	if (!l->bmc_netns)
 		return 0;
-	if (access(IPMI_SIM, X_OK) < 0)
-		return kerr_set(e, -ENOENT, "--bmc: %s is missing (apt-get install openipmi)", IPMI_SIM);
+	if (access(LAB_IPMI_SIM, X_OK) < 0)
+		return kerr_set(e, -ENOENT, "--bmc: %s is missing (apt-get install openipmi)", LAB_IPMI_SIM);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n < 0)
 		return kerr_set(e, -errno, "readlink /proc/self/exe: %s", strerror(errno));

@@ -1116,6 +1116,11 @@ int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e)
 	buf_init(&hosts, 0);
 	if (status)
 		*status = NULL;
+	if (o->bmc && access(LAB_IPMI_SIM, X_OK) < 0) {
+		r = kerr_set(e, -ENOENT, "--bmc: %s is missing (apt-get install openipmi)",
+			     LAB_IPMI_SIM);
+		goto out;
+	}
 	if ((r = lab_check_tools(e)) < 0 || (r = lab_plan(o, l, e)) < 0 ||
 	    (r = mirror_plan(l, o->mirror, e)) < 0 ||
 	    (r = mkdir_or_fail(LAB_RUNTIME_DIR, 0755, e)) < 0 || (r = lab_check_free(l, e)) < 0)

@@ -186,6 +186,7 @@ int hw_init_mounts(const struct lab_host *h, char *why, size_t n);
 
 #define LAB_BMC_USER "admin"
 #define LAB_BMC_PASSWORD_FILE "bmc-password"   /* in the lab's dir, 0600 */
+#define LAB_IPMI_SIM "/usr/bin/ipmi_sim"       /* Debian's openipmi */
 
 /*
  * Write DIR/bmc-password (a new random password), each node's lan.conf
