@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -81,16 +82,19 @@ static char *addr_at(uint32_t net, uint32_t off)
 	return xasprintf("%u.%u.%u.%u", v >> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255);
 }
 
-/* The machine-side veth: "kl-NAME", or "kl-" + a hash when NAME is long. */
-static char *root_link_name(const char *name)
+/*
+ * A machine-side veth: "PFX-NAME" ("kl" the lab bridge, "km" the management
+ * bridge), or "PFX-" + a hash when NAME is long.
+ */
+static char *root_link_name(const char *pfx, const char *name)
 {
 	uint32_t h = 2166136261u;
 
 	if (strlen(name) <= IFNAMSIZ - 1 - 3)
-		return xasprintf("kl-%s", name);
+		return xasprintf("%s-%s", pfx, name);
 	for (const char *p = name; *p; p++)
 		h = (h ^ (unsigned char)*p) * 16777619u;
-	return xasprintf("kl-%08x", h);
+	return xasprintf("%s-%08x", pfx, h);
 }
 
 /* ---- the lab struct and its state file ------------------------------ */
@@ -106,6 +110,9 @@ void lab_free(struct lab *l)
 		free(h->addr);
 		free(h->uplink);
 		free(h->rt);
+		free(h->bmc_netns);
+		free(h->bmc_addr);
+		free(h->bootdev);
 		hw_host_release(h);
 	}
 	sites_free(l);
@@ -119,6 +126,10 @@ void lab_free(struct lab *l)
 	free(l->root_link);
 	free(l->root_addr);
 	free(l->unreachable);
+	free(l->bmc_subnet);
+	free(l->bmc_netns);
+	free(l->bmc_link);
+	free(l->bmc_root_addr);
 	mirror_free(l->mirror);
 	free(l);
 }
@@ -155,6 +166,12 @@ static int lab_save(const struct lab *l, struct kerr *e)
 			"address", h->addr, "uplink", jstr_or_null(h->uplink),
 			"runtime", h->rt, "pid", (json_int_t)h->pid,
 			"start", (json_int_t)h->start, "gpus", gpus, "disks", disks));
+		if (h->bmc_netns)
+			json_object_set_new(json_array_get(hosts, i), "bmc", json_pack(
+				"{s:s, s:s, s:I, s:I, s:b, s:o}", "netns", h->bmc_netns,
+				"address", h->bmc_addr, "pid", (json_int_t)h->bmc_pid,
+				"start", (json_int_t)h->bmc_start, "power_off", h->power_off,
+				"bootdev", jstr_or_null(h->bootdev)));
 		for (size_t k = 0; k < h->ndisks; k++)
 			json_array_append_new(files, json_string(h->disks[k].file));
 	}
@@ -171,6 +188,16 @@ static int lab_save(const struct lab *l, struct kerr *e)
 	for (size_t i = 0; i < l->nhosts; i++)
 		json_array_append_new(nss, json_string(l->hosts[i].netns));
 	json_array_append_new(links, json_string(l->root_link));
+	if (l->bmc_netns) {
+		json_object_set_new(j, "bmc", json_pack("{s:s, s:s, s:s, s:s}",
+			"subnet", l->bmc_subnet, "netns", l->bmc_netns, "root_link", l->bmc_link,
+			"root_address", l->bmc_root_addr));
+		json_array_append_new(nss, json_string(l->bmc_netns));
+		for (size_t i = 0; i < l->nhosts; i++)
+			if (l->hosts[i].bmc_netns)
+				json_array_append_new(nss, json_string(l->hosts[i].bmc_netns));
+		json_array_append_new(links, json_string(l->bmc_link));
+	}
 	if (l->rt_mounted)
 		json_array_append_new(mounts, json_string(l->rt));
 	json_object_set_new(j, "made_netns", nss);
@@ -226,6 +253,17 @@ static int lab_load(const char *name, struct lab **out, struct kerr *e)
 	l->rt_mounted = json_is_true(json_object_get(j, "runtime_mounted"));
 	l->state_path = xstrdup(path);
 	l->mirror = mirror_from_json(json_object_get(j, "mirror"));
+	json_t *bmc = json_object_get(j, "bmc");
+	if (json_is_object(bmc)) {
+		l->bmc_subnet = jdup(bmc, "subnet");
+		l->bmc_netns = jdup(bmc, "netns");
+		l->bmc_link = jdup(bmc, "root_link");
+		l->bmc_root_addr = jdup(bmc, "root_address");
+		if (!l->bmc_subnet || !l->bmc_netns || !l->bmc_link || !l->bmc_root_addr) {
+			r = kerr_set(e, -EINVAL, "%s: incomplete bmc", path);
+			goto out;
+		}
+	}
 	json_t *hosts = json_object_get(j, "hosts");
 	if (!l->name || !l->dir || !l->rt || !l->subnet || !l->sw_netns ||
 	    !l->root_link || !l->root_addr || !json_is_array(hosts)) {
@@ -248,6 +286,19 @@ static int lab_load(const char *name, struct lab **out, struct kerr *e)
 		h->systemd = init && !strcmp(init, "systemd");
 		h->pid = (pid_t)json_integer_value(json_object_get(hj, "pid"));
 		h->start = (unsigned long long)json_integer_value(json_object_get(hj, "start"));
+		json_t *hb = json_object_get(hj, "bmc");
+		if (json_is_object(hb)) {
+			h->bmc_netns = jdup(hb, "netns");
+			h->bmc_addr = jdup(hb, "address");
+			h->bmc_pid = (pid_t)json_integer_value(json_object_get(hb, "pid"));
+			h->bmc_start = (unsigned long long)json_integer_value(json_object_get(hb, "start"));
+			h->power_off = json_is_true(json_object_get(hb, "power_off"));
+			h->bootdev = jdup(hb, "bootdev");
+			if (!h->bmc_netns || !h->bmc_addr) {
+				r = kerr_set(e, -EINVAL, "%s: host %zu: incomplete bmc", path, i);
+				goto out;
+			}
+		}
 		if (!h->name || !h->netns || !h->addr || !h->rt) {
 			r = kerr_set(e, -EINVAL, "%s: host %zu is incomplete", path, i);
 			goto out;
@@ -436,6 +487,36 @@ static char *host_path(const struct lab_host *h, const char *sub)
 
 /* ---- making the lab ------------------------------------------------- */
 
+/*
+ * --bmc: the management network is SUBNET with its second octet plus one
+ * (10.213.5.0/24 -> 10.214.5.0/24): .1 the machine, .11 + i node(i+1)'s
+ * BMC, as on the lab bridge.  No side effects.
+ */
+static int bmc_plan(struct lab *l, uint32_t net, struct kerr *e)
+{
+	char *cidr;
+	size_t k = 0;
+
+	if (((net >> 16) & 255) == 255)
+		return kerr_set(e, -EINVAL, "--bmc: subnet %s has no management subnet (its second octet + 1): pick another with --subnet",
+				l->subnet);
+	uint32_t m = net + (1U << 16);
+	cidr = addr_at(m, 0);
+	l->bmc_subnet = xasprintf("%s/%d", cidr, l->prefix);
+	free(cidr);
+	l->bmc_netns = xasprintf("%s-mgmt", l->name);
+	l->bmc_link = root_link_name("km", l->name);
+	l->bmc_root_addr = addr_at(m, 1);
+	for (size_t i = 0; i < l->nhosts; i++) {
+		struct lab_host *h = &l->hosts[i];
+		if (h->bastion)
+			continue;
+		h->bmc_netns = xasprintf("%s-bmc-%s", l->name, h->name);
+		h->bmc_addr = addr_at(m, 11 + (uint32_t)k++);
+	}
+	return 0;
+}
+
 /* Fill l (names, addresses, hosts) from the options; no side effects. */
 static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 {
@@ -473,7 +554,7 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 	l->rt = xasprintf("%s/%s", LAB_RUNTIME_DIR, l->name);
 	l->state_path = state_path_of(l->name);
 	l->sw_netns = xasprintf("%s-sw", l->name);
-	l->root_link = root_link_name(l->name);
+	l->root_link = root_link_name("kl", l->name);
 	if (o->bastion) {
 		l->root_addr = addr_at(net, size - 3);
 		l->unreachable = xstrdup(l->subnet);
@@ -513,15 +594,26 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 		l->hosts[i].netns = xasprintf("%s-%s", l->name, l->hosts[i].name);
 		l->hosts[i].rt = xasprintf("%s/%s", l->rt, l->hosts[i].name);
 	}
-	return 0;
+	return o->bmc ? bmc_plan(l, net, e) : 0;
+}
+
+/* Every IPv4 range l claims: its subnet, its sites' and the public one
+ * (sites.c), its management subnet (--bmc).  Returns how many. */
+#define LAB_RANGES (LAB_SITES_RANGES + 1)
+static size_t lab_ranges(const struct lab *l, uint32_t *nets, int *prefixes)
+{
+	size_t n = sites_ranges(l, nets, prefixes, LAB_SITES_RANGES);
+	if (l->bmc_subnet && subnet_parse(l->bmc_subnet, &nets[n], &prefixes[n], NULL) == 0)
+		n++;
+	return n;
 }
 
 /* Refuse a lab whose name, namespaces or subnet are taken. */
 static int lab_check_free(const struct lab *l, struct kerr *e)
 {
 	struct strv names = STRV_INIT;
-	uint32_t nets[LAB_SITES_RANGES], onets[LAB_SITES_RANGES];
-	int prefixes[LAB_SITES_RANGES], oprefixes[LAB_SITES_RANGES], r;
+	uint32_t nets[LAB_RANGES], onets[LAB_RANGES];
+	int prefixes[LAB_RANGES], oprefixes[LAB_RANGES], r;
 
 	if (path_exists(l->state_path) || path_exists(l->rt))
 		return kerr_set(e, -EEXIST, "lab '%s' already exists (remove it with 'kiln lab down --name %s')",
@@ -534,6 +626,12 @@ static int lab_check_free(const struct lab *l, struct kerr *e)
 		taken = path_exists(ns);
 		free(ns);
 	}
+	for (size_t i = 0; !taken && l->bmc_netns && i <= l->nhosts; i++) {
+		const char *n = i < l->nhosts ? l->hosts[i].bmc_netns : l->bmc_netns;
+		ns = n ? xasprintf("/run/netns/%s", n) : NULL;
+		taken = ns && path_exists(ns);
+		free(ns);
+	}
 	if (taken)
 		return kerr_set(e, -EEXIST, "network namespaces named '%s-*' already exist",
 				l->name);
@@ -541,20 +639,24 @@ static int lab_check_free(const struct lab *l, struct kerr *e)
 		return kerr_set(e, -EEXIST, "network interface '%s' already exists", l->root_link);
 	if (l->pub_link && if_nametoindex(l->pub_link))
 		return kerr_set(e, -EEXIST, "network interface '%s' already exists", l->pub_link);
-	/* With --sites a lab claims its sites' subnets and the public one too. */
-	size_t n = sites_ranges(l, nets, prefixes, LAB_SITES_RANGES);
+	if (l->bmc_link && if_nametoindex(l->bmc_link))
+		return kerr_set(e, -EEXIST, "network interface '%s' already exists", l->bmc_link);
+	/* A lab claims its subnet, its sites' and the public one, and its
+	 * management subnet. */
+	size_t n = lab_ranges(l, nets, prefixes);
 	if ((r = lab_list(&names, e)) < 0)
 		return r;
 	for (size_t i = 0; i < names.n && r == 0; i++) {
 		struct lab *o = NULL;
 		if (lab_load(names.v[i], &o, NULL) == 0) {
-			size_t on = sites_ranges(o, onets, oprefixes, LAB_SITES_RANGES);
+			size_t on = lab_ranges(o, onets, oprefixes);
 			for (size_t a = 0; a < n && r == 0; a++)
 				for (size_t b = 0; b < on && r == 0; b++)
 					if (ipv4_subnets_overlap(nets[a], prefixes[a], onets[b], oprefixes[b]))
 						r = kerr_set(e, -EEXIST, "subnet %s%s overlaps lab '%s' (%s%s): pick another with --subnet",
-							     l->subnet, n > 1 ? " and its sites'" : "", o->name, o->subnet,
-							     on > 1 ? " and its sites'" : "");
+							     l->subnet, n > 1 ? " (with its sites' or management subnet)" : "",
+							     o->name, o->subnet,
+							     on > 1 ? " with its sites' or management subnet" : "");
 		}
 		lab_free(o);
 	}
@@ -660,6 +762,56 @@ out:
 	return r;
 }
 
+/*
+ * --bmc: the management namespace NAME-mgmt with bridge br0, the machine's
+ * veth on it, and each node's BMC namespace NAME-bmc-HOST with one leg.
+ */
+static int bmc_network(const struct lab *l, struct kerr *e)
+{
+	struct buf root, sw, hb;
+	int r;
+
+	buf_init(&root, 0);
+	buf_init(&sw, 0);
+	buf_init(&hb, 0);
+	buf_printf(&root, "netns add %s\n", l->bmc_netns);
+	for (size_t i = 0; i < l->nhosts; i++)
+		if (l->hosts[i].bmc_netns)
+			buf_printf(&root, "netns add %s\n", l->hosts[i].bmc_netns);
+	buf_printf(&root, "link add %s type veth peer name up0 netns %s\n", l->bmc_link,
+		   l->bmc_netns);
+	buf_printf(&root, "addr add %s/%d dev %s\nlink set %s up\n", l->bmc_root_addr,
+		   l->prefix, l->bmc_link, l->bmc_link);
+	if ((r = ip_batch(NULL, root.s, e)) < 0)
+		goto out;
+	buf_adds(&sw, "link set lo up\nlink add br0 type bridge\nlink set br0 up\n"
+		      "link set up0 master br0\nlink set up0 up\n");
+	for (size_t i = 0; i < l->nhosts; i++) {
+		const struct lab_host *h = &l->hosts[i];
+		if (!h->bmc_netns)
+			continue;
+		buf_printf(&sw, "link add b%zu type veth peer name eth0 netns %s\n", i, h->bmc_netns);
+		buf_printf(&sw, "link set b%zu master br0\nlink set b%zu up\n", i, i);
+	}
+	if ((r = ip_batch(l->bmc_netns, sw.s, e)) < 0)
+		goto out;
+	for (size_t i = 0; i < l->nhosts; i++) {
+		const struct lab_host *h = &l->hosts[i];
+		if (!h->bmc_netns)
+			continue;
+		buf_reset(&hb);
+		buf_printf(&hb, "link set lo up\naddr add %s/%d dev eth0\nlink set eth0 up\n",
+			   h->bmc_addr, l->prefix);
+		if ((r = ip_batch(h->bmc_netns, hb.s, e)) < 0)
+			goto out;
+	}
+out:
+	buf_release(&root);
+	buf_release(&sw);
+	buf_release(&hb);
+	return r;
+}
+
 /* Namespaces, the bridge, veths, addresses and routes. */
 static int lab_network(const struct lab *l, struct kerr *e)
 {
@@ -718,6 +870,8 @@ static int lab_network(const struct lab *l, struct kerr *e)
 			goto out;
 	}
 	r = sites_network(l, e);
+	if (r == 0 && l->bmc_netns)
+		r = bmc_network(l, e);
 out:
 	buf_release(&root);
 	buf_release(&sw);
@@ -755,6 +909,10 @@ static int lab_write_dir(const struct lab *l, struct kerr *e)
 			buf_printf(&y, "    bastion: root@%s:22\n", bastion->uplink);
 		if (h->cloud)
 			buf_printf(&y, "    vars:\n      endpoint: \"%s:%d\"\n", h->addr, LAB_WG_PORT);
+		if (h->bmc_addr)
+			buf_printf(&y, "    bmc:\n      type: ipmi\n      address: %s\n"
+				       "      user: %s\n      password_file: %s\n",
+				   h->bmc_addr, LAB_BMC_USER, LAB_BMC_PASSWORD_FILE);
 	}
 	buf_adds(&y, "\nstacks:\n  base:\n    admin_user:\n      name: kiln\n"
 		     "      key_files: [keys/id_ed25519.pub]\n");
@@ -874,9 +1032,10 @@ static int lab_start_hosts(struct lab *l, struct kerr *e)
  */
 static int lab_teardown(struct lab *l, struct kerr *e)
 {
-	const char **ns = xcalloc(l->nhosts + 1, sizeof(*ns));
-	pid_t *pids = xcalloc(l->nhosts + 1, sizeof(*pids));
-	unsigned long long *starts = xcalloc(l->nhosts + 1, sizeof(*starts));
+	const char **ns = xcalloc(2 * l->nhosts + 2, sizeof(*ns));
+	pid_t *pids = xcalloc(2 * l->nhosts + 1, sizeof(*pids));
+	unsigned long long *starts = xcalloc(2 * l->nhosts + 1, sizeof(*starts));
+	size_t nns = l->nhosts + 1, npids = l->nhosts;
 	struct buf b;
 	struct kerr tmp;
 	int r = 0, q;
@@ -888,7 +1047,16 @@ static int lab_teardown(struct lab *l, struct kerr *e)
 		pids[i] = l->hosts[i].pid;
 		starts[i] = l->hosts[i].start;
 	}
-	if ((q = host_kill_netns(ns, l->nhosts + 1, pids, starts, l->nhosts, &tmp)) < 0 && !r) {
+	/* --bmc: the ipmi_sims (and any bmc-action they run) and their namespaces. */
+	if (l->bmc_netns)
+		ns[nns++] = l->bmc_netns;
+	for (size_t i = 0; i < l->nhosts; i++)
+		if (l->hosts[i].bmc_netns) {
+			ns[nns++] = l->hosts[i].bmc_netns;
+			pids[npids] = l->hosts[i].bmc_pid;
+			starts[npids++] = l->hosts[i].bmc_start;
+		}
+	if ((q = host_kill_netns(ns, nns, pids, starts, npids, &tmp)) < 0 && !r) {
 		r = q;
 		if (e)
 			*e = tmp;
@@ -915,6 +1083,8 @@ static int lab_teardown(struct lab *l, struct kerr *e)
 		buf_printf(&b, "link del %s\n", l->root_link);
 	if (l->pub_link && if_nametoindex(l->pub_link))
 		buf_printf(&b, "link del %s\n", l->pub_link);
+	if (l->bmc_link && if_nametoindex(l->bmc_link))
+		buf_printf(&b, "link del %s\n", l->bmc_link);
 	if (l->unreachable) {
 		char *argv[] = { "ip", "route", "del", "unreachable", l->unreachable, NULL };
 		struct buf out;
@@ -928,7 +1098,7 @@ static int lab_teardown(struct lab *l, struct kerr *e)
 		}
 		buf_release(&out);
 	}
-	for (size_t i = 0; i < l->nhosts + 1; i++) {
+	for (size_t i = 0; i < nns; i++) {
 		char *p = xasprintf("/run/netns/%s", ns[i]);
 		if (path_exists(p))
 			buf_printf(&b, "netns del %s\n", ns[i]);
@@ -981,6 +1151,11 @@ int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e)
 	buf_init(&hosts, 0);
 	if (status)
 		*status = NULL;
+	if (o->bmc && access(LAB_IPMI_SIM, X_OK) < 0) {
+		r = kerr_set(e, -ENOENT, "--bmc: %s is missing (apt-get install openipmi)",
+			     LAB_IPMI_SIM);
+		goto out;
+	}
 	if ((r = lab_check_tools(e)) < 0 || (r = lab_plan(o, l, e)) < 0 ||
 	    (r = mirror_plan(l, o->mirror, e)) < 0 ||
 	    (r = mkdir_or_fail(LAB_RUNTIME_DIR, 0755, e)) < 0 || (r = lab_check_free(l, e)) < 0)
@@ -1025,6 +1200,7 @@ int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e)
 	if (l->nhosts && l->hosts[0].systemd && (r = host_systemd_limits(l->nhosts, e)) < 0)
 		goto fail;
 	if ((r = lab_network(l, e)) < 0 || (r = mirror_start(l, e)) < 0 ||
+	    (r = bmc_start(l, e)) < 0 ||
 	    (r = lab_save(l, e)) < 0 || (r = lab_start_hosts(l, e)) < 0 ||
 	    (r = lab_write_dir(l, e)) < 0 || (r = lab_save(l, e)) < 0)
 		goto fail;
@@ -1091,6 +1267,14 @@ int lab_status(const char *name_or_dir, json_t **out, struct kerr *e)
 			"init_pid", alive ? json_integer(h->pid) : json_null(),
 			"sshd_pid", sshd ? json_integer(sshd) : json_null(),
 			"alive", alive && sshd, "site", h->site ? json_string(h->site) : json_null()));
+		json_t *bmc = json_null();
+		if (h->bmc_netns)
+			bmc = json_pack("{s:s, s:s, s:o, s:b, s:s, s:s}", "address", h->bmc_addr,
+					"netns", h->bmc_netns,
+					"pid", bmc_alive(h) ? json_integer(h->bmc_pid) : json_null(),
+					"alive", bmc_alive(h), "power", alive ? "on" : "off",
+					"bootdev", h->bootdev ? h->bootdev : "default");
+		json_object_set_new(json_array_get(hosts, i), "bmc", bmc);
 	}
 	*out = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:o, s:o}", "name", l->name,
 			 "dir", l->dir, "subnet", l->subnet,
@@ -1105,6 +1289,7 @@ int lab_status(const char *name_or_dir, json_t **out, struct kerr *e)
 	json_object_set_new(*out, "sites", sites);
 	json_object_set_new(*out, "public_address",
 			    l->pub_addr ? json_string(l->pub_addr) : json_null());
+	json_object_set_new(*out, "bmc_subnet", jstr_or_null(l->bmc_subnet));
 	lab_free(l);
 	return 0;
 }
@@ -1137,7 +1322,10 @@ int lab_exec(const char *name_or_dir, const char *host, char *const argv[],
 		return kerr_set(e, -EINVAL, "no command to run");
 	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
 		return r;
-	r = host_exec(h, argv, exit_status, e);
+	if (h->power_off && !host_alive(h))
+		r = kerr_set(e, -EHOSTDOWN, "%s is powered off (kiln power on %s)", h->name, h->name);
+	else
+		r = host_exec(h, argv, exit_status, e);
 	lab_free(l);
 	return r;
 }
@@ -1194,19 +1382,23 @@ const char *lab_default_init(void)
 	return host_systemd_usable(NULL) == 0 ? "systemd" : "tiny";
 }
 
+static int lab_open_locked(const char *name_or_dir, const char *host, struct lab **l,
+			   struct lab_host **h, int *lock, struct kerr *e);
+
 int lab_reboot(const char *name_or_dir, const char *host, struct kerr *e)
 {
 	struct lab *l;
 	struct lab_host *h;
-	int fd = -1, r;
+	int fd = -1, lock = -1, r;
 
-	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
+	if ((r = lab_open_locked(name_or_dir, host, &l, &h, &lock, e)) < 0)
 		return r;
 	/* Same upper dirs, addresses and host key: only the processes change. */
 	if ((r = host_stop(h, REBOOT_STOP_MS, e)) < 0)
 		goto out;
 	h->pid = 0;
 	h->start = 0;
+	h->power_off = false;
 	if ((r = host_spawn(h, &fd, e)) < 0) {
 		lab_save(l, NULL);
 		goto out;
@@ -1219,5 +1411,137 @@ int lab_reboot(const char *name_or_dir, const char *host, struct kerr *e)
 		r = hosts_wait_sshd(&h, 1, SSHD_WAIT_MS, e);
 out:
 	lab_free(l);
+	close(lock);
+	return r;
+}
+
+/*
+ * Open a lab and one host under the lab's lock (a file in its runtime
+ * tmpfs, *lock; close it to release), read after the lock is held: the
+ * BMC actions of several nodes and reboot change processes and the state
+ * file one at a time.
+ */
+static int lab_open_locked(const char *name_or_dir, const char *host, struct lab **l,
+			   struct lab_host **h, int *lock, struct kerr *e)
+{
+	int r = lab_open_host(name_or_dir, host, l, h, e);
+
+	*lock = -1;
+	if (r < 0)
+		return r;
+	char *p = xasprintf("%s/lock", (*l)->rt), *name = xstrdup((*l)->name);
+	lab_free(*l);
+	*l = NULL;
+	*lock = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*lock < 0)
+		r = kerr_set(e, -errno, "%s: %s", p, strerror(errno));
+	while (r == 0 && flock(*lock, LOCK_EX) < 0)
+		if (errno != EINTR)
+			r = kerr_set(e, -errno, "lock %s: %s", p, strerror(errno));
+	if (r == 0)
+		r = lab_open_host(name, host, l, h, e);
+	if (r < 0 && *lock >= 0) {
+		close(*lock);
+		*lock = -1;
+	}
+	free(p);
+	free(name);
+	return r;
+}
+
+/* Power a BMC's host off (the reboot's stop half) or on (its start half). */
+static int bmc_power(struct lab *l, struct lab_host *h, bool on, struct kerr *e)
+{
+	int fd = -1, r;
+
+	if (!on) {
+		if ((r = host_stop(h, REBOOT_STOP_MS, e)) < 0)
+			return r;
+		h->pid = 0;
+		h->start = 0;
+		h->power_off = true;
+		return lab_save(l, e);
+	}
+	h->power_off = false;
+	if (host_alive(h))
+		return lab_save(l, e);
+	if ((r = host_spawn(h, &fd, e)) < 0) {
+		h->power_off = true;
+		lab_save(l, NULL);
+		return r;
+	}
+	if ((r = lab_save(l, e)) < 0) {
+		close(fd);
+		return r;
+	}
+	/* Booted, not waited for: a real BMC answers before the OS is up. */
+	return host_read_report(fd, h, REPORT_WAIT_MS, e);
+}
+
+static bool bootdev_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 16)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-'))
+			return false;
+	return true;
+}
+
+int lab_bmc_action(const char *name_or_dir, const char *host, char *const args[],
+		   size_t nargs, struct buf *out, struct kerr *e)
+{
+	struct lab *l = NULL;
+	struct lab_host *h;
+	int lock = -1, r;
+	bool get = nargs && !strcmp(args[0], "get"), set = nargs && !strcmp(args[0], "set");
+
+	if (nargs < 2 || (!get && !set) || (set && (nargs - 1) % 2))
+		return kerr_set(e, -EINVAL, "bmc-action: expected 'get PARAM...' or 'set PARAM VALUE...'");
+	for (size_t i = 1; set && i < nargs; i += 2) {
+		const char *k = args[i], *v = args[i + 1];
+		if (!strcmp(k, "power") ? strcmp(v, "0") && strcmp(v, "1")
+		    : !strcmp(k, "boot") ? !bootdev_valid(v)
+		    : strcmp(k, "reset") && strcmp(k, "shutdown"))
+			return kerr_set(e, -EINVAL, "bmc-action: cannot set %s to '%s'", k, v);
+	}
+	for (size_t i = 1; get && i < nargs; i++)
+		if (strcmp(args[i], "power") && strcmp(args[i], "boot"))
+			return kerr_set(e, -EINVAL, "bmc-action: unknown parameter '%s'", args[i]);
+	r = get ? lab_open_host(name_or_dir, host, &l, &h, e)
+		: lab_open_locked(name_or_dir, host, &l, &h, &lock, e);
+	if (r < 0)
+		return r;
+	if (!h->bmc_netns) {
+		r = kerr_set(e, -ENOENT, "host '%s' has no BMC", h->name);
+		goto out;
+	}
+	for (size_t i = 1; get && i < nargs; i++)
+		if (!strcmp(args[i], "power"))
+			buf_printf(out, "power:%d\n", host_alive(h) ? 1 : 0);
+		else
+			buf_printf(out, "boot:%s\n", h->bootdev ? h->bootdev : "default");
+	for (size_t i = 1; set && i < nargs && r == 0; i += 2) {
+		const char *k = args[i], *v = args[i + 1];
+		if (!strcmp(k, "power")) {
+			r = bmc_power(l, h, !strcmp(v, "1"), e);
+		} else if (!strcmp(k, "shutdown")) {
+			r = bmc_power(l, h, false, e);
+		} else if (!strcmp(k, "reset")) {
+			/* A reset of a machine that is off leaves it off. */
+			if (host_alive(h) && (r = bmc_power(l, h, false, e)) == 0)
+				r = bmc_power(l, h, true, e);
+		} else {
+			free(h->bootdev);
+			h->bootdev = xstrdup(v);
+			r = lab_save(l, e);
+		}
+	}
+out:
+	lab_free(l);
+	if (lock >= 0)
+		close(lock);
 	return r;
 }

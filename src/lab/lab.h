@@ -61,6 +61,7 @@ struct lab_opts {
 				 lab_mirror_build() that the lab serves (docs/lab.md) */
 	const char *sites;    /* NULL or "NAME:N,...": hosts grouped into sites
 				 (needs bastion; docs/lab.md, Sites) */
+	bool bmc;             /* one ipmi_sim BMC per node (docs/lab.md, BMCs) */
 	const char *init;     /* NULL = the default (docs/lab.md, Hosts);
 				 "systemd": the machine's systemd is each host's
 				 PID 1; "tiny": kiln-lab-init */
@@ -83,7 +84,9 @@ int lab_down(const char *name_or_dir, struct kerr *e);
  *  "mirror": {"url","address","cache","pid": pid|null,"alive"}|null,
  *  "hosts":[{"name","role":"node"|"bastion","init":"systemd"|"tiny",
  *            "address","addresses":[..],
- *            "netns","init_pid","sshd_pid": pid|null,"alive": bool}]}
+ *            "netns","init_pid","sshd_pid": pid|null,"alive": bool,
+ *            "bmc": {"address","pid","alive","power":"on"|"off","bootdev"}|null}],
+ *  "bmc_subnet": cidr|null}
  * "alive" is true when the host's init and its sshd are running.
  */
 int lab_status(const char *name_or_dir, json_t **out, struct kerr *e);
@@ -127,6 +130,19 @@ int lab_rekey(const char *name_or_dir, const char *host, struct kerr *e);
  * units start again at boot).  The state file gets the new init pid.
  */
 int lab_reboot(const char *name_or_dir, const char *host, struct kerr *e);
+
+/*
+ * The chassis control program of a node's simulated BMC (ipmi_sim runs
+ * `kiln lab bmc-action --name LAB HOST get|set ...`): args are "get"
+ * followed by parameters (power, boot), or "set" followed by pairs
+ * (power 0|1, boot DEV, reset 1, shutdown 1).  get appends "PARAM:VALUE"
+ * lines to out.  set power 0 stops the host as lab_reboot() does (its
+ * files stay) and marks it powered off; set power 1 starts it again;
+ * boot is recorded in the state file.  Holds the lab's lock while it
+ * changes the state.
+ */
+int lab_bmc_action(const char *name_or_dir, const char *host, char *const args[],
+		   size_t nargs, struct buf *out, struct kerr *e);
 
 /* The init "up" gives hosts when o->init is NULL: "systemd" or "tiny". */
 const char *lab_default_init(void);

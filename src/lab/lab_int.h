@@ -51,6 +51,13 @@ struct lab_host {
 	unsigned ngpus;
 	struct lab_disk *disks;
 	size_t ndisks;
+	/* --bmc (nodes only; bmc.c): its ipmi_sim on the management network */
+	char *bmc_netns;       /* "<lab>-bmc-<name>", NULL = no BMC */
+	char *bmc_addr;        /* its address on the management bridge */
+	pid_t bmc_pid;         /* ipmi_sim, 0 before it started */
+	unsigned long long bmc_start;
+	bool power_off;        /* powered off through its BMC (stays off) */
+	char *bootdev;         /* boot device the BMC was last given, NULL = default */
 };
 
 struct lab {
@@ -71,6 +78,11 @@ struct lab {
 	size_t nsites;
 	char *pub_link;        /* --sites with clouds: the machine's veth on the public bridge */
 	char *pub_addr;        /* its address (no prefix) */
+	/* --bmc: the management network (NULL without) */
+	char *bmc_subnet;      /* "a.b.c.d/p": SUBNET with its second octet + 1 */
+	char *bmc_netns;       /* "<lab>-mgmt": the management bridge br0 */
+	char *bmc_link;        /* the machine's veth on it ("km-<lab>") */
+	char *bmc_root_addr;   /* its address (.1) */
 	struct lab_host *hosts;
 	size_t nhosts;
 };
@@ -206,6 +218,23 @@ int sites_network(const struct lab *l, struct kerr *e);
 void sites_to_json(const struct lab *l, json_t *state);
 int sites_from_json(struct lab *l, const json_t *state, struct kerr *e);
 void sites_free(struct lab *l);
+
+/* ---- bmc.c: the simulated BMCs ------------------------------------ */
+
+#define LAB_BMC_USER "admin"
+#define LAB_BMC_PASSWORD_FILE "bmc-password"   /* in the lab's dir, 0600 */
+#define LAB_IPMI_SIM "/usr/bin/ipmi_sim"       /* Debian's openipmi */
+
+/*
+ * Write DIR/bmc-password (a new random password), each node's lan.conf
+ * and bmc.emu under h->rt/bmc, and start one ipmi_sim per node in its
+ * BMC namespace (its chassis control program is `kiln lab bmc-action`,
+ * this same binary); wait until each listens on UDP 623.  Sets
+ * h->bmc_pid and h->bmc_start.  No-op without --bmc.
+ */
+int bmc_start(struct lab *l, struct kerr *e);
+/* Is the node's ipmi_sim the process we started? */
+bool bmc_alive(const struct lab_host *h);
 
 /* ---- mirror.c ------------------------------------------------------- */
 
