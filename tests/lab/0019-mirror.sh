@@ -3,32 +3,34 @@
 # once on the machine (from Debian's mirror; cached across runs), `kiln lab up
 # --mirror` serves them inside the lab, and a `package` resource installs zsh
 # on two nodes with apt, from that repository: its dependency zsh-common
-# comes along and its maintainer script (postinst: add-shell) runs.  The
-# machine installs nothing and its apt sources stay as they were.
+# comes along and its maintainer script (postinst: add-shell) runs; munge's
+# postinst makes its key and starts munge.service under the hosts' systemd.
+# The machine installs nothing and its apt sources stay as they were.
 . "$(dirname "$0")/lib.sh"
 CACHE=${KILN_MIRROR_CACHE:-/var/cache/kiln/lab-mirror}
-P=zsh D=zsh-common
+P=zsh D=zsh-common S=munge
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 # Every file of the machine's apt configuration, with its checksum.
 apt_sum() { find /etc/apt -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum; }
 debs_stat() { stat -c '%n %s %Y' "$CACHE"/repo/*.deb; }
 
-for p in $P $D; do
+for p in $P $D $S; do
 	installed $p && fail "$p is installed on the machine: this test needs a machine without it"
 done
 apt_before=$(apt_sum)
 shells_before=$(sha256sum </etc/shells)
 
-say "kiln lab mirror --packages $P (Debian's mirror the first time, the cache after)"
-kiln_rc 0 lab mirror --packages $P --cache "$CACHE"
+say "kiln lab mirror --packages $P,$S (Debian's mirror the first time, the cache after)"
+kiln_rc 0 lab mirror --packages $P,$S --cache "$CACHE"
 grep -qx "Package: $P" "$CACHE/repo/Packages" || fail "$P is not in the index"
 grep -qx "Package: $D" "$CACHE/repo/Packages" || fail "dependency $D is not in the index"
+grep -qx "Package: $S" "$CACHE/repo/Packages" || fail "$S is not in the index"
 grep -qx "$P" "$CACHE/packages" || fail "$CACHE/packages does not list $P"
 stat_before=$(debs_stat)
 
 say "a second kiln lab mirror downloads nothing"
-kiln_rc 0 -o json lab mirror --packages $P --cache "$CACHE"
+kiln_rc 0 -o json lab mirror --packages $P,$S --cache "$CACHE"
 assert_eq "$(json 'j["downloaded"], j["refreshed"]')" "(0, False)" "second mirror run"
 assert_eq "$(debs_stat)" "$stat_before" "the cache's .debs (names, sizes, mtimes)"
 
@@ -66,13 +68,13 @@ assert_eq "$(on node1 curl -sI http://$maddr/Packages | tr -d '\r' | grep -i '^c
 
 cat >>"$SPEC" <<YAML
     packages:
-      debian: [$P]
+      debian: [$P, $S]
 YAML
 
 say "plan shows the install, apply does it on both nodes"
 kiln_rc 2 plan -f "$SPEC" -o json
 assert_eq "$(json '[r["message"] for r in j["nodes"][0]["results"] if r["id"].startswith("package:")]')" \
-	"['install $P']" "planned package change"
+	"['install $P $S']" "planned package change"
 kiln_rc 0 apply -f "$SPEC"
 for n in node1 node2; do
 	on $n sh -c "dpkg-query -W -f='\${Status}' $P | grep -qx 'install ok installed'" || fail "$n: $P not installed"
@@ -80,6 +82,12 @@ for n in node1 node2; do
 	assert_eq "$(on $n zsh -c 'echo zsh $ZSH_VERSION')" "zsh 5.9" "$n runs zsh"
 	# zsh's postinst registers it as a login shell.
 	on $n grep -qx /usr/bin/zsh /etc/shells || fail "$n: zsh's postinst did not run (no /usr/bin/zsh in /etc/shells)"
+	# munge's postinst made its key and started the service under systemd
+	# (lab hosts boot systemd by default)
+	assert_eq "$(on $n cat /proc/1/comm)" systemd "$n PID 1"
+	on $n test -s /etc/munge/munge.key || fail "$n: munge's postinst made no key"
+	assert_eq "$(on $n systemctl is-active munge)" active "$n munge.service, started by its postinst"
+	assert_eq "$(on $n systemctl is-enabled munge)" enabled "$n munge.service enabled"
 done
 
 say "the .debs came from the mirror, to each node"
@@ -90,7 +98,7 @@ for a in $addrs; do
 done
 
 say "the machine has neither package, the same apt sources and /etc/shells"
-for p in $P $D; do
+for p in $P $D $S; do
 	installed $p && fail "$p reached the machine itself"
 done
 assert_eq "$(apt_sum)" "$apt_before" "the machine's /etc/apt"
