@@ -39,7 +39,9 @@
 
 #define SSHD_PATH "/usr/sbin/sshd"
 #define SYSTEMD_PATH "/lib/systemd/systemd"
-#define SSHD_UNIT "kiln-lab-sshd.service"
+/* The host's sshd under systemd: its own ssh.service in the host's /etc
+ * (over Debian's), so `systemctl status ssh` answers as on a server. */
+#define SSHD_UNIT "ssh.service"
 #define CONSOLE_LOG_MAX (1 << 20)
 
 static int host_systemctl_sshd(const struct lab_host *h, const char *verb, struct kerr *e);
@@ -312,8 +314,9 @@ static const char *const masked_units[] = {
 	"systemd-pcrphase-initrd.service", "systemd-repart.service",
 	"systemd-journald-audit.socket", "systemd-remount-fs.service",
 	"systemd-pstore.service", "systemd-random-seed.service",
-	/* The machine's sshd: the host runs kiln's (SSHD_UNIT). */
-	"ssh.service", "ssh.socket", "sshd.service",
+	/* Socket activation of the machine's sshd: the host runs kiln's
+	 * (SSHD_UNIT, whose file replaces the machine's ssh.service). */
+	"ssh.socket",
 };
 
 static int text_file(const char *path, const char *text, mode_t mode, struct kerr *e)
@@ -432,7 +435,8 @@ int host_systemd_files(const struct lab_host *h, struct kerr *e)
 	free(text);
 	p = xasprintf("%s/%s", sys, SSHD_UNIT);
 	text = xasprintf("# kiln lab: the sshd of host '%s' (kiln lab sshd stop|start)\n"
-			 "[Unit]\nDescription=kiln lab sshd\nAfter=network.target\n\n"
+			 "[Unit]\nDescription=OpenBSD Secure Shell server (kiln lab)\n"
+			 "After=network.target\n\n"
 			 "[Service]\nExecStart=%s -D -f %s/ssh/sshd_config -E %s/ssh/sshd.log\n"
 			 "RuntimeDirectory=sshd\nRuntimeDirectoryMode=0755\n"
 			 "RuntimeDirectoryPreserve=yes\n\n"
@@ -446,6 +450,11 @@ int host_systemd_files(const struct lab_host *h, struct kerr *e)
 		goto out;
 	free(p);
 	p = xasprintf("%s/multi-user.target.wants/%s", sys, SSHD_UNIT);
+	if ((r = link_or_fail("/etc/systemd/system/" SSHD_UNIT, p, e)) < 0)
+		goto out;
+	/* Debian's alias, pointing at the host's unit, not the machine's */
+	free(p);
+	p = xasprintf("%s/sshd.service", sys);
 	if ((r = link_or_fail("/etc/systemd/system/" SSHD_UNIT, p, e)) < 0)
 		goto out;
 	/* Debian's policy-rc.d (if any) forbids starting services: hide it. */

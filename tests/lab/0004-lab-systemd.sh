@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lab hosts with the machine's systemd as PID 1 (--init systemd): the host
 # boots to "running"; `kiln apply` of a spec with stacks.base.services
-# (over the lab's real sshd, which systemd runs as kiln-lab-sshd.service)
+# (over the lab's real sshd, which systemd runs as the host's ssh.service)
 # installs, enables, starts and restarts a unit; `kiln lab reboot` brings
 # the host back with its files and the enabled unit running; `lab sshd
 # stop|start` works; `lab down` leaves no cgroup, process or mount.  Then a
@@ -34,8 +34,9 @@ assert_eq "$(json '[h["init"] for h in j["hosts"]]')" "['systemd', 'systemd']" "
 for n in node1 node2; do
 	booted $n
 	assert_eq "$(on $n cat /proc/1/comm)" systemd "$n PID 1"
-	assert_eq "$(on $n systemctl is-active kiln-lab-sshd.service)" active "$n kiln-lab-sshd"
-	assert_eq "$(on $n systemctl is-enabled ssh.service 2>/dev/null || true)" masked "$n machine's ssh.service"
+	assert_eq "$(on $n systemctl is-active ssh)" active "$n ssh.service"
+	assert_contains "$(on $n systemctl show -p ExecStart --value ssh)" "/run/kiln-lab/" "$n ssh.service runs the lab's sshd config"
+	assert_eq "$(on $n systemctl is-active sshd)" active "$n sshd alias"
 	assert_eq "$(sshn $n hostname)" $n "ssh to $n"
 done
 # The host's /etc is its own: the machine keeps its machine-id.
@@ -116,7 +117,7 @@ kiln_rc 0 plan -f "$SPEC" --limit node1
 
 say "lab sshd stop|start through systemd"
 kiln_rc 0 lab sshd --dir "$LAB" node2 stop
-assert_eq "$(on node2 systemctl is-active kiln-lab-sshd.service || true)" inactive "node2 sshd unit"
+assert_eq "$(on node2 systemctl is-active ssh || true)" inactive "node2 ssh.service"
 sshn node2 true 2>/dev/null && fail "ssh to node2 works with its sshd stopped"
 kiln_rc 0 lab sshd --dir "$LAB" node2 start
 assert_eq "$(sshn node2 hostname)" node2 "ssh to node2 after start"
