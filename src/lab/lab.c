@@ -525,13 +525,14 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 	unsigned nodes = o->nodes ? o->nodes : LAB_DEFAULT_NODES;
 	unsigned in_subnet = nodes;  /* nodes on br0: all, or the first site's */
 
-	/* --sites names the node count; --nodes, if given, must agree. */
+	/* --sites names the node count; --nodes, if given, must agree: the
+	 * sum, or the first site's (the rack: `--nodes 4 --sites onprem:4,cloud:2`). */
 	if (o->sites) {
 		if ((r = sites_nodes(o->sites, &nodes, &in_subnet, e)) < 0)
 			return r;
-		if (o->nodes && o->nodes != nodes)
-			return kerr_set(e, -EINVAL, "--nodes %u but --sites '%s' names %u",
-					o->nodes, o->sites, nodes);
+		if (o->nodes && o->nodes != nodes && o->nodes != in_subnet)
+			return kerr_set(e, -EINVAL, "--nodes %u but --sites '%s' names %u in all, "
+					"%u in its first site", o->nodes, o->sites, nodes, in_subnet);
 	}
 
 	l->name = xstrdup(o->name ? o->name : LAB_DEFAULT_NAME);

@@ -13,8 +13,8 @@ ONPREM=10.214.6 CLOUD=10.214.7 PUB=10.214.8
 say "refusals: --sites without --bastion, --nodes that disagrees, one site"
 kiln_rc 1 lab up --dir "$LAB" --name "$LAB_NAME" --subnet "$LAB_SUBNET" --sites a:1,b:1
 assert_contains "$ERR" "needs --bastion"
-kiln_rc 1 lab up --nodes 3 --bastion --dir "$LAB" --name "$LAB_NAME" --subnet "$LAB_SUBNET" --sites a:1,b:1
-assert_contains "$ERR" "--nodes 3 but --sites"
+kiln_rc 1 lab up --nodes 3 --bastion --dir "$LAB" --name "$LAB_NAME" --subnet "$LAB_SUBNET" --sites a:2,b:2
+assert_contains "$ERR" "--nodes 3 but --sites 'a:2,b:2' names 4 in all, 2 in its first site"
 kiln_rc 1 lab up --bastion --dir "$LAB" --name "$LAB_NAME" --subnet "$LAB_SUBNET" --sites a:2
 assert_contains "$ERR" "at least two sites"
 ip netns list | grep -q "^$LAB_NAME-" && fail "a refused up left namespaces"
