@@ -948,7 +948,8 @@ out:
 	return r;
 }
 
-int host_read_report(int fd, const struct lab_host *h, int timeout_ms, struct kerr *e)
+int lab_read_report(int fd, int timeout_ms, const char *who, const char *what,
+		    struct kerr *e)
 {
 	char msg[1024];
 	size_t len = 0;
@@ -959,8 +960,8 @@ int host_read_report(int fd, const struct lab_host *h, int timeout_ms, struct ke
 		int left = (int)(deadline - now_ms());
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		if (left <= 0) {
-			r = kerr_set(e, -ETIMEDOUT, "host '%s': no word from its init in %d ms",
-				     h->name, timeout_ms);
+			r = kerr_set(e, -ETIMEDOUT, "%s: no word from its %s in %d ms", who, what,
+				     timeout_ms);
 			goto out;
 		}
 		int k = poll(&p, 1, left);
@@ -984,12 +985,18 @@ int host_read_report(int fd, const struct lab_host *h, int timeout_ms, struct ke
 	if (strcmp(msg, "ok") != 0) {
 		char clean[512];
 		str_sanitize(clean, sizeof(clean), msg, strlen(msg));
-		r = kerr_set(e, -EIO, "host '%s': setup failed: %s", h->name,
-			     *clean ? clean : "its init died");
+		r = kerr_set(e, -EIO, "%s: setup failed: %s", who, *clean ? clean : "it died");
 	}
 out:
 	close(fd);
 	return r;
+}
+
+int host_read_report(int fd, const struct lab_host *h, int timeout_ms, struct kerr *e)
+{
+	char who[128];
+	snprintf(who, sizeof(who), "host '%s'", h->name);
+	return lab_read_report(fd, timeout_ms, who, "init", e);
 }
 
 /* ---- finding processes ---------------------------------------------- */

@@ -133,6 +133,13 @@ int host_stop(struct lab_host *h, int timeout_ms, struct kerr *e);
  * caller reads it with host_read_report().
  */
 int host_spawn(struct lab_host *h, int *report_fd, struct kerr *e);
+/*
+ * Read a child's one-line setup report from fd (closed) within
+ * timeout_ms: "ok", else its (sanitised) message as the error, named
+ * "WHO: ..." ("no word from its WHAT" on timeout).
+ */
+int lab_read_report(int fd, int timeout_ms, const char *who, const char *what,
+		    struct kerr *e);
 /* Read a host's setup report from fd (closed) within timeout_ms. */
 int host_read_report(int fd, const struct lab_host *h, int timeout_ms, struct kerr *e);
 /* Is the host's init the process we started (and not a zombie)? */

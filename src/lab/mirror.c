@@ -601,44 +601,6 @@ static _Noreturn void srv_main(int fd, const char *netns, const char *addr, unsi
 	_exit(0);
 }
 
-/* Read the server's one-line report from fd (closed) within SERVER_WAIT_MS. */
-static int srv_read_report(int fd, struct kerr *e)
-{
-	char msg[512];
-	size_t len = 0;
-	int64_t deadline = now_ms() + SERVER_WAIT_MS;
-	int r = 0;
-
-	for (;;) {
-		int left = (int)(deadline - now_ms());
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (left <= 0) {
-			r = kerr_set(e, -ETIMEDOUT, "mirror: no word from the server in %d ms",
-				     SERVER_WAIT_MS);
-			goto out;
-		}
-		if (poll(&p, 1, left) <= 0)
-			continue;
-		ssize_t n = read(fd, msg + len, sizeof(msg) - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		if (memchr(msg, '\n', len) || len == sizeof(msg) - 1)
-			break;
-	}
-	msg[len] = '\0';
-	msg[strcspn(msg, "\n")] = '\0';
-	if (strcmp(msg, "ok") != 0) {
-		char clean[256];
-		str_sanitize(clean, sizeof(clean), msg, strlen(msg));
-		r = kerr_set(e, -EIO, "mirror: server failed: %s", *clean ? clean : "it died");
-	}
-out:
-	close(fd);
-	return r;
-}
 
 int mirror_start(struct lab *l, struct kerr *e)
 {
@@ -682,7 +644,7 @@ int mirror_start(struct lab *l, struct kerr *e)
 	p[1] = -1;
 	m->pid = pid;
 	m->start = proc_start_time(pid);
-	r = srv_read_report(p[0], e);
+	r = lab_read_report(p[0], SERVER_WAIT_MS, "mirror", "server", e);
 	p[0] = -1;
 	if (r < 0) {
 		kill(pid, SIGKILL);
