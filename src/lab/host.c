@@ -675,14 +675,7 @@ static _Noreturn void init_main(const struct lab_host *h, int fd, const char *co
 	if (fd > 3)
 		syscall(SYS_close_range, 3, fd - 1, 0);
 	syscall(SYS_close_range, fd + 1, ~0U, 0);
-	int devnull = open("/dev/null", O_RDWR);
-	if (devnull >= 0) {
-		dup2(devnull, 0);
-		dup2(devnull, 1);
-		dup2(devnull, 2);
-		if (devnull > 2)
-			close(devnull);
-	}
+	lab_stdio_devnull();
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGUSR1);
@@ -793,14 +786,7 @@ static _Noreturn void console_drain(const struct lab_host *h, int master, const 
 		master = 3;
 	}
 	syscall(SYS_close_range, 4, ~0U, 0);
-	int devnull = open("/dev/null", O_RDWR);
-	if (devnull >= 0) {
-		dup2(devnull, 0);
-		dup2(devnull, 1);
-		dup2(devnull, 2);
-		if (devnull > 2)
-			close(devnull);
-	}
+	lab_stdio_devnull();
 	int keep = open(slave, O_RDWR | O_NOCTTY);
 	snprintf(path, sizeof(path), "%s/console.log", h->rt);
 	int log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -946,6 +932,19 @@ out:
 			close(pidp[i]);
 	}
 	return r;
+}
+
+int lab_stdio_devnull(void)
+{
+	int devnull = open("/dev/null", O_RDWR);
+	if (devnull < 0)
+		return -errno;
+	dup2(devnull, 0);
+	dup2(devnull, 1);
+	dup2(devnull, 2);
+	if (devnull > 2)
+		close(devnull);
+	return 0;
 }
 
 int lab_read_report(int fd, int timeout_ms, const char *who, const char *what,

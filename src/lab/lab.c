@@ -422,8 +422,7 @@ static int lab_open(const char *name_or_dir, struct lab **out, struct kerr *e)
 
 /* ---- helpers -------------------------------------------------------- */
 
-/* Run an `ip` batch (one command a line) in netns (NULL = the machine's). */
-static int ip_batch(const char *netns, const char *script, struct kerr *e)
+int lab_ip_batch(const char *netns, const char *script, struct kerr *e)
 {
 	char *argv[] = { "ip", "-n", (char *)netns, "-batch", "-", NULL };
 	char *argv_root[] = { "ip", "-batch", "-", NULL };
@@ -783,7 +782,7 @@ static int bmc_network(const struct lab *l, struct kerr *e)
 		   l->bmc_netns);
 	buf_printf(&root, "addr add %s/%d dev %s\nlink set %s up\n", l->bmc_root_addr,
 		   l->prefix, l->bmc_link, l->bmc_link);
-	if ((r = ip_batch(NULL, root.s, e)) < 0)
+	if ((r = lab_ip_batch(NULL, root.s, e)) < 0)
 		goto out;
 	buf_adds(&sw, "link set lo up\nlink add br0 type bridge\nlink set br0 up\n"
 		      "link set up0 master br0\nlink set up0 up\n");
@@ -794,7 +793,7 @@ static int bmc_network(const struct lab *l, struct kerr *e)
 		buf_printf(&sw, "link add b%zu type veth peer name eth0 netns %s\n", i, h->bmc_netns);
 		buf_printf(&sw, "link set b%zu master br0\nlink set b%zu up\n", i, i);
 	}
-	if ((r = ip_batch(l->bmc_netns, sw.s, e)) < 0)
+	if ((r = lab_ip_batch(l->bmc_netns, sw.s, e)) < 0)
 		goto out;
 	for (size_t i = 0; i < l->nhosts; i++) {
 		const struct lab_host *h = &l->hosts[i];
@@ -803,7 +802,7 @@ static int bmc_network(const struct lab *l, struct kerr *e)
 		buf_reset(&hb);
 		buf_printf(&hb, "link set lo up\naddr add %s/%d dev eth0\nlink set eth0 up\n",
 			   h->bmc_addr, l->prefix);
-		if ((r = ip_batch(h->bmc_netns, hb.s, e)) < 0)
+		if ((r = lab_ip_batch(h->bmc_netns, hb.s, e)) < 0)
 			goto out;
 	}
 out:
@@ -833,7 +832,7 @@ static int lab_network(const struct lab *l, struct kerr *e)
 	buf_printf(&root, "link set %s up\n", l->root_link);
 	if (l->unreachable)
 		buf_printf(&root, "route add unreachable %s\n", l->unreachable);
-	if ((r = ip_batch(NULL, root.s, e)) < 0)
+	if ((r = lab_ip_batch(NULL, root.s, e)) < 0)
 		goto out;
 
 	buf_adds(&sw, "link set lo up\nlink add br0 type bridge\nlink set br0 up\n");
@@ -852,7 +851,7 @@ static int lab_network(const struct lab *l, struct kerr *e)
 		buf_printf(&sw, "link add %s type veth peer name eth0 netns %s\n", port, h->netns);
 		buf_printf(&sw, "link set %s master br0\nlink set %s up\n", port, port);
 	}
-	if ((r = ip_batch(l->sw_netns, sw.s, e)) < 0)
+	if ((r = lab_ip_batch(l->sw_netns, sw.s, e)) < 0)
 		goto out;
 
 	for (size_t i = 0; i < l->nhosts; i++) {
@@ -867,7 +866,7 @@ static int lab_network(const struct lab *l, struct kerr *e)
 		else
 			buf_printf(&hb, "route add default via %s\n",
 				   bastion ? bastion->addr : l->root_addr);
-		if ((r = ip_batch(h->netns, hb.s, e)) < 0)
+		if ((r = lab_ip_batch(h->netns, hb.s, e)) < 0)
 			goto out;
 	}
 	r = sites_network(l, e);
@@ -1105,7 +1104,7 @@ static int lab_teardown(struct lab *l, struct kerr *e)
 			buf_printf(&b, "netns del %s\n", ns[i]);
 		free(p);
 	}
-	if (b.len && (q = ip_batch(NULL, b.s, &tmp)) < 0 && !r) {
+	if (b.len && (q = lab_ip_batch(NULL, b.s, &tmp)) < 0 && !r) {
 		r = q;
 		if (e)
 			*e = tmp;

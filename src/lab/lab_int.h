@@ -140,6 +140,11 @@ int host_spawn(struct lab_host *h, int *report_fd, struct kerr *e);
  */
 int lab_read_report(int fd, int timeout_ms, const char *who, const char *what,
 		    struct kerr *e);
+/* Run an `ip` batch (one command a line) in netns (NULL = the machine's). */
+int lab_ip_batch(const char *netns, const char *script, struct kerr *e);
+/* In a forked child: stdin, stdout and stderr on /dev/null (-errno if it
+ * cannot be opened; async-signal-safe). */
+int lab_stdio_devnull(void);
 /* Read a host's setup report from fd (closed) within timeout_ms. */
 int host_read_report(int fd, const struct lab_host *h, int timeout_ms, struct kerr *e);
 /* Is the host's init the process we started (and not a zombie)? */

@@ -552,14 +552,9 @@ static _Noreturn void srv_main(int fd, const char *netns, const char *addr, unsi
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	int devnull = open("/dev/null", O_RDWR);
-	if (devnull < 0)
-		srv_fail(fd, "open", "/dev/null", errno);
-	dup2(devnull, 0);
-	dup2(devnull, 1);
-	dup2(devnull, 2);
-	if (devnull > 2)
-		close(devnull);
+	int rd = lab_stdio_devnull();
+	if (rd < 0)
+		srv_fail(fd, "open", "/dev/null", -rd);
 
 	int nfd = open(netns, O_RDONLY | O_CLOEXEC);
 	if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0)

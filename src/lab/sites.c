@@ -222,18 +222,6 @@ static int ns_run(const char *netns, char *const *cmd, const char *in, struct ke
 	return r;
 }
 
-static int ip_batch_in(const char *netns, const char *script, struct kerr *e)
-{
-	char *argv[] = { "ip", "-n", (char *)netns, "-batch", "-", NULL };
-	char *argv_root[] = { "ip", "-batch", "-", NULL };
-	struct run_opts o = { .in = script, .in_len = strlen(script), .timeout_ms = 60000 };
-	int r = run_ok(netns ? argv : argv_root, &o, e);
-
-	if (r < 0)
-		kerr_prefix(e, "network setup%s%s", netns ? " in " : "", netns ? netns : "");
-	return r;
-}
-
 static const struct lab_site *site_of(const struct lab *l, const struct lab_host *h)
 {
 	for (size_t k = 0; k < l->nsites; k++)
@@ -311,7 +299,7 @@ int sites_network(const struct lab *l, struct kerr *e)
 		   l->pub_link, l->pub_link);
 	for (size_t k = 1; k < l->nsites; k++)
 		buf_printf(&root, "route add %s dev %s\n", l->sites[k].subnet, l->pub_link);
-	if ((r = ip_batch_in(NULL, root.s, e)) < 0)
+	if ((r = lab_ip_batch(NULL, root.s, e)) < 0)
 		goto out;
 
 	buf_adds(&sw, "link add pub type bridge\nlink set pub up\n"
@@ -325,13 +313,13 @@ int sites_network(const struct lab *l, struct kerr *e)
 		buf_printf(&sw, "link add c%zu type veth peer name eth0 netns %s\n"
 				"link set c%zu master pub\nlink set c%zu up\n", i, h->netns, i, i);
 	}
-	if ((r = ip_batch_in(l->sw_netns, sw.s, e)) < 0)
+	if ((r = lab_ip_batch(l->sw_netns, sw.s, e)) < 0)
 		goto out;
 
 	buf_printf(&hb, "addr add %s/%d dev wan0\nlink set wan0 up\n", bastion->wan, l->prefix);
 	for (size_t k = 1; k < l->nsites; k++)
 		buf_printf(&hb, "route add %s dev wan0\n", l->sites[k].subnet);
-	if ((r = ip_batch_in(bastion->netns, hb.s, e)) < 0)
+	if ((r = lab_ip_batch(bastion->netns, hb.s, e)) < 0)
 		goto out;
 	for (size_t i = 0; i < l->nhosts; i++) {
 		const struct lab_host *h = &l->hosts[i];
@@ -343,7 +331,7 @@ int sites_network(const struct lab *l, struct kerr *e)
 		for (size_t k = 1; k < l->nsites; k++)
 			if (strcmp(l->sites[k].name, h->site))
 				buf_printf(&hb, "route add %s dev eth0\n", l->sites[k].subnet);
-		if ((r = ip_batch_in(h->netns, hb.s, e)) < 0)
+		if ((r = lab_ip_batch(h->netns, hb.s, e)) < 0)
 			goto out;
 	}
 
