@@ -182,4 +182,11 @@ done
 [ "$(api "$URL/api/nodes")" = 200 ] && [ "$(jq length "$TMP/body")" = 11 ] || die "nodes after enrolls: $(cat "$TMP/body")"
 ok "D: 5 rounds of kiln boot enroll racing POST /api/enroll: all 10 nodes landed, the spec loads"
 serve_stop
+
+# ---- the token is a secret: in no log line and no database -------------------
+! grep -qF "$TOKEN" "$TMP/serve.log" || die "the API token is in the daemon's log"
+for f in "$TMP"/state/*; do
+	! grep -qaF "$TOKEN" "$f" || die "the API token is in $f"
+done
+ok "the API token appears in no log line and in nothing under state_dir"
 echo "PASS"
