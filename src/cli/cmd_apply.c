@@ -88,16 +88,22 @@ static void print_human(const struct plan_run *run, bool show_diffs)
 			if (!st || !strcmp(st, "ok"))
 				continue;
 			const char *id = json_string_value(json_object_get(r, "id"));
+			const char *phase = json_string_value(json_object_get(r, "phase"));
 			const char *msg = json_string_value(json_object_get(r, "message"));
 			const char *diff = json_string_value(json_object_get(r, "diff"));
 			/* Node-sent text: shown, never interpreted by the terminal. */
 			char *tid = str_tty(id ? id : "?", 0), *tmsg = str_tty(msg, 0);
-			printf("  %s %s%s%s\n", !strcmp(st, "changed") ? "~" : "!", tid,
-			       *tmsg ? ": " : "", tmsg);
+			printf("  %s %s%s%s%s%s\n", !strcmp(st, "changed") ? "~" : "!",
+			       phase ? phase : "", phase ? " " : "", tid, *tmsg ? ": " : "", tmsg);
 			free(tid);
 			free(tmsg);
 			if (show_diffs && diff && *diff)
 				print_indented(diff, "      ");
+		}
+		for (size_t w = 0; w < nr->waits.n; w++) {
+			char *t = str_tty(nr->waits.v[w], 0);
+			printf("  ? %s\n", t);
+			free(t);
 		}
 	}
 	plan_summarize(run, &s);

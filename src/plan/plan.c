@@ -19,8 +19,12 @@ struct driver {
 	pthread_mutex_t lock;
 	atomic_size_t next;     /* next node index in the current batch */
 	size_t end;             /* end of the current batch */
+	void (*stage)(struct driver *d, struct node_run *nr);   /* what workers run */
+	const char *phase;      /* the stack phase being run ("mesh.link") */
+	struct exports ex;      /* every export known (state, then this run) */
+	const json_t **facts;   /* per c->nodes index: this run's, or the state's */
+	json_t **stored_facts;  /* the state's, owned */
 };
-
 static const char *const outcome_names[] = {
 	[OUTCOME_NONE] = "pending", [OUTCOME_OK] = "ok", [OUTCOME_CHANGED] = "changed",
 	[OUTCOME_FAILED] = "failed", [OUTCOME_UNREACHABLE] = "unreachable",
@@ -51,7 +55,69 @@ struct collect {
 	struct node_run *nr;
 	json_t *facts;
 	char *agent_err;      /* the agent's "error" reply, if any */
+	char *bad_export;     /* why a result's exports were refused */
 };
+
+#define EXPORTS_PER_RESULT 64
+#define EXPORT_VALUE_MAX 4096
+
+static bool export_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+/* Printable ASCII only: a value may end up in another node's files. */
+static bool export_value_ok(const char *s)
+{
+	if (strlen(s) > EXPORT_VALUE_MAX)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return false;
+	return true;
+}
+
+/*
+ * A result's "exports" (untrusted: the node sent them): into nr->exports
+ * when every one is well-formed, else a reason in cl->bad_export.  Values
+ * never stay in the result itself (run records, -o json).
+ */
+static void take_exports(struct collect *cl, json_t *result)
+{
+	json_t *x = json_object_get(result, "exports");
+	const char *k;
+	json_t *v;
+
+	if (!x)
+		return;
+	if (!json_is_object(x) || json_object_size(x) > EXPORTS_PER_RESULT) {
+		free(cl->bad_export);
+		cl->bad_export = xstrdup("a result's exports are not an object of at most 64 values");
+	} else {
+		json_object_foreach(x, k, v) {
+			if (!export_name_ok(k) || !json_is_string(v) ||
+			    !export_value_ok(json_string_value(v))) {
+				char *name = str_tty(k, 0);
+				free(cl->bad_export);
+				cl->bad_export = xasprintf("export '%.64s' refused: names are "
+							   "[a-z0-9_]{1,64}, values printable "
+							   "text up to 4 KiB", name);
+				free(name);
+				break;
+			}
+			if (!cl->nr->exports)
+				cl->nr->exports = json_object();
+			json_object_set(cl->nr->exports, k, v);
+		}
+	}
+	json_object_del(result, "exports");
+}
 
 /*
  * One reply line from the agent: facts, a result, the final tally, or an
@@ -82,8 +148,12 @@ static int on_msg(const json_t *msg, void *arg)
 	if (nr->done >= nr->total)
 		return -EPROTO;
 	const char *status = json_string_value(json_object_get(msg, "status"));
+	json_t *res = json_deep_copy(msg);
+	take_exports(cl, res);
+	if (cl->d->phase)
+		json_object_set_new(res, "phase", json_string(cl->d->phase));
 	pthread_mutex_lock(&cl->d->lock);
-	json_array_append(nr->results, (json_t *)msg);
+	json_array_append_new(nr->results, res);
 	nr->done++;
 	if (status && !strcmp(status, "changed"))
 		nr->changed++;
@@ -104,31 +174,42 @@ static void fail(struct node_run *nr, enum node_outcome o, const struct kerr *e)
 	nr->error = xstrdup(e->msg[0] ? e->msg : "unknown error");
 }
 
-/* Everything for one node, start to finish, over one SSH session. */
-static void node_work(struct driver *d, struct node_run *nr)
+/* The end of a node's part in the run: close its session. */
+static void node_close(struct node_run *nr)
 {
-	const struct node *n = nr->node;
-	struct remote_conn *conn = NULL;
-	struct agent_session *s = NULL;
+	agent_close(nr->session);
+	remote_conn_free(nr->conn);
+	nr->session = NULL;
+	nr->conn = NULL;
+}
+
+static bool node_live(const struct node_run *nr)
+{
+	return nr->outcome == OUTCOME_NONE && nr->session;
+}
+
+/* Stage one: connect, start the agent, collect facts; the session stays open. */
+static void stage_facts(struct driver *d, struct node_run *nr)
+{
 	struct kerr e = { 0 };
 	struct collect cl = { .d = d, .nr = nr };
-	json_t *req = NULL, *resources = NULL;
+	json_t *req = NULL;
 
 	nr->started_ms = now_ms();
 	set_phase(d, nr, PHASE_CONNECTING);
-	if (remote_connect(d->remote, n, &conn, &e) < 0) {
+	if (remote_connect(d->remote, nr->node, &nr->conn, &e) < 0) {
 		fail(nr, OUTCOME_UNREACHABLE, &e);
 		goto out;
 	}
 	set_phase(d, nr, PHASE_AGENT);
-	if (agent_open(conn, d->o->agent_path, &s, &e) < 0) {
+	if (agent_open(nr->conn, d->o->agent_path, &nr->session, &e) < 0) {
 		fail(nr, OUTCOME_FAILED, &e);
 		goto out;
 	}
-	nr->uploaded = agent_was_uploaded(s);
+	nr->uploaded = agent_was_uploaded(nr->session);
 	set_phase(d, nr, PHASE_FACTS);
 	req = json_pack("{s:s}", "op", "facts");
-	if (agent_request(s, req, on_msg, &cl, &e) < 0 || !json_is_object(cl.facts)) {
+	if (agent_request(nr->session, req, on_msg, &cl, &e) < 0 || !json_is_object(cl.facts)) {
 		if (cl.agent_err)
 			kerr_set(&e, -EPROTO, "agent: %s", cl.agent_err);
 		else if (!e.msg[0])
@@ -137,75 +218,86 @@ static void node_work(struct driver *d, struct node_run *nr)
 		fail(nr, OUTCOME_FAILED, &e);
 		goto out;
 	}
-	json_decref(req);
-	req = NULL;
 	nr->facts = cl.facts;
 	cl.facts = NULL;
 	facts_resolve_names(nr->facts, NULL);
-	if (d->o->mode == PLAN_FACTS) {
-		nr->outcome = OUTCOME_OK;
-		goto out;
-	}
-	if (stacks_render(d->c, n, nr->facts, &resources, &e) < 0) {
-		fail(nr, OUTCOME_FAILED, &e);
-		goto out;
-	}
-	pthread_mutex_lock(&d->lock);
-	nr->total = (int)json_array_size(resources);
-	pthread_mutex_unlock(&d->lock);
+out:
+	if (nr->outcome != OUTCOME_NONE)
+		node_close(nr);
+	json_decref(req);
+	json_decref(cl.facts);
+	free(cl.agent_err);
+}
+
+/* A stack phase on one node: its rendered resources in one message. */
+static void stage_resources(struct driver *d, struct node_run *nr)
+{
+	struct kerr e = { 0 };
+	struct collect cl = { .d = d, .nr = nr };
+	int before_done = nr->done, before_failed = nr->failed;
+	size_t nsent = json_array_size(nr->pending);
+
 	set_phase(d, nr, PHASE_RESOURCES);
-	req = json_pack("{s:s,s:O}", "op", d->o->mode == PLAN_APPLY ? "apply" : "check",
-			"resources", resources);
-	int rc = agent_request(s, req, on_msg, &cl, &e);
+	json_t *req = json_pack("{s:s,s:O}", "op", d->o->mode == PLAN_APPLY ? "apply" : "check",
+				"resources", nr->pending);
+	int rc = agent_request(nr->session, req, on_msg, &cl, &e);
+	json_decref(req);
 	if (rc == -EPROTO && nr->done >= nr->total && !cl.agent_err)
-		kerr_set(&e, -EPROTO, "agent: more results than the %d resources sent", nr->total);
-	if (rc < 0 || cl.agent_err || nr->done != nr->total) {
+		kerr_set(&e, -EPROTO, "agent: more results than the %zu resources sent", nsent);
+	if (!e.msg[0] && cl.bad_export)
+		kerr_set(&e, -EPROTO, "agent: %s", cl.bad_export);
+	if (rc < 0 || cl.agent_err || cl.bad_export || nr->done != nr->total) {
 		if (cl.agent_err)
 			kerr_set(&e, -EPROTO, "agent: %s", cl.agent_err);
-		else if (rc >= 0)
-			kerr_set(&e, -EPROTO, "agent: %d results for %d resources", nr->done,
-				 nr->total);
+		else if (rc >= 0 && !cl.bad_export)
+			kerr_set(&e, -EPROTO, "agent: %d results for %zu resources",
+				 nr->done - before_done, nsent);
 		fail(nr, OUTCOME_FAILED, &e);
-		goto out;
-	}
-	if (nr->failed) {
+	} else if (nr->failed > before_failed) {
 		/* Name the first failing resource: that is what the operator reads. */
 		size_t i;
 		json_t *r;
 		json_array_foreach(nr->results, i, r) {
+			if ((int)i < before_done)
+				continue;
 			const char *st = json_string_value(json_object_get(r, "status"));
 			if (st && strcmp(st, "ok") && strcmp(st, "changed")) {
 				const char *msg = json_string_value(json_object_get(r, "message"));
 				kerr_set(&e, -EIO, "%s: %s%s",
 					 json_string_value(json_object_get(r, "id")),
 					 msg ? msg : "failed",
-					 nr->failed > 1 ? " (and more)" : "");
+					 nr->failed - before_failed > 1 ? " (and more)" : "");
 				break;
 			}
 		}
 		fail(nr, OUTCOME_FAILED, &e);
-	} else {
-		nr->outcome = nr->changed ? OUTCOME_CHANGED : OUTCOME_OK;
 	}
-out:
-	agent_close(s);
-	remote_conn_free(conn);
-	json_decref(req);
-	json_decref(resources);
-	json_decref(cl.facts);
+	if (nr->outcome == OUTCOME_FAILED) {
+		free(nr->failed_in);
+		nr->failed_in = xstrdup(d->phase);
+		char *m = xasprintf("phase %s: %s", d->phase, nr->error);
+		free(nr->error);
+		nr->error = m;
+		node_close(nr);
+	}
 	free(cl.agent_err);
-	nr->duration_ms = now_ms() - nr->started_ms;
-	if (d->o->state) {
-		struct kerr se = { 0 };
-		if (nr->facts && state_facts_put(d->o->state, d->c->name, n->name, nr->facts,
-						 &se) < 0)
-			log_warn("node '%s': %s", n->name, se.msg);
-		if (state_run_node(d->o->state, d->run->id, n->name,
-				   node_outcome_name(nr->outcome), nr->changed, nr->failed,
-				   nr->duration_ms, nr->error, nr->results, &se) < 0)
-			log_warn("node '%s': %s", n->name, se.msg);
-	}
-	set_phase(d, nr, PHASE_DONE);
+	free(cl.bad_export);
+}
+
+/* Record a node's part of the run in the state store. */
+static void node_record(struct driver *d, struct node_run *nr)
+{
+	struct kerr se = { 0 };
+
+	if (!d->o->state)
+		return;
+	if (nr->facts && state_facts_put(d->o->state, d->c->name, nr->node->name, nr->facts,
+					 &se) < 0)
+		log_warn("node '%s': %s", nr->node->name, se.msg);
+	if (state_run_node(d->o->state, d->run->id, nr->node->name,
+			   node_outcome_name(nr->outcome), nr->changed, nr->failed,
+			   nr->duration_ms, nr->error, nr->results, &se) < 0)
+		log_warn("node '%s': %s", nr->node->name, se.msg);
 }
 
 static void *worker(void *arg)
@@ -213,8 +305,11 @@ static void *worker(void *arg)
 	struct driver *d = arg;
 	size_t i;
 
-	while ((i = atomic_fetch_add(&d->next, 1)) < d->end)
-		node_work(d, &d->run->nodes[i]);
+	while ((i = atomic_fetch_add(&d->next, 1)) < d->end) {
+		struct node_run *nr = &d->run->nodes[i];
+		if (d->stage == stage_facts || (node_live(nr) && json_array_size(nr->pending)))
+			d->stage(d, nr);
+	}
 	return NULL;
 }
 
@@ -236,6 +331,137 @@ static void run_batch(struct driver *d, size_t from, size_t to, int threads)
 	free(t);
 }
 
+/* Exports recorded by earlier runs, and stored facts for nodes not selected. */
+static int load_state(struct driver *d, const bool *sel, struct kerr *e)
+{
+	const struct cluster *c = d->c;
+	json_t *list = NULL;
+	size_t i;
+	json_t *x;
+	int r;
+
+	d->facts = xcalloc(c->nnodes ? c->nnodes : 1, sizeof(*d->facts));
+	d->stored_facts = xcalloc(c->nnodes ? c->nnodes : 1, sizeof(*d->stored_facts));
+	if (!d->o->state)
+		return 0;
+	for (i = 0; i < c->nnodes; i++)
+		if (!sel[i] && state_facts_get(d->o->state, c->name, c->nodes[i].name,
+					       &d->stored_facts[i], NULL, e) == 0)
+			d->facts[i] = d->stored_facts[i];
+	if ((r = state_exports_list(d->o->state, c->name, &list, e)) < 0)
+		return r;
+	json_array_foreach(list, i, x) {
+		const char *node = json_string_value(json_object_get(x, "node"));
+		if (!cluster_node(c, node)) {
+			/* the node left the spec: its values (an address) are free */
+			if (d->o->mode == PLAN_APPLY)
+				state_exports_drop_node(d->o->state, c->name, node, NULL);
+			continue;
+		}
+		exports_set(&d->ex, node, json_string_value(json_object_get(x, "stack")),
+			    json_string_value(json_object_get(x, "name")),
+			    json_string_value(json_object_get(x, "value")),
+			    json_is_true(json_object_get(x, "secret")));
+	}
+	json_decref(list);
+	return 0;
+}
+
+/* A value known now: in memory for later phases, stored by apply. */
+static void export_learn(struct driver *d, const char *node, const struct stack_type *t,
+			 const char *name, const char *value)
+{
+	bool secret = stack_export_secret(t, name);
+	struct kerr e = { 0 };
+
+	if (exports_set(&d->ex, node, t->name, name, value, secret) &&
+	    d->o->mode == PLAN_APPLY && d->o->state &&
+	    state_export_put(d->o->state, d->c->name, node, t->name, name, value, secret, &e) < 0)
+		log_warn("node '%s': %s", node, e.msg);
+}
+
+/* Stack values kiln makes itself (addresses), before the first phase. */
+static int prepare(struct driver *d, struct kerr *e)
+{
+	struct render_ctx rc = { .c = d->c, .facts = d->facts, .exports = &d->ex,
+				 .rotate = d->o->rotate };
+	struct exports made;
+	int r;
+
+	exports_init(&made);
+	if ((r = stacks_prepare(&rc, &made, e)) == 0)
+		for (size_t i = 0; i < made.n; i++) {
+			const struct export_entry *x = &made.v[i];
+			export_learn(d, x->node, stack_type_find(x->stack), x->name, x->value);
+		}
+	exports_release(&made);
+	return r;
+}
+
+/* One stack phase over nodes [from, to): render each, run, learn exports. */
+static void run_phase(struct driver *d, const struct phase_ref *ph, size_t from, size_t to,
+		      int threads)
+{
+	struct render_ctx rc = { .c = d->c, .facts = d->facts, .exports = &d->ex,
+				 .rotate = d->o->rotate };
+	char name[128];
+
+	phase_ref_name(ph, name, sizeof(name));
+	d->phase = name;
+	for (size_t i = from; i < to; i++) {
+		struct node_run *nr = &d->run->nodes[i];
+		struct render_out ro;
+		struct kerr e = { 0 };
+		if (!node_live(nr))
+			continue;
+		render_out_init(&ro);
+		if (ph->phase->render(&rc, ph->conf, nr->node, &ro, &e) < 0) {
+			fail(nr, OUTCOME_FAILED, &e);
+			nr->failed_in = xstrdup(name);
+			node_close(nr);
+		} else {
+			for (size_t k = 0; k < ro.needs.n; k++)
+				strv_pushf(&nr->waits, "%s: waits for %s", name, ro.needs.v[k]);
+			nr->pending = json_incref(ro.resources);
+			pthread_mutex_lock(&d->lock);
+			nr->total += (int)json_array_size(nr->pending);
+			nr->stage = ph->stack->name;
+			pthread_mutex_unlock(&d->lock);
+		}
+		render_out_release(&ro);
+	}
+	d->stage = stage_resources;
+	run_batch(d, from, to, threads);
+	for (size_t i = from; i < to; i++) {
+		struct node_run *nr = &d->run->nodes[i];
+		const char *k;
+		json_t *v;
+		json_object_foreach(nr->exports, k, v)
+			export_learn(d, nr->node->name, ph->stack, k, json_string_value(v));
+		json_decref(nr->exports);
+		json_decref(nr->pending);
+		nr->exports = nr->pending = NULL;
+	}
+	d->phase = NULL;
+}
+
+/* A node at the end of the run: its outcome, its session closed, recorded. */
+static void node_finish(struct driver *d, struct node_run *nr)
+{
+	if (nr->outcome == OUTCOME_NONE) {
+		if (d->o->mode == PLAN_FACTS)
+			nr->outcome = OUTCOME_OK;
+		else
+			nr->outcome = nr->changed || (d->o->mode == PLAN_CHECK && nr->waits.n)
+				      ? OUTCOME_CHANGED : OUTCOME_OK;
+	}
+	node_close(nr);
+	nr->stage = NULL;
+	nr->duration_ms = now_ms() - nr->started_ms;
+	node_record(d, nr);
+	set_phase(d, nr, PHASE_DONE);
+}
+
 int plan_execute(const struct cluster *c, const struct plan_opts *o, struct plan_run **out,
 		 struct kerr *e)
 {
@@ -243,9 +469,12 @@ int plan_execute(const struct cluster *c, const struct plan_opts *o, struct plan
 	struct driver d = { .c = c, .o = o };
 	bool *sel = xcalloc(c->nnodes ? c->nnodes : 1, sizeof(*sel));
 	struct plan_run *run = xcalloc(1, sizeof(*run));
+	struct phase_ref ph[STACKS_MAX_PHASES];
+	size_t nph = o->mode == PLAN_FACTS ? 0 : stacks_phases(c, ph, ARRAY_SIZE(ph));
 	int r;
 
 	*out = NULL;
+	exports_init(&d.ex);
 	if (o->limit) {
 		if ((r = cluster_select(c, o->limit, sel, e)) < 0)
 			goto fail;
@@ -263,6 +492,12 @@ int plan_execute(const struct cluster *c, const struct plan_opts *o, struct plan
 		nr->node = &c->nodes[i];
 		nr->results = json_array();
 	}
+	for (size_t i = 0; i < nph && i < ARRAY_SIZE(run->phases); i++) {
+		char name[128];
+		run->phases[run->nphases++] = xstrdup(phase_ref_name(&ph[i], name, sizeof(name)));
+	}
+	if ((r = load_state(&d, sel, e)) < 0)
+		goto fail;
 	if ((r = remote_new(c, &d.remote, e)) < 0)
 		goto fail;
 	if (o->state && (r = state_run_begin(o->state, c->name, kinds[o->mode], c->path,
@@ -275,14 +510,32 @@ int plan_execute(const struct cluster *c, const struct plan_opts *o, struct plan
 	size_t batch = o->serial > 0 ? (size_t)o->serial : run->n;
 	int conc = c->ssh.concurrency > 0 ? c->ssh.concurrency : 50;
 	size_t from = 0;
+	bool prepared = false;
 	while (from < run->n) {
 		size_t to = from + batch < run->n ? from + batch : run->n;
 		int threads = (int)(to - from) < conc ? (int)(to - from) : conc;
+		d.stage = stage_facts;
 		run_batch(&d, from, to, threads);
-		bool failed = false;
 		for (size_t i = from; i < to; i++)
+			d.facts[run->nodes[i].node - c->nodes] = run->nodes[i].facts;
+		if (nph && !prepared) {
+			struct kerr pe = { 0 };
+			prepared = true;
+			if (prepare(&d, &pe) < 0)
+				for (size_t i = 0; i < run->n; i++)
+					if (run->nodes[i].outcome == OUTCOME_NONE) {
+						fail(&run->nodes[i], OUTCOME_FAILED, &pe);
+						node_close(&run->nodes[i]);
+					}
+		}
+		for (size_t p = 0; p < nph; p++)
+			run_phase(&d, &ph[p], from, to, threads);
+		bool failed = false;
+		for (size_t i = from; i < to; i++) {
+			node_finish(&d, &run->nodes[i]);
 			failed |= run->nodes[i].outcome == OUTCOME_FAILED ||
 				  run->nodes[i].outcome == OUTCOME_UNREACHABLE;
+		}
 		from = to;
 		if (failed && o->serial > 0)
 			break;
@@ -307,11 +560,17 @@ int plan_execute(const struct cluster *c, const struct plan_opts *o, struct plan
 		state_run_end(o->state, run->id, bad ? "failed" : "ok", s.changed,
 			      s.failed + s.unreachable, NULL);
 	}
-	free(sel);
+	r = 0;
 	*out = run;
-	return 0;
+	run = NULL;
 fail:
-	remote_free(d.remote);
+	if (r < 0)
+		remote_free(d.remote);
+	for (size_t i = 0; d.stored_facts && i < c->nnodes; i++)
+		json_decref(d.stored_facts[i]);
+	free(d.stored_facts);
+	free((void *)d.facts);
+	exports_release(&d.ex);
 	free(sel);
 	plan_run_free(run);
 	return r;
@@ -325,7 +584,11 @@ void plan_run_free(struct plan_run *run)
 		json_decref(run->nodes[i].results);
 		json_decref(run->nodes[i].facts);
 		free(run->nodes[i].error);
+		free(run->nodes[i].failed_in);
+		strv_release(&run->nodes[i].waits);
 	}
+	for (size_t i = 0; i < run->nphases; i++)
+		free(run->phases[i]);
 	free(run->nodes);
 	free(run);
 }
@@ -364,6 +627,14 @@ json_t *plan_run_to_json(const struct plan_run *run)
 				      "agent_uploaded", nr->uploaded);
 		if (nr->error)
 			json_object_set_new(o, "error", json_string(nr->error));
+		if (nr->failed_in)
+			json_object_set_new(o, "failed_in", json_string(nr->failed_in));
+		if (nr->waits.n) {
+			json_t *w = json_array();
+			for (size_t k = 0; k < nr->waits.n; k++)
+				json_array_append_new(w, json_string(nr->waits.v[k]));
+			json_object_set_new(o, "waits", w);
+		}
 		if (run->mode == PLAN_FACTS) {
 			if (nr->facts)
 				json_object_set(o, "facts", nr->facts);
@@ -373,10 +644,13 @@ json_t *plan_run_to_json(const struct plan_run *run)
 		json_array_append_new(nodes, o);
 	}
 	plan_summarize(run, &s);
-	return json_pack("{s:s,s:s,s:I,s:i,s:I,s:o,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i}}",
+	json_t *phases = json_array();
+	for (size_t i = 0; i < run->nphases; i++)
+		json_array_append_new(phases, json_string(run->phases[i]));
+	return json_pack("{s:s,s:s,s:I,s:i,s:I,s:o,s:o,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i}}",
 			 "cluster", run->cluster->name, "mode", modes[run->mode],
 			 "run", (json_int_t)run->id, "bastion_connections", run->bastion_connections, "duration_ms", (json_int_t)run->duration_ms,
-			 "nodes", nodes, "summary", "nodes", s.nodes, "ok", s.ok,
+			 "phases", phases, "nodes", nodes, "summary", "nodes", s.nodes, "ok", s.ok,
 			 "changed", s.changed, "failed", s.failed, "unreachable", s.unreachable,
 			 "skipped", s.skipped, "resources_changed", s.resources_changed);
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "serve/serve_int.h"
+#include "stacks/base.h"
 
 /* ---- replies -------------------------------------------------------- */
 
@@ -329,14 +330,15 @@ static void handle_cloud_init(struct serve *s, struct evhttp_request *req,
 			id[j++] = mac[i];
 	id[12] = '\0';
 	const char *file = arg + 18;
-	const struct admin_user *a = &s->cfg->cluster->base.admin;
+	const struct stack_base *base = stack_base_conf(s->cfg->cluster);
+	const struct admin_user *a = base ? &base->admin : NULL;
 	buf_init(&b, 0);
 	if (!strcmp(file, "meta-data")) {
 		buf_printf(&b, "instance-id: kiln-%s-%s\nlocal-hostname: %s\n", n->name, id,
 			   n->name);
 	} else if (!strcmp(file, "user-data")) {
 		buf_printf(&b, "#cloud-config\nhostname: %s\n", n->name);
-		if (a->name) {
+		if (a && a->name) {
 			buf_adds(&b, "users:\n  - name: ");
 			yaml_str(&b, a->name);
 			buf_adds(&b, "\n    shell: ");

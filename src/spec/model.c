@@ -1,5 +1,6 @@
 /* The model: allocation, lookups, node selection, variables, whole-model checks. */
 #include "spec_int.h"
+#include "stacks/stacks.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -25,7 +26,6 @@ struct cluster *cluster_alloc(const char *display, const char *cwd)
 	c->ssh.command_timeout_s = 600;
 	c->ssh.concurrency = 50;
 	c->vars = json_object();
-	c->base.packages = json_object();
 	return c;
 }
 
@@ -57,35 +57,6 @@ void group_release(struct group *g)
 	json_decref(g->vars);
 }
 
-/* Everything the base stack owns (the struct itself is embedded). */
-static void base_release(struct stack_base *b)
-{
-	strv_release(&b->modules);
-	for (size_t i = 0; i < b->nsysctls; i++) {
-		free(b->sysctls[i].key);
-		free(b->sysctls[i].value);
-	}
-	free(b->sysctls);
-	free(b->admin.name);
-	free(b->admin.shell);
-	strv_release(&b->admin.keys);
-	strv_release(&b->admin.groups);
-	json_decref(b->packages);
-	for (size_t i = 0; i < b->nservices; i++) {
-		free(b->services[i].name);
-		strv_release(&b->services[i].watch);
-	}
-	free(b->services);
-	for (size_t i = 0; i < b->nfiles; i++) {
-		free(b->files[i].path);
-		free(b->files[i].content);
-		free(b->files[i].template);
-		free(b->files[i].owner);
-		free(b->files[i].group);
-	}
-	free(b->files);
-}
-
 void cluster_free(struct cluster *c)
 {
 	if (!c)
@@ -105,7 +76,9 @@ void cluster_free(struct cluster *c)
 	for (size_t i = 0; i < c->nnodes; i++)
 		node_release(&c->nodes[i]);
 	free(c->nodes);
-	base_release(&c->base);
+	for (size_t i = 0; i < stack_types_n; i++)
+		if (c->stacks[i])
+			stack_types[i]->free(c->stacks[i]);
 	boot_conf_release(&c->boot);
 	strv_release(&c->files);
 	free(c);

@@ -95,59 +95,6 @@ struct node {
 	struct mark mark;
 };
 
-/* One managed file of the base stack; exactly one of content/template. */
-struct spec_file {
-	char *path;
-	char *content;
-	char *template;     /* "{{ node.name }}"-style, see stacks/template.h */
-	unsigned mode;      /* default 0644 */
-	char *owner, *group; /* default root */
-	struct mark mark;
-};
-
-/* stacks.base.services[]: a systemd unit kept enabled/running. */
-struct spec_service {
-	char *name;          /* a unit name */
-	bool enabled;        /* default true */
-	bool running;        /* state: running (default) or stopped */
-	struct strv watch;   /* paths of stacks.base.files: restart when one changed */
-	struct mark mark;
-};
-
-struct sysctl_kv {
-	char *key, *value;
-};
-
-struct admin_user {
-	char *name;              /* NULL = no admin user */
-	char *shell;             /* default /bin/bash */
-	struct strv keys;        /* authorized_keys lines (key files are read at load) */
-	struct strv groups;      /* supplementary groups, e.g. sudo */
-};
-
-/*
- * stacks: base: — node preparation.  When the key is present, unset
- * fields take the documented defaults (docs/spec.md):
- * modules [overlay, br_netfilter]; sysctls bridge-nf-call-iptables=1,
- * bridge-nf-call-ip6tables=1, ip_forward=1; swap_off true; hostname true;
- * hosts_file true.
- */
-struct stack_base {
-	bool enabled;
-	struct strv modules;
-	struct sysctl_kv *sysctls;
-	size_t nsysctls;
-	bool swap_off;
-	bool hostname;
-	bool hosts_file;
-	struct admin_user admin;
-	json_t *packages;        /* object: os family ("debian", "redhat") -> array of names */
-	struct spec_file *files;
-	size_t nfiles;
-	struct spec_service *services;
-	size_t nservices;
-};
-
 /*
  * boot: — what `kiln serve` provisions (docs/spec.md, docs/serve.md).
  * IPv4 addresses are uint32_t in host byte order (0 = none).
@@ -202,6 +149,8 @@ struct boot_conf {
 	struct mark mark;
 };
 
+#define SPEC_STACKS_MAX 16
+
 struct cluster {
 	char *name;
 	char *path;              /* absolute path of the spec file */
@@ -213,7 +162,9 @@ struct cluster {
 	size_t ngroups;
 	struct node *nodes;      /* in spec order */
 	size_t nnodes;
-	struct stack_base base;
+	/* stacks.NAME, parsed by the stack (stacks/stacks.h), at its index in
+	 * stack_types[]; NULL = the stack is not enabled */
+	void *stacks[SPEC_STACKS_MAX];
 	struct boot_conf boot;
 	struct spec_files *src;  /* while loading: where files come from (NULL = disk) */
 };

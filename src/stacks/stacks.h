@@ -1,15 +1,33 @@
 /*
- * stacks — pure renderers: (model, facts) -> the resources one node needs.
+ * stacks — what kiln deploys, as a registry of stack types.
  *
- * Contract:
- *  - Rendering does no I/O, reads no clock, uses no randomness: the same
- *    cluster, node and facts give byte-identical output (golden tests pin it).
- *  - Output is a JSON array of resources in the wire format of
- *    docs/resources.md, owned by the caller (json_decref).
- *  - facts may be NULL (not collected yet); renderers then skip what
- *    depends on them (e.g. per-OS-family package lists) and say so in no
- *    resource: the caller always has facts in practice.
- *  - Errors (a template naming an unknown variable, …) are one line in e,
+ * A stack (base, mesh, ...) is one file under src/stacks/ defining one
+ * struct stack_type, and one line in stack_types[] (registry.c).  The type
+ * parses its own "stacks.NAME" key of the spec (with the spec's
+ * FILE:LINE:COL errors, through spec/parse.h), and renders its resources
+ * in one or more phases.  docs/stacks.md is the design; this is the
+ * contract.
+ *
+ * Phases.  `kiln apply` gathers facts from every selected node, then runs
+ * the enabled stacks' phases in registry order, each phase in its declared
+ * order: render every node -> check/apply on every node in parallel ->
+ * barrier -> the next phase.  A phase's resources may return named values
+ * (exports: a public key) that later phases (and later runs) render with.
+ *
+ * Render contract:
+ *  - A render is a pure function of the model, the facts of every node and
+ *    the exports known when its phase starts: no I/O, no clock, no
+ *    randomness.  The same inputs give byte-identical output (golden tests
+ *    pin it).
+ *  - Resources are appended to out->resources in the wire format of
+ *    docs/resources.md.  A node the phase has nothing for gets none.
+ *  - A render that needs an export nobody made yet (a peer that has not run
+ *    its keys phase) does not guess: it leaves that part out and says what
+ *    it waits for in out->needs ("node2 mesh.public_key"), which plan and
+ *    apply show.
+ *  - facts[i] may be NULL (never collected): the render then leaves out
+ *    what depends on them.
+ *  - Errors (a template naming an unknown variable) are one line in e,
  *    naming the node and the spec location.
  */
 #ifndef KILN_STACKS_H
@@ -20,13 +38,126 @@
 #include "spec/spec.h"
 #include "util/util.h"
 
-/* Every enabled stack, in phase order, for node n. */
-int stacks_render(const struct cluster *c, const struct node *n, const json_t *facts,
-		  json_t **out, struct kerr *e);
+struct spec_parser;
+struct ynode;
 
-/* The base stack (node preparation). Appends to out. */
-int stack_base_render(const struct cluster *c, const struct node *n, const json_t *facts,
-		      json_t *out, struct kerr *e);
+/* ---- exports: named values per (node, stack, name) --------------------- */
+
+struct export_entry {
+	char *node, *stack, *name;
+	char *value;          /* NULL for a secret read back from the state (never stored) */
+	bool secret;
+};
+
+/* A hash table; entries stay in insertion order in v. */
+struct exports {
+	struct export_entry *v;
+	size_t n, alloc;
+	size_t *slots;        /* index + 1 into v; 0 = empty */
+	size_t nslots;
+};
+
+void exports_init(struct exports *x);
+void exports_release(struct exports *x);
+/* The value, or NULL (absent, or a secret whose value this run has not seen). */
+const char *exports_get(const struct exports *x, const char *node, const char *stack,
+			const char *name);
+const struct export_entry *exports_find(const struct exports *x, const char *node,
+					const char *stack, const char *name);
+/* Set (copying); returns true when the value changed or is new. */
+bool exports_set(struct exports *x, const char *node, const char *stack, const char *name,
+		 const char *value, bool secret);
+/* Forget every export of a node (it left the spec). */
+void exports_drop_node(struct exports *x, const char *node);
+
+/* ---- rendering ---------------------------------------------------------- */
+
+struct render_ctx {
+	const struct cluster *c;
+	const json_t *const *facts;    /* facts[i] of c->nodes[i]; an entry may be NULL */
+	const struct exports *exports; /* earlier phases of this run, then earlier runs */
+	const struct strv *rotate;     /* nodes whose keys this run makes anew; may be NULL */
+};
+
+struct render_out {
+	json_t *resources;   /* array; renders append */
+	struct strv needs;   /* "NODE STACK.NAME" exports this render waited for */
+};
+
+void render_out_init(struct render_out *o);
+void render_out_release(struct render_out *o);
+
+/* The facts of node n in rc (NULL when none). */
+const json_t *render_facts(const struct render_ctx *rc, const struct node *n);
+/* An export for a render: the value, or NULL after noting what is missing in
+ * out->needs. */
+const char *render_export(const struct render_ctx *rc, struct render_out *out,
+			  const char *node, const char *stack, const char *name);
+
+typedef int stack_render_fn(const struct render_ctx *rc, const void *conf,
+			    const struct node *n, struct render_out *out, struct kerr *e);
+
+/*
+ * Values kiln itself makes for a stack before its phases (a node's overlay
+ * address): a pure function of the model and the exports known, setting
+ * entries in made (node, this stack's name, name).  Apply stores them.
+ */
+typedef int stack_prepare_fn(const struct render_ctx *rc, const void *conf,
+			     struct exports *made, struct kerr *e);
+
+struct stack_phase {
+	const char *name;            /* "keys", "link", ... */
+	stack_render_fn *render;
+};
+
+struct stack_type {
+	const char *name;            /* the key under "stacks:" */
+	const char *summary;         /* one line, for docs and help */
+	/* Parse stacks.NAME (m may be a null node: "base:" alone) into *conf. */
+	int (*parse)(struct spec_parser *x, const struct ynode *m, void **conf);
+	void (*free)(void *conf);
+	stack_prepare_fn *prepare;   /* may be NULL */
+	const struct stack_phase *phases;
+	size_t nphases;
+	/* Export names whose values are secrets: never stored, logged or shown. */
+	const char *const *secret_exports;
+};
+
+/* Every stack kiln knows, in the order their phases run. */
+extern const struct stack_type *const stack_types[];
+extern const size_t stack_types_n;
+
+const struct stack_type *stack_type_find(const char *name);
+/* The parsed conf of stack t in c, or NULL when the spec does not enable it. */
+const void *stack_conf(const struct cluster *c, const struct stack_type *t);
+bool stack_export_secret(const struct stack_type *t, const char *name);
+
+/* One phase of one enabled stack, as the driver runs it. */
+struct phase_ref {
+	const struct stack_type *stack;
+	const struct stack_phase *phase;
+	const void *conf;
+};
+/* The enabled stacks' phases in run order; returns the count (<= max). */
+size_t stacks_phases(const struct cluster *c, struct phase_ref *out, size_t max);
+#define STACKS_MAX_PHASES 64
+
+/* "mesh.link" into buf. */
+const char *phase_ref_name(const struct phase_ref *p, char *buf, size_t n);
+
+/*
+ * Every phase of every enabled stack for node n, in order, into out (what
+ * `kiln validate` and the golden tests render).  Each resource gets a
+ * "phase" member ("mesh.link").
+ */
+int stacks_render_node(const struct render_ctx *rc, const struct node *n,
+		       struct render_out *out, struct kerr *e);
+
+/*
+ * Run every enabled stack's prepare over rc into made (exports kiln makes
+ * itself).  rc->exports is what was known before.
+ */
+int stacks_prepare(const struct render_ctx *rc, struct exports *made, struct kerr *e);
 
 /*
  * Expand "{{ name }}" placeholders in tmpl.  Names: node.name,

@@ -28,7 +28,12 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS run_nodes ("
 	"  run INTEGER NOT NULL REFERENCES runs(id), node TEXT NOT NULL, status TEXT NOT NULL,"
 	"  changed INTEGER, failed INTEGER, duration_ms INTEGER, error TEXT, results TEXT,"
-	"  PRIMARY KEY (run, node));";
+	"  PRIMARY KEY (run, node));"
+	/* value is NULL for a secret: its row says it exists, never what it is */
+	"CREATE TABLE IF NOT EXISTS exports ("
+	"  cluster TEXT NOT NULL, node TEXT NOT NULL, stack TEXT NOT NULL, name TEXT NOT NULL,"
+	"  value TEXT, secret INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (cluster, node, stack, name));";
 
 static int db_error(struct state *st, struct kerr *e, const char *what)
 {
@@ -338,5 +343,60 @@ out:
 	json_decref(run);
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int state_export_put(struct state *st, const char *cluster, const char *node,
+		     const char *stack, const char *name, const char *value, bool secret,
+		     struct kerr *e)
+{
+	return exec1(st, e, "INSERT OR REPLACE INTO exports VALUES (?,?,?,?,?,?,?)", "tttttii",
+		     cluster, node, stack, name, secret ? NULL : value, (int64_t)secret,
+		     wall_ms());
+}
+
+int state_exports_drop_node(struct state *st, const char *cluster, const char *node,
+			    struct kerr *e)
+{
+	return exec1(st, e, "DELETE FROM exports WHERE cluster = ? AND node = ?", "tt",
+		     cluster, node);
+}
+
+int state_exports_list(struct state *st, const char *cluster, json_t **out, struct kerr *e)
+{
+	sqlite3_stmt *s = NULL;
+	int r = 0, rc;
+
+	*out = json_array();
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT node, stack, name, value, secret, updated_ms "
+				      "FROM exports WHERE cluster = ? ORDER BY node, stack, name",
+			       -1, &s, NULL) != SQLITE_OK) {
+		r = db_error(st, e, "prepare");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(s, 3);
+		json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:I}",
+				      "node", (const char *)sqlite3_column_text(s, 0),
+				      "stack", (const char *)sqlite3_column_text(s, 1),
+				      "name", (const char *)sqlite3_column_text(s, 2),
+				      "secret", sqlite3_column_int(s, 4) != 0,
+				      "updated_ms", (json_int_t)sqlite3_column_int64(s, 5));
+		if (o && v)
+			json_object_set_new(o, "value", json_string(v));
+		if (o)
+			json_array_append_new(*out, o);
+	}
+	if (rc != SQLITE_DONE)
+		r = db_error(st, e, "read exports");
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	if (r < 0) {
+		json_decref(*out);
+		*out = NULL;
+	}
 	return r;
 }

@@ -17,6 +17,7 @@
 #define KILN_STATE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "util/util.h"
@@ -50,5 +51,20 @@ int state_run_end(struct state *st, int64_t run, const char *status, int changed
 int state_runs_list(struct state *st, int limit, json_t **out, struct kerr *e);
 /* One run with its nodes (and their results); -ENOENT if there is none. */
 int state_run_show(struct state *st, int64_t id, json_t **out, struct kerr *e);
+
+/*
+ * Exports (stacks.h): named values per (node, stack, name) that later
+ * phases and runs render with.  A secret is recorded as existing, its value
+ * never written (value is ignored).
+ */
+int state_export_put(struct state *st, const char *cluster, const char *node,
+		     const char *stack, const char *name, const char *value, bool secret,
+		     struct kerr *e);
+/* Forget a node's exports (it left the spec). */
+int state_exports_drop_node(struct state *st, const char *cluster, const char *node,
+			    struct kerr *e);
+/* Every export of the cluster: [{node, stack, name, value?, secret, updated_ms}]
+ * sorted by node, stack, name; secrets have no value. */
+int state_exports_list(struct state *st, const char *cluster, json_t **out, struct kerr *e);
 
 #endif

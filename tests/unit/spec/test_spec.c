@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "stacks/base.h"
+
 #include "spec/spec.h"
 #include "spec/spec_int.h"
 
@@ -150,8 +152,8 @@ static void test_full(void **state)
 	assert_string_equal(json_string_value(cluster_var(c, n3, "ntp")), "pool.ntp.org");
 	assert_string_equal(json_string_value(cluster_var(c, NULL, "ntp")), "pool.ntp.org");
 	/* base stack */
-	const struct stack_base *b = &c->base;
-	assert_true(b->enabled);
+	const struct stack_base *b = stack_base_conf(c);
+	assert_non_null(b);
 	assert_int_equal(b->modules.n, 1);
 	assert_string_equal(b->modules.v[0], "overlay");
 	assert_int_equal(b->nsysctls, 3);
@@ -209,8 +211,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c->ssh.concurrency, 50);
 	assert_int_equal(c->nnodes, 0);
 	assert_true(json_is_object(c->vars));
-	const struct stack_base *b = &c->base;
-	assert_true(b->enabled);
+	const struct stack_base *b = stack_base_conf(c);
+	assert_non_null(b);
 	assert_int_equal(b->modules.n, 2);
 	assert_string_equal(b->modules.v[0], "overlay");
 	assert_string_equal(b->modules.v[1], "br_netfilter");
@@ -225,8 +227,7 @@ static void test_defaults(void **state)
 
 	/* no stacks: base stays off */
 	c = load_str_ok("cluster: x\nssh: {known_hosts: kh}\n");
-	assert_false(c->base.enabled);
-	assert_int_equal(c->base.modules.n, 0);
+	assert_null(stack_base_conf(c));
 	assert_string_equal(c->ssh.known_hosts, "/virtual/kh");
 	assert_string_equal(c->dir, "/virtual");
 	cluster_free(c);

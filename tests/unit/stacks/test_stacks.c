@@ -106,17 +106,33 @@ int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
 	return __real_clock_gettime(id, ts);
 }
 
-/* stacks_render(), failing the test if it touched a file or the clock. */
+/*
+ * Every phase of every stack for node n (stacks_render_node), every node
+ * seeing the same facts; fails the test if it touched a file or the clock.
+ */
 static int render_pure(const struct cluster *c, const struct node *n, const json_t *facts,
 		       json_t **out, struct kerr *e)
 {
+	const json_t **all = xcalloc(c->nnodes, sizeof(*all));
+	struct exports ex;
+	struct render_out ro;
+
+	for (size_t i = 0; i < c->nnodes; i++)
+		all[i] = facts;
+	exports_init(&ex);
+	render_out_init(&ro);
+	struct render_ctx rc = { .c = c, .facts = all, .exports = &ex };
 	impure_calls = 0;
 	watching = true;
-	int r = stacks_render(c, n, facts, out, e);
+	int r = stacks_render_node(&rc, n, &ro, e);
 	watching = false;
 	if (impure_calls)
 		fail_msg("rendering node '%s' called %s (%d calls to files or clocks)", n->name,
 			 impure_what, impure_calls);
+	*out = json_incref(ro.resources);
+	render_out_release(&ro);
+	exports_release(&ex);
+	free(all);
 	return r;
 }
 

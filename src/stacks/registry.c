@@ -1,0 +1,129 @@
+/* The stack registry and the per-node render over every phase (stacks.h). */
+#include "stacks.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+extern const struct stack_type stack_base;
+
+/* Phase order: a stack may use the exports of any stack above it. */
+const struct stack_type *const stack_types[] = {
+	&stack_base,
+};
+const size_t stack_types_n = ARRAY_SIZE(stack_types);
+
+_Static_assert(ARRAY_SIZE(stack_types) <= SPEC_STACKS_MAX, "raise SPEC_STACKS_MAX");
+
+const struct stack_type *stack_type_find(const char *name)
+{
+	for (size_t i = 0; i < stack_types_n; i++)
+		if (!strcmp(stack_types[i]->name, name))
+			return stack_types[i];
+	return NULL;
+}
+
+const void *stack_conf(const struct cluster *c, const struct stack_type *t)
+{
+	for (size_t i = 0; i < stack_types_n; i++)
+		if (stack_types[i] == t)
+			return c->stacks[i];
+	return NULL;
+}
+
+bool stack_export_secret(const struct stack_type *t, const char *name)
+{
+	for (const char *const *s = t->secret_exports; s && *s; s++)
+		if (!strcmp(*s, name))
+			return true;
+	return false;
+}
+
+size_t stacks_phases(const struct cluster *c, struct phase_ref *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < stack_types_n; i++) {
+		const struct stack_type *t = stack_types[i];
+		if (!c->stacks[i])
+			continue;
+		for (size_t j = 0; j < t->nphases && n < max; j++)
+			out[n++] = (struct phase_ref){ t, &t->phases[j], c->stacks[i] };
+	}
+	return n;
+}
+
+const char *phase_ref_name(const struct phase_ref *p, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s.%s", p->stack->name, p->phase->name);
+	return buf;
+}
+
+void render_out_init(struct render_out *o)
+{
+	o->resources = json_array();
+	o->needs = (struct strv)STRV_INIT;
+}
+
+void render_out_release(struct render_out *o)
+{
+	json_decref(o->resources);
+	o->resources = NULL;
+	strv_release(&o->needs);
+}
+
+const json_t *render_facts(const struct render_ctx *rc, const struct node *n)
+{
+	if (!rc->facts)
+		return NULL;
+	return rc->facts[n - rc->c->nodes];
+}
+
+const char *render_export(const struct render_ctx *rc, struct render_out *out,
+			  const char *node, const char *stack, const char *name)
+{
+	const char *v = rc->exports ? exports_get(rc->exports, node, stack, name) : NULL;
+
+	if (!v) {
+		char *need = xasprintf("%s %s.%s", node, stack, name);
+		if (!strv_contains(&out->needs, need))
+			strv_push(&out->needs, need);
+		free(need);
+	}
+	return v;
+}
+
+int stacks_render_node(const struct render_ctx *rc, const struct node *n,
+		       struct render_out *out, struct kerr *e)
+{
+	struct phase_ref ph[STACKS_MAX_PHASES];
+	size_t np = stacks_phases(rc->c, ph, ARRAY_SIZE(ph));
+
+	for (size_t i = 0; i < np; i++) {
+		size_t from = json_array_size(out->resources);
+		char name[128];
+		int r = ph[i].phase->render(rc, ph[i].conf, n, out, e);
+		if (r < 0)
+			return r;
+		phase_ref_name(&ph[i], name, sizeof(name));
+		for (size_t k = from; k < json_array_size(out->resources); k++)
+			json_object_set_new(json_array_get(out->resources, k), "phase",
+					    json_string(name));
+	}
+	return 0;
+}
+
+int stacks_prepare(const struct render_ctx *rc, struct exports *made, struct kerr *e)
+{
+	for (size_t i = 0; i < stack_types_n; i++) {
+		const struct stack_type *t = stack_types[i];
+		int r;
+		if (!rc->c->stacks[i] || !t->prepare)
+			continue;
+		if ((r = t->prepare(rc, rc->c->stacks[i], made, e)) < 0) {
+			kerr_prefix(e, "stack %s", t->name);
+			return r;
+		}
+	}
+	return 0;
+}
