@@ -16,7 +16,7 @@ enum output_format arg_output = OUTPUT_HUMAN;
 int arg_verbose;
 
 static const struct command *const commands[] = {
-	&cmd_facts, &cmd_plan, &cmd_apply, &cmd_runs, &cmd_lab, &cmd_serve, &cmd_boot,
+	&cmd_facts, &cmd_inventory, &cmd_plan, &cmd_apply, &cmd_runs, &cmd_lab, &cmd_serve, &cmd_boot,
 	&cmd_power, &cmd_bootdev, &cmd_version,
 };
 
