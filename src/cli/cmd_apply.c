@@ -13,6 +13,7 @@ struct apply_args {
 	const char *limit;
 	int serial;
 	bool check;
+	struct strv rotate;
 };
 
 static int parse(int argc, char **argv, struct apply_args *a, const char *cmd)
@@ -34,6 +35,11 @@ static int parse(int argc, char **argv, struct apply_args *a, const char *cmd)
 			if (i + 1 >= argc || parse_u64(argv[i + 1], 1, 100000, &v) < 0)
 				return cli_error("option '--serial' needs a number of nodes (1 or more)"), -1;
 			a->serial = (int)v;
+			i += 2;
+		} else if (!strcmp(o, "--rotate")) {
+			if (i + 1 >= argc)
+				return cli_error("option '--rotate' needs a node name"), -1;
+			strv_push(&a->rotate, argv[i + 1]);
 			i += 2;
 		} else if (!strcmp(o, "--check") || !strcmp(o, "-n")) {
 			a->check = true;
@@ -136,6 +142,11 @@ static int run_cmd(int argc, char **argv, bool apply)
 		rc = cli_error("%s", e.msg);
 		goto out;
 	}
+	for (size_t i = 0; i < a.rotate.n; i++)
+		if (!cluster_node(c, a.rotate.v[i])) {
+			rc = cli_error("--rotate: no node '%s' in %s", a.rotate.v[i], c->path);
+			goto out;
+		}
 	if (!(agent = cli_agent_path(&a.spec)))
 		goto out;
 	state_path = cli_state_path(&a.spec);
@@ -149,6 +160,7 @@ static int run_cmd(int argc, char **argv, bool apply)
 		.serial = a.serial,
 		.agent_path = agent,
 		.state = st,
+		.rotate = &a.rotate,
 		.progress = cli_progress,
 	};
 	if (plan_execute(c, &o, &run, &e) < 0) {
@@ -177,6 +189,7 @@ out:
 	cluster_free(c);
 	free(state_path);
 	free(agent);
+	strv_release(&a.rotate);
 	return rc;
 }
 
@@ -210,9 +223,13 @@ const struct command cmd_plan = {
 		"SYNOPSIS\n    kiln plan [-f FILE] [--limit PATTERN] [-o json]\n\n"
 		"DESCRIPTION\n"
 		"    Connects to every selected node (through the bastion when the spec names\n"
-		"    one), starts kiln-agent there, collects facts, renders the node's\n"
-		"    resources and runs their checks. Nothing on the node is changed: the\n"
-		"    checks are the very code apply runs before acting, so a plan never lies.\n\n"
+		"    one), starts kiln-agent there, collects facts, then for every phase of\n"
+		"    every enabled stack renders the nodes' resources and runs their checks.\n"
+		"    Nothing on the node is changed: the checks are the very code apply runs\n"
+		"    before acting, so a plan never lies. Where a later phase needs a value an\n"
+		"    earlier one has not made yet (a new node's public key), the plan says\n"
+		"    what it waits for ('? mesh.link: waits for node4 mesh.public_key')\n"
+		"    instead of guessing.\n\n"
 		"OPTIONS\n" COMMON_OPTIONS
 		"EXIT STATUS\n    0  nothing would change\n    2  changes are pending\n"
 		"    1  an error: bad spec, or a node unreachable or failing\n\n"
@@ -226,16 +243,24 @@ const struct command cmd_apply = {
 	.help = "NAME\n    kiln apply - converge every selected node to the spec\n\n"
 		"SYNOPSIS\n    kiln apply [-f FILE] [--limit PATTERN] [--serial N] [--check] [-o json]\n\n"
 		"DESCRIPTION\n"
-		"    For each node, over one SSH session: start kiln-agent (copied once per\n"
-		"    version, checksum-verified), collect facts, render the node's resources,\n"
-		"    and send them in one message; the agent checks each and changes only what\n"
-		"    differs, writing files atomically. Nodes run in parallel (ssh.concurrency).\n"
-		"    One node failing never stops the others; the report names it and why.\n"
+		"    Over one SSH session per node: start kiln-agent (copied once per version,\n"
+		"    checksum-verified) and collect facts on every selected node; then run the\n"
+		"    enabled stacks' phases in order (base.prepare, mesh.keys, mesh.link,\n"
+		"    mesh.check, ...): render every node's resources for the phase, send them\n"
+		"    in one message per node, and wait for every node before the next phase.\n"
+		"    The agent checks each resource and changes only what differs, writing\n"
+		"    files atomically. Values a phase makes (a public key) are recorded\n"
+		"    ('kiln exports') for later phases and runs. Nodes run in parallel\n"
+		"    (ssh.concurrency). One node failing never stops the others: it takes no\n"
+		"    part in later phases, and the report names it, the phase and why.\n"
 		"    A second apply on a converged cluster changes nothing and says so.\n"
 		"    Progress is live on a terminal, one line per node otherwise (stderr).\n"
 		"    Every run is recorded in the state database: see 'kiln runs'.\n\n"
 		"OPTIONS\n"
-		"    --check, -n\n        Check only, like 'kiln plan'.\n\n" COMMON_OPTIONS
+		"    --check, -n\n        Check only, like 'kiln plan'.\n\n"
+		"    --rotate NODE\n        Make NODE's keys anew in this run (the mesh stack's WireGuard\n"
+		"        key: 'kiln mesh rotate'); its peers take the new public key in the\n"
+		"        same run. May be given more than once.\n\n" COMMON_OPTIONS
 		"EXIT STATUS\n    0  every selected node converged\n"
 		"    1  an error: bad spec, or some node unreachable, failing or skipped\n"
 		"    2  with --check: changes are pending\n\n"

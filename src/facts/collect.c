@@ -489,6 +489,7 @@ int facts_collect(const char *root, json_t **out, struct kerr *e)
 	collect_dmi(&x, facts);
 	collect_init(&x, facts);
 	collect_virt(&x, facts);
+	fx_collect_wireguard(&x, facts);
 
 	if (x.live) {
 		/*

@@ -52,6 +52,8 @@ void fx_collect_pci(const struct fx *x, json_t *facts);
 void fx_collect_gpus(const struct fx *x, json_t *facts);
 void fx_collect_disks(const struct fx *x, json_t *facts);
 void fx_collect_nics(const struct fx *x, json_t *facts);
+/* "wireguard": interfaces and peers from `wg show all dump`, when wg is there. */
+void fx_collect_wireguard(const struct fx *x, json_t *facts);
 
 /* Normalise a PCI address ("00000000:3B:00.0") to "0000:3b:00.0"; false if malformed. */
 bool fx_pci_slot_norm(const char *in, char *out, size_t n);

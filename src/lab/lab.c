@@ -916,6 +916,13 @@ static int lab_write_dir(const struct lab *l, struct kerr *e)
 	}
 	buf_adds(&y, "\nstacks:\n  base:\n    admin_user:\n      name: kiln\n"
 		     "      key_files: [keys/id_ed25519.pub]\n");
+	/* Sites: the seed's hybrid network, spokes joined to the first cloud node. */
+	for (size_t i = 0; l->nsites && i < l->nhosts; i++)
+		if (l->hosts[i].cloud) {
+			buf_printf(&y, "  mesh:\n    network: %s\n    topology: hub\n"
+				       "    hubs: [%s]\n", LAB_MESH_NETWORK, l->hosts[i].name);
+			break;
+		}
 
 	buf_printf(&sc, "# Written by 'kiln lab up': ssh -F %s/ssh_config node1\n"
 			"Host *\n  User root\n  IdentityFile %s/keys/id_ed25519\n"

@@ -206,6 +206,7 @@ int hw_init_mounts(const struct lab_host *h, char *why, size_t n);
 /* ---- sites.c: --sites (docs/lab.md, Sites) ------------------------- */
 
 #define LAB_WG_PORT 51820     /* the public endpoint's port (WireGuard's) */
+#define LAB_MESH_NETWORK "10.99.0.0/24"   /* the written spec's stacks.mesh overlay */
 #define LAB_SITES_RANGES 18   /* at most 16 sites, the public subnet, spare */
 
 struct lab_site {

@@ -6,10 +6,12 @@
 #include <string.h>
 
 extern const struct stack_type stack_base;
+extern const struct stack_type stack_mesh;
 
 /* Phase order: a stack may use the exports of any stack above it. */
 const struct stack_type *const stack_types[] = {
 	&stack_base,
+	&stack_mesh,
 };
 const size_t stack_types_n = ARRAY_SIZE(stack_types);
 

@@ -159,6 +159,12 @@ int stacks_render_node(const struct render_ctx *rc, const struct node *n,
  */
 int stacks_prepare(const struct render_ctx *rc, struct exports *made, struct kerr *e);
 
+/* The mesh stack's topology as Graphviz dot (kiln mesh graph); -ENOENT when
+ * the spec has no stacks.mesh. */
+int mesh_graph_dot(const struct cluster *c, const struct exports *ex, struct buf *out);
+/* The mesh's interface name, or NULL without stacks.mesh. */
+const char *mesh_interface(const struct cluster *c);
+
 /*
  * Expand "{{ name }}" placeholders in tmpl.  Names: node.name,
  * node.address, node.site, node.roles (comma-joined), node.labels.KEY,
