@@ -814,7 +814,7 @@ static void conf_converge(struct res_ctx *ctx, const json_t *r, const char *priv
 	bool same = exists && old.s && !strcmp(old.s, want) &&
 		    (st.st_mode & 07777) == 0600 && st.st_uid == 0;
 	if (!same) {
-		was = conf_mask(exists && old.s ? old.s : "", path);
+		was = conf_mask(exists && old.s ? old.s : "", res_str(r, "private_key_file"));
 		diff_unified(exists ? path : "/dev/null", was, path, shown, &diff);
 		res_add_diff(out, &diff);
 		if (!diff.len)
