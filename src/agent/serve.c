@@ -80,6 +80,8 @@ static json_t *result_json(size_t index, const char *id, const struct res_result
 		json_object_set_new(o, "diff", string_lossy(r->diff));
 	if (r->message)
 		json_object_set_new(o, "message", string_lossy(r->message));
+	if (json_object_size(r->exports))
+		json_object_set(o, "exports", r->exports);
 	return o;
 }
 

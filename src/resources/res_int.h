@@ -23,6 +23,8 @@ enum field_kind {
 	F_STRV,    /* array of non-empty strings without newline */
 	F_MAP,     /* object of string or integer values */
 	F_ENUM,    /* string, one of enum_vals ("a|b") */
+	F_INT,     /* integer; the type's validate() checks the range */
+	F_ANY,     /* anything; the type's validate() checks it (nested objects) */
 };
 
 struct field {
@@ -44,13 +46,15 @@ struct res_type {
 extern const struct res_type res_type_file, res_type_directory, res_type_line,
 	res_type_sysctl, res_type_kmod, res_type_swap, res_type_hostname,
 	res_type_package, res_type_service, res_type_user, res_type_group,
-	res_type_command;
+	res_type_command, res_type_wgkey, res_type_wireguard, res_type_reach;
 
 /* ---- results ---- */
 /* Append "; "-separated text to out->message. */
 void res_note(struct res_result *out, const char *fmt, ...) PRINTF(2, 3);
 /* Mark out failed and note why. */
 void res_fail(struct res_result *out, const char *fmt, ...) PRINTF(2, 3);
+/* Set exports[name] = value (creating out->exports). */
+void res_export(struct res_result *out, const char *name, const char *value);
 /* Append a diff to out->diff. */
 void res_add_diff(struct res_result *out, const struct buf *diff);
 
@@ -105,6 +109,8 @@ int res_resolve_owner(const struct res_ctx *ctx, const char *owner, const char *
  * stdout (capped) goes to out when not NULL. */
 int res_run(char *const argv[], const char *cwd, char *const *env, struct buf *out,
 	    int timeout_ms, struct kerr *e);
+/* The full path of name in PATH or the usual sbin/bin dirs (caller frees), or NULL. */
+char *res_which(const char *name);
 /* Is name an executable in PATH (or the usual sbin/bin dirs)? */
 bool res_have_exe(const char *name);
 

@@ -22,7 +22,7 @@ extern char **environ;
  * directories, because a non-login SSH session's PATH often lacks sbin
  * (useradd, modprobe, swapoff live there).  NULL when not found.
  */
-static char *res_which(const char *name)
+char *res_which(const char *name)
 {
 	const char *path = getenv("PATH");
 	char *copy = xasprintf("%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"

@@ -15,6 +15,7 @@ static const struct res_type *const types[] = {
 	&res_type_file, &res_type_directory, &res_type_line, &res_type_sysctl,
 	&res_type_kmod, &res_type_swap, &res_type_hostname, &res_type_package,
 	&res_type_service, &res_type_user, &res_type_group, &res_type_command,
+	&res_type_wgkey, &res_type_wireguard, &res_type_reach,
 };
 
 static const struct res_type *type_of(const json_t *r)
@@ -106,6 +107,10 @@ char *resource_id(const json_t *r)
 
 	if (!t)
 		return xasprintf("invalid:%s", tname ? tname : "?");
+	/* A reach check names no single thing: say how many it pings. */
+	if (t == &res_type_reach)
+		return xasprintf("reach:%zu targets",
+				 json_array_size(json_object_get(r, "targets")));
 	json_t *v = json_object_get(r, t->id_field);
 	struct buf b;
 	buf_init(&b, 0);
@@ -157,6 +162,10 @@ static const char *kind_wants(const struct field *f)
 		return "an array of non-empty one-line strings";
 	case F_MAP:
 		return "an object of string or integer values";
+	case F_INT:
+		return "an integer";
+	case F_ANY:
+		return "a value";
 	default:
 		return "one of the allowed values";
 	}
@@ -222,6 +231,10 @@ static bool field_ok(const struct field *f, const json_t *v)
 	}
 	case F_ENUM:
 		return json_is_string(v) && enum_ok(f->enum_vals, json_string_value(v));
+	case F_INT:
+		return json_is_integer(v);
+	case F_ANY:
+		return true;   /* the type's validate() checks it */
 	}
 	return false;
 }
@@ -308,6 +321,13 @@ void res_fail(struct res_result *out, const char *fmt, ...)
 	va_end(ap);
 }
 
+void res_export(struct res_result *out, const char *name, const char *value)
+{
+	if (!out->exports)
+		out->exports = json_object();
+	json_object_set_new(out->exports, name, json_string(value));
+}
+
 void res_add_diff(struct res_result *out, const struct buf *diff)
 {
 	if (!diff->len)
@@ -327,7 +347,9 @@ void res_result_release(struct res_result *r)
 		return;
 	free(r->diff);
 	free(r->message);
+	json_decref(r->exports);
 	r->diff = r->message = NULL;
+	r->exports = NULL;
 }
 
 /* ---- running ---- */
@@ -512,5 +534,58 @@ json_t *res_command(const char *command, const char *creates, const char *unless
 		json_object_set_new(r, "creates", json_string(creates));
 	if (unless)
 		json_object_set_new(r, "unless", json_string(unless));
+	return r;
+}
+
+json_t *res_wgkey(const char *path, bool rotate)
+{
+	json_t *r = res_new("wgkey");
+	json_object_set_new(r, "path", json_string(path));
+	json_object_set_new(r, "rotate", json_boolean(rotate));
+	return r;
+}
+
+json_t *res_wireguard(const char *iface, const char *private_key_file,
+		      int listen_port, const char *address, int mtu,
+		      const char *config_file, const char *const *routes,
+		      size_t nroutes)
+{
+	json_t *r = res_new("wireguard");
+	json_object_set_new(r, "interface", json_string(iface));
+	json_object_set_new(r, "private_key_file", json_string(private_key_file));
+	if (listen_port > 0)
+		json_object_set_new(r, "listen_port", json_integer(listen_port));
+	if (address)
+		json_object_set_new(r, "address", json_string(address));
+	json_object_set_new(r, "mtu", mtu > 0 ? json_integer(mtu) : json_string("auto"));
+	if (config_file)
+		json_object_set_new(r, "config_file", json_string(config_file));
+	json_object_set_new(r, "peers", json_array());
+	json_object_set_new(r, "routes", strv_json(routes, nroutes));
+	return r;
+}
+
+void res_wireguard_add_peer(json_t *wg, const char *public_key, const char *endpoint,
+			    const char *const *allowed_ips, size_t n, int keepalive)
+{
+	json_t *p = json_object();
+	json_object_set_new(p, "public_key", json_string(public_key));
+	if (endpoint)
+		json_object_set_new(p, "endpoint", json_string(endpoint));
+	json_object_set_new(p, "allowed_ips", strv_json(allowed_ips, n));
+	if (keepalive > 0)
+		json_object_set_new(p, "keepalive", json_integer(keepalive));
+	json_array_append_new(json_object_get(wg, "peers"), p);
+}
+
+json_t *res_reach(const char *const *names, const char *const *addresses, size_t n,
+		  int timeout_ms)
+{
+	json_t *r = res_new("reach"), *t = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(t, json_pack("{s:s,s:s}", "name", names[i],
+						   "address", addresses[i]));
+	json_object_set_new(r, "targets", t);
+	json_object_set_new(r, "timeout_ms", json_integer(timeout_ms));
 	return r;
 }

@@ -1,6 +1,7 @@
 /*
  * resources — check-then-act resource types (file, directory, line, sysctl,
- * kmod, swap, hostname, package, service, user, group, command).
+ * kmod, swap, hostname, package, service, user, group, command, and for the
+ * mesh: wgkey, wireguard, reach).
  *
  * A resource is a JSON object, the same one that travels to kiln-agent
  * (docs/resources.md describes every type and field).  Renderers build them
@@ -40,11 +41,16 @@ struct res_ctx {
 
 enum res_status { RES_OK, RES_CHANGED, RES_FAILED };
 
-/* diff and message are owned by the result and may be NULL. */
+/*
+ * diff, message and exports are owned by the result and may be NULL.
+ * exports is an object NAME -> string of values the resource hands back to
+ * the controller (wgkey: "public_key"); they never appear in diff or message.
+ */
 struct res_result {
 	enum res_status status;
 	char *diff;
 	char *message;
+	json_t *exports;
 };
 
 /* Set up ctx for a run under root (borrowed) in check or apply mode. */
@@ -99,6 +105,24 @@ json_t *res_user(const char *name, const char *shell, const char *const *groups,
 		 size_t ngroups, const char *const *keys, size_t nkeys);
 json_t *res_group(const char *name);
 json_t *res_command(const char *command, const char *creates, const char *unless);
+/* A WireGuard private key made on the node; exports "public_key". */
+json_t *res_wgkey(const char *path, bool rotate);
+/*
+ * One WireGuard interface, converged live.  listen_port <= 0 and address
+ * NULL: not managed; mtu <= 0: "auto"; config_file NULL: none written.
+ * Starts with no peers: add them with res_wireguard_add_peer() (endpoint
+ * NULL = behind NAT, keepalive <= 0 = none).  The stack may also build the
+ * JSON itself: resource_validate() checks every field strictly.
+ */
+json_t *res_wireguard(const char *iface, const char *private_key_file,
+		      int listen_port, const char *address, int mtu,
+		      const char *config_file, const char *const *routes,
+		      size_t nroutes);
+void res_wireguard_add_peer(json_t *wg, const char *public_key, const char *endpoint,
+			    const char *const *allowed_ips, size_t n, int keepalive);
+/* ICMP echo to each target (name, IPv4 address) in parallel; never changes. */
+json_t *res_reach(const char *const *names, const char *const *addresses, size_t n,
+		  int timeout_ms);
 
 /*
  * A unified diff (---/+++ headers, @@ hunks, 3 lines of context) of a and b,
