@@ -17,7 +17,8 @@
  *
  * Filtering is nftables inside the host namespaces: cloud hosts accept
  * SSH and UDP 51820 from anywhere and everything from their own site;
- * on-prem nodes accept nothing from outside their site; the bastion
+ * on-prem nodes accept nothing from outside their site (nodes accept
+ * whatever comes out of a tunnel: not eth0); the bastion
  * forwards (and masquerades out of wan0) only UDP 51820 from site 0, and
  * accepts only SSH from outside.  Forwarding stays off everywhere else.
  */
@@ -269,11 +270,14 @@ static char *host_rules(const struct lab *l, const struct lab_host *h)
 			       "\t\toifname \"wan0\" ip saddr %s masquerade\n"
 			       "\t}\n}\n", s->subnet);
 	} else if (h->cloud) {
-		buf_printf(&b, "\t\tip saddr %s accept\n"
+		/* The rules are the physical network's: what comes out of a tunnel
+		 * (the mesh's kiln0) has passed WireGuard's own check. */
+		buf_printf(&b, "\t\tiifname != \"eth0\" accept\n\t\tip saddr %s accept\n"
 			       "\t\ttcp dport 22 accept\n"
 			       "\t\tudp dport %d accept\n\t}\n}\n", s->subnet, LAB_WG_PORT);
 	} else {
-		buf_printf(&b, "\t\tip saddr %s accept\n\t}\n}\n", s->subnet);
+		buf_printf(&b, "\t\tiifname != \"eth0\" accept\n\t\tip saddr %s accept\n\t}\n}\n",
+			   s->subnet);
 	}
 	return b.s;  /* the caller frees it */
 }

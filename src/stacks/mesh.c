@@ -524,11 +524,6 @@ static char *key_path(const struct mesh_conf *m)
 	return xasprintf("%s/%s.key", MESH_KEY_DIR, m->iface);
 }
 
-static json_t *res_wgkey_json(const char *path, bool rotate)
-{
-	return json_pack("{s:s,s:s,s:b}", "type", "wgkey", "path", path, "rotate", rotate);
-}
-
 /* Phase keys: the tools, and the node's key (its public half exported). */
 static int render_keys(const struct render_ctx *rc, const void *conf, const struct node *n,
 		       struct render_out *out, struct kerr *e)
@@ -547,7 +542,7 @@ static int render_keys(const struct render_ctx *rc, const void *conf, const stru
 		json_array_append_new(out->resources, res_package(pkgs, ARRAY_SIZE(pkgs), true));
 	}
 	json_array_append_new(out->resources,
-			      res_wgkey_json(path, rc->rotate &&
+			      res_wgkey(path, rc->rotate &&
 						   strv_contains(rc->rotate, n->name)));
 	free(path);
 	return 0;
