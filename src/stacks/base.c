@@ -555,7 +555,7 @@ static json_t *render_packages(const struct stack_base *b, const json_t *facts)
 	return r;
 }
 
-static int render_files(const struct cluster *c, const struct stack_base *b,
+static int render_files(const struct render_ctx *rc, const struct stack_base *b,
 			const struct node *n, json_t *out, struct kerr *e)
 {
 
@@ -566,7 +566,7 @@ static int render_files(const struct cluster *c, const struct stack_base *b,
 
 		buf_init(&t, 0);
 		if (f->template) {
-			int r = template_render(f->template, c, n, &t, e);
+			int r = template_render(f->template, rc, n, &t, e);
 			if (r < 0) {
 				buf_release(&t);
 				kerr_prefix(e, "%s:%d:%d: file '%s' for node '%s'", f->mark.file,
@@ -624,7 +624,7 @@ static int base_render(const struct render_ctx *rc, const void *conf, const stru
 	 * sources.list.d); a package's own conffile that kiln also manages is
 	 * kept as kiln wrote it (dpkg --force-confold).
 	 */
-	int r = render_files(c, b, n, out, e);
+	int r = render_files(rc, b, n, out, e);
 	if (r < 0)
 		return r;
 	json_t *pkgs = render_packages(b, render_facts(rc, n));

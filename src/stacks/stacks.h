@@ -168,11 +168,12 @@ const char *mesh_interface(const struct cluster *c);
 /*
  * Expand "{{ name }}" placeholders in tmpl.  Names: node.name,
  * node.address, node.site, node.roles (comma-joined), node.labels.KEY,
- * cluster.name, and any variable visible to the node (node vars, then
- * group vars, then cluster vars; dotted names descend into objects).
- * An unknown name or an unterminated "{{" is an error.
+ * node.mesh_address (the overlay address, with stacks.mesh), cluster.name,
+ * and any variable visible to the node (node vars, then group vars, then
+ * cluster vars; dotted names descend into objects).  An unknown name or an
+ * unterminated "{{" is an error.
  */
-int template_render(const char *tmpl, const struct cluster *c, const struct node *n,
+int template_render(const char *tmpl, const struct render_ctx *rc, const struct node *n,
 		    struct buf *out, struct kerr *e);
 
 #endif

@@ -44,9 +44,17 @@ static const json_t *descend(const json_t *v, const char *path)
 	return v;
 }
 
-static int lookup(const char *name, const struct cluster *c, const struct node *n,
+static int lookup(const char *name, const struct render_ctx *rc, const struct node *n,
 		  struct buf *out)
 {
+	const struct cluster *c = rc->c;
+
+	if (!strcmp(name, "node.mesh_address")) {
+		/* made by the mesh stack's prepare, before any phase */
+		const char *a = rc->exports ? exports_get(rc->exports, n->name, "mesh", "address")
+					    : NULL;
+		return a ? buf_adds(out, a) : -ENOENT;
+	}
 	if (!strcmp(name, "node.name"))
 		return buf_adds(out, n->name);
 	if (!strcmp(name, "node.address"))
@@ -76,7 +84,7 @@ static int lookup(const char *name, const struct cluster *c, const struct node *
 	return v ? add_value(out, v) : -ENOENT;
 }
 
-int template_render(const char *tmpl, const struct cluster *c, const struct node *n,
+int template_render(const char *tmpl, const struct render_ctx *rc, const struct node *n,
 		    struct buf *out, struct kerr *e)
 {
 	const char *p = tmpl;
@@ -102,7 +110,7 @@ int template_render(const char *tmpl, const struct cluster *c, const struct node
 			return kerr_set(e, -EINVAL, "template line %d: empty or overlong name in '{{ }}'", line);
 		memcpy(name, s, (size_t)(t - s));
 		name[t - s] = '\0';
-		int r = lookup(name, c, n, out);
+		int r = lookup(name, rc, n, out);
 		if (r == -ENOENT)
 			return kerr_set(e, -EINVAL, "template line %d: unknown variable '%s'", line, name);
 		if (r < 0)

@@ -218,7 +218,8 @@ static void render_expect(const struct cluster *c, const char *tmpl, const char 
 	struct buf b;
 	struct kerr e = { 0 };
 	buf_init(&b, 0);
-	int r = template_render(tmpl, c, &c->nodes[0], &b, &e);
+	struct render_ctx rc = { .c = c };
+	int r = template_render(tmpl, &rc, &c->nodes[0], &b, &e);
 	if (err) {
 		assert_true(r < 0);
 		assert_string_equal(e.msg, err);
@@ -242,6 +243,21 @@ static void test_template(void **s)
 	render_expect(c, "{{ site_info }}", NULL,
 		      "template line 1: variable 'site_info' is not a scalar");
 	render_expect(c, "{{  }}", NULL, "template line 1: empty or overlong name in '{{ }}'");
+	/* the overlay address comes from the mesh's exports; none yet: unknown */
+	render_expect(c, "{{ node.mesh_address }}", NULL,
+		      "template line 1: unknown variable 'node.mesh_address'");
+	struct exports ex;
+	struct buf b;
+	struct kerr e = { 0 };
+	exports_init(&ex);
+	exports_set(&ex, "node1", "mesh", "address", "10.99.0.7", false);
+	exports_set(&ex, "node2", "mesh", "address", "10.99.0.8", false);
+	struct render_ctx rc = { .c = c, .exports = &ex };
+	buf_init(&b, 0);
+	assert_int_equal(template_render("bind {{ node.mesh_address }}", &rc, &c->nodes[0], &b, &e), 0);
+	assert_string_equal(b.s, "bind 10.99.0.7");
+	buf_release(&b);
+	exports_release(&ex);
 	cluster_free(c);
 }
 
