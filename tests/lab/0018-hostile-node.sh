@@ -93,7 +93,7 @@ say "hostile ids, messages and diffs are shown escaped"
 kiln_rc 2 plan -f "$SPEC" --agent "$T/results"
 check_streams "plan with hostile results"
 want='\e]0;pwned\a\e[2J\u009b31m'
-assert_contains "$OUT" "~ file:/x$want: msg$want" "result line"
+assert_contains "$OUT" "~ base.prepare file:/x$want: msg$want" "result line"
 assert_contains "$OUT" "      -$want" "diff line"
 assert_contains "$OUT" "$(printf '      +\tok')" "diff keeps its tab"
 kiln_rc 2 plan -f "$SPEC" --agent "$T/results" -o json

@@ -30,6 +30,11 @@ pings() {
 # dump NODE: `wg show kiln0 dump` peer lines as "KEY HANDSHAKE RX".
 dump() { on "$1" wg show kiln0 dump | awk 'NR > 1 { print $1, $5, $6 }'; }
 
+say "plan before any key exists: the link phase says what it waits for"
+kiln_rc 2 plan -f "$SPEC"
+keep
+assert_contains "$OUT" "? mesh.link: waits for node4 mesh.public_key"
+
 say "hub: apply runs base, then the mesh's phases, on every node"
 kiln_rc 0 apply -f "$SPEC" -o json
 keep
@@ -62,6 +67,13 @@ keep
 assert_contains "$OUT" "5 nodes, 0 changed"
 kiln_rc 0 plan -f "$SPEC"
 keep
+
+say "--limit node1: the others' keys and addresses come from the state"
+kiln_rc 0 apply -f "$SPEC" --limit node1 -o json
+keep
+assert_eq "$(json '[n["name"] for n in j["nodes"]]')" "['node1']" "limited run"
+assert_eq "$(json 'j["nodes"][0]["changed"]')" 0 "node1 changes under --limit"
+assert_eq "$(on node1 wg show kiln0 peers | wc -l)" 1 "node1 peers after --limit"
 
 say "mesh status: every peer up"
 kiln_rc 0 mesh status -f "$SPEC" -o json
