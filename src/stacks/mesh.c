@@ -58,7 +58,7 @@ struct mesh_conf {
 	char *iface;                  /* kiln0 */
 	struct mesh_route *routes;    /* extra subnets routed to a site */
 	size_t nroutes;
-	struct mark mark;
+	struct mark mark;             /* of stacks.mesh.network, for errors */
 };
 
 /* ---- the spec: stacks.mesh ----------------------------------------------- */
@@ -133,6 +133,7 @@ static int parse_network(struct spec_parser *x, const struct ynode *v, struct me
 	if (m->net & ~ipv4_prefix_mask(m->prefix))
 		return spec_err(x, v, "stacks.mesh.network: '%s' has host bits set",
 				spec_shown(v, tmp, sizeof(tmp)));
+	m->mark = (struct mark){ x->file, v->line, v->col };   /* "too small" points here */
 	return 0;
 }
 
@@ -491,16 +492,23 @@ static json_t *allowed_ips(const struct mesh_conf *m, const struct cluster *c,
 	return a;
 }
 
-/* A WireGuard public key as the node exported it: 44 base64 characters. */
+/*
+ * A WireGuard public key as the node exported it: 44 base64 characters of
+ * 32 bytes.  The 43rd character's 2 low bits are padding and must be zero,
+ * as the agent's decoder (resource_validate) requires.
+ */
 static bool valid_wg_key(const char *s)
 {
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t n = strlen(s);
 	if (n != 44 || s[43] != '=')
 		return false;
-	for (size_t i = 0; i < 43; i++)
-		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '/'))
+	for (size_t i = 0; i < 43; i++) {
+		const char *p = s[i] ? strchr(b64, s[i]) : NULL;
+		if (!p || (i == 42 && ((p - b64) & 3)))
 			return false;
+	}
 	return true;
 }
 
