@@ -572,7 +572,10 @@ static int render_link(const struct render_ctx *rc, const void *conf, const stru
 		free(path);
 		return 0;
 	}
-	if (is_hub(m, n) || (m->topology == MESH_SITE && is_gateway(m, c, n))) {
+	/* hubs and site gateways carry the overlay; in every topology a site's
+	 * gateway carries its routed subnets (allowed_ips sends them to it) */
+	if (is_hub(m, n) || (is_gateway(m, c, n) &&
+			     (m->topology == MESH_SITE || routes_of(m, site_of(n))))) {
 		const char *k[] = { "net.ipv4.ip_forward" }, *v[] = { "1" };
 		json_array_append_new(out->resources, res_sysctl(MESH_SYSCTL_FILE, k, v, 1));
 	}
