@@ -381,14 +381,19 @@ static const char *public_endpoint(const struct cluster *c, const struct node *n
 /*
  * Where n sends to peer p: inside a site, p's own address; across sites,
  * p's public endpoint, or nowhere (p is behind NAT: it must come to n).
+ * A WireGuard endpoint is an address, and a render resolves nothing: a p
+ * whose spec address is a DNS name is reached at its public endpoint even
+ * inside its site, or not at all.
  */
 static char *endpoint_for(const struct mesh_conf *m, const struct cluster *c,
 			  const struct node *n, const struct node *p)
 {
 	if (!strcmp(site_of(n), site_of(p))) {
-		if (strchr(p->address, ':'))
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, p->address, &a6) == 1)
 			return xasprintf("[%s]:%d", p->address, m->port);
-		return xasprintf("%s:%d", p->address, m->port);
+		if (inet_pton(AF_INET, p->address, &a6) == 1)
+			return xasprintf("%s:%d", p->address, m->port);
 	}
 	const char *pub = public_endpoint(c, p);
 	return pub ? xstrdup(pub) : NULL;

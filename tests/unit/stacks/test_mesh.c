@@ -724,6 +724,53 @@ static void test_full_nat(void **s)
 	cluster_free(c);
 }
 
+/*
+ * A node's address may be a DNS name (spec.md); a WireGuard endpoint must
+ * be an address (render is pure: no resolving).  Inside a site such a peer
+ * is reached at its public endpoint if it has one, else it must come to
+ * us: every resource still validates (render() checks).
+ */
+static void test_dns_address(void **s)
+{
+	static const char text[] =
+		"cluster: dns\n"
+		"ssh:\n  known_hosts: ../known_hosts\n"
+		"nodes:\n"
+		"  - {name: a1, address: a1.example.org, site: east}\n"
+		"  - {name: a2, address: a2.example.org, site: east,"
+		" vars: {endpoint: \"192.0.2.2:51820\"}}\n"
+		"  - {name: a3, address: 10.1.0.3, site: east}\n"
+		"stacks:\n"
+		"  mesh:\n"
+		"    network: 10.99.0.0/24\n";
+	struct cluster *c = NULL;
+	struct exports ex;
+	struct kerr e = { 0 };
+
+	if (load_text("dns.yaml", text, &c, &e) < 0)
+		fail_msg("spec: %s", e.msg);
+	exports_for(c, true, &ex);
+	json_t *out = render(c, cluster_node(c, "a3"), &ex, NULL, NULL);
+	json_t *peers = json_object_get(resource_of(out, "wireguard"), "peers");
+	assert_int_equal(json_array_size(peers), 2);
+	/* a1: no address to send to (it comes to a3); a2: its public endpoint */
+	assert_null(json_object_get(json_array_get(peers, 0), "endpoint"));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(peers, 1),
+							      "endpoint")), "192.0.2.2:51820");
+	json_decref(out);
+	/* a1 and a2 reach each other by a2's public endpoint */
+	out = render(c, cluster_node(c, "a1"), &ex, NULL, NULL);
+	peers = json_object_get(resource_of(out, "wireguard"), "peers");
+	assert_int_equal(json_array_size(peers), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(peers, 0),
+							      "endpoint")), "192.0.2.2:51820");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(peers, 1),
+							      "endpoint")), "10.1.0.3:51820");
+	json_decref(out);
+	exports_release(&ex);
+	cluster_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -737,6 +784,7 @@ int main(void)
 		cmocka_unit_test(test_spec_errors),
 		cmocka_unit_test(test_rotate),
 		cmocka_unit_test(test_full_nat),
+		cmocka_unit_test(test_dns_address),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
