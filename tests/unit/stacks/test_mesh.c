@@ -558,6 +558,35 @@ static void test_ipam_churn(void **s)
 	exports_release(&state);
 }
 
+/*
+ * A state that does not hold up (two nodes recorded with one address, one
+ * outside the network, the network and broadcast addresses): the first in name order
+ * keeps a shared address, the others get the lowest free hosts.
+ */
+static void test_ipam_bad_state(void **s)
+{
+	int order[] = { 3, 1, 0, 2, 4 };
+	struct cluster *c = pool_spec(order, 5);
+	struct exports state, made;
+	struct kerr e = { 0 };
+
+	exports_init(&state);
+	exports_set(&state, "n01", "mesh", "address", "10.77.3.5", false);
+	exports_set(&state, "n03", "mesh", "address", "10.77.3.5", false);
+	exports_set(&state, "n00", "mesh", "address", "10.77.4.1", false);
+	exports_set(&state, "n02", "mesh", "address", "10.77.3.0", false);
+	exports_set(&state, "n04", "mesh", "address", "10.77.3.63", false); /* broadcast */
+	assert_int_equal(prepare(c, &state, &made, &e), 0);
+	assert_string_equal(exports_get(&made, "n00", "mesh", "address"), "10.77.3.1");
+	assert_string_equal(exports_get(&made, "n01", "mesh", "address"), "10.77.3.5");
+	assert_string_equal(exports_get(&made, "n02", "mesh", "address"), "10.77.3.2");
+	assert_string_equal(exports_get(&made, "n03", "mesh", "address"), "10.77.3.3");
+	assert_string_equal(exports_get(&made, "n04", "mesh", "address"), "10.77.3.4");
+	exports_release(&made);
+	exports_release(&state);
+	cluster_free(c);
+}
+
 /* A network with fewer hosts than nodes: -ENOSPC, naming the spec line. */
 static void test_ipam_full(void **s)
 {
@@ -780,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_golden_site),
 		cmocka_unit_test(test_needs_keys),
 		cmocka_unit_test(test_ipam_churn),
+		cmocka_unit_test(test_ipam_bad_state),
 		cmocka_unit_test(test_ipam_full),
 		cmocka_unit_test(test_spec_errors),
 		cmocka_unit_test(test_rotate),
