@@ -560,8 +560,8 @@ static void test_ipam_churn(void **s)
 
 /*
  * A state that does not hold up (two nodes recorded with one address, one
- * outside the network, the network and broadcast addresses): the first in name order
- * keeps a shared address, the others get the lowest free hosts.
+ * outside the network, its network and broadcast addresses): the first in
+ * name order keeps a shared address, the others get the lowest free hosts.
  */
 static void test_ipam_bad_state(void **s)
 {
