@@ -58,7 +58,7 @@ struct mesh_conf {
 	char *iface;                  /* kiln0 */
 	struct mesh_route *routes;    /* extra subnets routed to a site */
 	size_t nroutes;
-	struct mark mark;
+	struct mark mark;             /* of stacks.mesh.network, for errors */
 };
 
 /* ---- the spec: stacks.mesh ----------------------------------------------- */
@@ -133,6 +133,7 @@ static int parse_network(struct spec_parser *x, const struct ynode *v, struct me
 	if (m->net & ~ipv4_prefix_mask(m->prefix))
 		return spec_err(x, v, "stacks.mesh.network: '%s' has host bits set",
 				spec_shown(v, tmp, sizeof(tmp)));
+	m->mark = (struct mark){ x->file, v->line, v->col };   /* "too small" points here */
 	return 0;
 }
 
@@ -380,14 +381,19 @@ static const char *public_endpoint(const struct cluster *c, const struct node *n
 /*
  * Where n sends to peer p: inside a site, p's own address; across sites,
  * p's public endpoint, or nowhere (p is behind NAT: it must come to n).
+ * A WireGuard endpoint is an address, and a render resolves nothing: a p
+ * whose spec address is a DNS name is reached at its public endpoint even
+ * inside its site, or not at all.
  */
 static char *endpoint_for(const struct mesh_conf *m, const struct cluster *c,
 			  const struct node *n, const struct node *p)
 {
 	if (!strcmp(site_of(n), site_of(p))) {
-		if (strchr(p->address, ':'))
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, p->address, &a6) == 1)
 			return xasprintf("[%s]:%d", p->address, m->port);
-		return xasprintf("%s:%d", p->address, m->port);
+		if (inet_pton(AF_INET, p->address, &a6) == 1)
+			return xasprintf("%s:%d", p->address, m->port);
 	}
 	const char *pub = public_endpoint(c, p);
 	return pub ? xstrdup(pub) : NULL;
@@ -491,16 +497,23 @@ static json_t *allowed_ips(const struct mesh_conf *m, const struct cluster *c,
 	return a;
 }
 
-/* A WireGuard public key as the node exported it: 44 base64 characters. */
+/*
+ * A WireGuard public key as the node exported it: 44 base64 characters of
+ * 32 bytes.  The 43rd character's 2 low bits are padding and must be zero,
+ * as the agent's decoder (resource_validate) requires.
+ */
 static bool valid_wg_key(const char *s)
 {
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t n = strlen(s);
 	if (n != 44 || s[43] != '=')
 		return false;
-	for (size_t i = 0; i < 43; i++)
-		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '/'))
+	for (size_t i = 0; i < 43; i++) {
+		const char *p = s[i] ? strchr(b64, s[i]) : NULL;
+		if (!p || (i == 42 && ((p - b64) & 3)))
 			return false;
+	}
 	return true;
 }
 
@@ -564,7 +577,10 @@ static int render_link(const struct render_ctx *rc, const void *conf, const stru
 		free(path);
 		return 0;
 	}
-	if (is_hub(m, n) || (m->topology == MESH_SITE && is_gateway(m, c, n))) {
+	/* hubs and site gateways carry the overlay; in every topology a site's
+	 * gateway carries its routed subnets (allowed_ips sends them to it) */
+	if (is_hub(m, n) || (is_gateway(m, c, n) &&
+			     (m->topology == MESH_SITE || routes_of(m, site_of(n))))) {
 		const char *k[] = { "net.ipv4.ip_forward" }, *v[] = { "1" };
 		json_array_append_new(out->resources, res_sysctl(MESH_SYSCTL_FILE, k, v, 1));
 	}
