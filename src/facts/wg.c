@@ -43,12 +43,13 @@ void fx_collect_wireguard(const struct fx *x, json_t *facts)
 	char *argv[] = { "wg", "show", "all", "dump", NULL };
 	struct buf out;
 	struct run_opts o = { .out = &out, .timeout_ms = 5000 };
-	json_t *all = json_object();
+	json_t *all;
 	size_t npeers = 0;
 	int st;
 
 	if (!x->live)
 		return;
+	all = json_object();
 	buf_init(&out, WG_DUMP_MAX);
 	if (run_argv(argv, &o, &st) < 0 || st != 0)
 		goto out;

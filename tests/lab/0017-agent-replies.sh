@@ -15,7 +15,8 @@ fake_agent many
 
 kiln_rc 1 apply -f "$SPEC" --agent "$T/error" -o json
 assert_eq "$(json 'j["nodes"][0]["status"]')" failed "error reply"
-assert_eq "$(json 'j["nodes"][0]["error"]')" "agent: request line too long" "error reply message"
+assert_eq "$(json 'j["nodes"][0]["error"]')" "phase base.prepare: agent: request line too long" "error reply message"
+assert_eq "$(json 'j["nodes"][0]["failed_in"]')" "base.prepare" "the phase it failed in"
 
 kiln_rc 1 plan -f "$SPEC" --agent "$T/short" -o json
 assert_eq "$(json 'j["nodes"][0]["status"]')" failed "no results"

@@ -105,7 +105,7 @@ say "a hostile error reply: plan, apply and runs show it escaped"
 kiln_rc 1 plan -f "$SPEC" --agent "$T/error"
 check_streams "plan with a hostile error"
 assert_contains "$OUT" "agent: boom$want" "plan error line"
-assert_contains "$ERR" "node1: failed: agent: boom$want" "progress line"
+assert_contains "$ERR" "node1: failed: phase base.prepare: agent: boom$want" "progress line"
 kiln_rc 1 apply -f "$SPEC" --agent "$T/error" -o json
 run=$(json 'j["run"]')
 kiln_rc 0 runs -f "$SPEC" show "$run"
