@@ -1,0 +1,274 @@
+/*
+ * kiln validate: the offline plan.  Load and check the spec, then render
+ * every node through every phase of every enabled stack with the facts and
+ * exports the state database last recorded; no node is contacted, and a
+ * missing state database is not created.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "spec/spec.h"
+#include "stacks/stacks.h"
+#include "state/state.h"
+
+struct validate {
+	const struct cluster *c;
+	const json_t **facts;     /* per node, NULL when none recorded */
+	json_t **owned;           /* the same, owned */
+	struct exports ex;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The last recorded facts per node and every recorded export of the
+ * cluster's nodes, from the state database at path if it exists (opened
+ * only then: state_open would create it).
+ */
+static int load_state(struct validate *v, const char *path, struct kerr *e)
+{
+	const struct cluster *c = v->c;
+	struct state *st = NULL;
+	json_t *list = NULL, *x;
+	const char **names = NULL;
+	size_t i;
+	int r;
+
+	if (!path_exists(path))
+		return 0;
+	if ((r = state_open(path, &st, e)) < 0)
+		return r;
+	for (i = 0; i < c->nnodes; i++) {
+		if ((r = state_facts_get(st, c->name, c->nodes[i].name, &v->owned[i], NULL, e)) < 0)
+			goto out;
+		v->facts[i] = v->owned[i];
+	}
+	if ((r = state_exports_list(st, c->name, &list, e)) < 0)
+		goto out;
+	/* the spec's node names, sorted: a row per export per node is looked up
+	 * in O(log nodes), not by cluster_node's scan (O(nodes * exports)) */
+	names = xcalloc(c->nnodes + 1, sizeof(*names));
+	for (i = 0; i < c->nnodes; i++)
+		names[i] = c->nodes[i].name;
+	qsort(names, c->nnodes, sizeof(*names), cmp_str);
+	json_array_foreach(list, i, x) {
+		const char *node = json_string_value(json_object_get(x, "node"));
+		if (!node || !bsearch(&node, names, c->nnodes, sizeof(*names), cmp_str))
+			continue;   /* left the spec: apply forgets it */
+		exports_set(&v->ex, node, json_string_value(json_object_get(x, "stack")),
+			    json_string_value(json_object_get(x, "name")),
+			    json_string_value(json_object_get(x, "value")),
+			    json_is_true(json_object_get(x, "secret")));
+	}
+out:
+	free(names);
+	json_decref(list);
+	state_close(st);
+	return r;
+}
+
+/* The values kiln makes itself (stacks_prepare), merged in as apply does. */
+static int prepare(struct validate *v, struct kerr *e)
+{
+	struct render_ctx rc = { .c = v->c, .facts = v->facts, .exports = &v->ex };
+	struct exports made;
+	int r;
+
+	exports_init(&made);
+	if ((r = stacks_prepare(&rc, &made, e)) == 0)
+		for (size_t i = 0; i < made.n; i++) {
+			const struct export_entry *x = &made.v[i];
+			const struct stack_type *t = stack_type_find(x->stack);
+			exports_set(&v->ex, x->node, x->stack, x->name, x->value,
+				    t && stack_export_secret(t, x->name));
+		}
+	exports_release(&made);
+	return r;
+}
+
+/*
+ * Render node n through every phase; one entry for nodes[]: {name,
+ * resources, needs, facts}.  The resources are counted, then dropped: a
+ * large cluster never holds every node's rendering at once.
+ */
+static int render_node(const struct validate *v, const struct node *n, json_t *nodes,
+		       struct kerr *e)
+{
+	struct render_ctx rc = { .c = v->c, .facts = v->facts, .exports = &v->ex };
+	struct render_out ro;
+	int r;
+
+	render_out_init(&ro);
+	if ((r = stacks_render_node(&rc, n, &ro, e)) == 0) {
+		json_t *needs = json_array();
+		for (size_t k = 0; k < ro.needs.n; k++)
+			json_array_append_new(needs, json_string(ro.needs.v[k]));
+		json_array_append_new(nodes, json_pack("{s:s,s:I,s:o,s:b}", "name", n->name,
+						       "resources",
+						       (json_int_t)json_array_size(ro.resources),
+						       "needs", needs,
+						       "facts", render_facts(&rc, n) != NULL));
+	}
+	render_out_release(&ro);
+	return r;
+}
+
+static void put_text(const struct cluster *c, const json_t *nodes)
+{
+	size_t i, total = 0, nofacts = 0, waits = 0;
+	json_t *x;
+
+	json_array_foreach(nodes, i, x) {
+		json_int_t nres = json_integer_value(json_object_get(x, "resources"));
+		bool facts = json_is_true(json_object_get(x, "facts"));
+		char *name = str_tty(json_string_value(json_object_get(x, "name")), 0);
+		size_t k;
+		json_t *w;
+
+		printf("%-16s %6lld resources%s\n", name, (long long)nres,
+		       facts ? "" : " (no facts: what needs them is left out)");
+		free(name);
+		total += (size_t)nres;
+		nofacts += !facts;
+		json_array_foreach(json_object_get(x, "needs"), k, w) {
+			char *t = str_tty(json_string_value(w), 0);
+			printf("    waits for %s\n", t);
+			free(t);
+			waits++;
+		}
+	}
+	char *cname = str_tty(c->name, 0);
+	printf("ok: cluster %s: %zu nodes, %zu resources, %zu nodes without facts, "
+	       "%zu waits\n", cname, json_array_size(nodes), total, nofacts, waits);
+	free(cname);
+}
+
+static int run(int argc, char **argv)
+{
+	struct spec_args a = { .spec = "cluster.yaml" };
+	struct validate v = { 0 };
+	struct cluster *c = NULL;
+	struct kerr e = { 0 };
+	json_t *nodes = json_array();
+	char *path = NULL;
+	int64_t t0 = now_ms(), t;
+	int rc = 1;
+
+	exports_init(&v.ex);
+	for (int i = 1; i < argc;) {
+		int n = cli_shared_option(argc, argv, &i, &a);
+		if (n < 0)
+			goto out;
+		if (n == 0) {
+			cli_error("validate: unknown argument '%s' (see 'kiln validate --help')",
+				  argv[i]);
+			goto out;
+		}
+	}
+	if (spec_load(a.spec, &c, &e) < 0)
+		goto fail;
+	log_debug("validate: spec loaded in %lld ms (%zu nodes)", (long long)(now_ms() - t0),
+		  c->nnodes);
+	v.c = c;
+	v.facts = xcalloc(c->nnodes + 1, sizeof(*v.facts));
+	v.owned = xcalloc(c->nnodes + 1, sizeof(*v.owned));
+	path = cli_state_path(&a);
+	t = now_ms();
+	if (load_state(&v, path, &e) < 0)
+		goto fail;
+	log_debug("validate: state read in %lld ms (%zu exports)", (long long)(now_ms() - t),
+		  v.ex.n);
+	t = now_ms();
+	if (prepare(&v, &e) < 0)
+		goto fail;
+	log_debug("validate: prepare in %lld ms", (long long)(now_ms() - t));
+	t = now_ms();
+	for (size_t i = 0; i < c->nnodes; i++)
+		if (render_node(&v, &c->nodes[i], nodes, &e) < 0)
+			goto fail;
+	log_debug("validate: rendered in %lld ms", (long long)(now_ms() - t));
+	if (arg_output == OUTPUT_JSON) {
+		json_t *j = json_pack("{s:O,s:b}", "nodes", nodes, "ok", true);
+		cli_print_json(j);
+		json_decref(j);
+	} else {
+		put_text(c, nodes);
+	}
+	rc = 0;
+	goto out;
+fail:
+	/* a render error may quote facts a node sent: escaped */
+	{
+		char *msg = str_tty(e.msg, 0);
+		if (arg_output == OUTPUT_JSON) {
+			json_t *j = json_pack("{s:O,s:b,s:s}", "nodes", nodes, "ok", false,
+					      "error", e.msg);
+			cli_print_json(j);
+			json_decref(j);
+		}
+		rc = cli_error("%s", msg);
+		free(msg);
+	}
+out:
+	if (c)
+		for (size_t i = 0; i < c->nnodes; i++)
+			json_decref(v.owned[i]);
+	free(v.owned);
+	free(v.facts);
+	exports_release(&v.ex);
+	json_decref(nodes);
+	free(path);
+	cluster_free(c);
+	return rc;
+}
+
+const struct command cmd_validate = {
+	.name = "validate",
+	.run = run,
+	.summary = "check a spec and render every node offline (for CI and git hooks)",
+	.help = "NAME\n    kiln validate - check a spec and render every node, offline\n\n"
+		"SYNOPSIS\n    kiln validate [-f FILE] [--state FILE] [-o json]\n\n"
+		"DESCRIPTION\n"
+		"    What a CI job or a git pre-commit hook runs on a spec before it is\n"
+		"    applied: the offline plan. It loads and checks the spec (and the\n"
+		"    inventories and key files it reads), then renders every node through\n"
+		"    every phase of every enabled stack, as 'kiln apply' would, without\n"
+		"    contacting any node: nothing needs SSH, root or the network.\n\n"
+		"    Renders use what the state database last recorded: each node's facts\n"
+		"    (a node never reached renders without what needs them, such as its\n"
+		"    OS family's packages) and the stacks' exports (public keys, addresses),\n"
+		"    plus the values kiln makes itself before the first phase. Without a\n"
+		"    state database every node renders without facts or exports; a missing\n"
+		"    database is never created.\n\n"
+		"    A render that needs an export nobody made yet (a peer that has not\n"
+		"    run its keys phase) is not an error: the node's lines say what it\n"
+		"    waits for ('waits for node2 mesh.public_key'), which the next apply\n"
+		"    fills in.\n\n"
+		"    The first error stops the check: a spec error as FILE:LINE:COL, a\n"
+		"    render error (a template naming an unknown variable) naming the node\n"
+		"    and the spec location; one line on stderr.\n\n"
+		"    Text output: one line per node, NAME  N resources, '(no facts...)' when\n"
+		"    none are recorded, its waits indented below, then a summary line\n"
+		"    starting 'ok:'.\n\n"
+		"    JSON output (-o json):\n"
+		"      {\"ok\": BOOL, \"nodes\": [{\"name\", \"resources\", \"needs\": [..],\n"
+		"                           \"facts\": BOOL}], \"error\": MESSAGE}\n"
+		"    \"error\" only when ok is false; nodes then lists those rendered before\n"
+		"    the error.\n\n"
+		"OPTIONS\n"
+		"    -f, --file FILE   the cluster spec (default cluster.yaml)\n"
+		"    --state FILE      the state database to read facts and exports from\n"
+		"                      (default: SPECDIR/.kiln/state.db)\n"
+		"    -o json           the result as JSON\n"
+		"    -vv               log the time each step took\n\n"
+		"EXIT STATUS\n    0 every node renders; 1 a spec or render error (or bad arguments)\n\n"
+		"EXAMPLES\n    kiln validate -f cluster.yaml\n"
+		"    # .git/hooks/pre-commit\n"
+		"    kiln validate -f cluster.yaml >/dev/null || exit 1\n"
+		"    kiln validate -o json | jq '.nodes[] | select(.needs != [])'\n",
+};
