@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,21 +26,7 @@ static bool is_ip_literal(const char *s)
 	return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
 }
 
-/*
- * The conf as base_parse allocates it: the model (first, so that the conf
- * pointer is the struct stack_base every reader sees) and the /etc/hosts
- * resource, made once per cluster on the first render.  It names every
- * node, so it is the same for all of them and O(nodes) to make: made per
- * node it was O(nodes^2) in time, and in memory wherever every node's
- * rendering is held at once (10,000 nodes: ~3 GB, bench/render-scale.sh).
- * Each node gets a shallow copy sharing the content string.
- */
-struct base_conf {
-	struct stack_base b;
-	pthread_mutex_t lock;
-	json_t *hosts;                   /* NULL until the first render */
-	const struct cluster *hosts_for; /* the cluster hosts was made from */
-};
+static json_t *render_hosts(const struct cluster *c);
 
 /* ---- the spec: stacks.base ---------------------------------------------- */
 
@@ -467,12 +452,10 @@ static int base_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 		{ "net.bridge.bridge-nf-call-ip6tables", "1" },
 		{ "net.ipv4.ip_forward", "1" },
 	};
-	struct base_conf *bc = xcalloc(1, sizeof(*bc));
-	struct stack_base *b = &bc->b;
+	struct stack_base *b = xcalloc(1, sizeof(*b));
 	const struct ynode *v;
 	int r;
 
-	pthread_mutex_init(&bc->lock, NULL);
 	*conf = b;
 	b->packages = json_object();
 
@@ -532,6 +515,10 @@ static int base_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 			if ((r = parse_service(x, v->kids[i], i, b)) < 0)
 				return r;
 	}
+	/* Every node is parsed by now (stacks come last): /etc/hosts is the
+	 * same for all of them, made once and shared by their renders. */
+	if (b->hosts_file)
+		b->hosts = render_hosts(x->c);
 	return 0;
 }
 
@@ -554,27 +541,6 @@ static json_t *render_hosts(const struct cluster *c)
 			buf_printf(&b, "%s\t%s\n", c->nodes[i].address, c->nodes[i].name);
 	json_t *r = res_file("/etc/hosts", b.s, 0644, "root", "root");
 	buf_release(&b);
-	return r;
-}
-
-/*
- * /etc/hosts for a node of c: a shallow copy of the one made for the
- * cluster (base_conf).  Memoised, so still a pure function of c; the lock
- * keeps renders from several threads safe.
- */
-static json_t *hosts_for_node(const struct stack_base *b, const struct cluster *c)
-{
-	struct base_conf *bc = (struct base_conf *)b;
-	json_t *r;
-
-	pthread_mutex_lock(&bc->lock);
-	if (!bc->hosts || bc->hosts_for != c) {
-		json_decref(bc->hosts);
-		bc->hosts = render_hosts(c);
-		bc->hosts_for = c;
-	}
-	r = json_copy(bc->hosts);
-	pthread_mutex_unlock(&bc->lock);
 	return r;
 }
 
@@ -651,7 +617,7 @@ static int base_render(const struct render_ctx *rc, const void *conf, const stru
 	if (b->hostname)
 		json_array_append_new(out, res_hostname(n->name));
 	if (b->hosts_file)
-		json_array_append_new(out, hosts_for_node(b, c));
+		json_array_append_new(out, json_copy(b->hosts));  /* shares the text */
 	if (b->admin.name)
 		json_array_append_new(out, res_user(b->admin.name,
 						    b->admin.shell ? b->admin.shell : "/bin/bash",
@@ -689,8 +655,7 @@ static int base_render(const struct render_ctx *rc, const void *conf, const stru
 
 static void base_free(void *conf)
 {
-	struct base_conf *bc = conf;
-	struct stack_base *b = &bc->b;
+	struct stack_base *b = conf;
 
 	strv_release(&b->modules);
 	for (size_t i = 0; i < b->nsysctls; i++) {
@@ -716,9 +681,8 @@ static void base_free(void *conf)
 		free(b->files[i].group);
 	}
 	free(b->files);
-	json_decref(bc->hosts);
-	pthread_mutex_destroy(&bc->lock);
-	free(bc);
+	json_decref(b->hosts);
+	free(b);
 }
 
 static const struct stack_phase base_phases[] = {
