@@ -594,7 +594,6 @@ static int base_render(const struct render_ctx *rc, const void *conf, const stru
 		       struct render_out *ro, struct kerr *e)
 {
 	const struct stack_base *b = conf;
-	const struct cluster *c = rc->c;
 	json_t *out = ro->resources;
 
 	if (b->modules.n)
