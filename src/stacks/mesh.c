@@ -43,6 +43,7 @@ struct mesh_route {
 
 struct mesh_gateway {
 	char *site, *node;
+	size_t idx;                   /* the node's index in c->nodes (gw only) */
 };
 
 struct mesh_conf {
@@ -58,6 +59,11 @@ struct mesh_conf {
 	char *iface;                  /* kiln0 */
 	struct mesh_route *routes;    /* extra subnets routed to a site */
 	size_t nroutes;
+	/* Made at parse (nodes come first), so renders are O(nodes) and no
+	 * output depends on the spec's node order: */
+	size_t *order;                /* node indices in name order */
+	struct mesh_gateway *gw;      /* every site's gateway (named, else the first by name) */
+	size_t ngw;
 	struct mark mark;             /* of stacks.mesh.network, for errors */
 };
 
@@ -110,6 +116,8 @@ static void mesh_free(void *p)
 		free(m->gateways[i].node);
 	}
 	free(m->gateways);
+	free(m->order);
+	free(m->gw);                  /* borrows site/node strings of nodes and gateways */
 	for (size_t i = 0; i < m->nroutes; i++) {
 		free(m->routes[i].site);
 		strv_release(&m->routes[i].subnets);
@@ -190,6 +198,45 @@ static int parse_routes(struct spec_parser *x, const struct ynode *m, struct mes
 	return 0;
 }
 
+static const char *site_of(const struct node *n);
+
+static int by_name(const void *a, const void *b)
+{
+	const struct node *const *x = a, *const *y = b;
+	return strcmp((*x)->name, (*y)->name);
+}
+
+/* Name order, and the gateway of every site: the one named, else the
+ * first of its nodes by name. */
+static void mesh_index(struct mesh_conf *m, const struct cluster *c)
+{
+	const struct node **p = xcalloc(c->nnodes + 1, sizeof(*p));
+
+	for (size_t i = 0; i < c->nnodes; i++)
+		p[i] = &c->nodes[i];
+	qsort(p, c->nnodes, sizeof(*p), by_name);
+	m->order = xcalloc(c->nnodes + 1, sizeof(*m->order));
+	for (size_t i = 0; i < c->nnodes; i++)
+		m->order[i] = (size_t)(p[i] - c->nodes);
+	free(p);
+	m->gw = xcalloc(c->nnodes + 1, sizeof(*m->gw));
+	for (size_t k = 0; k < c->nnodes; k++) {
+		const struct node *n = &c->nodes[m->order[k]];
+		size_t g;
+		for (g = 0; g < m->ngw; g++)
+			if (!strcmp(m->gw[g].site, site_of(n)))
+				break;
+		if (g < m->ngw)
+			continue;
+		m->gw[m->ngw] = (struct mesh_gateway){ (char *)site_of(n), n->name, m->order[k] };
+		for (size_t i = 0; i < m->ngateways; i++)
+			if (!strcmp(m->gateways[i].site, site_of(n)))
+				m->gw[m->ngw].idx = (size_t)(cluster_node(c, m->gateways[i].node) -
+							     c->nodes);
+		m->ngw++;
+	}
+}
+
 static int mesh_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 {
 	static const char *const keys[] = { "network", "topology", "hubs", "gateways", "port",
@@ -265,16 +312,11 @@ static int mesh_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 	}
 	if ((v = ymap_get(m, "routes")) && (r = parse_routes(x, v, c)) < 0)
 		return r;
+	mesh_index(c, x->c);
 	return 0;
 }
 
 /* ---- prepare: overlay addresses ------------------------------------------ */
-
-static int by_name(const void *a, const void *b)
-{
-	const struct node *const *x = a, *const *y = b;
-	return strcmp((*x)->name, (*y)->name);
-}
 
 static void ip_text(uint32_t ip, char out[16])
 {
@@ -300,8 +342,7 @@ static int mesh_prepare(const struct render_ctx *rc, const void *conf, struct ex
 	int r = 0;
 
 	for (size_t i = 0; i < c->nnodes; i++)
-		order[i] = &c->nodes[i];
-	qsort(order, c->nnodes, sizeof(*order), by_name);
+		order[i] = &c->nodes[m->order[i]];
 	for (size_t i = 0; i < c->nnodes; i++) {
 		const char *old = exports_get(rc->exports, order[i]->name, MESH_STACK, "address");
 		struct in_addr a;
@@ -354,16 +395,13 @@ static bool is_hub(const struct mesh_conf *m, const struct node *n)
 	return m->topology == MESH_HUB && strv_contains(&m->hubs, n->name);
 }
 
-/* The site's gateway: the one the spec names, else its first node. */
+/* The site's gateway (mesh_index). */
 static const struct node *gateway_of(const struct mesh_conf *m, const struct cluster *c,
 				     const char *site)
 {
-	for (size_t i = 0; i < m->ngateways; i++)
-		if (!strcmp(m->gateways[i].site, site))
-			return cluster_node(c, m->gateways[i].node);
-	for (size_t i = 0; i < c->nnodes; i++)
-		if (!strcmp(site_of(&c->nodes[i]), site))
-			return &c->nodes[i];
+	for (size_t i = 0; i < m->ngw; i++)
+		if (!strcmp(m->gw[i].site, site))
+			return &c->nodes[m->gw[i].idx];
 	return NULL;
 }
 
@@ -470,7 +508,7 @@ static json_t *allowed_ips(const struct mesh_conf *m, const struct cluster *c,
 		if (strcmp(site_of(n), site_of(p))) {
 			/* gateway to gateway: every node of p's site, and its subnets */
 			for (size_t i = 0; i < c->nnodes; i++) {
-				const struct node *o = &c->nodes[i];
+				const struct node *o = &c->nodes[m->order[i]];
 				const char *oa = exports_get(ex, o->name, MESH_STACK, "address");
 				if (o != p && !strcmp(site_of(o), site_of(p)) && oa)
 					json_array_append_new(a, json_sprintf("%s/32", oa));
@@ -479,7 +517,7 @@ static json_t *allowed_ips(const struct mesh_conf *m, const struct cluster *c,
 		} else if (!is_gateway(m, c, n) && is_gateway(m, c, p)) {
 			/* inside a site: everything elsewhere goes by the gateway */
 			for (size_t i = 0; i < c->nnodes; i++) {
-				const struct node *o = &c->nodes[i];
+				const struct node *o = &c->nodes[m->order[i]];
 				const char *oa = exports_get(ex, o->name, MESH_STACK, "address");
 				if (strcmp(site_of(o), site_of(n)) && oa)
 					json_array_append_new(a, json_sprintf("%s/32", oa));
@@ -585,7 +623,7 @@ static int render_link(const struct render_ctx *rc, const void *conf, const stru
 		json_array_append_new(out->resources, res_sysctl(MESH_SYSCTL_FILE, k, v, 1));
 	}
 	for (size_t i = 0; i < c->nnodes; i++) {
-		const struct node *p = &c->nodes[i];
+		const struct node *p = &c->nodes[m->order[i]];
 		if (!direct_peer(m, c, n, p) || !tunnel_possible(m, c, n, p))
 			continue;
 		const char *key = peer_key(rc, out, p);
@@ -628,7 +666,7 @@ static int render_check(const struct render_ctx *rc, const void *conf, const str
 	json_t *targets = json_array();
 
 	for (size_t i = 0; i < c->nnodes; i++) {
-		const struct node *p = &c->nodes[i];
+		const struct node *p = &c->nodes[m->order[i]];
 		const char *a = exports_get(rc->exports, p->name, MESH_STACK, "address");
 		if (p == n || !a)
 			continue;
