@@ -1064,9 +1064,11 @@ static void wg_run(struct res_ctx *ctx, const json_t *r, struct res_result *out)
 		goto out;
 	}
 	q = wg_key_read(kfull, k, &st);
-	if (q < 0 && key_pending(ctx, kpath)) {
+	if (q < 0 && (key_pending(ctx, kpath) || (ctx->check_only && q == -ENOENT))) {
+		/* a check before the key exists: the wgkey resource (in the same
+		 * list, or an earlier phase) makes it on apply */
 		pending = true;
-		res_note(out, "private key %s: made earlier in this run", kpath);
+		res_note(out, "private key %s: not made yet", kpath);
 		out->status = RES_CHANGED;
 	} else if (q < 0) {
 		res_fail(out, "private_key_file %s %s", kpath, key_err(q));
