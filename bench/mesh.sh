@@ -42,9 +42,19 @@ NAME=kbm
 SUBNET10=10.215.0.0/24
 SUBNET50=10.215.8.0/24
 BIG=${MESH_BIG:-50}   # the large N (smaller only to try the script out)
+# The kernel's neighbour (ARP) table is one for all namespaces, and its hard
+# limit (gc_thresh3, 1024 by default) is below what a 50-node full mesh on
+# one machine needs at once: each node resolves every peer in its site, about
+# N*N/2 entries, and past the limit the kernel drops packets ("neighbor table
+# overflow") and handshakes and the check's pings fail.  Real machines each
+# have their own table, so the run raises the limits and puts them back.
+NEIGH=/proc/sys/net/ipv4/neigh/default
+GC_OLD=$(cat $NEIGH/gc_thresh1 $NEIGH/gc_thresh2 $NEIGH/gc_thresh3 | tr '\n' ' ')
 BG=()
 cleanup() {
 	local p
+	set -- $GC_OLD
+	[ $# = 3 ] && { echo "$3" >$NEIGH/gc_thresh3; echo "$2" >$NEIGH/gc_thresh2; echo "$1" >$NEIGH/gc_thresh1; } 2>/dev/null || true
 	for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
 	ssh -F "$W/ssh_floor" -O exit bastion >/dev/null 2>&1 || true
 	"$KILN" lab down --dir "$LAB" >/dev/null 2>&1 || true
@@ -242,6 +252,10 @@ floor() {
 
 median() { printf '%s\n' "$@" | sed 's/!.*//' | sort -g | sed -n "$((($# + 1) / 2))p"; }
 
+if [ "$(cat $NEIGH/gc_thresh3)" -lt 16384 ]; then
+	echo 16384 >$NEIGH/gc_thresh3; echo 8192 >$NEIGH/gc_thresh2; echo 2048 >$NEIGH/gc_thresh1
+	log "neighbour table limits raised for this run (gc_thresh1-3 $GC_OLD-> 2048 8192 16384)"
+fi
 echo "kiln mesh bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- 1: N = 10 ------------------------------------------------------------
@@ -333,7 +347,8 @@ fm=$(median "${FL[@]}") rm=$(median "${RE[@]}")
 ratio=$(calc "$rm / $fm")
 echo "2. N=50 full, no-change re-apply vs the bare-SSH floor (median of 3)"
 printf '   floor %s s (%s); re-apply %s s (%s); re-apply/floor %sx\n' "$fm" "${FL[*]}" "$rm" "${RE[*]}" "$ratio"
-echo "   target: within 2x: $(python3 -c "print('met' if $ratio <= 2 else 'MISSED')")"
+case "${RE[*]}" in *!*) echo "   target: within 2x: not measured, a re-apply failed (!rc)" ;;
+*) echo "   target: within 2x: $(python3 -c "print('met' if $ratio <= 2 else 'MISSED')")" ;; esac
 echo
 echo "3. N=10 full, packets lost of 200 (ping -i 0.05), node1->node6 and node2->node7, during:"
 printf '   %-38s %6s %6s %8s\n' change "1->6" "2->7" seconds
