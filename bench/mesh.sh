@@ -26,7 +26,7 @@
 # CPUs kiln is measured on.
 #
 # Usage (as root, after `cmake --build build`): bench/mesh.sh
-# Takes about 5-8 minutes on 2 cores.  Results: docs/benchmarks.md, "mesh".
+# Takes about 4 minutes on 2 cores (3m40 s measured).  Results: docs/benchmarks.md, "mesh".
 # Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
