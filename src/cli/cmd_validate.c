@@ -104,6 +104,7 @@ static int render_node(const struct validate *v, const struct node *n, json_t *n
 	int r;
 
 	render_out_init(&ro);
+	ro.unstamped = true;     /* counted, not shown */
 	if ((r = stacks_render_node(&rc, n, &ro, e)) == 0) {
 		json_t *needs = json_array();
 		for (size_t k = 0; k < ro.needs.n; k++)

@@ -1071,6 +1071,7 @@ static int import_host(struct inv *iv, const struct ihost *h, const size_t *chai
 	struct node *n = &c->nodes[c->nnodes++];   /* reserved by inv_import() */
 	memset(n, 0, sizeof(*n));
 	n->name = xstrdup(h->name);
+	cluster_index_node(c, c->nnodes - 1);
 	n->mark = (struct mark){ iv->file, h->line, h->col };
 	n->labels = json_object();
 	n->vars = json_object();

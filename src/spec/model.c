@@ -81,15 +81,56 @@ void cluster_free(struct cluster *c)
 			stack_types[i]->free(c->stacks[i]);
 	boot_conf_release(&c->boot);
 	strv_release(&c->files);
+	free(c->name_slots);
 	free(c);
+}
+
+/* FNV-1a with a 64-bit finalizer (the slot mask takes the low bits). */
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return (size_t)h;
+}
+
+static size_t *name_slot(const struct cluster *c, const char *name)
+{
+	size_t mask = c->name_nslots - 1;
+
+	for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask)
+		if (!c->name_slots[i] || !strcmp(c->nodes[c->name_slots[i] - 1].name, name))
+			return &c->name_slots[i];
+}
+
+void cluster_index_node(struct cluster *c, size_t i)
+{
+	if ((c->name_n + 1) * 2 > c->name_nslots) {
+		size_t n = c->name_nslots ? c->name_nslots * 2 : 64;
+		free(c->name_slots);
+		c->name_slots = xcalloc(n, sizeof(*c->name_slots));
+		c->name_nslots = n;
+		c->name_n = 0;
+		for (size_t k = 0; k < c->nnodes; k++)
+			if (k != i && c->nodes[k].name) {
+				*name_slot(c, c->nodes[k].name) = k + 1;
+				c->name_n++;
+			}
+	}
+	*name_slot(c, c->nodes[i].name) = i + 1;
+	c->name_n++;
 }
 
 struct node *cluster_node(const struct cluster *c, const char *name)
 {
-	for (size_t i = 0; i < c->nnodes; i++)
-		if (!strcmp(c->nodes[i].name, name))
-			return &c->nodes[i];
-	return NULL;
+	if (!c->name_nslots)
+		return NULL;
+	size_t s = *name_slot(c, name);
+	return s ? &c->nodes[s - 1] : NULL;
 }
 
 struct group *cluster_group(const struct cluster *c, const char *name)

@@ -966,6 +966,7 @@ static int parse_node(struct spec_parser *x, const struct ynode *m)
 	struct node *n = &c->nodes[c->nnodes++];   /* reserved by parse_nodes() */
 	memset(n, 0, sizeof(*n));
 	n->name = xstrdup(s);
+	cluster_index_node(c, c->nnodes - 1);
 	n->mark = (struct mark){ x->file, m->line, m->col };
 	n->labels = json_object();
 	what = xasprintf("node '%s'", n->name);

@@ -167,6 +167,9 @@ struct cluster {
 	void *stacks[SPEC_STACKS_MAX];
 	struct boot_conf boot;
 	struct spec_files *src;  /* while loading: where files come from (NULL = disk) */
+	/* cluster_node()'s index: node index + 1 by name hash, 0 = empty */
+	size_t *name_slots;
+	size_t name_nslots, name_n;
 };
 
 /* Parse path into a new cluster (*out).  On error *out is NULL. */

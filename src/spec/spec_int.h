@@ -119,6 +119,9 @@ int cluster_check_addresses(struct cluster *c, struct kerr *e);
 /* cwd resolves a relative display name (NULL: the process's own). */
 struct cluster *cluster_alloc(const char *display, const char *cwd);
 void node_release(struct node *n);
+/* Index c->nodes[i] by its name (set) for cluster_node(): every node added
+ * to a cluster is indexed once its name is set. */
+void cluster_index_node(struct cluster *c, size_t i);
 void group_release(struct group *g);
 /* bootspec.c: boot: model helpers (NULL is fine for both). */
 void boot_conf_release(struct boot_conf *b);

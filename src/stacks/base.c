@@ -27,6 +27,7 @@ static bool is_ip_literal(const char *s)
 }
 
 static json_t *render_hosts(const struct cluster *c);
+static void base_share(struct stack_base *b, const struct cluster *c);
 
 /* ---- the spec: stacks.base ---------------------------------------------- */
 
@@ -515,10 +516,8 @@ static int base_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 			if ((r = parse_service(x, v->kids[i], i, b)) < 0)
 				return r;
 	}
-	/* Every node is parsed by now (stacks come last): /etc/hosts is the
-	 * same for all of them, made once and shared by their renders. */
-	if (b->hosts_file)
-		b->hosts = render_hosts(x->c);
+	/* Every node is parsed by now (stacks come last). */
+	base_share(b, x->c);
 	return 0;
 }
 
@@ -544,49 +543,108 @@ static json_t *render_hosts(const struct cluster *c)
 	return r;
 }
 
-/* The package list for the node's OS family, if facts name one. */
-static json_t *render_packages(const struct stack_base *b, const json_t *facts)
-{
-	const char *family = json_string_value(json_object_get(json_object_get(facts, "os"), "family"));
-	const json_t *list = family ? json_object_get(b->packages, family) : NULL;
-	size_t n = json_array_size(list);
-
-	if (!n)
-		return NULL;
-	const char **names = xcalloc(n, sizeof(*names));
-	for (size_t i = 0; i < n; i++)
-		names[i] = json_string_value(json_array_get(list, i));
-	json_t *r = res_package(names, n, true);
-	free(names);
-	return r;
-}
-
 static int render_files(const struct render_ctx *rc, const struct stack_base *b,
 			const struct node *n, json_t *out, struct kerr *e)
 {
-
 	for (size_t i = 0; i < b->nfiles; i++) {
 		const struct spec_file *f = &b->files[i];
-		const char *content = f->content;
 		struct buf t;
 
-		buf_init(&t, 0);
-		if (f->template) {
-			int r = template_render(f->template, rc, n, &t, e);
-			if (r < 0) {
-				buf_release(&t);
-				kerr_prefix(e, "%s:%d:%d: file '%s' for node '%s'", f->mark.file,
-					    f->mark.line, f->mark.col, f->path, n->name);
-				return r;
-			}
-			content = t.s;
+		if (b->file_res[i]) {
+			json_array_append(out, b->file_res[i]);
+			continue;
 		}
-		json_array_append_new(out, res_file(f->path, content ? content : "", f->mode,
+		buf_init(&t, 0);
+		int r = template_render(f->template, rc, n, &t, e);
+		if (r < 0) {
+			buf_release(&t);
+			kerr_prefix(e, "%s:%d:%d: file '%s' for node '%s'", f->mark.file,
+				    f->mark.line, f->mark.col, f->path, n->name);
+			return r;
+		}
+		json_array_append_new(out, res_file(f->path, t.s, f->mode,
 						    f->owner ? f->owner : "root",
 						    f->group ? f->group : "root"));
 		buf_release(&t);
 	}
 	return 0;
+}
+
+static void append_all(json_t *out, const json_t *list)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(list, i, r)
+		json_array_append(out, r);
+}
+
+/*
+ * The resources that are the same on every node, made once at parse
+ * (struct stack_base): all but the hostname, templated files and nothing
+ * else.  Packages per OS family, as facts will name it.
+ */
+static void base_share(struct stack_base *b, const struct cluster *c)
+{
+	b->head = json_array();
+	if (b->modules.n)
+		json_array_append_new(b->head, res_kmod(BASE_MODULES_FILE,
+							(const char *const *)b->modules.v,
+							b->modules.n));
+	if (b->nsysctls) {
+		const char **k = xcalloc(b->nsysctls, sizeof(*k));
+		const char **v = xcalloc(b->nsysctls, sizeof(*v));
+		for (size_t i = 0; i < b->nsysctls; i++) {
+			k[i] = b->sysctls[i].key;
+			v[i] = b->sysctls[i].value;
+		}
+		json_array_append_new(b->head, res_sysctl(BASE_SYSCTL_FILE, k, v, b->nsysctls));
+		free(k);
+		free(v);
+	}
+	if (b->swap_off)
+		json_array_append_new(b->head, res_swap_off());
+	if (b->hosts_file)
+		b->hosts = render_hosts(c);
+	if (b->admin.name)
+		b->user = res_user(b->admin.name, b->admin.shell ? b->admin.shell : "/bin/bash",
+				   (const char *const *)b->admin.groups.v, b->admin.groups.n,
+				   (const char *const *)b->admin.keys.v, b->admin.keys.n);
+	b->file_res = xcalloc(b->nfiles + 1, sizeof(*b->file_res));
+	for (size_t i = 0; i < b->nfiles; i++) {
+		const struct spec_file *f = &b->files[i];
+		if (!f->template)
+			b->file_res[i] = res_file(f->path, f->content ? f->content : "", f->mode,
+						  f->owner ? f->owner : "root",
+						  f->group ? f->group : "root");
+	}
+	b->pkgs = json_object();
+	const char *family;
+	json_t *list;
+	json_object_foreach(b->packages, family, list) {
+		size_t n = json_array_size(list);
+		if (!n)
+			continue;
+		const char **names = xcalloc(n, sizeof(*names));
+		for (size_t i = 0; i < n; i++)
+			names[i] = json_string_value(json_array_get(list, i));
+		json_object_set_new(b->pkgs, family, res_package(names, n, true));
+		free(names);
+	}
+	b->tail = json_array();
+	for (size_t i = 0; i < b->nservices; i++) {
+		const struct spec_service *sv = &b->services[i];
+		const char **w = xcalloc(sv->watch.n + 1, sizeof(*w));
+		char **ids = xcalloc(sv->watch.n + 1, sizeof(*ids));
+		for (size_t j = 0; j < sv->watch.n; j++)
+			w[j] = ids[j] = xasprintf("file:%s", sv->watch.v[j]);
+		json_array_append_new(b->tail, res_service(sv->name, sv->enabled, sv->running, w,
+							   sv->watch.n));
+		for (size_t j = 0; j < sv->watch.n; j++)
+			free(ids[j]);
+		free(ids);
+		free(w);
+	}
 }
 
 /* Everything in one phase: nothing in base waits for another node. */
@@ -596,34 +654,13 @@ static int base_render(const struct render_ctx *rc, const void *conf, const stru
 	const struct stack_base *b = conf;
 	json_t *out = ro->resources;
 
-	if (b->modules.n)
-		json_array_append_new(out, res_kmod(BASE_MODULES_FILE,
-						    (const char *const *)b->modules.v,
-						    b->modules.n));
-	if (b->nsysctls) {
-		const char **k = xcalloc(b->nsysctls, sizeof(*k));
-		const char **v = xcalloc(b->nsysctls, sizeof(*v));
-		for (size_t i = 0; i < b->nsysctls; i++) {
-			k[i] = b->sysctls[i].key;
-			v[i] = b->sysctls[i].value;
-		}
-		json_array_append_new(out, res_sysctl(BASE_SYSCTL_FILE, k, v, b->nsysctls));
-		free(k);
-		free(v);
-	}
-	if (b->swap_off)
-		json_array_append_new(out, res_swap_off());
+	append_all(out, b->head);
 	if (b->hostname)
 		json_array_append_new(out, res_hostname(n->name));
-	if (b->hosts_file)
-		json_array_append_new(out, json_copy(b->hosts));  /* shares the text */
-	if (b->admin.name)
-		json_array_append_new(out, res_user(b->admin.name,
-						    b->admin.shell ? b->admin.shell : "/bin/bash",
-						    (const char *const *)b->admin.groups.v,
-						    b->admin.groups.n,
-						    (const char *const *)b->admin.keys.v,
-						    b->admin.keys.n));
+	if (b->hosts)
+		json_array_append(out, b->hosts);
+	if (b->user)
+		json_array_append(out, b->user);
 	/*
 	 * Files before packages: a file may add a package source (apt's
 	 * sources.list.d); a package's own conffile that kiln also manages is
@@ -632,23 +669,15 @@ static int base_render(const struct render_ctx *rc, const void *conf, const stru
 	int r = render_files(rc, b, n, out, e);
 	if (r < 0)
 		return r;
-	json_t *pkgs = render_packages(b, render_facts(rc, n));
+	/* the package list for the node's OS family, if facts name one */
+	const json_t *facts = render_facts(rc, n);
+	const char *family = json_string_value(json_object_get(json_object_get(facts, "os"),
+								"family"));
+	json_t *pkgs = family ? json_object_get(b->pkgs, family) : NULL;
 	if (pkgs)
-		json_array_append_new(out, pkgs);
+		json_array_append(out, pkgs);
 	/* after files and packages: a unit file or a package may bring the unit */
-	for (size_t i = 0; i < b->nservices; i++) {
-		const struct spec_service *sv = &b->services[i];
-		const char **w = xcalloc(sv->watch.n + 1, sizeof(*w));
-		char **ids = xcalloc(sv->watch.n + 1, sizeof(*ids));
-		for (size_t j = 0; j < sv->watch.n; j++)
-			w[j] = ids[j] = xasprintf("file:%s", sv->watch.v[j]);
-		json_array_append_new(out, res_service(sv->name, sv->enabled, sv->running, w,
-						       sv->watch.n));
-		for (size_t j = 0; j < sv->watch.n; j++)
-			free(ids[j]);
-		free(ids);
-		free(w);
-	}
+	append_all(out, b->tail);
 	return 0;
 }
 
@@ -680,7 +709,14 @@ static void base_free(void *conf)
 		free(b->files[i].group);
 	}
 	free(b->files);
+	json_decref(b->head);
 	json_decref(b->hosts);
+	json_decref(b->user);
+	for (size_t i = 0; b->file_res && i < b->nfiles; i++)
+		json_decref(b->file_res[i]);
+	free(b->file_res);
+	json_decref(b->pkgs);
+	json_decref(b->tail);
 	free(b);
 }
 

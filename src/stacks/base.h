@@ -57,10 +57,18 @@ struct stack_base {
 	size_t nfiles;
 	struct spec_service *services;
 	size_t nservices;
-	/* The /etc/hosts resource (every node), made at parse: the same for all
-	 * nodes, so each render takes a shallow copy sharing its text (made per
-	 * node it was O(nodes^2), ~3 GB held at 10,000 nodes). */
-	json_t *hosts;
+	/*
+	 * Made at parse (nodes come first), shared by every node's render
+	 * (stacks.h: rendered resources are immutable): every resource that is
+	 * the same on all nodes.  /etc/hosts names every node: made per node it
+	 * was O(nodes^2), ~3 GB held at 10,000 nodes.
+	 */
+	json_t *head;            /* array: modules, sysctls, swap */
+	json_t *hosts;           /* the /etc/hosts file, or NULL */
+	json_t *user;            /* the admin user, or NULL */
+	json_t **file_res;       /* per files[i]: the file, NULL when templated */
+	json_t *pkgs;            /* object: os family -> package resource */
+	json_t *tail;            /* array: services */
 };
 
 extern const struct stack_type stack_base;

@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* FNV-1a over the three names, NUL-separated. */
+/*
+ * FNV-1a over the three names, 0xff-separated, then a 64-bit finalizer:
+ * FNV's multiply carries only upward, so its low bits (the slot mask) see
+ * only the low bits of each byte; the finalizer folds the high bits in.
+ */
 static size_t key_hash(const char *node, const char *stack, const char *name)
 {
 	uint64_t h = 1469598103934665603ull;
@@ -15,6 +19,9 @@ static size_t key_hash(const char *node, const char *stack, const char *name)
 			h = (h ^ *p) * 1099511628211ull;
 		h = (h ^ 0xff) * 1099511628211ull;
 	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
 	return (size_t)h;
 }
 

@@ -43,7 +43,14 @@ struct mesh_route {
 
 struct mesh_gateway {
 	char *site, *node;
-	size_t idx;                   /* the node's index in c->nodes (gw only) */
+};
+
+/* A site as the renders see it (mesh_index). */
+struct mesh_site {
+	const char *name;             /* borrowed from a node */
+	size_t gw;                    /* its gateway's index in c->nodes */
+	size_t *nodes;                /* its nodes' indices, in name order */
+	size_t n;
 };
 
 struct mesh_conf {
@@ -62,8 +69,11 @@ struct mesh_conf {
 	/* Made at parse (nodes come first), so renders are O(nodes) and no
 	 * output depends on the spec's node order: */
 	size_t *order;                /* node indices in name order */
-	struct mesh_gateway *gw;      /* every site's gateway (named, else the first by name) */
-	size_t ngw;
+	size_t *hub_idx;              /* hubs' node indices, in name order */
+	size_t nhub;
+	struct mesh_site *sites;      /* in order of first appearance by name */
+	size_t nsites;
+	size_t *site_idx;             /* per node index: its site in sites[] */
 	struct mark mark;             /* of stacks.mesh.network, for errors */
 };
 
@@ -117,7 +127,11 @@ static void mesh_free(void *p)
 	}
 	free(m->gateways);
 	free(m->order);
-	free(m->gw);                  /* borrows site/node strings of nodes and gateways */
+	free(m->hub_idx);
+	for (size_t i = 0; i < m->nsites; i++)
+		free(m->sites[i].nodes);
+	free(m->sites);
+	free(m->site_idx);
 	for (size_t i = 0; i < m->nroutes; i++) {
 		free(m->routes[i].site);
 		strv_release(&m->routes[i].subnets);
@@ -206,8 +220,10 @@ static int by_name(const void *a, const void *b)
 	return strcmp((*x)->name, (*y)->name);
 }
 
-/* Name order, and the gateway of every site: the one named, else the
- * first of its nodes by name. */
+/*
+ * Name order; the hubs; every site with its nodes in name order and its
+ * gateway: the one named, else its first node by name.
+ */
 static void mesh_index(struct mesh_conf *m, const struct cluster *c)
 {
 	const struct node **p = xcalloc(c->nnodes + 1, sizeof(*p));
@@ -216,25 +232,30 @@ static void mesh_index(struct mesh_conf *m, const struct cluster *c)
 		p[i] = &c->nodes[i];
 	qsort(p, c->nnodes, sizeof(*p), by_name);
 	m->order = xcalloc(c->nnodes + 1, sizeof(*m->order));
-	for (size_t i = 0; i < c->nnodes; i++)
-		m->order[i] = (size_t)(p[i] - c->nodes);
-	free(p);
-	m->gw = xcalloc(c->nnodes + 1, sizeof(*m->gw));
+	m->hub_idx = xcalloc(c->nnodes + 1, sizeof(*m->hub_idx));
+	m->sites = xcalloc(c->nnodes + 1, sizeof(*m->sites));
+	m->site_idx = xcalloc(c->nnodes + 1, sizeof(*m->site_idx));
 	for (size_t k = 0; k < c->nnodes; k++) {
-		const struct node *n = &c->nodes[m->order[k]];
-		size_t g;
-		for (g = 0; g < m->ngw; g++)
-			if (!strcmp(m->gw[g].site, site_of(n)))
+		size_t i = (size_t)(p[k] - c->nodes), g;
+		m->order[k] = i;
+		if (strv_contains(&m->hubs, p[k]->name))
+			m->hub_idx[m->nhub++] = i;
+		for (g = 0; g < m->nsites; g++)
+			if (!strcmp(m->sites[g].name, site_of(p[k])))
 				break;
-		if (g < m->ngw)
-			continue;
-		m->gw[m->ngw] = (struct mesh_gateway){ (char *)site_of(n), n->name, m->order[k] };
-		for (size_t i = 0; i < m->ngateways; i++)
-			if (!strcmp(m->gateways[i].site, site_of(n)))
-				m->gw[m->ngw].idx = (size_t)(cluster_node(c, m->gateways[i].node) -
-							     c->nodes);
-		m->ngw++;
+		if (g == m->nsites) {
+			m->sites[g] = (struct mesh_site){ .name = site_of(p[k]), .gw = i };
+			m->sites[g].nodes = xcalloc(c->nnodes + 1, sizeof(size_t));
+			for (size_t j = 0; j < m->ngateways; j++)
+				if (!strcmp(m->gateways[j].site, site_of(p[k])))
+					m->sites[g].gw = (size_t)(cluster_node(c, m->gateways[j].node) -
+								  c->nodes);
+			m->nsites++;
+		}
+		m->sites[g].nodes[m->sites[g].n++] = i;
+		m->site_idx[i] = g;
 	}
+	free(p);
 }
 
 static int mesh_parse(struct spec_parser *x, const struct ynode *m, void **conf)
@@ -395,19 +416,21 @@ static bool is_hub(const struct mesh_conf *m, const struct node *n)
 	return m->topology == MESH_HUB && strv_contains(&m->hubs, n->name);
 }
 
-/* The site's gateway (mesh_index). */
-static const struct node *gateway_of(const struct mesh_conf *m, const struct cluster *c,
-				     const char *site)
+static const struct mesh_site *site_rec(const struct mesh_conf *m, const struct cluster *c,
+				       const struct node *n)
 {
-	for (size_t i = 0; i < m->ngw; i++)
-		if (!strcmp(m->gw[i].site, site))
-			return &c->nodes[m->gw[i].idx];
-	return NULL;
+	return &m->sites[m->site_idx[n - c->nodes]];
 }
 
 static bool is_gateway(const struct mesh_conf *m, const struct cluster *c, const struct node *n)
 {
-	return gateway_of(m, c, site_of(n)) == n;
+	return site_rec(m, c, n)->gw == (size_t)(n - c->nodes);
+}
+
+static bool same_site(const struct mesh_conf *m, const struct cluster *c,
+		      const struct node *a, const struct node *b)
+{
+	return m->site_idx[a - c->nodes] == m->site_idx[b - c->nodes];
 }
 
 /* The node's public endpoint (vars.endpoint, "host:port"), or NULL: behind NAT. */
@@ -447,8 +470,7 @@ static bool direct_peer(const struct mesh_conf *m, const struct cluster *c,
 	case MESH_HUB:
 		return is_hub(m, n) || is_hub(m, p);
 	case MESH_SITE:
-		return !strcmp(site_of(n), site_of(p)) ||
-		       (is_gateway(m, c, n) && is_gateway(m, c, p));
+		return same_site(m, c, n, p) || (is_gateway(m, c, n) && is_gateway(m, c, p));
 	case MESH_FULL:
 		break;
 	}
@@ -505,23 +527,21 @@ static json_t *allowed_ips(const struct mesh_conf *m, const struct cluster *c,
 		}
 		break;
 	case MESH_SITE:
-		if (strcmp(site_of(n), site_of(p))) {
+		if (!same_site(m, c, n, p)) {
 			/* gateway to gateway: every node of p's site, and its subnets */
-			for (size_t i = 0; i < c->nnodes; i++) {
-				const struct node *o = &c->nodes[m->order[i]];
+			const struct mesh_site *ps = site_rec(m, c, p);
+			for (size_t i = 0; i < ps->n; i++) {
+				const struct node *o = &c->nodes[ps->nodes[i]];
 				const char *oa = exports_get(ex, o->name, MESH_STACK, "address");
-				if (o != p && !strcmp(site_of(o), site_of(p)) && oa)
+				if (o != p && oa)
 					json_array_append_new(a, json_sprintf("%s/32", oa));
 			}
 			push_routes(m, site_of(p), a);
 		} else if (!is_gateway(m, c, n) && is_gateway(m, c, p)) {
-			/* inside a site: everything elsewhere goes by the gateway */
-			for (size_t i = 0; i < c->nnodes; i++) {
-				const struct node *o = &c->nodes[m->order[i]];
-				const char *oa = exports_get(ex, o->name, MESH_STACK, "address");
-				if (strcmp(site_of(o), site_of(n)) && oa)
-					json_array_append_new(a, json_sprintf("%s/32", oa));
-			}
+			/* inside a site: the rest of the overlay goes by the gateway
+			 * (the site's own nodes are more specific /32s) */
+			ip_text(m->net, net);
+			json_array_append_new(a, json_sprintf("%s/%d", net, m->prefix));
 			for (size_t i = 0; i < m->nroutes; i++)
 				if (strcmp(m->routes[i].site, site_of(n)))
 					push_routes(m, m->routes[i].site, a);
@@ -566,6 +586,52 @@ static const char *peer_key(const struct render_ctx *rc, struct render_out *out,
 		return NULL;
 	}
 	return k;
+}
+
+/* A list of nodes, borrowed. */
+struct nodes {
+	const struct node **v;
+	size_t n, alloc;
+};
+
+static void nodes_push(struct nodes *l, const struct node *n)
+{
+	if (l->n == l->alloc) {
+		l->alloc = l->alloc ? l->alloc * 2 : 16;
+		l->v = xrealloc(l->v, l->alloc * sizeof(*l->v));
+	}
+	l->v[l->n++] = n;
+}
+
+/*
+ * The nodes n has a tunnel of its own to (direct_peer) and could bring up
+ * (tunnel_possible), in a fixed order: a spoke's are the hubs; a site's
+ * node's are its site (and, for a gateway, the other gateways).  O(peers),
+ * so a spoke of a 10,000-node hub costs what a spoke of ten does.
+ */
+static void peers_of(const struct mesh_conf *m, const struct cluster *c, const struct node *n,
+		     struct nodes *out)
+{
+	struct nodes all = { 0 };
+
+	if (m->topology == MESH_HUB && !is_hub(m, n)) {
+		for (size_t i = 0; i < m->nhub; i++)
+			nodes_push(&all, &c->nodes[m->hub_idx[i]]);
+	} else if (m->topology == MESH_SITE) {
+		const struct mesh_site *own = site_rec(m, c, n);
+		for (size_t i = 0; i < own->n; i++)
+			nodes_push(&all, &c->nodes[own->nodes[i]]);
+		for (size_t i = 0; is_gateway(m, c, n) && i < m->nsites; i++)
+			if (&m->sites[i] != own)
+				nodes_push(&all, &c->nodes[m->sites[i].gw]);
+	} else {
+		for (size_t i = 0; i < c->nnodes; i++)
+			nodes_push(&all, &c->nodes[m->order[i]]);
+	}
+	for (size_t i = 0; i < all.n; i++)
+		if (all.v[i] != n && tunnel_possible(m, c, n, all.v[i]))
+			nodes_push(out, all.v[i]);
+	free(all.v);
 }
 
 /* ---- phases ------------------------------------------------------------------ */
@@ -622,10 +688,10 @@ static int render_link(const struct render_ctx *rc, const void *conf, const stru
 		const char *k[] = { "net.ipv4.ip_forward" }, *v[] = { "1" };
 		json_array_append_new(out->resources, res_sysctl(MESH_SYSCTL_FILE, k, v, 1));
 	}
-	for (size_t i = 0; i < c->nnodes; i++) {
-		const struct node *p = &c->nodes[m->order[i]];
-		if (!direct_peer(m, c, n, p) || !tunnel_possible(m, c, n, p))
-			continue;
+	struct nodes direct = { 0 };
+	peers_of(m, c, n, &direct);
+	for (size_t i = 0; i < direct.n; i++) {
+		const struct node *p = direct.v[i];
 		const char *key = peer_key(rc, out, p);
 		if (!key || !exports_get(rc->exports, p->name, MESH_STACK, "address"))
 			continue;
@@ -640,6 +706,7 @@ static int render_link(const struct render_ctx *rc, const void *conf, const stru
 		free(ep);
 		json_array_append_new(peers, peer);
 	}
+	free(direct.v);
 	for (size_t i = 0; i < m->nroutes; i++)
 		if (strcmp(m->routes[i].site, site_of(n)))
 			for (size_t j = 0; j < m->routes[i].subnets.n; j++)
@@ -657,25 +724,44 @@ static int render_link(const struct render_ctx *rc, const void *conf, const stru
 	return 0;
 }
 
-/* Phase check: n reaches, over the overlay, every node the topology lets it. */
+#define MESH_CHECK_THROUGH 8   /* nodes each node pings through its hub or gateway */
+
+static void push_target(const struct render_ctx *rc, json_t *targets, const struct node *p)
+{
+	const char *a = exports_get(rc->exports, p->name, MESH_STACK, "address");
+
+	if (a && exports_get(rc->exports, p->name, MESH_STACK, "public_key"))
+		json_array_append_new(targets, json_pack("{s:s,s:s}", "name", p->name,
+							 "address", a));
+}
+
+/*
+ * Phase check: n pings, over the overlay, every peer it has a tunnel to —
+ * so every tunnel is proven from both ends — and, in hub and site
+ * topologies, the first MESH_CHECK_THROUGH other nodes (by name) it reaches
+ * through a hub or gateway, proving the forwarding.  O(peers) per node.
+ */
 static int render_check(const struct render_ctx *rc, const void *conf, const struct node *n,
 			struct render_out *out, struct kerr *e)
 {
 	const struct mesh_conf *m = conf;
 	const struct cluster *c = rc->c;
 	json_t *targets = json_array();
+	struct nodes direct = { 0 };
+	size_t through = 0;
 
-	for (size_t i = 0; i < c->nnodes; i++) {
+	peers_of(m, c, n, &direct);
+	for (size_t i = 0; i < direct.n; i++)
+		push_target(rc, targets, direct.v[i]);
+	for (size_t i = 0; m->topology != MESH_FULL && i < c->nnodes &&
+			   through < MESH_CHECK_THROUGH; i++) {
 		const struct node *p = &c->nodes[m->order[i]];
-		const char *a = exports_get(rc->exports, p->name, MESH_STACK, "address");
-		if (p == n || !a)
+		if (p == n || direct_peer(m, c, n, p))
 			continue;
-		/* through a hub or a gateway, or directly where a tunnel can come up */
-		bool talk = m->topology != MESH_FULL || tunnel_possible(m, c, n, p);
-		if (talk && exports_get(rc->exports, p->name, MESH_STACK, "public_key"))
-			json_array_append_new(targets, json_pack("{s:s,s:s}", "name", p->name,
-								 "address", a));
+		push_target(rc, targets, p);
+		through++;
 	}
+	free(direct.v);
 	if (!json_array_size(targets)) {
 		json_decref(targets);
 		return 0;

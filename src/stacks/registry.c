@@ -63,8 +63,9 @@ const char *phase_ref_name(const struct phase_ref *p, char *buf, size_t n)
 
 void render_out_init(struct render_out *o)
 {
+	memset(o, 0, sizeof(*o));
 	o->resources = json_array();
-	o->needs = (struct strv)STRV_INIT;
+	exports_init(&o->noted);
 }
 
 void render_out_release(struct render_out *o)
@@ -72,6 +73,7 @@ void render_out_release(struct render_out *o)
 	json_decref(o->resources);
 	o->resources = NULL;
 	strv_release(&o->needs);
+	exports_release(&o->noted);
 }
 
 const json_t *render_facts(const struct render_ctx *rc, const struct node *n)
@@ -86,12 +88,8 @@ const char *render_export(const struct render_ctx *rc, struct render_out *out,
 {
 	const char *v = rc->exports ? exports_get(rc->exports, node, stack, name) : NULL;
 
-	if (!v) {
-		char *need = xasprintf("%s %s.%s", node, stack, name);
-		if (!strv_contains(&out->needs, need))
-			strv_push(&out->needs, need);
-		free(need);
-	}
+	if (!v && exports_set(&out->noted, node, stack, name, NULL, false))
+		strv_pushf(&out->needs, "%s %s.%s", node, stack, name);
 	return v;
 }
 
@@ -107,10 +105,17 @@ int stacks_render_node(const struct render_ctx *rc, const struct node *n,
 		int r = ph[i].phase->render(rc, ph[i].conf, n, out, e);
 		if (r < 0)
 			return r;
+		if (out->unstamped)
+			continue;
 		phase_ref_name(&ph[i], name, sizeof(name));
-		for (size_t k = from; k < json_array_size(out->resources); k++)
-			json_object_set_new(json_array_get(out->resources, k), "phase",
-					    json_string(name));
+		json_t *stamp = json_string(name);
+		for (size_t k = from; k < json_array_size(out->resources); k++) {
+			/* rendered resources may be shared: stamp a copy */
+			json_t *cp = json_copy(json_array_get(out->resources, k));
+			json_object_set(cp, "phase", stamp);
+			json_array_set_new(out->resources, k, cp);
+		}
+		json_decref(stamp);
 	}
 	return 0;
 }

@@ -21,6 +21,10 @@
  *    pin it).
  *  - Resources are appended to out->resources in the wire format of
  *    docs/resources.md.  A node the phase has nothing for gets none.
+ *  - Rendered resources are immutable: a stack may append one object to
+ *    every node's output (json_incref: base's /etc/hosts, made once), and
+ *    nobody changes a resource after its render; who needs a changed one
+ *    copies it (json_copy).
  *  - A render that needs an export nobody made yet (a peer that has not run
  *    its keys phase) does not guess: it leaves that part out and says what
  *    it waits for in out->needs ("node2 mesh.public_key"), which plan and
@@ -82,6 +86,8 @@ struct render_ctx {
 struct render_out {
 	json_t *resources;   /* array; renders append */
 	struct strv needs;   /* "NODE STACK.NAME" exports this render waited for */
+	struct exports noted; /* the same, as a set (render_export notes each once) */
+	bool unstamped;      /* stacks_render_node: leave out the "phase" member */
 };
 
 void render_out_init(struct render_out *o);
@@ -148,7 +154,7 @@ const char *phase_ref_name(const struct phase_ref *p, char *buf, size_t n);
 /*
  * Every phase of every enabled stack for node n, in order, into out (what
  * `kiln validate` and the golden tests render).  Each resource gets a
- * "phase" member ("mesh.link").
+ * "phase" member ("mesh.link") on a copy, unless out->unstamped.
  */
 int stacks_render_node(const struct render_ctx *rc, const struct node *n,
 		       struct render_out *out, struct kerr *e);
