@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan/plan.h"
 #include "spec/spec.h"
 #include "stacks/stacks.h"
 #include "state/state.h"
@@ -20,11 +21,6 @@ struct validate {
 	struct exports ex;
 };
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /*
  * The last recorded facts per node and every recorded export of the
  * cluster's nodes, from the state database at path if it exists (opened
@@ -32,42 +28,17 @@ static int cmp_str(const void *a, const void *b)
  */
 static int load_state(struct validate *v, const char *path, struct kerr *e)
 {
-	const struct cluster *c = v->c;
 	struct state *st = NULL;
-	json_t *list = NULL, *x;
-	const char **names = NULL;
-	size_t i;
 	int r;
 
 	if (!path_exists(path))
 		return 0;
 	if ((r = state_open(path, &st, e)) < 0)
 		return r;
-	for (i = 0; i < c->nnodes; i++) {
-		if ((r = state_facts_get(st, c->name, c->nodes[i].name, &v->owned[i], NULL, e)) < 0)
-			goto out;
+	/* forget nothing: validate never writes */
+	r = plan_state_load(st, v->c, NULL, v->owned, &v->ex, false, e);
+	for (size_t i = 0; i < v->c->nnodes; i++)
 		v->facts[i] = v->owned[i];
-	}
-	if ((r = state_exports_list(st, c->name, &list, e)) < 0)
-		goto out;
-	/* the spec's node names, sorted: a row per export per node is looked up
-	 * in O(log nodes), not by cluster_node's scan (O(nodes * exports)) */
-	names = xcalloc(c->nnodes + 1, sizeof(*names));
-	for (i = 0; i < c->nnodes; i++)
-		names[i] = c->nodes[i].name;
-	qsort(names, c->nnodes, sizeof(*names), cmp_str);
-	json_array_foreach(list, i, x) {
-		const char *node = json_string_value(json_object_get(x, "node"));
-		if (!node || !bsearch(&node, names, c->nnodes, sizeof(*names), cmp_str))
-			continue;   /* left the spec: apply forgets it */
-		exports_set(&v->ex, node, json_string_value(json_object_get(x, "stack")),
-			    json_string_value(json_object_get(x, "name")),
-			    json_string_value(json_object_get(x, "value")),
-			    json_is_true(json_object_get(x, "secret")));
-	}
-out:
-	free(names);
-	json_decref(list);
 	state_close(st);
 	return r;
 }

@@ -331,40 +331,113 @@ static void run_batch(struct driver *d, size_t from, size_t to, int threads)
 	free(t);
 }
 
-/* Exports recorded by earlier runs, and stored facts for nodes not selected. */
-static int load_state(struct driver *d, const bool *sel, struct kerr *e)
+/* Facts rows as read, parsed later on several threads. */
+struct facts_rows {
+	const struct cluster *c;
+	const bool *want;
+	char **text;             /* per node index */
+	size_t *len;
+	json_t **out;
+	atomic_size_t next;
+};
+
+static int keep_row(const char *node, const char *json, size_t len, void *arg)
 {
-	const struct cluster *c = d->c;
-	json_t *list = NULL;
+	struct facts_rows *fr = arg;
+	const struct node *n = cluster_node(fr->c, node);
+
+	if (!n)
+		return 0;
+	size_t i = (size_t)(n - fr->c->nodes);
+	if (fr->want && !fr->want[i])
+		return 0;
+	free(fr->text[i]);
+	fr->text[i] = xstrndup(json, len);
+	fr->len[i] = len;
+	return 0;
+}
+
+static void *parse_rows(void *arg)
+{
+	struct facts_rows *fr = arg;
 	size_t i;
-	json_t *x;
+
+	while ((i = atomic_fetch_add(&fr->next, 1)) < fr->c->nnodes) {
+		if (!fr->text[i])
+			continue;
+		fr->out[i] = json_loadb(fr->text[i], fr->len[i], 0, NULL);
+		free(fr->text[i]);
+		fr->text[i] = NULL;
+	}
+	return NULL;
+}
+
+int plan_state_load(struct state *st, const struct cluster *c, const bool *want,
+		    json_t **facts, struct exports *ex, bool forget, struct kerr *e)
+{
+	struct facts_rows fr = { .c = c, .want = want, .out = facts };
+	json_t *list = NULL, *x;
+	pthread_t t[3];
+	size_t i, nt = 0;
 	int r;
 
-	d->facts = xcalloc(c->nnodes ? c->nnodes : 1, sizeof(*d->facts));
-	d->stored_facts = xcalloc(c->nnodes ? c->nnodes : 1, sizeof(*d->stored_facts));
-	if (!d->o->state)
-		return 0;
-	for (i = 0; i < c->nnodes; i++)
-		if (!sel[i] && state_facts_get(d->o->state, c->name, c->nodes[i].name,
-					       &d->stored_facts[i], NULL, e) == 0)
-			d->facts[i] = d->stored_facts[i];
-	if ((r = state_exports_list(d->o->state, c->name, &list, e)) < 0)
-		return r;
+	fr.text = xcalloc(c->nnodes + 1, sizeof(*fr.text));
+	fr.len = xcalloc(c->nnodes + 1, sizeof(*fr.len));
+	if ((r = state_facts_each(st, c->name, keep_row, &fr, e)) < 0)
+		goto out;
+	/* JSON parsing is most of the time at 10,000 nodes: use the cores */
+	atomic_store(&fr.next, 0);
+	while (c->nnodes > 256 && nt < ARRAY_SIZE(t) && pthread_create(&t[nt], NULL, parse_rows,
+								    &fr) == 0)
+		nt++;
+	parse_rows(&fr);
+	for (i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+	if ((r = state_exports_list(st, c->name, &list, e)) < 0)
+		goto out;
 	json_array_foreach(list, i, x) {
 		const char *node = json_string_value(json_object_get(x, "node"));
 		if (!cluster_node(c, node)) {
 			/* the node left the spec: its values (an address) are free */
-			if (d->o->mode == PLAN_APPLY)
-				state_exports_drop_node(d->o->state, c->name, node, NULL);
+			if (forget)
+				state_exports_drop_node(st, c->name, node, NULL);
 			continue;
 		}
-		exports_set(&d->ex, node, json_string_value(json_object_get(x, "stack")),
+		exports_set(ex, node, json_string_value(json_object_get(x, "stack")),
 			    json_string_value(json_object_get(x, "name")),
 			    json_string_value(json_object_get(x, "value")),
 			    json_is_true(json_object_get(x, "secret")));
 	}
+out:
+	for (i = 0; i < c->nnodes; i++)
+		free(fr.text[i]);
+	free(fr.text);
+	free(fr.len);
 	json_decref(list);
-	return 0;
+	return r;
+}
+
+/* Exports recorded by earlier runs, and stored facts for nodes not selected. */
+static int load_state(struct driver *d, const bool *sel, struct kerr *e)
+{
+	const struct cluster *c = d->c;
+	bool *unsel = xcalloc(c->nnodes + 1, sizeof(*unsel));
+	int r;
+
+	d->facts = xcalloc(c->nnodes ? c->nnodes : 1, sizeof(*d->facts));
+	d->stored_facts = xcalloc(c->nnodes ? c->nnodes : 1, sizeof(*d->stored_facts));
+	if (!d->o->state) {
+		free(unsel);
+		return 0;
+	}
+	for (size_t i = 0; i < c->nnodes; i++)
+		unsel[i] = !sel[i];
+	r = plan_state_load(d->o->state, c, unsel, d->stored_facts, &d->ex,
+			    d->o->mode == PLAN_APPLY, e);
+	for (size_t i = 0; i < c->nnodes; i++)
+		d->facts[i] = d->stored_facts[i];
+	free(unsel);
+	return r;
 }
 
 /* A value known now: in memory for later phases, stored by apply. */

@@ -102,6 +102,17 @@ struct plan_summary {
 void plan_summarize(const struct plan_run *run, struct plan_summary *s);
 
 const char *node_outcome_name(enum node_outcome o);
+
+/*
+ * What a run renders with from the state: the last facts of every node in
+ * want (NULL = every node) into facts[i] (owned by the caller; NULL when
+ * none), and every export of a node still in the spec into ex.  forget:
+ * drop the exports of nodes that left the spec (apply does; an address
+ * becomes free).  Used by plan_execute and `kiln validate`.
+ */
+struct exports;
+int plan_state_load(struct state *st, const struct cluster *c, const bool *want,
+		    json_t **facts, struct exports *ex, bool forget, struct kerr *e);
 /* The run as JSON (for -o json and the API). */
 json_t *plan_run_to_json(const struct plan_run *run);
 

@@ -400,3 +400,31 @@ out:
 	}
 	return r;
 }
+
+int state_facts_each(struct state *st, const char *cluster,
+		     int (*fn)(const char *node, const char *json, size_t len, void *arg),
+		     void *arg, struct kerr *e)
+{
+	sqlite3_stmt *s = NULL;
+	int r = 0, rc;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT node, json FROM facts WHERE cluster = ?", -1, &s,
+			       NULL) != SQLITE_OK) {
+		r = db_error(st, e, "prepare");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *node = (const char *)sqlite3_column_text(s, 0);
+		const char *json = (const char *)sqlite3_column_text(s, 1);
+		if (node && json && (r = fn(node, json, (size_t)sqlite3_column_bytes(s, 1), arg)))
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		r = db_error(st, e, "read facts");
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}

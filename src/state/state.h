@@ -33,6 +33,15 @@ int state_facts_put(struct state *st, const char *cluster, const char *node,
 int state_facts_get(struct state *st, const char *cluster, const char *node,
 		    json_t **out, int64_t *collected_ms, struct kerr *e);
 
+/*
+ * Every node's stored facts in one query: fn(node, json text, its length,
+ * arg) per row, in no particular order; a non-zero return stops and is
+ * returned.  The text is valid only during the call.
+ */
+int state_facts_each(struct state *st, const char *cluster,
+		     int (*fn)(const char *node, const char *json, size_t len, void *arg),
+		     void *arg, struct kerr *e);
+
 /* Start a run ("apply", "check", "facts"); returns its id in *id. */
 int state_run_begin(struct state *st, const char *cluster, const char *kind,
 		    const char *spec_path, int nnodes, int64_t *id, struct kerr *e);
