@@ -10,7 +10,7 @@ test="openssh-server openssh-client iproute2 util-linux procps psmisc
  kmod python3 sqlite3 dpkg-dev curl nftables
  isc-dhcp-client udhcpc kea-admin tftp-hpa atftp openipmi ipmitool freeipmi-tools
  qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static jq binutils
- systemd dbus e2fsprogs wireguard-tools wireguard-go iputils-ping"
+ systemd dbus e2fsprogs wireguard-tools wireguard-go iputils-ping graphviz"
 bench="ansible hyperfine"
 pkgs="$build $test"
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs $bench"

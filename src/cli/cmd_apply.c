@@ -74,6 +74,13 @@ static void print_human(const struct plan_run *run, bool show_diffs)
 {
 	struct plan_summary s;
 
+	if (run->nphases) {
+		printf("phases:");
+		for (size_t i = 0; i < run->nphases; i++)
+			printf(" %s", run->phases[i]);
+		printf("\n");
+	}
+
 	for (size_t i = 0; i < run->n; i++) {
 		const struct node_run *nr = &run->nodes[i];
 		char *name = str_tty(nr->node->name, 0);

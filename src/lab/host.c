@@ -211,34 +211,71 @@ int host_systemd_usable(struct kerr *e)
 #define SYSTEMD_INOTIFY_PER_HOST 8
 #define INOTIFY_INSTANCES "/proc/sys/fs/inotify/max_user_instances"
 
-int host_systemd_limits(size_t nhosts, struct kerr *e)
+/* Raise a /proc/sys value to at least want; never lowers it.  0 when it is
+ * high enough or the knob does not exist. */
+static int raise_sysctl(const char *path, uint64_t want, const char *why, struct kerr *e)
 {
 	struct buf b;
 	uint64_t cur = 0;
 
 	buf_init(&b, 0);
-	if (file_read(INOTIFY_INSTANCES, &b, 64) < 0 || parse_u64(str_trim(b.s), 1,
-								 UINT32_MAX, &cur) < 0) {
+	if (file_read(path, &b, 64) < 0 || parse_u64(str_trim(b.s), 0, UINT32_MAX, &cur) < 0) {
 		buf_release(&b);
 		return 0;   /* no such knob: nothing to raise */
 	}
 	buf_release(&b);
-	uint64_t want = 128 + (uint64_t)nhosts * SYSTEMD_INOTIFY_PER_HOST;
 	if (cur >= want)
 		return 0;
 	char v[32];
 	int n = snprintf(v, sizeof(v), "%llu\n", (unsigned long long)want);
-	int fd = open(INOTIFY_INSTANCES, O_WRONLY | O_CLOEXEC);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, v, (size_t)n) != n) {
 		int err = errno;
 		if (fd >= 0)
 			close(fd);
-		return kerr_set(e, -err, "raising fs.inotify.max_user_instances to %llu for %zu "
-				"systemd hosts: %s (or use --init tiny)", (unsigned long long)want,
-				nhosts, strerror(err));
+		return kerr_set(e, -err, "raising %s to %llu for %s: %s", path,
+				(unsigned long long)want, why, strerror(err));
 	}
 	close(fd);
 	return 0;
+}
+
+int host_systemd_limits(size_t nhosts, struct kerr *e)
+{
+	char why[64];
+	int r;
+
+	snprintf(why, sizeof(why), "%zu systemd hosts", nhosts);
+	r = raise_sysctl(INOTIFY_INSTANCES, 128 + (uint64_t)nhosts * SYSTEMD_INOTIFY_PER_HOST,
+			 why, e);
+	if (r < 0) {
+		char msg[sizeof(e->msg)];
+		snprintf(msg, sizeof(msg), "%s", e->msg);
+		kerr_set(e, r, "%s (or use --init tiny)", msg);
+	}
+	return r;
+}
+
+/*
+ * The IPv4 neighbour table is one for every network namespace, its limits
+ * the machine's (gc_thresh3 1024 on Debian).  Hosts that all talk to each
+ * other — a full WireGuard mesh over the lab network — need about N^2
+ * entries: at 50 hosts the kernel dropped packets ("neighbour table
+ * overflow") and the mesh never came together (bench/mesh.sh).  Raise
+ * gc_thresh2/3 to 2 N^2 + 1024 (the soft limit half of it); never lowered,
+ * a runtime value.
+ */
+int host_neigh_limits(size_t nhosts, struct kerr *e)
+{
+	uint64_t n2 = (uint64_t)nhosts * nhosts;
+	char why[64];
+	int r;
+
+	snprintf(why, sizeof(why), "%zu hosts", nhosts);
+	if ((r = raise_sysctl("/proc/sys/net/ipv4/neigh/default/gc_thresh3", 2 * n2 + 1024,
+			      why, e)) < 0)
+		return r;
+	return raise_sysctl("/proc/sys/net/ipv4/neigh/default/gc_thresh2", n2 + 512, why, e);
 }
 
 /* The host's cgroup directory under root: ROOT/kiln-lab-<netns>. */

@@ -1203,9 +1203,11 @@ int lab_up(const struct lab_opts *o, json_t **status, struct kerr *e)
 		if ((r = host_prepare(l, &l->hosts[i], client_pub, hosts.s, e)) < 0 ||
 		    (r = mirror_host_files(l, &l->hosts[i], e)) < 0)
 			goto fail;
-	/* The mirror lives in the switch namespace: teardown's sweep of it stops it. */
+	if ((r = host_neigh_limits(l->nhosts, e)) < 0)
+		goto fail;
 	if (l->nhosts && l->hosts[0].systemd && (r = host_systemd_limits(l->nhosts, e)) < 0)
 		goto fail;
+	/* The mirror lives in the switch namespace: teardown's sweep of it stops it. */
 	if ((r = lab_network(l, e)) < 0 || (r = mirror_start(l, e)) < 0 ||
 	    (r = bmc_start(l, e)) < 0 ||
 	    (r = lab_save(l, e)) < 0 || (r = lab_start_hosts(l, e)) < 0 ||

@@ -106,6 +106,8 @@ int host_prepare_fs(const struct lab_host *h, struct kerr *e);
 int host_systemd_usable(struct kerr *e);
 /* Make room for nhosts more systemd hosts in the machine's inotify limit. */
 int host_systemd_limits(size_t nhosts, struct kerr *e);
+/* Raise the machine's IPv4 neighbour table limits for nhosts hosts talking pairwise. */
+int host_neigh_limits(size_t nhosts, struct kerr *e);
 /*
  * A systemd host's files in its upper /etc and /usr (never the
  * machine's): machine-id, masks of units and generators no host should

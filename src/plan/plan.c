@@ -504,7 +504,11 @@ static void run_phase(struct driver *d, const struct phase_ref *ph, size_t from,
 		render_out_release(&ro);
 	}
 	d->stage = stage_resources;
+	int64_t t0 = now_ms();
+	log_debug("phase %s: rendered, checking%s", name,
+		  d->o->mode == PLAN_APPLY ? " and applying" : "");
 	run_batch(d, from, to, threads);
+	log_debug("phase %s: every node done in %lld ms", name, (long long)(now_ms() - t0));
 	for (size_t i = from; i < to; i++) {
 		struct node_run *nr = &d->run->nodes[i];
 		const char *k;

@@ -109,8 +109,9 @@ int res_resolve_owner(const struct res_ctx *ctx, const char *owner, const char *
  * stdout (capped) goes to out when not NULL. */
 int res_run(char *const argv[], const char *cwd, char *const *env, struct buf *out,
 	    int timeout_ms, struct kerr *e);
-/* The full path of name in PATH or the usual sbin/bin dirs (caller frees), or NULL. */
-char *res_which(const char *name);
+/* The same with every run_argv option (stdin, ...): argv[0] is looked up in
+ * PATH and the usual sbin/bin dirs, and errors name it as given. */
+int res_run_opts(char *const argv[], const struct run_opts *o, struct kerr *e);
 /* Is name an executable in PATH (or the usual sbin/bin dirs)? */
 bool res_have_exe(const char *name);
 

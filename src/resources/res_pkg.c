@@ -22,7 +22,7 @@ extern char **environ;
  * directories, because a non-login SSH session's PATH often lacks sbin
  * (useradd, modprobe, swapoff live there).  NULL when not found.
  */
-char *res_which(const char *name)
+static char *res_which(const char *name)
 {
 	const char *path = getenv("PATH");
 	char *copy = xasprintf("%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
@@ -71,11 +71,8 @@ static int run_found(char *const argv[], const struct run_opts *o, int *status)
 	return r;
 }
 
-int res_run(char *const argv[], const char *cwd, char *const *env, struct buf *out,
-	    int timeout_ms, struct kerr *e)
+int res_run_opts(char *const argv[], const struct run_opts *o, struct kerr *e)
 {
-	struct run_opts o = { .out = out, .timeout_ms = timeout_ms, .cwd = cwd,
-			      .env = env };
 	char *exe = res_which(argv[0]);
 	char **v;
 	size_t n = 0;
@@ -88,9 +85,9 @@ int res_run(char *const argv[], const char *cwd, char *const *env, struct buf *o
 	v = xcalloc(n + 1, sizeof(*v));
 	memcpy(v, argv, n * sizeof(*v));
 	v[0] = exe;
-	r = run_ok(v, &o, e);
+	r = run_ok(v, o, e);
 	if (r == -ETIMEDOUT) {
-		kerr_set(e, r, "%s: timed out after %d s", argv[0], timeout_ms / 1000);
+		kerr_set(e, r, "%s: timed out after %d s", argv[0], o->timeout_ms / 1000);
 	} else if (r < 0 && e && str_starts(e->msg, exe)) {
 		/* Name the program as the caller did, not by its full path. */
 		char rest[sizeof(e->msg)];
@@ -100,6 +97,14 @@ int res_run(char *const argv[], const char *cwd, char *const *env, struct buf *o
 	free(exe);
 	free(v);
 	return r;
+}
+
+int res_run(char *const argv[], const char *cwd, char *const *env, struct buf *out,
+	    int timeout_ms, struct kerr *e)
+{
+	struct run_opts o = { .out = out, .timeout_ms = timeout_ms, .cwd = cwd,
+			      .env = env };
+	return res_run_opts(argv, &o, e);
 }
 
 /* ---- package ---- */

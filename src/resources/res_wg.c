@@ -457,27 +457,7 @@ static int wg_cmd(char *const argv[], const char *in, struct buf *out, struct ke
 {
 	struct run_opts o = { .in = in, .in_len = in ? strlen(in) : 0, .out = out,
 			      .timeout_ms = WG_CMD_MS };
-	char *exe = res_which(argv[0]);
-	size_t n = 0;
-	char **v;
-	int r;
-
-	if (!exe)
-		return kerr_set(e, -ENOENT, "%s: command not found", argv[0]);
-	while (argv[n])
-		n++;
-	v = xcalloc(n + 1, sizeof(*v));
-	memcpy(v, argv, n * sizeof(*v));
-	v[0] = exe;
-	r = run_ok(v, &o, e);
-	if (r < 0 && str_starts(e->msg, exe)) {
-		char rest[sizeof(e->msg)];
-		snprintf(rest, sizeof(rest), "%s", e->msg + strlen(exe));
-		kerr_set(e, r, "%s%s", argv[0], rest);
-	}
-	free(exe);
-	free(v);
-	return r;
+	return res_run_opts(argv, &o, e);
 }
 
 /* Run an `ip -j ...` command and parse its JSON array. */

@@ -724,7 +724,11 @@ static int render_link(const struct render_ctx *rc, const void *conf, const stru
 	return 0;
 }
 
-#define MESH_CHECK_THROUGH 8   /* nodes each node pings through its hub or gateway */
+/* Up to this many nodes the check pings every pair the topology lets
+ * talk; beyond, every tunnel and MESH_CHECK_THROUGH nodes per node through
+ * its hub or gateway (every pair of 10,000 nodes would be 10^8 pings). */
+#define MESH_CHECK_ALL_PAIRS 64
+#define MESH_CHECK_THROUGH 8
 
 static void push_target(const struct render_ctx *rc, json_t *targets, const struct node *p)
 {
@@ -738,8 +742,9 @@ static void push_target(const struct render_ctx *rc, json_t *targets, const stru
 /*
  * Phase check: n pings, over the overlay, every peer it has a tunnel to —
  * so every tunnel is proven from both ends — and, in hub and site
- * topologies, the first MESH_CHECK_THROUGH other nodes (by name) it reaches
- * through a hub or gateway, proving the forwarding.  O(peers) per node.
+ * topologies, the nodes it reaches through a hub or gateway: all of them
+ * up to MESH_CHECK_ALL_PAIRS nodes, else the first MESH_CHECK_THROUGH (by
+ * name), which proves the forwarding.  O(peers) per node at scale.
  */
 static int render_check(const struct render_ctx *rc, const void *conf, const struct node *n,
 			struct render_out *out, struct kerr *e)
@@ -748,13 +753,14 @@ static int render_check(const struct render_ctx *rc, const void *conf, const str
 	const struct cluster *c = rc->c;
 	json_t *targets = json_array();
 	struct nodes direct = { 0 };
-	size_t through = 0;
+	size_t through = 0, most = c->nnodes <= MESH_CHECK_ALL_PAIRS ? c->nnodes
+								      : MESH_CHECK_THROUGH;
 
 	peers_of(m, c, n, &direct);
 	for (size_t i = 0; i < direct.n; i++)
 		push_target(rc, targets, direct.v[i]);
 	for (size_t i = 0; m->topology != MESH_FULL && i < c->nnodes &&
-			   through < MESH_CHECK_THROUGH; i++) {
+			   through < most; i++) {
 		const struct node *p = &c->nodes[m->order[i]];
 		if (p == n || direct_peer(m, c, n, p))
 			continue;

@@ -11,6 +11,14 @@
 LAB_SUBNET=10.214.20.0/24
 lab_up 5 --bastion --sites onprem:3,cloud:2
 NODES="node1 node2 node3 node4 node5"
+on_fail() {
+	local n
+	for n in $NODES; do
+		echo "--- $n: wg show kiln0 dump (private key column dropped)"
+		on $n wg show kiln0 dump 2>&1 | awk -F'\t' 'NR == 1 { $1 = "-" } { print }'
+	done
+	date +%s
+}
 : >"$T/all-output"
 keep() { printf '%s\n%s\n' "$OUT" "$ERR" >>"$T/all-output"; }
 
@@ -61,9 +69,10 @@ on node4 wg show kiln0 latest-handshakes | while read -r key hs; do
 	[ $((now - hs)) -lt 180 ] || fail "hub's handshake with $key is $((now - hs)) s old"
 done
 
-say "a second apply changes nothing; plan agrees"
-kiln_rc 0 apply -f "$SPEC"
+say "a second apply changes nothing (debug logs kept for the secrets check); plan agrees"
+kiln_rc 0 -vv apply -f "$SPEC"
 keep
+assert_contains "$ERR" "mesh.link"
 assert_contains "$OUT" "5 nodes, 0 changed"
 kiln_rc 0 plan -f "$SPEC"
 keep
@@ -74,6 +83,13 @@ keep
 assert_eq "$(json '[n["name"] for n in j["nodes"]]')" "['node1']" "limited run"
 assert_eq "$(json 'j["nodes"][0]["changed"]')" 0 "node1 changes under --limit"
 assert_eq "$(on node1 wg show kiln0 peers | wc -l)" 1 "node1 peers after --limit"
+
+say "mesh graph: the hub's four tunnels, as dot and as SVG"
+kiln_rc 0 mesh graph -f "$SPEC"
+assert_eq "$(grep -c -- ' -- ' <<<"$OUT")" 4 "hub edges"
+assert_contains "$OUT" '"node4" [label="node4\n'"${A[node4]}"
+kiln_rc 0 mesh graph -f "$SPEC" --svg "$T/mesh.svg"
+grep -q '<svg' "$T/mesh.svg" || fail "no SVG written"
 
 say "mesh status: every peer up"
 kiln_rc 0 mesh status -f "$SPEC" -o json
@@ -124,6 +140,8 @@ for n in $NODES; do pings $n $NODES; done
 kiln_rc 0 apply -f "$SPEC"
 keep
 assert_contains "$OUT" "5 nodes, 0 changed"
+kiln_rc 0 mesh graph -f "$SPEC"
+assert_eq "$(grep -c -- ' -- ' <<<"$OUT")" 10 "full mesh edges"
 
 say "node3 leaves the spec: its peer entries go everywhere, no other session resets"
 key3=$(on node3 wg show kiln0 public-key)

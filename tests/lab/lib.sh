@@ -20,7 +20,13 @@ LAB_SUBNET=10.213.$((num % 200 + 20)).0/24
 SPEC=$LAB/cluster.yaml
 
 say() { printf '== %s: %s\n' "$TEST" "$*"; }
-fail() { printf 'FAIL %s: %s\n' "$TEST" "$*" >&2; exit 1; }
+# A test may define on_fail() to print what explains a failure (state of
+# the hosts) before the lab is torn down.
+fail() {
+	printf 'FAIL %s: %s\n' "$TEST" "$*" >&2
+	if declare -F on_fail >/dev/null; then on_fail >&2 || true; fi
+	exit 1
+}
 
 cleanup() {
 	local rc=$?

@@ -14,118 +14,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include "resources/resources.h"
+#include "purity.h"
 #include "stacks/stacks.h"
 
 #define DIR KILN_TEST_DATA "/stacks/mesh"
-
-/*
- * Rendering (and prepare) is pure (stacks.h): no file, no clock.  The
- * binary is linked with --wrap for every way into a file or the clock
- * (CMakeLists.txt); each call from kiln's code lands here first and is
- * counted while `watching`.  (The same watch as test_stacks.c.)
- */
-static bool watching;
-static int impure_calls;
-static char impure_what[64];
-
-static void impure(const char *what)
-{
-	if (!watching)
-		return;
-	if (!impure_calls++)
-		snprintf(impure_what, sizeof(impure_what), "%s", what);
-}
-
-#define WRAP_OPEN(name, ...)                                                  \
-	int __real_##name(__VA_ARGS__, int flags, ...);                       \
-	int __wrap_##name(__VA_ARGS__, int flags, ...);                       \
-	int __wrap_##name(__VA_ARGS__, int flags, ...)                        \
-	{                                                                     \
-		va_list ap;                                                   \
-		va_start(ap, flags);                                          \
-		mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0; \
-		va_end(ap);                                                   \
-		impure(#name);                                                \
-		return __real_##name(ARGS_##name, flags, mode);               \
-	}
-#define ARGS_open path
-#define ARGS_open64 path
-#define ARGS_openat dfd, path
-#define ARGS_openat64 dfd, path
-WRAP_OPEN(open, const char *path)
-WRAP_OPEN(open64, const char *path)
-WRAP_OPEN(openat, int dfd, const char *path)
-WRAP_OPEN(openat64, int dfd, const char *path)
-
-FILE *__real_fopen(const char *path, const char *mode);
-FILE *__wrap_fopen(const char *path, const char *mode);
-FILE *__wrap_fopen(const char *path, const char *mode)
-{
-	impure("fopen");
-	return __real_fopen(path, mode);
-}
-
-FILE *__real_fopen64(const char *path, const char *mode);
-FILE *__wrap_fopen64(const char *path, const char *mode);
-FILE *__wrap_fopen64(const char *path, const char *mode)
-{
-	impure("fopen64");
-	return __real_fopen64(path, mode);
-}
-
-json_t *__real_json_load_file(const char *path, size_t flags, json_error_t *error);
-json_t *__wrap_json_load_file(const char *path, size_t flags, json_error_t *error);
-json_t *__wrap_json_load_file(const char *path, size_t flags, json_error_t *error)
-{
-	impure("json_load_file");
-	return __real_json_load_file(path, flags, error);
-}
-
-time_t __real_time(time_t *t);
-time_t __wrap_time(time_t *t);
-time_t __wrap_time(time_t *t)
-{
-	impure("time");
-	return __real_time(t);
-}
-
-int __real_gettimeofday(struct timeval *tv, void *tz);
-int __wrap_gettimeofday(struct timeval *tv, void *tz);
-int __wrap_gettimeofday(struct timeval *tv, void *tz)
-{
-	impure("gettimeofday");
-	return __real_gettimeofday(tv, tz);
-}
-
-int __real_clock_gettime(clockid_t id, struct timespec *ts);
-int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
-int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
-{
-	impure("clock_gettime");
-	return __real_clock_gettime(id, ts);
-}
-
-static void watch_start(void)
-{
-	impure_calls = 0;
-	watching = true;
-}
-
-static void watch_stop(const char *what)
-{
-	watching = false;
-	if (impure_calls)
-		fail_msg("%s called %s (%d calls to files or clocks)", what, impure_what,
-			 impure_calls);
-}
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -181,9 +79,9 @@ static int prepare(const struct cluster *c, const struct exports *known, struct 
 {
 	struct render_ctx rc = { .c = c, .exports = known };
 	exports_init(made);
-	watch_start();
+	purity_start();
 	int r = stacks_prepare(&rc, made, e);
-	watch_stop("stacks_prepare");
+	purity_stop("stacks_prepare");
 	return r;
 }
 
@@ -227,10 +125,10 @@ static json_t *render(const struct cluster *c, const struct node *n, const struc
 		all[i] = debian;
 	render_out_init(&ro);
 	struct render_ctx rc = { .c = c, .facts = all, .exports = ex, .rotate = rotate };
-	watch_start();
+	purity_start();
 	int r = stacks_render_node(&rc, n, &ro, &e);
 	snprintf(what, sizeof(what), "rendering node '%s'", n->name);
-	watch_stop(what);
+	purity_stop(what);
 	if (r < 0)
 		fail_msg("render %s: %s", n->name, e.msg);
 	size_t i;
@@ -325,14 +223,14 @@ static void test_watch_works(void **s)
 	 * would prove nothing). */
 	struct buf b;
 	buf_init(&b, 0);
-	watching = true;
-	impure_calls = 0;
+	purity_watching = true;
+	purity_calls = 0;
 	assert_int_equal(file_read(DIR "/hub.yaml", &b, 0), 0);
-	assert_int_equal(impure_calls, 1);
+	assert_int_equal(purity_calls, 1);
 	(void)now_ms();
 	(void)time(NULL);
-	assert_int_equal(impure_calls, 3);
-	watching = false;
+	assert_int_equal(purity_calls, 3);
+	purity_watching = false;
 	buf_release(&b);
 }
 

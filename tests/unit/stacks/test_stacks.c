@@ -8,103 +8,15 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
+#include "purity.h"
 #include "stacks/stacks.h"
 
 #define DIR KILN_TEST_DATA "/stacks"
-
-/*
- * Rendering is pure (stacks.h): it reads no file and no clock.  The test
- * binary is linked with --wrap for every way into a file or the clock
- * (CMakeLists.txt), so each call from kiln's code — base.c, template.c,
- * spec, util — lands here first and is counted while `watching`.
- */
-static bool watching;
-static int impure_calls;
-static char impure_what[64];
-
-static void impure(const char *what)
-{
-	if (!watching)
-		return;
-	if (!impure_calls++)
-		snprintf(impure_what, sizeof(impure_what), "%s", what);
-}
-
-#define WRAP_OPEN(name, ...)                                                  \
-	int __real_##name(__VA_ARGS__, int flags, ...);                       \
-	int __wrap_##name(__VA_ARGS__, int flags, ...);                       \
-	int __wrap_##name(__VA_ARGS__, int flags, ...)                        \
-	{                                                                     \
-		va_list ap;                                                   \
-		va_start(ap, flags);                                          \
-		mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0; \
-		va_end(ap);                                                   \
-		impure(#name);                                                \
-		return __real_##name(ARGS_##name, flags, mode);               \
-	}
-#define ARGS_open path
-#define ARGS_open64 path
-#define ARGS_openat dfd, path
-#define ARGS_openat64 dfd, path
-WRAP_OPEN(open, const char *path)
-WRAP_OPEN(open64, const char *path)
-WRAP_OPEN(openat, int dfd, const char *path)
-WRAP_OPEN(openat64, int dfd, const char *path)
-
-FILE *__real_fopen(const char *path, const char *mode);
-FILE *__wrap_fopen(const char *path, const char *mode);
-FILE *__wrap_fopen(const char *path, const char *mode)
-{
-	impure("fopen");
-	return __real_fopen(path, mode);
-}
-
-FILE *__real_fopen64(const char *path, const char *mode);
-FILE *__wrap_fopen64(const char *path, const char *mode);
-FILE *__wrap_fopen64(const char *path, const char *mode)
-{
-	impure("fopen64");
-	return __real_fopen64(path, mode);
-}
-
-json_t *__real_json_load_file(const char *path, size_t flags, json_error_t *error);
-json_t *__wrap_json_load_file(const char *path, size_t flags, json_error_t *error);
-json_t *__wrap_json_load_file(const char *path, size_t flags, json_error_t *error)
-{
-	impure("json_load_file");
-	return __real_json_load_file(path, flags, error);
-}
-
-time_t __real_time(time_t *t);
-time_t __wrap_time(time_t *t);
-time_t __wrap_time(time_t *t)
-{
-	impure("time");
-	return __real_time(t);
-}
-
-int __real_gettimeofday(struct timeval *tv, void *tz);
-int __wrap_gettimeofday(struct timeval *tv, void *tz);
-int __wrap_gettimeofday(struct timeval *tv, void *tz)
-{
-	impure("gettimeofday");
-	return __real_gettimeofday(tv, tz);
-}
-
-int __real_clock_gettime(clockid_t id, struct timespec *ts);
-int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
-int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
-{
-	impure("clock_gettime");
-	return __real_clock_gettime(id, ts);
-}
 
 /*
  * Every phase of every stack for node n (stacks_render_node), every node
@@ -122,13 +34,9 @@ static int render_pure(const struct cluster *c, const struct node *n, const json
 	exports_init(&ex);
 	render_out_init(&ro);
 	struct render_ctx rc = { .c = c, .facts = all, .exports = &ex };
-	impure_calls = 0;
-	watching = true;
+	purity_start();
 	int r = stacks_render_node(&rc, n, &ro, e);
-	watching = false;
-	if (impure_calls)
-		fail_msg("rendering node '%s' called %s (%d calls to files or clocks)", n->name,
-			 impure_what, impure_calls);
+	purity_stop(n->name);
 	*out = json_incref(ro.resources);
 	render_out_release(&ro);
 	exports_release(&ex);
@@ -178,17 +86,17 @@ static void test_base_golden(void **s)
 	 * calls themselves, are seen (else "no calls" would prove nothing). */
 	struct buf b;
 	buf_init(&b, 0);
-	watching = true;
-	impure_calls = 0;
+	purity_watching = true;
+	purity_calls = 0;
 	assert_int_equal(file_read(DIR "/cluster.yaml", &b, 0), 0);
-	assert_int_equal(impure_calls, 1);
+	assert_int_equal(purity_calls, 1);
 	(void)now_ms();
 	(void)wall_ms();
-	assert_int_equal(impure_calls, 3);
+	assert_int_equal(purity_calls, 3);
 	(void)time(NULL);
 	fclose(fopen(DIR "/cluster.yaml", "r"));
-	assert_int_equal(impure_calls, 5);
-	watching = false;
+	assert_int_equal(purity_calls, 5);
+	purity_watching = false;
 	buf_release(&b);
 
 	for (size_t i = 0; i < c->nnodes; i++) {

@@ -1,0 +1,115 @@
+/*
+ * The purity watch of the render tests (purity.h): every way into a file or
+ * a clock, wrapped at link time (--wrap, kiln_pure_test in CMakeLists.txt),
+ * counted while watching.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "purity.h"
+
+bool purity_watching;
+int purity_calls;
+static char impure_what[64];
+
+static void impure(const char *what)
+{
+	if (!purity_watching)
+		return;
+	if (!purity_calls++)
+		snprintf(impure_what, sizeof(impure_what), "%s", what);
+}
+
+void purity_start(void)
+{
+	purity_calls = 0;
+	purity_watching = true;
+}
+
+void purity_stop(const char *what)
+{
+	purity_watching = false;
+	if (purity_calls)
+		fail_msg("%s called %s (%d calls to files or clocks)", what, impure_what,
+			 purity_calls);
+}
+
+#define WRAP_OPEN(name, ...)                                                  \
+	int __real_##name(__VA_ARGS__, int flags, ...);                       \
+	int __wrap_##name(__VA_ARGS__, int flags, ...);                       \
+	int __wrap_##name(__VA_ARGS__, int flags, ...)                        \
+	{                                                                     \
+		va_list ap;                                                   \
+		va_start(ap, flags);                                          \
+		mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0; \
+		va_end(ap);                                                   \
+		impure(#name);                                                \
+		return __real_##name(ARGS_##name, flags, mode);               \
+	}
+#define ARGS_open path
+#define ARGS_open64 path
+#define ARGS_openat dfd, path
+#define ARGS_openat64 dfd, path
+WRAP_OPEN(open, const char *path)
+WRAP_OPEN(open64, const char *path)
+WRAP_OPEN(openat, int dfd, const char *path)
+WRAP_OPEN(openat64, int dfd, const char *path)
+
+FILE *__real_fopen(const char *path, const char *mode);
+FILE *__wrap_fopen(const char *path, const char *mode);
+FILE *__wrap_fopen(const char *path, const char *mode)
+{
+	impure("fopen");
+	return __real_fopen(path, mode);
+}
+
+FILE *__real_fopen64(const char *path, const char *mode);
+FILE *__wrap_fopen64(const char *path, const char *mode);
+FILE *__wrap_fopen64(const char *path, const char *mode)
+{
+	impure("fopen64");
+	return __real_fopen64(path, mode);
+}
+
+json_t *__real_json_load_file(const char *path, size_t flags, json_error_t *error);
+json_t *__wrap_json_load_file(const char *path, size_t flags, json_error_t *error);
+json_t *__wrap_json_load_file(const char *path, size_t flags, json_error_t *error)
+{
+	impure("json_load_file");
+	return __real_json_load_file(path, flags, error);
+}
+
+time_t __real_time(time_t *t);
+time_t __wrap_time(time_t *t);
+time_t __wrap_time(time_t *t)
+{
+	impure("time");
+	return __real_time(t);
+}
+
+int __real_gettimeofday(struct timeval *tv, void *tz);
+int __wrap_gettimeofday(struct timeval *tv, void *tz);
+int __wrap_gettimeofday(struct timeval *tv, void *tz)
+{
+	impure("gettimeofday");
+	return __real_gettimeofday(tv, tz);
+}
+
+int __real_clock_gettime(clockid_t id, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
+{
+	impure("clock_gettime");
+	return __real_clock_gettime(id, ts);
+}
+

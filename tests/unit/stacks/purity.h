@@ -1,0 +1,20 @@
+/*
+ * Rendering is pure (stacks.h): it reads no file and no clock.  A test
+ * binary built with kiln_pure_test (CMakeLists.txt) has every way into a
+ * file or a clock wrapped (open*, fopen*, json_load_file, time,
+ * gettimeofday, clock_gettime), so each call from kiln's code lands in
+ * purity.c first and is counted while watching.
+ */
+#ifndef KILN_TEST_PURITY_H
+#define KILN_TEST_PURITY_H
+
+#include <stdbool.h>
+
+extern bool purity_watching;
+extern int purity_calls;
+
+void purity_start(void);
+/* Stop watching; fail the test naming the first call if there was any. */
+void purity_stop(const char *what);
+
+#endif
