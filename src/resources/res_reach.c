@@ -195,7 +195,7 @@ out:
 static const struct field reach_fields[] = {
 	{ "targets", F_ANY, true, NULL },
 	{ "timeout_ms", F_INT, false, NULL },
-	{ NULL },
+	{ NULL, 0, false, NULL },
 };
 
 const struct res_type res_type_reach = {

@@ -213,7 +213,7 @@ out:
 static const struct field wgkey_fields[] = {
 	{ "path", F_PATH, true, NULL },
 	{ "rotate", F_BOOL, false, NULL },
-	{ NULL },
+	{ NULL, 0, false, NULL },
 };
 
 const struct res_type res_type_wgkey = {
@@ -1182,7 +1182,7 @@ static const struct field wg_fields[] = {
 	{ "config_file", F_PATH, false, NULL },
 	{ "peers", F_ANY, true, NULL },
 	{ "routes", F_ANY, false, NULL },
-	{ NULL },
+	{ NULL, 0, false, NULL },
 };
 
 const struct res_type res_type_wireguard = {
