@@ -150,7 +150,8 @@ void cli_progress(const struct plan_run *run, const struct node_run *nr, void *a
 	fputc(']', stderr);
 	char *name = busy ? str_tty(busy->node->name, 0) : NULL;
 	if (busy && busy->total)
-		fprintf(stderr, " %s: %s (%d/%d)", name, phase_word(busy->phase),
+		fprintf(stderr, " %s: %s%s%s (%d/%d)", name, phase_word(busy->phase),
+			busy->stage ? " " : "", busy->stage ? busy->stage : "",
 			busy->done, busy->total);
 	else if (busy)
 		fprintf(stderr, " %s: %s", name, phase_word(busy->phase));

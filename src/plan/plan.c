@@ -472,8 +472,8 @@ static int prepare(struct driver *d, struct kerr *e)
 }
 
 /* One stack phase over nodes [from, to): render each, run, learn exports. */
-static void run_phase(struct driver *d, const struct phase_ref *ph, size_t from, size_t to,
-		      int threads)
+static void run_phase(struct driver *d, const struct phase_ref *ph, size_t index, size_t from,
+		      size_t to, int threads)
 {
 	struct render_ctx rc = { .c = d->c, .facts = d->facts, .exports = &d->ex,
 				 .rotate = d->o->rotate };
@@ -498,7 +498,7 @@ static void run_phase(struct driver *d, const struct phase_ref *ph, size_t from,
 			nr->pending = json_incref(ro.resources);
 			pthread_mutex_lock(&d->lock);
 			nr->total += (int)json_array_size(nr->pending);
-			nr->stage = ph->stack->name;
+			nr->stage = index < d->run->nphases ? d->run->phases[index] : NULL;
 			pthread_mutex_unlock(&d->lock);
 		}
 		render_out_release(&ro);
@@ -606,7 +606,7 @@ int plan_execute(const struct cluster *c, const struct plan_opts *o, struct plan
 					}
 		}
 		for (size_t p = 0; p < nph; p++)
-			run_phase(&d, &ph[p], from, to, threads);
+			run_phase(&d, &ph[p], p, from, to, threads);
 		bool failed = false;
 		for (size_t i = from; i < to; i++) {
 			node_finish(&d, &run->nodes[i]);

@@ -124,9 +124,9 @@ assert_contains "$OUT" "v$want" "facts vendor"
 say "a node that floods 70 MB of replies fails alone, named"
 kiln_rc 1 plan -f "$SPEC" --agent "$T/flood" -o json
 assert_eq "$(json '[n["status"] for n in j["nodes"]]')" "['failed', 'ok']" "statuses (node2 converged by the apply above)"
-assert_eq "$(json 'j["nodes"][0]["error"]')" "agent: replies exceed 64 MiB in this run" "flood error"
+assert_eq "$(json 'j["nodes"][0]["error"]')" "phase base.prepare: agent: replies exceed 64 MiB in this run" "flood error"
 kiln_rc 1 plan -f "$SPEC" --agent "$T/flood"
-assert_contains "$ERR" "node1: failed: agent: replies exceed 64 MiB in this run" "flood progress line"
+assert_contains "$ERR" "node1: failed: phase base.prepare: agent: replies exceed 64 MiB in this run" "flood progress line"
 
 say "the real agent still converges both nodes"
 kiln_rc 0 apply -f "$SPEC"
