@@ -32,7 +32,6 @@
 #define MESH_STACK "mesh"
 #define MESH_KEY_DIR "/etc/kiln/mesh"
 #define MESH_SYSCTL_FILE "/etc/sysctl.d/91-kiln-mesh.conf"
-#define MESH_IFACE_SYSCTL_FILE "/etc/sysctl.d/92-kiln-mesh-iface.conf"
 
 enum mesh_topology { MESH_HUB, MESH_FULL, MESH_SITE };
 static const char *const topology_names[] = { "hub", "full", "site" };
@@ -686,7 +685,10 @@ static int render_link(const struct render_ctx *rc, const void *conf, const stru
 	 * Hubs and site gateways carry the overlay; in every topology a site's
 	 * gateway carries its routed subnets (allowed_ips sends them to it).
 	 * A carrier forwards out of the interface a packet came in by: no ICMP
-	 * redirects, which no peer could follow (WireGuard routes by key).
+	 * redirects, which no peer could follow (WireGuard routes by key).  The
+	 * interface takes "default" when it is made, after this resource; one
+	 * made before the node became a carrier keeps its own value (a check
+	 * could not name it before it exists).
 	 */
 	bool carrier = is_hub(m, n) || (is_gateway(m, c, n) &&
 					(m->topology == MESH_SITE || routes_of(m, site_of(n))));
@@ -727,13 +729,6 @@ static int render_link(const struct render_ctx *rc, const void *conf, const stru
 			      "mtu", m->mtu ? json_integer(m->mtu) : json_string("auto"),
 			      "config_file", cfg, "peers", peers, "routes", routes);
 	json_array_append_new(out->resources, r);
-	if (carrier) {
-		/* the interface's own value, once it exists (after the resource above) */
-		char *key = xasprintf("net.ipv4.conf.%s.send_redirects", m->iface);
-		const char *k[] = { key }, *v[] = { "0" };
-		json_array_append_new(out->resources, res_sysctl(MESH_IFACE_SYSCTL_FILE, k, v, 1));
-		free(key);
-	}
 	free(cfg);
 	free(path);
 	return 0;

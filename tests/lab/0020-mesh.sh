@@ -64,6 +64,9 @@ for n in node1 node2 node3 node5; do
 done
 assert_eq "$(on node4 wg show kiln0 peers | wc -l)" 4 "hub peers"
 for n in $NODES; do pings $n $NODES; done
+case "$(on node1 ping -c 2 -W 3 "${A[node5]}" 2>&1)" in
+*Redirect*) fail "the hub sends ICMP redirects its spokes cannot follow" ;;
+esac
 now=$(date +%s)
 on node4 wg show kiln0 latest-handshakes | while read -r key hs; do
 	[ $((now - hs)) -lt 180 ] || fail "hub's handshake with $key is $((now - hs)) s old"
