@@ -1,5 +1,5 @@
 /*
- * The purity watch of the render tests (purity.h): every way into a file or
+ * What the render tests share (purity.h): the purity watch: every way into a file or
  * a clock, wrapped at link time (--wrap, kiln_pure_test in CMakeLists.txt),
  * counted while watching.
  */
@@ -12,11 +12,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/time.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <jansson.h>
 
 #include "purity.h"
+#include "util/util.h"
 
 bool purity_watching;
 int purity_calls;
@@ -113,3 +116,23 @@ int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
 	return __real_clock_gettime(id, ts);
 }
 
+
+void golden_check(const char *path, const json_t *got)
+{
+	char *text = json_dumps(got, JSON_INDENT(2) | JSON_SORT_KEYS);
+	size_t len = strlen(text);
+
+	if (getenv("KILN_UPDATE_GOLDEN")) {
+		text = xrealloc(text, len + 2);
+		strcpy(text + len, "\n");
+		assert_int_equal(file_write_atomic(path, text, len + 1, 0644, -1, -1), 0);
+	} else {
+		struct buf want;
+		buf_init(&want, 0);
+		assert_int_equal(file_read(path, &want, 0), 0);
+		if (want.len != len + 1 || memcmp(want.s, text, len))
+			fail_msg("%s differs from the rendering:\n%s", path, text);
+		buf_release(&want);
+	}
+	free(text);
+}

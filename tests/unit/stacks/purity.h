@@ -8,6 +8,7 @@
 #ifndef KILN_TEST_PURITY_H
 #define KILN_TEST_PURITY_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 extern bool purity_watching;
@@ -16,5 +17,10 @@ extern int purity_calls;
 void purity_start(void);
 /* Stop watching; fail the test naming the first call if there was any. */
 void purity_stop(const char *what);
+
+/* Compare got (indented, sorted keys) with the golden file at path; with
+ * KILN_UPDATE_GOLDEN set, rewrite the file instead (after an intended
+ * change: review the diff). */
+void golden_check(const char *path, const json_t *got);
 
 #endif

@@ -167,22 +167,7 @@ static json_t *resource_of(const json_t *list, const char *type)
 static void check_golden(const char *name, const json_t *got)
 {
 	char *path = xasprintf("%s/golden/%s.json", DIR, name);
-	char *text = json_dumps(got, JSON_INDENT(2) | JSON_SORT_KEYS);
-	size_t len = strlen(text);
-
-	if (getenv("KILN_UPDATE_GOLDEN")) {
-		text = xrealloc(text, len + 2);
-		strcpy(text + len, "\n");
-		assert_int_equal(file_write_atomic(path, text, len + 1, 0644, -1, -1), 0);
-	} else {
-		struct buf want;
-		buf_init(&want, 0);
-		assert_int_equal(file_read(path, &want, 0), 0);
-		if (want.len != len + 1 || memcmp(want.s, text, len))
-			fail_msg("%s differs from the rendering:\n%s", path, text);
-		buf_release(&want);
-	}
-	free(text);
+	golden_check(path, got);
 	free(path);
 }
 
