@@ -13,24 +13,6 @@
 
 #define MESH_UP_S 180   /* a peer is up while its last handshake is younger */
 
-/* The state's exports, for naming peers by their public keys. */
-static void load_exports(struct state *st, const struct cluster *c, struct exports *ex)
-{
-	json_t *list = NULL;
-	struct kerr e = { 0 };
-	size_t i;
-	json_t *x;
-
-	if (state_exports_list(st, c->name, &list, &e) < 0)
-		return;
-	json_array_foreach(list, i, x)
-		exports_set(ex, json_string_value(json_object_get(x, "node")),
-			    json_string_value(json_object_get(x, "stack")),
-			    json_string_value(json_object_get(x, "name")),
-			    json_string_value(json_object_get(x, "value")), false);
-	json_decref(list);
-}
-
 static const char *peer_name(const struct cluster *c, const struct exports *ex, const char *key)
 {
 	for (size_t i = 0; key && i < c->nnodes; i++) {
@@ -151,7 +133,10 @@ static int mesh_status(int argc, char **argv)
 		rc = cli_error("%s", e.msg);
 		goto out;
 	}
-	load_exports(st, c, &ex);
+	if (plan_exports_load(st, c, &ex, false, &e) < 0) {
+		rc = cli_error("%s", e.msg);
+		goto out;
+	}
 	struct plan_opts o = { .mode = PLAN_FACTS, .limit = limit, .agent_path = agent,
 			       .state = st, .progress = cli_progress };
 	if (plan_execute(c, &o, &run, &e) < 0) {
@@ -222,7 +207,10 @@ static int mesh_graph(int argc, char **argv)
 			rc = cli_error("%s", e.msg);
 			goto out;
 		}
-		load_exports(st, c, &ex);
+		if (plan_exports_load(st, c, &ex, false, &e) < 0) {
+			rc = cli_error("%s", e.msg);
+			goto out;
+		}
 	}
 	if (mesh_graph_dot(c, &ex, &dot) < 0) {
 		rc = cli_error("%s: no stacks.mesh in the spec", c->path);

@@ -6,8 +6,11 @@
  */
 #include "cli.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "plan/plan.h"
 #include "spec/spec.h"
@@ -63,11 +66,11 @@ static int prepare(struct validate *v, struct kerr *e)
 }
 
 /*
- * Render node n through every phase; one entry for nodes[]: {name,
- * resources, needs, facts}.  The resources are counted, then dropped: a
- * large cluster never holds every node's rendering at once.
+ * Render node n through every phase into *entry: {name, resources, needs,
+ * facts}.  The resources are counted, then dropped: a large cluster never
+ * holds every node's rendering at once.
  */
-static int render_node(const struct validate *v, const struct node *n, json_t *nodes,
+static int render_node(const struct validate *v, const struct node *n, json_t **entry,
 		       struct kerr *e)
 {
 	struct render_ctx rc = { .c = v->c, .facts = v->facts, .exports = &v->ex };
@@ -80,13 +83,71 @@ static int render_node(const struct validate *v, const struct node *n, json_t *n
 		json_t *needs = json_array();
 		for (size_t k = 0; k < ro.needs.n; k++)
 			json_array_append_new(needs, json_string(ro.needs.v[k]));
-		json_array_append_new(nodes, json_pack("{s:s,s:I,s:o,s:b}", "name", n->name,
-						       "resources",
-						       (json_int_t)json_array_size(ro.resources),
-						       "needs", needs,
-						       "facts", render_facts(&rc, n) != NULL));
+		*entry = json_pack("{s:s,s:I,s:o,s:b}", "name", n->name, "resources",
+				   (json_int_t)json_array_size(ro.resources), "needs", needs,
+				   "facts", render_has_facts(&rc, n));
 	}
 	render_out_release(&ro);
+	return r;
+}
+
+/* Every node's render, spread over the cores (renders are pure). */
+struct render_all {
+	const struct validate *v;
+	json_t **entry;          /* per node */
+	struct kerr *err;        /* per node */
+	bool *failed;            /* per node */
+	atomic_size_t next;
+};
+
+static void *render_some(void *arg)
+{
+	struct render_all *ra = arg;
+	const struct cluster *c = ra->v->c;
+	size_t i;
+
+	/* no early stop: the error reported is the first node's, as in order */
+	while ((i = atomic_fetch_add(&ra->next, 1)) < c->nnodes)
+		ra->failed[i] = render_node(ra->v, &c->nodes[i], &ra->entry[i], &ra->err[i]) < 0;
+	return NULL;
+}
+
+/*
+ * Render every node; nodes gets the entries in spec order up to the first
+ * node whose render failed (its error in e; -1), as a one-thread run would.
+ */
+static int render_all(const struct validate *v, json_t *nodes, struct kerr *e)
+{
+	const struct cluster *c = v->c;
+	struct render_all ra = { .v = v };
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nt = 0, want = c->nnodes > 256 && ncpu > 1 ? (size_t)(ncpu < 8 ? ncpu : 8) - 1 : 0;
+	pthread_t *t = xcalloc(want + 1, sizeof(*t));
+	int r = 0;
+
+	ra.entry = xcalloc(c->nnodes + 1, sizeof(*ra.entry));
+	ra.err = xcalloc(c->nnodes + 1, sizeof(*ra.err));
+	ra.failed = xcalloc(c->nnodes + 1, sizeof(*ra.failed));
+	atomic_store(&ra.next, 0);
+	while (nt < want && pthread_create(&t[nt], NULL, render_some, &ra) == 0)
+		nt++;
+	render_some(&ra);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+	for (size_t i = 0; i < c->nnodes; i++) {
+		if (!r && !ra.failed[i]) {
+			json_array_append_new(nodes, ra.entry[i]);
+		} else if (!r) {
+			*e = ra.err[i];
+			r = -1;
+		} else {
+			json_decref(ra.entry[i]);
+		}
+	}
+	free(ra.entry);
+	free(ra.err);
+	free(ra.failed);
+	free(t);
 	return r;
 }
 
@@ -160,9 +221,8 @@ static int run(int argc, char **argv)
 		goto fail;
 	log_debug("validate: prepare in %lld ms", (long long)(now_ms() - t));
 	t = now_ms();
-	for (size_t i = 0; i < c->nnodes; i++)
-		if (render_node(&v, &c->nodes[i], nodes, &e) < 0)
-			goto fail;
+	if (render_all(&v, nodes, &e) < 0)
+		goto fail;
 	log_debug("validate: rendered in %lld ms", (long long)(now_ms() - t));
 	if (arg_output == OUTPUT_JSON) {
 		json_t *j = json_pack("{s:O,s:b}", "nodes", nodes, "ok", true);

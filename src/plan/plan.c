@@ -372,48 +372,75 @@ static void *parse_rows(void *arg)
 	return NULL;
 }
 
+struct exports_rows {
+	const struct cluster *c;
+	struct exports *ex;
+	struct strv gone;        /* nodes that left the spec, each once */
+};
+
+static int keep_export(const struct state_export *x, void *arg)
+{
+	struct exports_rows *er = arg;
+
+	if (!cluster_node(er->c, x->node)) {
+		if (!strv_contains(&er->gone, x->node))
+			strv_push(&er->gone, x->node);
+		return 0;
+	}
+	exports_set(er->ex, x->node, x->stack, x->name, x->value, x->secret);
+	return 0;
+}
+
+int plan_exports_load(struct state *st, const struct cluster *c, struct exports *ex, bool forget,
+		      struct kerr *e)
+{
+	struct exports_rows er = { .c = c, .ex = ex };
+	int r = state_exports_each(st, c->name, keep_export, &er, e);
+
+	/* a node that left the spec: its values (an address) are free */
+	for (size_t i = 0; r == 0 && forget && i < er.gone.n; i++)
+		state_exports_drop_node(st, c->name, er.gone.v[i], NULL);
+	strv_release(&er.gone);
+	return r;
+}
+
 int plan_state_load(struct state *st, const struct cluster *c, const bool *want,
 		    json_t **facts, struct exports *ex, bool forget, struct kerr *e)
 {
 	struct facts_rows fr = { .c = c, .want = want, .out = facts };
-	json_t *list = NULL, *x;
+	struct strv keys = { 0 };
 	pthread_t t[3];
 	size_t i, nt = 0;
 	int r;
 
 	fr.text = xcalloc(c->nnodes + 1, sizeof(*fr.text));
 	fr.len = xcalloc(c->nnodes + 1, sizeof(*fr.len));
-	if ((r = state_facts_each(st, c->name, keep_row, &fr, e)) < 0)
+	/* only what the enabled stacks' renders read (stacks.h) */
+	stacks_facts_keys(c, &keys);
+	r = state_facts_each(st, c->name, &keys, keep_row, &fr, e);
+	if (r == -EBADMSG) {
+		/* a damaged record: read them whole, and parse_rows skips it */
+		log_debug("%s; reading whole records", e->msg);
+		r = state_facts_each(st, c->name, NULL, keep_row, &fr, e);
+	}
+	strv_release(&keys);
+	if (r < 0)
 		goto out;
 	/* JSON parsing is most of the time at 10,000 nodes: use the cores */
 	atomic_store(&fr.next, 0);
 	while (c->nnodes > 256 && nt < ARRAY_SIZE(t) && pthread_create(&t[nt], NULL, parse_rows,
 								    &fr) == 0)
 		nt++;
+	/* the exports while those threads parse; then a hand with the rest */
+	r = plan_exports_load(st, c, ex, forget, e);
 	parse_rows(&fr);
 	for (i = 0; i < nt; i++)
 		pthread_join(t[i], NULL);
-	if ((r = state_exports_list(st, c->name, &list, e)) < 0)
-		goto out;
-	json_array_foreach(list, i, x) {
-		const char *node = json_string_value(json_object_get(x, "node"));
-		if (!cluster_node(c, node)) {
-			/* the node left the spec: its values (an address) are free */
-			if (forget)
-				state_exports_drop_node(st, c->name, node, NULL);
-			continue;
-		}
-		exports_set(ex, node, json_string_value(json_object_get(x, "stack")),
-			    json_string_value(json_object_get(x, "name")),
-			    json_string_value(json_object_get(x, "value")),
-			    json_is_true(json_object_get(x, "secret")));
-	}
 out:
 	for (i = 0; i < c->nnodes; i++)
 		free(fr.text[i]);
 	free(fr.text);
 	free(fr.len);
-	json_decref(list);
 	return r;
 }
 
@@ -476,7 +503,7 @@ static void run_phase(struct driver *d, const struct phase_ref *ph, size_t index
 		      size_t to, int threads)
 {
 	struct render_ctx rc = { .c = d->c, .facts = d->facts, .exports = &d->ex,
-				 .rotate = d->o->rotate };
+				 .rotate = d->o->rotate, .stack = ph->stack };
 	char name[128];
 
 	phase_ref_name(ph, name, sizeof(name));

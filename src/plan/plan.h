@@ -113,6 +113,9 @@ const char *node_outcome_name(enum node_outcome o);
 struct exports;
 int plan_state_load(struct state *st, const struct cluster *c, const bool *want,
 		    json_t **facts, struct exports *ex, bool forget, struct kerr *e);
+/* The exports half of plan_state_load alone (kiln mesh names peers by key). */
+int plan_exports_load(struct state *st, const struct cluster *c, struct exports *ex, bool forget,
+		      struct kerr *e);
 /* The run as JSON (for -o json and the API). */
 json_t *plan_run_to_json(const struct plan_run *run);
 

@@ -187,9 +187,14 @@ const json_t *cluster_var(const struct cluster *c, const struct node *n, const c
 	if (n && (v = json_object_get(n->vars, name)))
 		return v;
 	if (n && c->ngroups) {
-		/* direct groups first, then their parents, nearest first */
-		bool *seen = xcalloc(c->ngroups, sizeof(*seen));
-		size_t *queue = xmalloc(c->ngroups * sizeof(*queue)), head = 0, tail = 0;
+		/* direct groups first, then their parents, nearest first; on the
+		 * stack for the usual handful of groups (templates call this per
+		 * variable per node) */
+		bool seen_s[64] = { 0 };
+		size_t queue_s[64], head = 0, tail = 0;
+		bool small = c->ngroups <= ARRAY_SIZE(seen_s);
+		bool *seen = small ? seen_s : xcalloc(c->ngroups, sizeof(*seen));
+		size_t *queue = small ? queue_s : xmalloc(c->ngroups * sizeof(*queue));
 		for (size_t i = 0; i < n->groups.n; i++) {
 			ssize_t k = group_idx(c, n->groups.v[i]);
 			if (k >= 0 && !seen[k]) {
@@ -207,8 +212,10 @@ const json_t *cluster_var(const struct cluster *c, const struct node *n, const c
 					queue[tail++] = k;
 				}
 		}
-		free(seen);
-		free(queue);
+		if (!small) {
+			free(seen);
+			free(queue);
+		}
 		if (v)
 			return v;
 	}

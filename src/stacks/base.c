@@ -670,8 +670,7 @@ static int base_render(const struct render_ctx *rc, const void *conf, const stru
 	if (r < 0)
 		return r;
 	/* the package list for the node's OS family, if facts name one */
-	const json_t *facts = render_facts(rc, n);
-	const char *family = json_string_value(json_object_get(json_object_get(facts, "os"),
+	const char *family = json_string_value(json_object_get(render_fact(rc, n, "os"),
 								"family"));
 	json_t *pkgs = family ? json_object_get(b->pkgs, family) : NULL;
 	if (pkgs)
@@ -731,4 +730,5 @@ const struct stack_type stack_base = {
 	.free = base_free,
 	.phases = base_phases,
 	.nphases = ARRAY_SIZE(base_phases),
+	.facts = (const char *const[]){ "os", NULL },
 };

@@ -646,8 +646,7 @@ static int render_keys(const struct render_ctx *rc, const void *conf, const stru
 		       struct render_out *out, struct kerr *e)
 {
 	const struct mesh_conf *m = conf;
-	const json_t *facts = render_facts(rc, n);
-	const char *family = json_string_value(json_object_get(json_object_get(facts, "os"),
+	const char *family = json_string_value(json_object_get(render_fact(rc, n, "os"),
 								"family"));
 	char *path = key_path(m);
 
@@ -812,6 +811,7 @@ const struct stack_type stack_mesh = {
 	.prepare = mesh_prepare,
 	.phases = mesh_phases,
 	.nphases = ARRAY_SIZE(mesh_phases),
+	.facts = (const char *const[]){ "os", NULL },
 };
 
 /* ---- kiln mesh graph -------------------------------------------------------- */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern const struct stack_type stack_base;
@@ -76,11 +77,38 @@ void render_out_release(struct render_out *o)
 	exports_release(&o->noted);
 }
 
-const json_t *render_facts(const struct render_ctx *rc, const struct node *n)
+bool render_has_facts(const struct render_ctx *rc, const struct node *n)
 {
-	if (!rc->facts)
+	return rc->facts && rc->facts[n - rc->c->nodes];
+}
+
+static bool declared(const char *const *keys, const char *key)
+{
+	for (; keys && *keys; keys++)
+		if (!strcmp(*keys, key))
+			return true;
+	return false;
+}
+
+const json_t *render_fact(const struct render_ctx *rc, const struct node *n, const char *key)
+{
+	if (!rc->stack || !declared(rc->stack->facts, key)) {
+		/* a stack bug: recorded facts would lack the key (stacks.h) */
+		fprintf(stderr, "kiln: stack %s reads facts key '%s' it does not declare\n",
+			rc->stack ? rc->stack->name : "(none)", key);
+		abort();
+	}
+	if (!render_has_facts(rc, n))
 		return NULL;
-	return rc->facts[n - rc->c->nodes];
+	return json_object_get(rc->facts[n - rc->c->nodes], key);
+}
+
+void stacks_facts_keys(const struct cluster *c, struct strv *out)
+{
+	for (size_t i = 0; i < stack_types_n; i++)
+		for (const char *const *k = stack_types[i]->facts; c->stacks[i] && k && *k; k++)
+			if (!strv_contains(out, *k))
+				strv_push(out, *k);
 }
 
 const char *render_export(const struct render_ctx *rc, struct render_out *out,
@@ -101,8 +129,10 @@ int stacks_render_node(const struct render_ctx *rc, const struct node *n,
 
 	for (size_t i = 0; i < np; i++) {
 		size_t from = json_array_size(out->resources);
+		struct render_ctx sc = *rc;
 		char name[128];
-		int r = ph[i].phase->render(rc, ph[i].conf, n, out, e);
+		sc.stack = ph[i].stack;
+		int r = ph[i].phase->render(&sc, ph[i].conf, n, out, e);
 		if (r < 0)
 			return r;
 		if (out->unstamped)
@@ -124,10 +154,12 @@ int stacks_prepare(const struct render_ctx *rc, struct exports *made, struct ker
 {
 	for (size_t i = 0; i < stack_types_n; i++) {
 		const struct stack_type *t = stack_types[i];
+		struct render_ctx sc = *rc;
 		int r;
 		if (!rc->c->stacks[i] || !t->prepare)
 			continue;
-		if ((r = t->prepare(rc, rc->c->stacks[i], made, e)) < 0) {
+		sc.stack = t;
+		if ((r = t->prepare(&sc, rc->c->stacks[i], made, e)) < 0) {
 			kerr_prefix(e, "stack %s", t->name);
 			return r;
 		}

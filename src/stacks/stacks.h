@@ -30,7 +30,12 @@
  *    it waits for in out->needs ("node2 mesh.public_key"), which plan and
  *    apply show.
  *  - facts[i] may be NULL (never collected): the render then leaves out
- *    what depends on them.
+ *    what depends on them.  A render reads facts only through
+ *    render_fact(), and only the top-level keys its stack declares in
+ *    stack_type.facts: for nodes a run does not reach, kiln loads just
+ *    those keys of the recorded facts (at 10,000 nodes, parsing whole
+ *    records was most of an offline plan).  Reading an undeclared key
+ *    aborts, so a test that renders it finds the omission.
  *  - Errors (a template naming an unknown variable) are one line in e,
  *    naming the node and the spec location.
  */
@@ -81,6 +86,7 @@ struct render_ctx {
 	const json_t *const *facts;    /* facts[i] of c->nodes[i]; an entry may be NULL */
 	const struct exports *exports; /* earlier phases of this run, then earlier runs */
 	const struct strv *rotate;     /* nodes whose keys this run makes anew; may be NULL */
+	const struct stack_type *stack; /* the stack rendering now (the engine sets it) */
 };
 
 struct render_out {
@@ -93,8 +99,14 @@ struct render_out {
 void render_out_init(struct render_out *o);
 void render_out_release(struct render_out *o);
 
-/* The facts of node n in rc (NULL when none). */
-const json_t *render_facts(const struct render_ctx *rc, const struct node *n);
+/* Whether rc holds facts for node n (this run's or recorded). */
+bool render_has_facts(const struct render_ctx *rc, const struct node *n);
+/*
+ * One top-level key of node n's facts ("os", "gpus"), or NULL (no facts, or
+ * no such key).  key must be in rc->stack->facts: anything else is a bug in
+ * the stack, and aborts.
+ */
+const json_t *render_fact(const struct render_ctx *rc, const struct node *n, const char *key);
 /* An export for a render: the value, or NULL after noting what is missing in
  * out->needs. */
 const char *render_export(const struct render_ctx *rc, struct render_out *out,
@@ -127,6 +139,8 @@ struct stack_type {
 	size_t nphases;
 	/* Export names whose values are secrets: never stored, logged or shown. */
 	const char *const *secret_exports;
+	/* The top-level facts keys its renders and prepare read (render_fact). */
+	const char *const *facts;
 };
 
 /* Every stack kiln knows, in the order their phases run. */
@@ -137,6 +151,8 @@ const struct stack_type *stack_type_find(const char *name);
 /* The parsed conf of stack t in c, or NULL when the spec does not enable it. */
 const void *stack_conf(const struct cluster *c, const struct stack_type *t);
 bool stack_export_secret(const struct stack_type *t, const char *name);
+/* The facts keys the enabled stacks read, each once, into out. */
+void stacks_facts_keys(const struct cluster *c, struct strv *out);
 
 /* One phase of one enabled stack, as the driver runs it. */
 struct phase_ref {

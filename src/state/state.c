@@ -362,12 +362,13 @@ int state_exports_drop_node(struct state *st, const char *cluster, const char *n
 		     cluster, node);
 }
 
-int state_exports_list(struct state *st, const char *cluster, json_t **out, struct kerr *e)
+int state_exports_each(struct state *st, const char *cluster,
+		       int (*fn)(const struct state_export *x, void *arg), void *arg,
+		       struct kerr *e)
 {
 	sqlite3_stmt *s = NULL;
 	int r = 0, rc;
 
-	*out = json_array();
 	pthread_mutex_lock(&st->lock);
 	if (sqlite3_prepare_v2(st->db, "SELECT node, stack, name, value, secret, updated_ms "
 				      "FROM exports WHERE cluster = ? ORDER BY node, stack, name",
@@ -377,54 +378,93 @@ int state_exports_list(struct state *st, const char *cluster, json_t **out, stru
 	}
 	sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *v = (const char *)sqlite3_column_text(s, 3);
-		json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:I}",
-				      "node", (const char *)sqlite3_column_text(s, 0),
-				      "stack", (const char *)sqlite3_column_text(s, 1),
-				      "name", (const char *)sqlite3_column_text(s, 2),
-				      "secret", sqlite3_column_int(s, 4) != 0,
-				      "updated_ms", (json_int_t)sqlite3_column_int64(s, 5));
-		if (o && v)
-			json_object_set_new(o, "value", json_string(v));
-		if (o)
-			json_array_append_new(*out, o);
+		struct state_export x = {
+			.node = (const char *)sqlite3_column_text(s, 0),
+			.stack = (const char *)sqlite3_column_text(s, 1),
+			.name = (const char *)sqlite3_column_text(s, 2),
+			.value = (const char *)sqlite3_column_text(s, 3),
+			.secret = sqlite3_column_int(s, 4) != 0,
+			.updated_ms = sqlite3_column_int64(s, 5),
+		};
+		if (x.node && x.stack && x.name && (r = fn(&x, arg)))
+			goto out;
 	}
 	if (rc != SQLITE_DONE)
 		r = db_error(st, e, "read exports");
 out:
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&st->lock);
-	if (r < 0) {
+	return r;
+}
+
+static int export_to_json(const struct state_export *x, void *arg)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:I}", "node", x->node, "stack", x->stack,
+			      "name", x->name, "secret", x->secret, "updated_ms",
+			      (json_int_t)x->updated_ms);
+
+	if (o && x->value)
+		json_object_set_new(o, "value", json_string(x->value));
+	if (o)
+		json_array_append_new(arg, o);
+	return 0;
+}
+
+int state_exports_list(struct state *st, const char *cluster, json_t **out, struct kerr *e)
+{
+	int r;
+
+	*out = json_array();
+	if ((r = state_exports_each(st, cluster, export_to_json, *out, e)) < 0) {
 		json_decref(*out);
 		*out = NULL;
 	}
 	return r;
 }
 
-int state_facts_each(struct state *st, const char *cluster,
+int state_facts_each(struct state *st, const char *cluster, const struct strv *keys,
 		     int (*fn)(const char *node, const char *json, size_t len, void *arg),
 		     void *arg, struct kerr *e)
 {
+	size_t nkeys = keys ? keys->n : 0;
+	struct buf q = BUF_INIT;
 	sqlite3_stmt *s = NULL;
 	int r = 0, rc;
 
+	/* json_object(?2, json -> ?3, ...): keys and paths are bound, not spliced */
+	buf_adds(&q, "SELECT node, ");
+	if (keys) {
+		buf_adds(&q, "json_object(");
+		for (size_t i = 0; i < nkeys; i++)
+			buf_printf(&q, "%s?%zu, json -> ?%zu", i ? ", " : "", 2 + 2 * i, 3 + 2 * i);
+		buf_adds(&q, ")");
+	} else {
+		buf_adds(&q, "json");
+	}
+	buf_adds(&q, " FROM facts WHERE cluster = ?1");
 	pthread_mutex_lock(&st->lock);
-	if (sqlite3_prepare_v2(st->db, "SELECT node, json FROM facts WHERE cluster = ?", -1, &s,
-			       NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(st->db, q.s, -1, &s, NULL) != SQLITE_OK) {
 		r = db_error(st, e, "prepare");
 		goto out;
 	}
 	sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+	for (size_t i = 0; i < nkeys; i++) {
+		sqlite3_bind_text(s, (int)(2 + 2 * i), keys->v[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, (int)(3 + 2 * i), keys->v[i], -1, SQLITE_STATIC);
+	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *node = (const char *)sqlite3_column_text(s, 0);
 		const char *json = (const char *)sqlite3_column_text(s, 1);
 		if (node && json && (r = fn(node, json, (size_t)sqlite3_column_bytes(s, 1), arg)))
 			goto out;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc == SQLITE_ERROR && keys)      /* json -> on a record that is not JSON */
+		r = kerr_set(e, -EBADMSG, "state: read facts: %s", sqlite3_errmsg(st->db));
+	else if (rc != SQLITE_DONE)
 		r = db_error(st, e, "read facts");
 out:
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&st->lock);
+	buf_release(&q);
 	return r;
 }

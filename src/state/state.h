@@ -36,9 +36,13 @@ int state_facts_get(struct state *st, const char *cluster, const char *node,
 /*
  * Every node's stored facts in one query: fn(node, json text, its length,
  * arg) per row, in no particular order; a non-zero return stops and is
- * returned.  The text is valid only during the call.
+ * returned.  The text is valid only during the call.  With keys (not NULL;
+ * may be empty) the text is an object of just those top-level keys (an
+ * absent one is null), cut out by SQLite: far less to parse than the whole
+ * record; but one record that is not valid JSON fails the whole walk
+ * (-EBADMSG; read them whole, keys NULL, to skip it).
  */
-int state_facts_each(struct state *st, const char *cluster,
+int state_facts_each(struct state *st, const char *cluster, const struct strv *keys,
 		     int (*fn)(const char *node, const char *json, size_t len, void *arg),
 		     void *arg, struct kerr *e);
 
@@ -72,8 +76,22 @@ int state_export_put(struct state *st, const char *cluster, const char *node,
 /* Forget a node's exports (it left the spec). */
 int state_exports_drop_node(struct state *st, const char *cluster, const char *node,
 			    struct kerr *e);
-/* Every export of the cluster: [{node, stack, name, value?, secret, updated_ms}]
- * sorted by node, stack, name; secrets have no value. */
+/* One export row as state_exports_each hands it over (valid during the call). */
+struct state_export {
+	const char *node, *stack, *name;
+	const char *value;       /* NULL for a secret: never stored */
+	bool secret;
+	int64_t updated_ms;
+};
+/*
+ * Every export of the cluster, sorted by node, stack, name: fn(x, arg) per
+ * row; a non-zero return stops and is returned.  The state is locked during
+ * the walk: fn must not call back into it.
+ */
+int state_exports_each(struct state *st, const char *cluster,
+		       int (*fn)(const struct state_export *x, void *arg), void *arg,
+		       struct kerr *e);
+/* The same as JSON: [{node, stack, name, value?, secret, updated_ms}]. */
 int state_exports_list(struct state *st, const char *cluster, json_t **out, struct kerr *e);
 
 #endif

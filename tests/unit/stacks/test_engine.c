@@ -8,10 +8,15 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "plan/plan.h"
 #include "stacks/base.h"
 #include "stacks/stacks.h"
 #include "state/state.h"
@@ -300,10 +305,10 @@ static void test_render_node(void **s)
 
 	/* without a facts array at all */
 	rc.facts = NULL;
-	assert_null(render_facts(&rc, &c->nodes[0]));
+	assert_false(render_has_facts(&rc, &c->nodes[0]));
 	rc.facts = facts;
-	assert_ptr_equal(render_facts(&rc, &c->nodes[0]), debian);
-	assert_null(render_facts(&rc, &c->nodes[1]));
+	assert_true(render_has_facts(&rc, &c->nodes[0]));
+	assert_false(render_has_facts(&rc, &c->nodes[1]));
 	json_decref(debian);
 	cluster_free(c);
 }
@@ -451,6 +456,105 @@ static void test_state_exports(void **s)
 	free(path);
 }
 
+/* ---- facts: what renders read, what the state loads --------------------- */
+
+/* Whether fn(arg) aborts the process (a stack reading an undeclared key). */
+static bool aborts(void (*fn)(const void *), const void *arg)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* the message goes to stderr: keep the test log quiet */
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(3);
+		fn(arg);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+static void read_gpus(const void *arg)
+{
+	const struct render_ctx *rc = arg;
+	render_fact(rc, &rc->c->nodes[0], "gpus");
+}
+
+static void read_os(const void *arg)
+{
+	const struct render_ctx *rc = arg;
+	render_fact(rc, &rc->c->nodes[0], "os");
+}
+
+static void test_facts_keys(void **s)
+{
+	char dir[] = "/tmp/kiln-engine.XXXXXX";
+	struct cluster *c = NULL;
+	struct state *st = NULL;
+	struct kerr e = { 0 };
+	struct strv keys = { 0 };
+	struct exports ex;
+	json_t *full = json_pack("{s:s,s:{s:s,s:s},s:[{s:s}],s:{s:i}}", "hostname", "n1", "os",
+				 "family", "debian", "id", "debian", "gpus", "slot",
+				 "0000:07:00.0", "cpu", "threads", 8);
+	json_t *got[2] = { NULL, NULL };
+	const json_t *facts[2] = { full, NULL };
+	sqlite3 *db;
+
+	if (spec_load_string(DIR "/engine.yaml", spec_text, strlen(spec_text), &c, &e) < 0)
+		fail_msg("spec: %s", e.msg);
+
+	/* the enabled stacks' keys, each once */
+	stacks_facts_keys(c, &keys);
+	assert_int_equal(keys.n, 1);
+	assert_string_equal(keys.v[0], "os");
+	strv_release(&keys);
+
+	/* a render reads a declared key; an undeclared one is a stack bug */
+	struct render_ctx rc = { .c = c, .facts = facts, .stack = &stack_base };
+	assert_ptr_equal(render_fact(&rc, &c->nodes[0], "os"), json_object_get(full, "os"));
+	assert_null(render_fact(&rc, &c->nodes[1], "os"));     /* no facts */
+	assert_false(aborts(read_os, &rc));
+	assert_true(aborts(read_gpus, &rc));
+	rc.stack = NULL;                                       /* outside any stack */
+	assert_true(aborts(read_os, &rc));
+
+	/* the state hands back only the declared keys */
+	assert_non_null(mkdtemp(dir));
+	char *path = xasprintf("%s/state.db", dir);
+	assert_int_equal(state_open(path, &st, &e), 0);
+	assert_int_equal(state_facts_put(st, "engine", "n1", full, &e), 0);
+	exports_init(&ex);
+	assert_int_equal(plan_state_load(st, c, NULL, got, &ex, false, &e), 0);
+	assert_non_null(got[0]);
+	assert_int_equal(json_object_size(got[0]), 1);
+	assert_true(json_equal(json_object_get(got[0], "os"), json_object_get(full, "os")));
+	assert_null(got[1]);
+	json_decref(got[0]);
+	got[0] = NULL;
+
+	/* one damaged record: the others still load (whole), it does not */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO facts (cluster, node, collected_ms, json) "
+					  "VALUES ('engine', 'n2', 1, '{\"os\": [')",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(plan_state_load(st, c, NULL, got, &ex, false, &e), 0);
+	assert_non_null(got[0]);
+	assert_true(json_equal(json_object_get(got[0], "os"), json_object_get(full, "os")));
+	assert_null(got[1]);
+	json_decref(got[0]);
+
+	exports_release(&ex);
+	state_close(st);
+	assert_int_equal(rm_rf(dir), 0);
+	free(path);
+	json_decref(full);
+	cluster_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_render_node),
 		cmocka_unit_test(test_render_export),
 		cmocka_unit_test(test_state_exports),
+		cmocka_unit_test(test_facts_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
