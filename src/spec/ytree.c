@@ -109,6 +109,20 @@ static int map_check_dups(struct ybuild *b, const struct ynode *m)
 	size_t n = ymap_len(m);
 	if (n < 2)
 		return 0;
+	if (n <= 16) {
+		/* the usual small mapping (a node): pairwise, no allocation */
+		for (size_t i = 1; i < n; i++)
+			for (size_t j = 0; j < i; j++)
+				if (!strcmp(ymap_key(m, j)->str, ymap_key(m, i)->str)) {
+					char tail[64];
+					snprintf(tail, sizeof(tail), " (first at line %d)",
+						 ymap_key(m, j)->line);
+					return sanitized_err(b->e, b->d->file, ymap_key(m, i),
+							     "duplicate key", ymap_key(m, i)->str,
+							     ymap_key(m, i)->len, tail);
+				}
+		return 0;
+	}
 	struct kidx *v = xmalloc(n * sizeof(*v));
 	for (size_t i = 0; i < n; i++) {
 		v[i].k = ymap_key(m, i);
