@@ -436,12 +436,16 @@ static void options(const struct jobs_request *rq, struct buf *b)
 	}
 }
 
-/* The command line as one shell string, each argument quoted. */
+/*
+ * The command line as one shell string, each argument quoted, under srun:
+ * one task on each of the job's nodes (a batch script alone would run it
+ * on the first node only), each seeing its node's GPUs.
+ */
 static void command_line(const struct jobs_request *rq, struct buf *b)
 {
+	buf_adds(b, "exec srun");
 	for (size_t i = 0; i < rq->argv.n; i++) {
-		if (i)
-			buf_adds(b, " ");
+		buf_adds(b, " ");
 		buf_add_shquote(b, rq->argv.v[i]);
 	}
 }
@@ -490,7 +494,7 @@ const char *jobs_list_script(void)
 	/* squeue: every job it still holds (-r: array tasks one per line) */
 	return "squeue -h -a -r -o '%i|%j|%T|%u|%P|%D|%N|%V|%S|%b' 2>/dev/null; "
 	       "echo '" SACCT_MARK "'; "
-	       "sacct -n -P -X -a -S now-7days -o "
+	       "sacct -n -P -X -D -a -S now-7days -o "
 	       "JobID,JobName,State,User,Partition,NNodes,NodeList,Submit,Start,End,ExitCode,AllocTRES "
 	       "2>/dev/null; true";
 }
@@ -557,17 +561,31 @@ static json_t *gpus_of(const char *s)
 
 static int by_id(const void *a, const void *b)
 {
-	const char *x = json_string_value(json_object_get(*(json_t *const *)a, "id"));
-	const char *y = json_string_value(json_object_get(*(json_t *const *)b, "id"));
+	const json_t *p = *(json_t *const *)a, *q = *(json_t *const *)b;
+	const char *x = json_string_value(json_object_get(p, "id"));
+	const char *y = json_string_value(json_object_get(q, "id"));
+	const char *s = json_string_value(json_object_get(p, "start"));
+	const char *t = json_string_value(json_object_get(q, "start"));
 	unsigned long long u = strtoull(x, NULL, 10), v = strtoull(y, NULL, 10);
+	int r = u < v ? -1 : u > v ? 1 : strcmp(x, y);
 
-	return u < v ? -1 : u > v ? 1 : strcmp(x, y);
+	/* runs of one id by start; a run with none (pending) last */
+	if (r || s == t)
+		return r;
+	return !s ? 1 : !t ? -1 : strcmp(s, t);
 }
 
 /* "CANCELLED by 0" -> "CANCELLED". */
 static void first_word(char *s)
 {
 	s[strcspn(s, " ")] = '\0';
+}
+
+/* A run sacct and squeue both see: squeue's live view wins. */
+static bool live(const char *state)
+{
+	return !strcmp(state, "PENDING") || !strcmp(state, "RUNNING") ||
+	       !strcmp(state, "REQUEUED") || !strcmp(state, "SUSPENDED");
 }
 
 json_t *jobs_list_parse(const char *text, size_t len)
@@ -586,10 +604,11 @@ json_t *jobs_list_parse(const char *text, size_t len)
 			sacct = true;
 			continue;
 		}
-		if (!sacct && split(line, n, f, 10)) {
-			if (!f[0][0] || strspn(f[0], "0123456789_[]-,") != strlen(f[0]))
-				continue;
-			first_word(f[2]);
+		if (!split(line, n, f, sacct ? 12 : 10) || !f[0][0] ||
+		    strspn(f[0], "0123456789_[]-,") != strlen(f[0]))
+			continue;
+		first_word(f[2]);
+		if (!sacct) {
 			json_object_set_new(byid, f[0], json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
 							       "s:o,s:n,s:n,s:o}",
 				"id", f[0], "name", field(f[1]), "state", field(f[2]),
@@ -597,32 +616,32 @@ json_t *jobs_list_parse(const char *text, size_t len)
 				"nodes", json_integer(atoi(f[5])), "nodelist", field(f[6]),
 				"submit", field(f[7]), "start", field(f[8]), "end", "exit",
 				"gpus", gpus_of(f[9])));
-		} else if (sacct && split(line, n, f, 12)) {
-			if (!f[0][0] || strspn(f[0], "0123456789_[]-,") != strlen(f[0]))
-				continue;
-			first_word(f[2]);
-			json_t *j = json_object_get(byid, f[0]);
-			if (j) {
-				/* squeue's live view wins; sacct adds what it lacks */
-				json_object_set_new(j, "end", field(f[9]));
-				json_object_set_new(j, "exit", field(f[10]));
-				if (json_is_null(json_object_get(j, "gpus")))
-					json_object_set_new(j, "gpus", gpus_of(f[11]));
-				continue;
-			}
-			json_object_set_new(byid, f[0], json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
-							       "s:o,s:o,s:o,s:o}",
-				"id", f[0], "name", field(f[1]), "state", field(f[2]),
-				"user", field(f[3]), "partition", field(f[4]),
-				"nodes", json_integer(atoi(f[5])), "nodelist", field(f[6]),
-				"submit", field(f[7]), "start", field(f[8]), "end", field(f[9]),
-				"exit", field(f[10]), "gpus", gpus_of(f[11])));
+			continue;
 		}
+		json_t *j = json_object_get(byid, f[0]);
+		if (j && live(f[2])) {
+			/* the run squeue holds: its live view, sacct's exit code */
+			json_object_set_new(j, "exit", field(f[10]));
+			if (json_is_null(json_object_get(j, "gpus")))
+				json_object_set_new(j, "gpus", gpus_of(f[11]));
+			continue;
+		}
+		/* a finished run; a scrontab job's runs share its id (sacct -D
+		 * lists each), so the key is the id and the run's start */
+		char k[2 * FIELD_MAX + 2];
+		snprintf(k, sizeof(k), "%s@%s", f[0], f[8]);
+		json_object_set_new(byid, k, json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
+						       "s:o,s:o,s:o,s:o}",
+			"id", f[0], "name", field(f[1]), "state", field(f[2]),
+			"user", field(f[3]), "partition", field(f[4]),
+			"nodes", json_integer(atoi(f[5])), "nodelist", field(f[6]),
+			"submit", field(f[7]), "start", field(f[8]), "end", field(f[9]),
+			"exit", field(f[10]), "gpus", gpus_of(f[11])));
 	}
 	json_object_foreach(byid, key, v)
 		json_array_append(out, v);
 	json_decref(byid);
-	/* sort by job id (numerically, then array task) */
+	/* by job id (numerically, then array task), then start */
 	size_t n = json_array_size(out);
 	json_t **v2 = xcalloc(n + 1, sizeof(*v2));
 	for (size_t i = 0; i < n; i++)

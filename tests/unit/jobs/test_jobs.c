@@ -222,7 +222,7 @@ static void test_scripts(void **s)
 		"sbatch --parsable --job-name='train' --nodes=1 --ntasks-per-node=1 "
 		"--cpus-per-task=4 --mem=2048M --gpus-per-node='a100':1 --time='10:00' "
 		"--partition='gpu' --begin='now+15' "
-		"--wrap=''\\''sh'\\'' '\\''-c'\\'' '\\''hostname; echo $CUDA_VISIBLE_DEVICES '\\''\\'\\'''\\''x'\\''\\'\\'''\\'''\\'''");
+		"--wrap='exec srun '\\''sh'\\'' '\\''-c'\\'' '\\''hostname; echo $CUDA_VISIBLE_DEVICES '\\''\\'\\'''\\''x'\\''\\'\\'''\\'''\\'''");
 	buf_reset(&b);
 
 	/* --every: one scrontab entry, the table kept, the temp file removed */
@@ -232,7 +232,7 @@ static void test_scripts(void **s)
 	jobs_submit_script(&r, &b);
 	assert_non_null(strstr(b.s, "scrontab -l 2>/dev/null"));
 	assert_non_null(strstr(b.s, "'#SCRON --job-name='\\''train'\\'' --nodes=1"));
-	assert_non_null(strstr(b.s, "'*/5 * * * * '\\''sh'\\'' "));
+	assert_non_null(strstr(b.s, "'*/5 * * * * exec srun '\\''sh'\\'' "));
 	assert_non_null(strstr(b.s, "rm -f \"$t\""));
 	assert_null(strstr(b.s, "--begin"));
 	jobs_request_release(&r);
@@ -288,6 +288,24 @@ static void test_list_parse(void **s)
 	assert_string_equal(json_string_value(json_object_get(x, "state")), "PENDING");
 	assert_true(json_is_null(json_object_get(x, "nodelist")));
 	assert_true(json_is_null(json_object_get(x, "gpus")));
+	json_decref(j);
+
+	/* a scrontab job: one id, a run per minute (sacct -D), the next pending */
+	static const char cron[] =
+		"20|poll|PENDING|root|main|1||2026-12-02T10:02:00|2026-12-02T10:03:00|N/A\n"
+		"--kiln-sacct--\n"
+		"20|poll|COMPLETED|root|main|1|node4|2026-12-02T10:00:00|2026-12-02T10:01:00|2026-12-02T10:01:01|0:0|cpu=1\n"
+		"20|poll|COMPLETED|root|main|1|node4|2026-12-02T10:00:00|2026-12-02T10:00:00|2026-12-02T10:00:01|0:0|cpu=1\n"
+		"20|poll|PENDING|root|main|1|None assigned|2026-12-02T10:02:00|Unknown|Unknown|0:0|cpu=1\n";
+	j = jobs_list_parse(cron, sizeof(cron) - 1);
+	assert_int_equal(json_array_size(j), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "start")),
+			    "2026-12-02T10:00:00");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 1), "start")),
+			    "2026-12-02T10:01:00");
+	x = json_array_get(j, 2);
+	assert_string_equal(json_string_value(json_object_get(x, "state")), "PENDING");
+	assert_string_equal(json_string_value(json_object_get(x, "start")), "2026-12-02T10:03:00");
 	json_decref(j);
 
 	/* nothing, or only noise: an empty list */
