@@ -88,8 +88,6 @@ static int nvidia_parse(struct spec_parser *x, const struct ynode *m, void **con
 		"container_toolkit", "persistenced", NULL };
 	struct nvidia_conf *c = xcalloc(1, sizeof(*c));
 	const struct ynode *v, *bv;
-	const char *s;
-	char tmp[64];
 	int r, b;
 
 	*conf = c;
@@ -129,15 +127,10 @@ static int nvidia_parse(struct spec_parser *x, const struct ynode *m, void **con
 	}
 	qsort(c->branches, c->nbranches, sizeof(c->branches[0]), by_newest);
 	if ((v = ymap_get(m, "modules"))) {
-		if ((r = spec_get_text(x, v, "stacks.nvidia.modules", &s)) < 0)
+		int t;
+		if ((r = spec_get_choice(x, v, "stacks.nvidia.modules", modules_names,
+					 ARRAY_SIZE(modules_names), &t)) < 0)
 			return r;
-		size_t t;
-		for (t = 0; t < ARRAY_SIZE(modules_names); t++)
-			if (!strcmp(s, modules_names[t]))
-				break;
-		if (t == ARRAY_SIZE(modules_names))
-			return spec_err(x, v, "stacks.nvidia.modules: expected auto, open or "
-					"proprietary, found '%s'", spec_shown(v, tmp, sizeof(tmp)));
 		c->modules = (enum nv_modules)t;
 	}
 	if ((v = ymap_get(m, "container_toolkit")) &&
@@ -434,14 +427,10 @@ int nvidia_choose(const void *conf, const json_t *facts, const struct node *n,
 /* A kernel release as packages name it: node-sent, so checked. */
 static bool valid_release(const char *s)
 {
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				 "0123456789._+-~";
 	size_t n = s ? strlen(s) : 0;
-	if (!n || n > 64)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._+-~", *s)))
-			return false;
-	return true;
+	return n && n <= 64 && strspn(s, ok) == n;
 }
 
 static const char *os_field(const json_t *facts, const char *key)

@@ -98,14 +98,7 @@ static json_t *fixture_facts(const char *name, const char *family, const char *i
 
 static struct cluster *load_file(const char *name)
 {
-	char *path = xasprintf("%s/%s", DIR, name);
-	struct cluster *c = NULL;
-	struct kerr e = { 0 };
-
-	if (spec_load(path, &c, &e) < 0)
-		fail_msg("spec %s: %s", path, e.msg);
-	free(path);
-	return c;
+	return spec_fixture(DIR, name);
 }
 
 /* The spec with stacks.nvidia replaced by stack (YAML under "nvidia:"). */
@@ -204,9 +197,7 @@ static json_t *render_all(const struct cluster *c, const char *family, const cha
 
 static void check_golden(const char *name, const json_t *got)
 {
-	char *path = xasprintf("%s/golden/%s.json", DIR, name);
-	golden_check(path, got);
-	free(path);
+	golden_check_in(DIR, name, got);
 }
 
 /* ---- the table ------------------------------------------------------------ */
@@ -319,64 +310,63 @@ static void test_choices_other_branches(void **s)
 	}
 }
 
-/* A choice that must fail: the node's error, whole (prefix) and its tail. */
-static void expect_choice_error(const char *stack, const char *node, json_t *facts,
-				const char *prefix)
-{
-	struct cluster *c = NULL;
-	struct kerr e = { 0 };
-	struct nv_choice ch;
-
-	if (load_with(stack, &c, &e) < 0)
-		fail_msg("%s", e.msg);
-	const struct node *n = cluster_node(c, node);
-	if (!facts)
-		facts = fixture_facts(node, "debian", "debian", "12", "6.1.0-18-amd64");
-	int r = nvidia_choose(nv_conf(c), facts, n, &ch, &e);
-	if (r >= 0)
-		fail_msg("%s: no error, chose %u", node, ch.branch);
-	if (strncmp(e.msg, prefix, strlen(prefix)))
-		fail_msg("got '%s', want '%s...'", e.msg, prefix);
-	/* every node error points at the stack in the spec */
-	if (!strstr(e.msg, "/nvidia/cluster.yaml:") || !strstr(e.msg, ": stacks.nvidia"))
-		fail_msg("no spec location in '%s'", e.msg);
-	json_decref(facts);
-	cluster_free(c);
-}
+/* Choices that must fail: the spec's stack, the node, a card added to its
+ * fixture cards (0: none), the start of the one-line error. */
+static const struct {
+	const char *stack, *node;
+	unsigned extra;
+	const char *msg;
+} choice_errors[] = {
+	/* the brief's error: no configured branch supports a K80 */
+	{ "    branch: 590\n    branches: [590, 580]\n", "k80", 0,
+	  "k80: 10de:102d Tesla K80 (Kepler): no configured branch supports it (470 "
+	  "legacy; allowed: 590, 580)" },
+	{ "    branch: 550\n    branches: [550, 535]\n", "b200", 0,
+	  "b200: 8x 10de:2901 NVIDIA B200 (Blackwell): no configured branch supports it "
+	  "(needs 570 or newer; allowed: 550, 535)" },
+	/* each card has a branch, but none both */
+	{ "    branch: 580\n", "k80", 0x2901,
+	  "k80: no configured branch supports every card together: 10de:102d Tesla K80 "
+	  "(Kepler) 470 legacy, 10de:2901 NVIDIA B200 (Blackwell) needs 570 or newer" },
+	/* Blackwell needs open modules: not with proprietary asked for, not
+	 * beside a Volta card */
+	{ "    branch: 580\n    modules: proprietary\n", "b200", 0,
+	  "b200: 8x 10de:2901 NVIDIA B200 (Blackwell) needs open kernel modules; "
+	  "stacks.nvidia.modules is proprietary" },
+	{ "    branch: 580\n", "b200", 0x1db1,
+	  "b200: 8x 10de:2901 NVIDIA B200 (Blackwell) needs open kernel modules, "
+	  "10de:1db1 Tesla V100-SXM2-16GB (Volta) has none (Turing and newer only)" },
+	{ "    branch: 580\n    modules: open\n", "v100", 0,
+	  "v100: stacks.nvidia.modules is open, 4x 10de:1db1 Tesla V100-SXM2-16GB "
+	  "(Volta) has none (Turing and newer only)" },
+	{ "    branch: 470\n    modules: open\n", "t4", 0,
+	  "t4: stacks.nvidia.modules is open, branch 470 has none (515 and newer)" },
+};
 
 static void test_choice_errors(void **s)
 {
-	/* the brief's error: no configured branch supports a K80 */
-	expect_choice_error("    branch: 590\n    branches: [590, 580]\n", "k80", NULL,
-			    "k80: 10de:102d Tesla K80 (Kepler): no configured branch "
-			    "supports it (470 legacy; allowed: 590, 580)");
-	expect_choice_error("    branch: 550\n    branches: [550, 535]\n", "b200", NULL,
-			    "b200: 8x 10de:2901 NVIDIA B200 (Blackwell): no configured branch "
-			    "supports it (needs 570 or newer; allowed: 550, 535)");
-	/* each card has a branch, but none both */
-	json_t *kb = fixture_facts("k80", "debian", "debian", "12", "6.1.0-18-amd64");
-	json_array_append_new(json_object_get(kb, "gpus"), gpu_json(0x2901, 9));
-	expect_choice_error("    branch: 580\n", "k80", kb,
-			    "k80: no configured branch supports every card together: "
-			    "10de:102d Tesla K80 (Kepler) 470 legacy, 10de:2901 NVIDIA B200 "
-			    "(Blackwell) needs 570 or newer");
-	/* Blackwell needs open modules: not with proprietary asked for, not
-	 * beside a Volta card */
-	expect_choice_error("    branch: 580\n    modules: proprietary\n", "b200", NULL,
-			    "b200: 8x 10de:2901 NVIDIA B200 (Blackwell) needs open kernel "
-			    "modules; stacks.nvidia.modules is proprietary");
-	json_t *bv = fixture_facts("b200", "debian", "debian", "12", "6.1.0-18-amd64");
-	json_array_append_new(json_object_get(bv, "gpus"), gpu_json(0x1db1, 9));
-	expect_choice_error("    branch: 580\n", "b200", bv,
-			    "b200: 8x 10de:2901 NVIDIA B200 (Blackwell) needs open kernel "
-			    "modules, 10de:1db1 Tesla V100-SXM2-16GB (Volta) has none (Turing "
-			    "and newer only)");
-	expect_choice_error("    branch: 580\n    modules: open\n", "v100", NULL,
-			    "v100: stacks.nvidia.modules is open, 4x 10de:1db1 Tesla "
-			    "V100-SXM2-16GB (Volta) has none (Turing and newer only)");
-	expect_choice_error("    branch: 470\n    modules: open\n", "t4", NULL,
-			    "t4: stacks.nvidia.modules is open, branch 470 has none (515 and "
-			    "newer)");
+	for (size_t i = 0; i < ARRAY_SIZE(choice_errors); i++) {
+		struct cluster *c = NULL;
+		struct kerr e = { 0 };
+		struct nv_choice ch;
+		if (load_with(choice_errors[i].stack, &c, &e) < 0)
+			fail_msg("case %zu: %s", i, e.msg);
+		const char *node = choice_errors[i].node;
+		json_t *facts = fixture_facts(node, "debian", "debian", "12", "6.1.0-18-amd64");
+		if (choice_errors[i].extra)
+			json_array_append_new(json_object_get(facts, "gpus"),
+					      gpu_json(choice_errors[i].extra, 9));
+		if (nvidia_choose(nv_conf(c), facts, cluster_node(c, node), &ch, &e) >= 0)
+			fail_msg("case %zu: no error, chose %u", i, ch.branch);
+		const char *want = choice_errors[i].msg;
+		if (strncmp(e.msg, want, strlen(want)))
+			fail_msg("case %zu: got '%s', want '%s...'", i, e.msg, want);
+		/* every node error points at the stack in the spec */
+		if (!strstr(e.msg, "/nvidia/cluster.yaml:23:5: stacks.nvidia"))
+			fail_msg("case %zu: no spec location in '%s'", i, e.msg);
+		json_decref(facts);
+		cluster_free(c);
+	}
 }
 
 /* What a node sends is checked: a device id that is not one fails the
