@@ -301,12 +301,18 @@ static int branch_error(const struct nvidia_conf *c, const struct nv_choice *ch,
 		buf_adds(&b, ")");
 		return node_error(e, c, &b);
 	}
+	/* the cards whose bounds exclude each other (a K80 and a B200) */
 	buf_printf(&b, "%s: no configured branch supports every card together:", n->name);
+	bool first = true;
 	for (size_t k = 0; k < ch->ncards; k++) {
-		buf_adds(&b, k ? ", " : " ");
-		card_text(&b, &ch->cards[k]);
+		const struct nv_card *cd = &ch->cards[k];
+		if (!cd->legacy && !cd->since)
+			continue;
+		buf_adds(&b, first ? " " : ", ");
+		card_text(&b, cd);
 		buf_adds(&b, " ");
-		card_bound(&b, &ch->cards[k]);
+		card_bound(&b, cd);
+		first = false;
 	}
 	return node_error(e, c, &b);
 }

@@ -310,36 +310,37 @@ static void test_choices_other_branches(void **s)
 	}
 }
 
-/* Choices that must fail: the spec's stack, the node, a card added to its
+/* Choices that must fail: the spec's stack, the node, cards added to its
  * fixture cards (0: none), the start of the one-line error. */
 static const struct {
 	const char *stack, *node;
-	unsigned extra;
+	unsigned extra[2];
 	const char *msg;
 } choice_errors[] = {
 	/* the brief's error: no configured branch supports a K80 */
-	{ "    branch: 590\n    branches: [590, 580]\n", "k80", 0,
+	{ "    branch: 590\n    branches: [590, 580]\n", "k80", { 0 },
 	  "k80: 10de:102d Tesla K80 (Kepler): no configured branch supports it (470 "
 	  "legacy; allowed: 590, 580)" },
-	{ "    branch: 550\n    branches: [550, 535]\n", "b200", 0,
+	{ "    branch: 550\n    branches: [550, 535]\n", "b200", { 0 },
 	  "b200: 8x 10de:2901 NVIDIA B200 (Blackwell): no configured branch supports it "
 	  "(needs 570 or newer; allowed: 550, 535)" },
-	/* each card has a branch, but none both */
-	{ "    branch: 580\n", "k80", 0x2901,
+	/* each card has a branch, but none both (the T4 beside them has no
+	 * bound and is not named) */
+	{ "    branch: 580\n", "k80", { 0x2901, 0x1eb8 },
 	  "k80: no configured branch supports every card together: 10de:102d Tesla K80 "
-	  "(Kepler) 470 legacy, 10de:2901 NVIDIA B200 (Blackwell) needs 570 or newer" },
+	  "(Kepler) 470 legacy, 10de:2901 NVIDIA B200 (Blackwell) needs 570 or newer; " },
 	/* Blackwell needs open modules: not with proprietary asked for, not
 	 * beside a Volta card */
-	{ "    branch: 580\n    modules: proprietary\n", "b200", 0,
+	{ "    branch: 580\n    modules: proprietary\n", "b200", { 0 },
 	  "b200: 8x 10de:2901 NVIDIA B200 (Blackwell) needs open kernel modules; "
 	  "stacks.nvidia.modules is proprietary" },
-	{ "    branch: 580\n", "b200", 0x1db1,
+	{ "    branch: 580\n", "b200", { 0x1db1 },
 	  "b200: 8x 10de:2901 NVIDIA B200 (Blackwell) needs open kernel modules, "
 	  "10de:1db1 Tesla V100-SXM2-16GB (Volta) has none (Turing and newer only)" },
-	{ "    branch: 580\n    modules: open\n", "v100", 0,
+	{ "    branch: 580\n    modules: open\n", "v100", { 0 },
 	  "v100: stacks.nvidia.modules is open, 4x 10de:1db1 Tesla V100-SXM2-16GB "
 	  "(Volta) has none (Turing and newer only)" },
-	{ "    branch: 470\n    modules: open\n", "t4", 0,
+	{ "    branch: 470\n    modules: open\n", "t4", { 0 },
 	  "t4: stacks.nvidia.modules is open, branch 470 has none (515 and newer)" },
 };
 
@@ -353,9 +354,9 @@ static void test_choice_errors(void **s)
 			fail_msg("case %zu: %s", i, e.msg);
 		const char *node = choice_errors[i].node;
 		json_t *facts = fixture_facts(node, "debian", "debian", "12", "6.1.0-18-amd64");
-		if (choice_errors[i].extra)
+		for (unsigned k = 0; k < 2 && choice_errors[i].extra[k]; k++)
 			json_array_append_new(json_object_get(facts, "gpus"),
-					      gpu_json(choice_errors[i].extra, 9));
+					      gpu_json(choice_errors[i].extra[k], 9 + k));
 		if (nvidia_choose(nv_conf(c), facts, cluster_node(c, node), &ch, &e) >= 0)
 			fail_msg("case %zu: no error, chose %u", i, ch.branch);
 		const char *want = choice_errors[i].msg;
