@@ -331,7 +331,7 @@ static const struct nv_card *oldest_card(const struct nv_choice *ch)
 static const struct nv_card *open_only_card(const struct nv_choice *ch)
 {
 	for (size_t k = 0; k < ch->ncards; k++)
-		if (ch->cards[k].arch >= NV_BLACKWELL)
+		if (nv_arch_needs_open(ch->cards[k].arch))
 			return &ch->cards[k];
 	return NULL;
 }
@@ -342,7 +342,7 @@ static int pick_modules(const struct nvidia_conf *c, struct nv_choice *ch,
 			const struct node *n, struct buf *why, struct kerr *e)
 {
 	const struct nv_card *old = oldest_card(ch), *blackwell = open_only_card(ch);
-	bool old_card = old->arch < NV_TURING;
+	bool old_card = !nv_arch_has_open(old->arch);
 	bool can_open = !old_card && ch->branch >= NV_OPEN_SINCE;
 	struct buf b;
 

@@ -50,6 +50,11 @@ unsigned nv_arch_legacy(enum nv_arch a);
 /* The first production branch that supports an architecture (0 = any). */
 unsigned nv_arch_since(enum nv_arch a);
 
+/* Open kernel modules need a GSP: Turing and newer.  Blackwell has no
+ * proprietary ones (its rows lack "gsp_proprietary_supported"). */
+bool nv_arch_has_open(enum nv_arch a);
+bool nv_arch_needs_open(enum nv_arch a);
+
 /* The first branch with open kernel modules (R515). */
 #define NV_OPEN_SINCE 515
 /* Distinct GPU models one node may hold. */

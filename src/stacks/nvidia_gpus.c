@@ -203,3 +203,13 @@ unsigned nv_arch_since(enum nv_arch a)
 		return 0;
 	}
 }
+
+bool nv_arch_has_open(enum nv_arch a)
+{
+	return a >= NV_TURING;
+}
+
+bool nv_arch_needs_open(enum nv_arch a)
+{
+	return a >= NV_BLACKWELL;
+}
