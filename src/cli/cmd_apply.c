@@ -118,6 +118,11 @@ static void print_human(const struct plan_run *run, bool show_diffs)
 			printf("  ? %s\n", t);
 			free(t);
 		}
+		for (size_t w = 0; w < nr->notes.n; w++) {
+			char *t = str_tty(nr->notes.v[w], 0);
+			printf("  = %s\n", t);
+			free(t);
+		}
 	}
 	plan_summarize(run, &s);
 	printf("%d nodes, %d %s (%d ok", s.nodes, s.changed,
@@ -236,7 +241,9 @@ const struct command cmd_plan = {
 		"    before acting, so a plan never lies. Where a later phase needs a value an\n"
 		"    earlier one has not made yet (a new node's public key), the plan says\n"
 		"    what it waits for ('? mesh.link: waits for node4 mesh.public_key')\n"
-		"    instead of guessing.\n\n"
+		"    instead of guessing. What a stack decided for a node, and why, is a\n"
+		"    note ('= nvidia.driver: node3: 10de:1eb8 Tesla T4 (Turing) -> 580,\n"
+		"    open modules'); -o json has them under \"notes\".\n\n"
 		"OPTIONS\n" COMMON_OPTIONS
 		"EXIT STATUS\n    0  nothing would change\n    2  changes are pending\n"
 		"    1  an error: bad spec, or a node unreachable or failing\n\n"

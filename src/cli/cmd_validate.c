@@ -80,12 +80,14 @@ static int render_node(const struct validate *v, const struct node *n, json_t **
 	render_out_init(&ro);
 	ro.unstamped = true;     /* counted, not shown */
 	if ((r = stacks_render_node(&rc, n, &ro, e)) == 0) {
-		json_t *needs = json_array();
+		json_t *needs = json_array(), *notes = json_array();
 		for (size_t k = 0; k < ro.needs.n; k++)
 			json_array_append_new(needs, json_string(ro.needs.v[k]));
-		*entry = json_pack("{s:s,s:I,s:o,s:b}", "name", n->name, "resources",
+		for (size_t k = 0; k < ro.notes.n; k++)
+			json_array_append_new(notes, json_string(ro.notes.v[k]));
+		*entry = json_pack("{s:s,s:I,s:o,s:o,s:b}", "name", n->name, "resources",
 				   (json_int_t)json_array_size(ro.resources), "needs", needs,
-				   "facts", render_has_facts(&rc, n));
+				   "notes", notes, "facts", render_has_facts(&rc, n));
 	}
 	render_out_release(&ro);
 	return r;
@@ -173,6 +175,11 @@ static void put_text(const struct cluster *c, const json_t *nodes)
 			printf("    waits for %s\n", t);
 			free(t);
 			waits++;
+		}
+		json_array_foreach(json_object_get(x, "notes"), k, w) {
+			char *t = str_tty(json_string_value(w), 0);
+			printf("    note: %s\n", t);
+			free(t);
 		}
 	}
 	char *cname = str_tty(c->name, 0);
@@ -285,11 +292,12 @@ const struct command cmd_validate = {
 		"    render error (a template naming an unknown variable) naming the node\n"
 		"    and the spec location; one line on stderr.\n\n"
 		"    Text output: one line per node, NAME  N resources, '(no facts...)' when\n"
-		"    none are recorded, its waits indented below, then a summary line\n"
+		"    none are recorded, its waits and notes ('note: node3: ... -> 580, open\n"
+		"    modules': what a stack decided) indented below, then a summary line\n"
 		"    starting 'ok:'.\n\n"
 		"    JSON output (-o json):\n"
 		"      {\"ok\": BOOL, \"nodes\": [{\"name\", \"resources\", \"needs\": [..],\n"
-		"                           \"facts\": BOOL}], \"error\": MESSAGE}\n"
+		"                           \"notes\": [..], \"facts\": BOOL}], \"error\": MESSAGE}\n"
 		"    \"error\" only when ok is false; nodes then lists those rendered before\n"
 		"    the error.\n\n"
 		"OPTIONS\n"

@@ -35,6 +35,9 @@ int spec_get_text(struct spec_parser *x, const struct ynode *n, const char *what
 		  const char **out);
 int spec_get_int(struct spec_parser *x, const struct ynode *n, const char *what,
 		 int64_t min, int64_t max, int *out);
+/* One word of names[0..count): its index ("expected hub, full or site, found 'x'"). */
+int spec_get_choice(struct spec_parser *x, const struct ynode *n, const char *what,
+		    const char *const *names, size_t count, int *out);
 /* true/false only: "yes" is a string. */
 int spec_get_bool(struct spec_parser *x, const struct ynode *n, const char *what, bool *out);
 /* A sequence of strings each passing ok() (NULL: any); desc names a valid item. */

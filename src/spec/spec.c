@@ -84,6 +84,32 @@ int spec_get_text(struct spec_parser *x, const struct ynode *n, const char *what
 	return 0;
 }
 
+/* One word of a fixed vocabulary (names[0..count)): its index in *out;
+ * else "WHAT: expected a, b or c, found 'x'". */
+int spec_get_choice(struct spec_parser *x, const struct ynode *n, const char *what,
+		    const char *const *names, size_t count, int *out)
+{
+	const char *s;
+	char tmp[64];
+	struct buf list;
+	int r;
+
+	if ((r = spec_get_text(x, n, what, &s)) < 0)
+		return r;
+	for (size_t i = 0; i < count; i++)
+		if (!strcmp(s, names[i])) {
+			*out = (int)i;
+			return 0;
+		}
+	buf_init(&list, 0);
+	for (size_t i = 0; i < count; i++)
+		buf_printf(&list, "%s%s", !i ? "" : i + 1 == count ? " or " : ", ", names[i]);
+	r = spec_err(x, n, "%s: expected %s, found '%s'", what, list.s,
+		     spec_shown(n, tmp, sizeof(tmp)));
+	buf_release(&list);
+	return r;
+}
+
 /* A plain integer scalar in [min, max]. */
 int spec_get_int(struct spec_parser *x, const struct ynode *n, const char *what,
 		   int64_t min, int64_t max, int *out)

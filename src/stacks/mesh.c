@@ -282,15 +282,10 @@ static int mesh_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 	if ((r = parse_network(x, v, c)) < 0)
 		return r;
 	if ((v = ymap_get(m, "topology"))) {
-		if ((r = spec_get_text(x, v, "stacks.mesh.topology", &s)) < 0)
+		int t;
+		if ((r = spec_get_choice(x, v, "stacks.mesh.topology", topology_names,
+					 ARRAY_SIZE(topology_names), &t)) < 0)
 			return r;
-		size_t t;
-		for (t = 0; t < ARRAY_SIZE(topology_names); t++)
-			if (!strcmp(s, topology_names[t]))
-				break;
-		if (t == ARRAY_SIZE(topology_names))
-			return spec_err(x, v, "stacks.mesh.topology: expected hub, full or site, "
-					"found '%s'", spec_shown(v, tmp, sizeof(tmp)));
 		c->topology = (enum mesh_topology)t;
 	}
 	if ((v = ymap_get(m, "hubs"))) {

@@ -29,6 +29,9 @@
  *    its keys phase) does not guess: it leaves that part out and says what
  *    it waits for in out->needs ("node2 mesh.public_key"), which plan and
  *    apply show.
+ *  - A render may say what it decided and why in out->notes (one line
+ *    each, naming the node); plan and validate show them, they change
+ *    nothing.
  *  - facts[i] may be NULL (never collected): the render then leaves out
  *    what depends on them.  A render reads facts only through
  *    render_fact(), and only the top-level keys its stack declares in
@@ -93,6 +96,8 @@ struct render_out {
 	json_t *resources;   /* array; renders append */
 	struct strv needs;   /* "NODE STACK.NAME" exports this render waited for */
 	struct exports noted; /* the same, as a set (render_export notes each once) */
+	struct strv notes;   /* one-line facts for the operator ("node3: 10de:1eb8 Tesla T4
+			      * (Turing) → 580, open modules"): plan and validate show them */
 	bool unstamped;      /* stacks_render_node: leave out the "phase" member */
 };
 

@@ -11,7 +11,10 @@
 #   D  a YAML syntax error and an unknown key: exit 1, FILE:LINE:COL, nothing
 #      on stdout; an explicit --state that does not exist is not created;
 #   E  kiln exports on an empty state: nothing / [], exit 0, nothing created;
-#      help for both, listed in 'kiln help'.
+#      help for both, listed in 'kiln help';
+#   F  the nvidia stack's notes (which branch and modules a node gets, why)
+#      under their node in text and -o json, from recorded GPU facts; a card
+#      no configured branch supports: exit 1, one line naming node and card.
 set -euo pipefail
 
 die() { echo "FAIL: $*" >&2; exit 1; }
@@ -163,3 +166,41 @@ for c in validate exports; do
 done
 grep -q 'CI job' <("$KILN" help validate) || die "E: validate help does not say it is for CI"
 ok "E: exports on an empty state, help"
+
+# ---- F: a stack's notes: the nvidia choice per node ---------------------------
+mkdir F && cp known_hosts F/ && mkdir F/.kiln && : >F/.kiln/state.db
+cat >F/cluster.yaml <<'EOF'
+cluster: f
+ssh: {known_hosts: known_hosts}
+nodes:
+  - {name: g1, address: 10.0.0.1}
+  - {name: g2, address: 10.0.0.2}
+  - {name: g3, address: 10.0.0.3}
+stacks:
+  nvidia:
+    branch: 580
+EOF
+"$KILN" exports -f F/cluster.yaml >/dev/null || die "F: exports on an empty file: exit $?"
+gpu() { printf '{"vendor_id":"0x10de","device_id":"%s"}' "$1"; }
+sqlite3 F/.kiln/state.db "INSERT INTO facts VALUES ('f', 'g1', 1, '{\"os\":{\"family\":\"debian\",\"id\":\"debian\",\"version_id\":\"12\"},\"kernel\":{\"release\":\"6.1.0-18-amd64\"},\"gpus\":[$(gpu 0x1eb8)]}');
+	INSERT INTO facts VALUES ('f', 'g2', 1, '{\"os\":{\"family\":\"redhat\",\"id\":\"rocky\",\"version_id\":\"9.3\"},\"kernel\":{\"release\":\"5.14.0-362.8.1.el9_3.x86_64\"},\"gpus\":[$(gpu 0x102d)]}');"
+"$KILN" validate -f F/cluster.yaml >f.txt || die "F: exit $?"
+grep -qxE 'g1 +3 resources' f.txt || die "F: g1 line: $(cat f.txt)"
+grep -qx '    note: g1: 10de:1eb8 Tesla T4 (Turing) → 580, open modules' f.txt ||
+	die "F: g1 note: $(cat f.txt)"
+grep -qx '    note: g2: 10de:102d Tesla K80 (Kepler) → 470 (580 not supported), proprietary modules (Kepler card)' f.txt ||
+	die "F: g2 note: $(cat f.txt)"
+grep -qxE 'g3 +0 resources \(no facts: what needs them is left out\)' f.txt || die "F: g3: $(cat f.txt)"
+[ "$(grep -c 'note:' f.txt)" = 2 ] || die "F: notes for a node without facts: $(cat f.txt)"
+"$KILN" validate -f F/cluster.yaml -o json >f.json || die "F: json exit $?"
+jq -e '[.nodes[] | [.name, (.notes | length)]] == [["g1",1],["g2",1],["g3",0]] and
+	(.nodes[1].notes[0] | startswith("g2: 10de:102d Tesla K80 (Kepler) → 470"))' f.json >/dev/null ||
+	die "F: json notes: $(jq -c '.nodes' f.json)"
+sed -i 's/^    branch: 580$/    branch: 590\n    branches: [590, 580]/' F/cluster.yaml
+rc=0
+"$KILN" validate -f F/cluster.yaml >f.out 2>f.err || rc=$?
+[ "$rc" = 1 ] || die "F: K80 without a 470 branch: exit $rc"
+grep -qx "kiln: g2: 10de:102d Tesla K80 (Kepler): no configured branch supports it (470 legacy; allowed: 590, 580); F/cluster.yaml:9:5: stacks.nvidia" f.err ||
+	die "F: error line: $(cat f.err)"
+[ ! -s f.out ] || die "F: text output despite the error: $(cat f.out)"
+ok "F: nvidia notes per node, text and json; an unsupported card fails naming it"

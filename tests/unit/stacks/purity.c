@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "purity.h"
+#include "spec/spec.h"
 #include "util/util.h"
 
 bool purity_watching;
@@ -135,4 +136,23 @@ void golden_check(const char *path, const json_t *got)
 		buf_release(&want);
 	}
 	free(text);
+}
+
+void golden_check_in(const char *dir, const char *name, const json_t *got)
+{
+	char *path = xasprintf("%s/golden/%s.json", dir, name);
+	golden_check(path, got);
+	free(path);
+}
+
+struct cluster *spec_fixture(const char *dir, const char *name)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	struct cluster *c = NULL;
+	struct kerr e = { 0 };
+
+	if (spec_load(path, &c, &e) < 0)
+		fail_msg("spec %s: %s", path, e.msg);
+	free(path);
+	return c;
 }

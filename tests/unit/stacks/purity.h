@@ -23,4 +23,12 @@ void purity_stop(const char *what);
  * change: review the diff). */
 void golden_check(const char *path, const json_t *got);
 
+/* golden_check on DIR/golden/NAME.json. */
+void golden_check_in(const char *dir, const char *name, const json_t *got);
+
+struct cluster;
+/* The spec DIR/NAME, loaded; the test fails with the spec's message if it
+ * does not load. */
+struct cluster *spec_fixture(const char *dir, const char *name);
+
 #endif

@@ -29,14 +29,7 @@
 
 static struct cluster *load_file(const char *name)
 {
-	char *path = xasprintf("%s/%s", DIR, name);
-	struct cluster *c = NULL;
-	struct kerr e = { 0 };
-
-	if (spec_load(path, &c, &e) < 0)
-		fail_msg("spec %s: %s", path, e.msg);
-	free(path);
-	return c;
+	return spec_fixture(DIR, name);
 }
 
 /* Parse text as the spec DIR/NAME; returns the result, the message in e. */
@@ -166,9 +159,7 @@ static json_t *resource_of(const json_t *list, const char *type)
 
 static void check_golden(const char *name, const json_t *got)
 {
-	char *path = xasprintf("%s/golden/%s.json", DIR, name);
-	golden_check(path, got);
-	free(path);
+	golden_check_in(DIR, name, got);
 }
 
 /* ---- 1-3: goldens, validation, purity ---------------------------------- */
