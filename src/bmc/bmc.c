@@ -216,13 +216,6 @@ static bool op_idempotent(const struct bmc_op *op)
 	return !(op->kind == BMC_OP_POWER_SET && strcmp(op->arg, "on") != 0);
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* Reject confs no back end could use, before any I/O. */
 static int check_conf(const struct bmc_target *c, struct kerr *e)
 {

@@ -51,13 +51,6 @@ static const char *const overlay_dirs[] = {
 	"etc", "usr", "var", "root", "home", "opt", "srv",
 };
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 unsigned long long proc_start_time(pid_t pid)
 {
 	char path[64], buf[1024];
@@ -914,6 +907,63 @@ static _Noreturn void host_first_child(const struct lab_host *h, int netfd,
 	_exit(0);
 }
 
+/*
+ * The keeper of a systemd host: the first child's parent and a child
+ * subreaper, so the host's init becomes its child when the first child
+ * exits and it learns how the init ended.  An init killed by SIGHUP is a
+ * reboot from inside the host (reboot(2) in a PID namespace: `systemctl
+ * reboot`, as systemd-nspawn reads it): the keeper starts the host again,
+ * as `kiln lab reboot` would (same upper layers, addresses and key), and
+ * exits; any other end (lab down, lab reboot's poweroff, a BMC power off)
+ * and it just exits.  It forwards the init's pid to host_spawn.
+ */
+static _Noreturn void keeper_main(struct lab_host *h, int netfd, int report, int pidpipe)
+{
+	int kp[2];
+	pid_t first, init = 0, w;
+	int st;
+
+	prctl(PR_SET_NAME, "kiln-lab-keep");
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 || pipe2(kp, O_CLOEXEC) < 0)
+		init_fail(report, "keeper for", h->name, errno);
+	first = fork();
+	if (first < 0)
+		init_fail(report, "fork", NULL, errno);
+	if (first == 0) {
+		close(kp[0]);
+		close(pidpipe);
+		host_first_child(h, netfd, report, kp[1]);
+	}
+	close(kp[1]);
+	while (read(kp[0], &init, sizeof(init)) < 0 && errno == EINTR)
+		;
+	if (write(pidpipe, &init, sizeof(init)) != sizeof(init) || init <= 0)
+		_exit(1);
+	/* nothing of kiln's: no lock, no pipe, no terminal */
+	char *lab = xstrdup(h->rt), *slash = strrchr(lab, '/');
+	char *host = xstrdup(h->name);
+	if (!slash)
+		_exit(1);
+	*slash = '\0';
+	slash = strrchr(lab, '/');
+	memmove(lab, slash ? slash + 1 : lab, strlen(slash ? slash + 1 : lab) + 1);
+	syscall(SYS_close_range, 3, ~0U, 0);
+	lab_stdio_devnull();
+	setsid();
+	for (;;) {
+		while ((w = waitpid(-1, &st, 0)) < 0 && errno == EINTR)
+			;
+		if (w < 0)
+			_exit(0);
+		if (w != init)
+			continue;             /* the first child, the console drainer */
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGHUP)
+			_exit(0);
+		struct kerr e = { 0 };
+		_exit(lab_reboot(lab, host, &e) < 0 ? 1 : 0);
+	}
+}
+
 int host_spawn(struct lab_host *h, int *report_fd, struct kerr *e)
 {
 	char nspath[4096];
@@ -938,6 +988,8 @@ int host_spawn(struct lab_host *h, int *report_fd, struct kerr *e)
 	if (first == 0) {
 		close(report[0]);
 		close(pidp[0]);
+		if (h->systemd)
+			keeper_main(h, netfd, report[1], pidp[1]);
 		host_first_child(h, netfd, report[1], pidp[1]);
 	}
 	close(report[1]);
@@ -946,7 +998,9 @@ int host_spawn(struct lab_host *h, int *report_fd, struct kerr *e)
 	ssize_t n;
 	while ((n = read(pidp[0], &init, sizeof(init))) < 0 && errno == EINTR)
 		;
-	while (waitpid(first, NULL, 0) < 0 && errno == EINTR)
+	/* a systemd host's keeper stays (and is reaped by whoever inherits
+	 * it); a tiny host's first child exits once init is forked */
+	while (!h->systemd && waitpid(first, NULL, 0) < 0 && errno == EINTR)
 		;
 	if (n != (ssize_t)sizeof(init) || init <= 0) {
 		/* The first child failed; its reason is on the report pipe. */

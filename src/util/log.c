@@ -7,6 +7,7 @@
  */
 #include "util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -132,6 +133,14 @@ int64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
 
 int64_t wall_ms(void)

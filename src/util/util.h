@@ -173,6 +173,7 @@ int run_ok(char *const argv[], const struct run_opts *o, struct kerr *e);
 
 /* ---- time and logging ------------------------------------------------ */
 int64_t now_ms(void);     /* CLOCK_MONOTONIC */
+void sleep_ms(int ms);    /* the whole time, across signals */
 int64_t wall_ms(void);    /* CLOCK_REALTIME */
 
 /*
