@@ -97,7 +97,7 @@ static int64_t last_draw;
 static const char *phase_word(enum node_phase p)
 {
 	static const char *const w[] = { "pending", "connecting", "starting agent",
-					  "collecting facts", "converging", "done" };
+					  "collecting facts", "converging", "rebooting", "done" };
 	return w[p];
 }
 

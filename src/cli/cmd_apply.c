@@ -220,7 +220,10 @@ static int run_apply(int argc, char **argv)
 	"    -l, --limit PATTERN\n        Only these nodes: a comma-separated list of node names,\n" \
 	"        group names and globs over node names (node[1-3], gpu-*).\n\n" \
 	"    --serial N\n        Rolling: N nodes at a time; stop after a batch in which a node\n" \
-	"        failed. The nodes not reached are reported as skipped.\n\n" \
+	"        failed. The nodes not reached are reported as skipped. A node a\n" \
+	"        'reboot' resource asks to reboot (a new kernel or driver) is\n" \
+	"        rebooted after that phase and waited for (up to 600 s) before the\n" \
+	"        next phase, so at most N nodes are down at once.\n\n" \
 	"    --state FILE\n        The state database (default: SPECDIR/.kiln/state.db).\n\n" \
 	"    --agent FILE\n        The kiln-agent executable to copy to nodes (default: $KILN_AGENT,\n" \
 	"        else the kiln-agent beside the kiln executable).\n\n" \

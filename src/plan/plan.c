@@ -40,7 +40,7 @@ const char *node_outcome_name(enum node_outcome o)
 static void set_phase(struct driver *d, struct node_run *nr, enum node_phase p)
 {
 	static const char *const names[] = { "pending", "connecting", "agent", "facts",
-					      "resources", "done" };
+					      "resources", "rebooting", "done" };
 	log_debug("node '%s': %s at +%lld ms", nr->node->name, names[p],
 		  (long long)(now_ms() - nr->started_ms));
 	pthread_mutex_lock(&d->lock);
@@ -152,6 +152,11 @@ static int on_msg(const json_t *msg, void *arg)
 	take_exports(cl, res);
 	if (cl->d->phase)
 		json_object_set_new(res, "phase", json_string(cl->d->phase));
+	/* a reboot resource that would change asks the driver for a reboot */
+	const char *id = json_string_value(json_object_get(msg, "id"));
+	if (cl->d->o->mode == PLAN_APPLY && id && str_starts(id, "reboot:") && status &&
+	    !strcmp(status, "changed"))
+		nr->reboot = true;
 	pthread_mutex_lock(&cl->d->lock);
 	json_array_append_new(nr->results, res);
 	nr->done++;
@@ -189,11 +194,11 @@ static bool node_live(const struct node_run *nr)
 }
 
 /* Stage one: connect, start the agent, collect facts; the session stays open. */
+static void agent_facts(struct driver *d, struct node_run *nr);
+
 static void stage_facts(struct driver *d, struct node_run *nr)
 {
 	struct kerr e = { 0 };
-	struct collect cl = { .d = d, .nr = nr };
-	json_t *req = NULL;
 
 	nr->started_ms = now_ms();
 	set_phase(d, nr, PHASE_CONNECTING);
@@ -201,12 +206,25 @@ static void stage_facts(struct driver *d, struct node_run *nr)
 		fail(nr, OUTCOME_UNREACHABLE, &e);
 		goto out;
 	}
+	agent_facts(d, nr);
+out:
+	if (nr->outcome != OUTCOME_NONE)
+		node_close(nr);
+}
+
+/* On a connected node: start the agent, (re)collect its facts. */
+static void agent_facts(struct driver *d, struct node_run *nr)
+{
+	struct kerr e = { 0 };
+	struct collect cl = { .d = d, .nr = nr };
+	json_t *req = NULL;
+
 	set_phase(d, nr, PHASE_AGENT);
 	if (agent_open(nr->conn, d->o->agent_path, &nr->session, &e) < 0) {
 		fail(nr, OUTCOME_FAILED, &e);
 		goto out;
 	}
-	nr->uploaded = agent_was_uploaded(nr->session);
+	nr->uploaded |= agent_was_uploaded(nr->session);
 	set_phase(d, nr, PHASE_FACTS);
 	req = json_pack("{s:s}", "op", "facts");
 	if (agent_request(nr->session, req, on_msg, &cl, &e) < 0 || !json_is_object(cl.facts)) {
@@ -218,12 +236,11 @@ static void stage_facts(struct driver *d, struct node_run *nr)
 		fail(nr, OUTCOME_FAILED, &e);
 		goto out;
 	}
+	json_decref(nr->facts);
 	nr->facts = cl.facts;
 	cl.facts = NULL;
 	facts_resolve_names(nr->facts, NULL);
 out:
-	if (nr->outcome != OUTCOME_NONE)
-		node_close(nr);
 	json_decref(req);
 	json_decref(cl.facts);
 	free(cl.agent_err);
@@ -284,6 +301,88 @@ static void stage_resources(struct driver *d, struct node_run *nr)
 	free(cl.bad_export);
 }
 
+/*
+ * What tells one boot from the next: the kernel's boot_id, and the start
+ * time of PID 1 (a container's or lab host's init restarts without a new
+ * kernel).
+ */
+#define BOOT_IDENTITY "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f22 /proc/1/stat"
+/* Reboot 2 s from now, so the command returns before the connection goes. */
+#define REBOOT_COMMAND \
+	"if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then " \
+	"systemd-run --quiet --on-active=2 --timer-property=AccuracySec=100ms " \
+	"systemctl reboot; else nohup sh -c 'sleep 2; reboot' >/dev/null 2>&1 </dev/null & fi"
+#define REBOOT_POLL_MS 2000
+
+static int node_exec(struct remote_conn *conn, const char *cmd, struct buf *out, struct kerr *e)
+{
+	struct buf err;
+	int status = 0, r;
+
+	buf_init(&err, 1024);
+	r = remote_exec(conn, cmd, NULL, 0, out, &err, &status, e);
+	if (r == 0 && status != 0) {
+		char *t = str_tty(err.s ? err.s : "", 0);
+		r = kerr_set(e, -EIO, "exit %d: %s", status, t);
+		free(t);
+	}
+	buf_release(&err);
+	return r;
+}
+
+/* A node a reboot resource asked to reboot: reboot it, wait, start again. */
+static void stage_reboot(struct driver *d, struct node_run *nr)
+{
+	int64_t t0 = now_ms(), limit = (d->o->reboot_timeout_s > 0 ? d->o->reboot_timeout_s : 600);
+	struct buf before, now;
+	struct kerr e = { 0 };
+
+	nr->reboot = false;
+	set_phase(d, nr, PHASE_REBOOTING);
+	buf_init(&before, 256);
+	buf_init(&now, 256);
+	agent_close(nr->session);
+	nr->session = NULL;
+	if (node_exec(nr->conn, BOOT_IDENTITY, &before, &e) < 0 ||
+	    node_exec(nr->conn, REBOOT_COMMAND, NULL, &e) < 0) {
+		kerr_prefix(&e, "reboot");
+		fail(nr, OUTCOME_FAILED, &e);
+		goto out;
+	}
+	node_close(nr);
+	/* back when it answers with another boot identity */
+	for (;;) {
+		sleep_ms(REBOOT_POLL_MS);
+		if (now_ms() - t0 > limit * 1000) {
+			kerr_set(&e, -ETIMEDOUT, "reboot: not back within %lld s (last: %s)",
+				 (long long)limit, e.msg[0] ? e.msg : "no answer");
+			fail(nr, OUTCOME_UNREACHABLE, &e);
+			goto out;
+		}
+		if (remote_connect(d->remote, nr->node, &nr->conn, &e) < 0)
+			continue;
+		buf_reset(&now);
+		if (node_exec(nr->conn, BOOT_IDENTITY, &now, &e) == 0 && now.s && before.s &&
+		    strcmp(now.s, before.s))
+			break;
+		node_close(nr);          /* not down yet, or not answering yet */
+	}
+	nr->reboots++;
+	strv_pushf(&nr->notes, "%s: rebooted, back in %lld s", d->phase ? d->phase : "reboot",
+		   (long long)((now_ms() - t0 + 500) / 1000));
+	agent_facts(d, nr);
+	if (nr->outcome == OUTCOME_NONE)
+		set_phase(d, nr, PHASE_RESOURCES);
+out:
+	if (nr->outcome != OUTCOME_NONE) {
+		free(nr->failed_in);
+		nr->failed_in = xstrdup(d->phase ? d->phase : "reboot");
+		node_close(nr);
+	}
+	buf_release(&before);
+	buf_release(&now);
+}
+
 /* Record a node's part of the run in the state store. */
 static void node_record(struct driver *d, struct node_run *nr)
 {
@@ -307,7 +406,9 @@ static void *worker(void *arg)
 
 	while ((i = atomic_fetch_add(&d->next, 1)) < d->end) {
 		struct node_run *nr = &d->run->nodes[i];
-		if (d->stage == stage_facts || (node_live(nr) && json_array_size(nr->pending)))
+		if (d->stage == stage_facts ||
+		    (d->stage == stage_reboot && node_live(nr) && nr->reboot) ||
+		    (d->stage == stage_resources && node_live(nr) && json_array_size(nr->pending)))
 			d->stage(d, nr);
 	}
 	return NULL;
@@ -538,6 +639,7 @@ static void run_phase(struct driver *d, const struct phase_ref *ph, size_t index
 		  d->o->mode == PLAN_APPLY ? " and applying" : "");
 	run_batch(d, from, to, threads);
 	log_debug("phase %s: every node done in %lld ms", name, (long long)(now_ms() - t0));
+	bool reboots = false;
 	for (size_t i = from; i < to; i++) {
 		struct node_run *nr = &d->run->nodes[i];
 		const char *k;
@@ -547,6 +649,14 @@ static void run_phase(struct driver *d, const struct phase_ref *ph, size_t index
 		json_decref(nr->exports);
 		json_decref(nr->pending);
 		nr->exports = nr->pending = NULL;
+		reboots |= node_live(nr) && nr->reboot;
+	}
+	if (reboots) {
+		/* the batch's nodes that asked reboot together; facts anew */
+		d->stage = stage_reboot;
+		run_batch(d, from, to, threads);
+		for (size_t i = from; i < to; i++)
+			d->facts[d->run->nodes[i].node - d->c->nodes] = d->run->nodes[i].facts;
 	}
 	d->phase = NULL;
 }
@@ -736,6 +846,8 @@ json_t *plan_run_to_json(const struct plan_run *run)
 			json_object_set_new(o, "error", json_string(nr->error));
 		if (nr->failed_in)
 			json_object_set_new(o, "failed_in", json_string(nr->failed_in));
+		if (nr->reboots)
+			json_object_set_new(o, "reboots", json_integer(nr->reboots));
 		if (nr->waits.n) {
 			json_t *w = json_array();
 			for (size_t k = 0; k < nr->waits.n; k++)

@@ -20,6 +20,14 @@
  *    name) by apply (a secret only as existing); a check keeps them in
  *    memory for its own later phases.  Renders see every node's facts:
  *    this run's, or the last recorded for nodes not selected.
+ *  - Reboots.  In apply, a "reboot" resource that reports "changed" asks
+ *    for one: after that phase the driver reboots the node (systemctl
+ *    reboot, delayed 2 s so the command returns), waits until it answers
+ *    SSH with a new boot identity (boot_id and PID 1's start time), opens
+ *    a new agent session, collects facts again and goes on with the next
+ *    phase.  Nodes of a batch reboot in parallel, so with serial N at most
+ *    N are down at once (a rolling reboot).  Not back within
+ *    reboot_timeout_s (default 600): unreachable.
  *  - The progress callback is called from worker threads, serialised by a
  *    lock, every time a node changes phase or a result arrives; it may
  *    read the whole run but must not block for long.
@@ -43,7 +51,7 @@ struct agent_session;
 enum plan_mode { PLAN_FACTS, PLAN_CHECK, PLAN_APPLY };
 
 enum node_phase { PHASE_PENDING, PHASE_CONNECTING, PHASE_AGENT, PHASE_FACTS,
-		  PHASE_RESOURCES, PHASE_DONE };
+		  PHASE_RESOURCES, PHASE_REBOOTING, PHASE_DONE };
 
 enum node_outcome { OUTCOME_NONE, OUTCOME_OK, OUTCOME_CHANGED, OUTCOME_FAILED,
 		    OUTCOME_UNREACHABLE, OUTCOME_SKIPPED };
@@ -67,6 +75,8 @@ struct node_run {
 	struct agent_session *session;
 	json_t *pending;      /* this phase's resources */
 	json_t *exports;      /* this phase's exports: {name: value} */
+	bool reboot;          /* a reboot resource asked for one in this phase */
+	int reboots;          /* reboots this run */
 };
 
 struct plan_run {
@@ -88,6 +98,7 @@ struct plan_opts {
 	const char *agent_path;     /* the local kiln-agent to run on nodes */
 	struct state *state;        /* may be NULL */
 	const struct strv *rotate;  /* nodes whose keys this run makes anew (kiln mesh rotate) */
+	int reboot_timeout_s;       /* a rebooting node's wait; 0 = 600 */
 	void (*progress)(const struct plan_run *run, const struct node_run *nr, void *arg);
 	void *arg;
 };

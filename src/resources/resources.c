@@ -15,7 +15,7 @@ static const struct res_type *const types[] = {
 	&res_type_file, &res_type_directory, &res_type_line, &res_type_sysctl,
 	&res_type_kmod, &res_type_swap, &res_type_hostname, &res_type_package,
 	&res_type_service, &res_type_user, &res_type_group, &res_type_command,
-	&res_type_wgkey, &res_type_wireguard, &res_type_reach,
+	&res_type_wgkey, &res_type_wireguard, &res_type_reach, &res_type_reboot,
 };
 
 static const struct res_type *type_of(const json_t *r)
@@ -504,6 +504,18 @@ json_t *res_service(const char *name, bool enabled, bool running,
 	json_object_set_new(r, "state", json_string(running ? "running" : "stopped"));
 	if (nwatch)
 		json_object_set_new(r, "watch", strv_json(watch, nwatch));
+	return r;
+}
+
+json_t *res_reboot(const char *name, const char *module, const char *version)
+{
+	json_t *r = res_new("reboot");
+	json_object_set_new(r, "name", json_string(name));
+	json_object_set_new(r, "when", json_string(module ? "module" : "required"));
+	if (module)
+		json_object_set_new(r, "module", json_string(module));
+	if (module && version)
+		json_object_set_new(r, "version", json_string(version));
 	return r;
 }
 

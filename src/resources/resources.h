@@ -1,7 +1,7 @@
 /*
  * resources — check-then-act resource types (file, directory, line, sysctl,
- * kmod, swap, hostname, package, service, user, group, command, and for the
- * mesh: wgkey, wireguard, reach).
+ * kmod, swap, hostname, package, service, user, group, command, reboot, and
+ * for the mesh: wgkey, wireguard, reach).
  *
  * A resource is a JSON object, the same one that travels to kiln-agent
  * (docs/resources.md describes every type and field).  Renderers build them
@@ -104,6 +104,12 @@ json_t *res_service(const char *name, bool enabled, bool running,
 json_t *res_user(const char *name, const char *shell, const char *const *groups,
 		 size_t ngroups, const char *const *keys, size_t nkeys);
 json_t *res_group(const char *name);
+/*
+ * A reboot when needed (the driver reboots; the resource only asks):
+ * module NULL = when /run/reboot-required exists; else when module is not
+ * loaded at a version starting with version (NULL: any) but is installed.
+ */
+json_t *res_reboot(const char *name, const char *module, const char *version);
 json_t *res_command(const char *command, const char *creates, const char *unless);
 /* A WireGuard private key made on the node; exports "public_key". */
 json_t *res_wgkey(const char *path, bool rotate);

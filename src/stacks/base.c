@@ -447,7 +447,7 @@ out:
 static int base_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 {
 	static const char *const keys[] = { "modules", "sysctls", "swap_off", "hostname",
-		"hosts_file", "admin_user", "packages", "files", "services", NULL };
+		"hosts_file", "admin_user", "packages", "files", "services", "reboot", NULL };
 	static const char *const def_sysctls[][2] = {
 		{ "net.bridge.bridge-nf-call-iptables", "1" },
 		{ "net.bridge.bridge-nf-call-ip6tables", "1" },
@@ -492,6 +492,9 @@ static int base_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 		return r;
 	if ((v = ymap_get(m, "hosts_file")) &&
 	    (r = spec_get_bool(x, v, "stacks.base.hosts_file", &b->hosts_file)) < 0)
+		return r;
+	if ((v = ymap_get(m, "reboot")) &&
+	    (r = spec_get_bool(x, v, "stacks.base.reboot", &b->reboot)) < 0)
 		return r;
 	if ((v = ymap_get(m, "admin_user")) && (r = parse_admin(x, v, &b->admin)) < 0)
 		return r;
@@ -645,6 +648,9 @@ static void base_share(struct stack_base *b, const struct cluster *c)
 		free(ids);
 		free(w);
 	}
+	/* last: what a package asked for (/run/reboot-required) */
+	if (b->reboot)
+		json_array_append_new(b->tail, res_reboot("required", NULL, NULL));
 }
 
 /* Everything in one phase: nothing in base waits for another node. */

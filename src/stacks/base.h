@@ -51,6 +51,7 @@ struct stack_base {
 	bool swap_off;
 	bool hostname;
 	bool hosts_file;
+	bool reboot;             /* reboot a node a package asked to (/run/reboot-required) */
 	struct admin_user admin;
 	json_t *packages;        /* object: os family ("debian", "redhat") -> array of names */
 	struct spec_file *files;

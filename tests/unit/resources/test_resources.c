@@ -672,6 +672,55 @@ static void test_sysctl(void **state)
 	json_decref(r);
 }
 
+/* reboot: asks (changed) and never acts, in check and apply alike. */
+static void test_reboot(void **state)
+{
+	const char *root = *state;
+	json_t *r = res_reboot("required", NULL, NULL);
+	struct outcome o;
+
+	o = run(root, true, r);
+	assert_int_equal(o.status, RES_OK);                /* nothing asked */
+	outcome_free(&o);
+	mkdir_under(root, "/run");
+	put(root, "/run/reboot-required", "");
+	put(root, "/run/reboot-required.pkgs", "linux-image-6.1.0-99-amd64\nnvidia-kernel-dkms\n");
+	for (int apply = 0; apply < 2; apply++) {
+		o = run(root, !apply, r);
+		assert_int_equal(o.status, RES_CHANGED);
+		assert_string_equal(o.message, "reboot: /run/reboot-required "
+				    "(linux-image-6.1.0-99-amd64, nvidia-kernel-dkms)");
+		outcome_free(&o);
+	}
+	char *still = get(root, "/run/reboot-required");      /* the driver reboots, not it */
+	assert_non_null(still);
+	free(still);
+	json_decref(r);
+
+	/* a module loaded at another version than the one wanted */
+	r = res_reboot("nvidia", "nvidia", "580.");
+	mkdir_under(root, "/sys/module/nvidia");
+	put(root, "/sys/module/nvidia/version", "535.104.05\n");
+	o = run(root, true, r);
+	assert_int_equal(o.status, RES_CHANGED);
+	assert_string_equal(o.message, "reboot: module nvidia 535.104.05 is loaded, 580. wanted");
+	outcome_free(&o);
+	put(root, "/sys/module/nvidia/version", "580.95.05\n");
+	o = run(root, true, r);
+	assert_int_equal(o.status, RES_OK);
+	outcome_free(&o);
+	json_decref(r);
+
+	/* bad input is refused before anything runs */
+	struct kerr e = { 0 };
+	r = json_pack("{s:s,s:s,s:s}", "type", "reboot", "name", "x", "when", "module");
+	assert_int_equal(resource_validate(r, &e), -EINVAL);
+	assert_string_equal(e.msg, "resource 'reboot:x': when 'module' needs field 'module'");
+	json_object_set_new(r, "module", json_string("nv;reboot"));
+	assert_int_equal(resource_validate(r, &e), -EINVAL);
+	json_decref(r);
+}
+
 static void test_kmod(void **state)
 {
 	const char *root = *state;
@@ -1676,6 +1725,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_line, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_sysctl, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_kmod, setup_root, teardown_root),
+		cmocka_unit_test_setup_teardown(test_reboot, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_swap, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_hostname, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_command, setup_root, teardown_root),
