@@ -538,6 +538,10 @@ static int render_driver(const struct render_ctx *rc, const void *conf, const st
 		return kerr_set(e, -ENOTSUP, "%s: os family '%s': the nvidia stack knows "
 				"debian and redhat", n->name, f[0] ? f : "unknown");
 	}
+	/* the driver is in use only once the module is: a reboot if it is not */
+	char want[16];
+	snprintf(want, sizeof(want), "%u.", ch.branch);
+	json_array_append_new(out->resources, res_reboot("nvidia", "nvidia", want));
 	strv_push(&out->notes, ch.note);
 	return 0;
 }
@@ -550,12 +554,18 @@ static int render_persistence(const struct render_ctx *rc, const void *conf,
 	struct nv_choice ch;
 	int r;
 
-	if (!c->persistenced)
-		return 0;
 	if ((r = nvidia_choose(c, render_fact(rc, n, "gpus"), n, &ch, e)) < 0 || !ch.ncards)
 		return r;
-	json_array_append_new(out->resources,
-			      res_service("nvidia-persistenced", true, true, NULL, 0));
+	/* after the driver phase (and its reboot): the loaded driver is the branch */
+	char *cmd = xasprintf("echo 'the loaded NVIDIA driver is not branch %u "
+			      "(/proc/driver/nvidia/version)' >&2; exit 1", ch.branch);
+	char *unless = xasprintf("grep -q ' %u\\.' /proc/driver/nvidia/version", ch.branch);
+	json_array_append_new(out->resources, res_command(cmd, NULL, unless));
+	free(cmd);
+	free(unless);
+	if (c->persistenced)
+		json_array_append_new(out->resources,
+				      res_service("nvidia-persistenced", true, true, NULL, 0));
 	return 0;
 }
 
