@@ -22,12 +22,7 @@
 /* Is s (len) exactly 2 * bytes lower-case hex digits: a secret kiln made? */
 static bool secret_form_ok(const char *s, size_t len, int bytes)
 {
-	if (len != (size_t)bytes * 2)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
+	return len == (size_t)bytes * 2 && strspn(s, "0123456789abcdef") == len;
 }
 
 /*
@@ -52,15 +47,11 @@ static int secret_read(const char *full, int bytes, char *b, size_t cap)
 	return secret_form_ok(b, (size_t)n, bytes);
 }
 
+/* [a-z0-9_]{1,64}: the names the driver accepts for exports. */
 static bool export_name_ok(const char *s)
 {
 	size_t n = strlen(s);
-	if (!n || n > 64)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
-			return false;
-	return true;
+	return n && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
 static int secret_validate(const json_t *r, const char *id, struct kerr *e)

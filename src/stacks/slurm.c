@@ -83,13 +83,7 @@ struct slurm_conf {
 static bool slurm_name_ok(const char *s, size_t max)
 {
 	size_t n = strlen(s);
-	if (!n || n > max)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' ||
-		      *s == '-'))
-			return false;
-	return true;
+	return n && n <= max && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
 static void slurm_free(void *p)
@@ -559,6 +553,28 @@ static void part_line(struct buf *out, const char *name, const struct buf *nodes
 		   name, nodes->s, dflt ? "YES" : "NO");
 }
 
+/* The GPU types of the compute nodes, in name order. */
+static void gpu_types(const struct render_ctx *rc, const struct members *m, struct strv *types)
+{
+	for (size_t k = 0; k < m->n; k++) {
+		struct gpu_list g;
+		gpus_of(render_facts(rc, m->v[k]), &g);
+		for (size_t j = 0; j < g.n; j++) {
+			char t[GPU_TYPE_MAX];
+			gpu_type_of(g.v[j], t);
+			if (!strv_contains(types, t))
+				strv_push(types, t);
+		}
+		free(g.v);
+	}
+	for (size_t i = 1; i < types->n; i++)
+		for (size_t j = i; j > 0 && strcmp(types->v[j - 1], types->v[j]) > 0; j--) {
+			char *t = types->v[j];
+			types->v[j] = types->v[j - 1];
+			types->v[j - 1] = t;
+		}
+}
+
 /*
  * The partitions: the spec's, in spec order; "all" (every compute node,
  * the default unless a spec partition is) unless the spec names one so;
@@ -590,24 +606,8 @@ static void partitions(const struct render_ctx *rc, const struct slurm_conf *s,
 			buf_printf(&nodes, "%s%s", nodes.len ? "," : "", m->v[k]->name);
 		part_line(out, "all", &nodes, !spec_default);
 	}
-	for (size_t k = 0; s->gpu_partitions && k < m->n; k++) {
-		struct gpu_list g;
-		gpus_of(render_facts(rc, m->v[k]), &g);
-		for (size_t j = 0; j < g.n; j++) {
-			char t[GPU_TYPE_MAX];
-			gpu_type_of(g.v[j], t);
-			if (!strv_contains(&types, t))
-				strv_push(&types, t);
-		}
-		free(g.v);
-	}
-	/* types in name order */
-	for (size_t i = 1; i < types.n; i++)
-		for (size_t j = i; j > 0 && strcmp(types.v[j - 1], types.v[j]) > 0; j--) {
-			char *t = types.v[j];
-			types.v[j] = types.v[j - 1];
-			types.v[j - 1] = t;
-		}
+	if (s->gpu_partitions)
+		gpu_types(rc, m, &types);
 	for (size_t i = 0; i < types.n; i++) {
 		bool named = false;
 		for (size_t p = 0; p < s->nparts; p++)
@@ -666,10 +666,18 @@ static void slurm_conf_text(const struct render_ctx *rc, const struct slurm_conf
 	else
 		buf_adds(head, "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
 			 "JobAcctGatherType=jobacct_gather/linux\n");
-	if (s->db >= 0)
+	if (s->db >= 0) {
+		/* GPUs accounted for by type as well: gres/gpu:a100 */
+		struct strv types = STRV_INIT;
+		gpu_types(rc, m, &types);
 		buf_printf(head, "AccountingStorageType=accounting_storage/slurmdbd\n"
-			   "AccountingStorageHost=%s\nAccountingStorageTRES=gres/gpu\n",
+			   "AccountingStorageHost=%s\nAccountingStorageTRES=gres/gpu",
 			   c->nodes[s->db].address);
+		for (size_t i = 0; i < types.n; i++)
+			buf_printf(head, ",gres/gpu:%s", types.v[i]);
+		buf_adds(head, "\n");
+		strv_release(&types);
+	}
 	else
 		buf_adds(head, "AccountingStorageType=accounting_storage/none\n");
 	buf_adds(head, "\n# compute nodes, from their facts\n");
@@ -874,10 +882,7 @@ static const char *secret_export(const struct render_ctx *rc, struct render_out 
 	const char *v = render_export(rc, out, from->name, SLURM_STACK, name);
 	if (!v)
 		return NULL;
-	bool ok = strlen(v) == bytes * 2;
-	for (const char *p = v; ok && *p; p++)
-		ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
-	if (!ok) {
+	if (strlen(v) != bytes * 2 || strspn(v, "0123456789abcdef") != bytes * 2) {
 		strv_pushf(&out->needs, "%s slurm.%s (the one exported is malformed)",
 			   from->name, name);
 		return NULL;

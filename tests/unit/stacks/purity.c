@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "purity.h"
+#include "resources/resources.h"
 #include "util/util.h"
 
 bool purity_watching;
@@ -135,4 +136,22 @@ void golden_check(const char *path, const json_t *got)
 		buf_release(&want);
 	}
 	free(text);
+}
+
+void resources_check_valid(const char *node, const json_t *list)
+{
+	struct kerr e = { 0 };
+	size_t i;
+	json_t *res;
+
+	json_array_foreach(list, i, res) {
+		/* the "phase" member is the driver's, not the agent's */
+		json_t *bare = json_deep_copy(res);
+		json_object_del(bare, "phase");
+		if (resource_validate(bare, &e) < 0) {
+			char *s = json_dumps(res, JSON_COMPACT);
+			fail_msg("node %s: resource %s does not validate: %s", node, s, e.msg);
+		}
+		json_decref(bare);
+	}
 }

@@ -23,4 +23,8 @@ void purity_stop(const char *what);
  * change: review the diff). */
 void golden_check(const char *path, const json_t *got);
 
+/* Fail naming node and resource unless every resource of list (stamped
+ * with "phase" or not) passes the agent's resource_validate(). */
+void resources_check_valid(const char *node, const json_t *list);
+
 #endif

@@ -131,18 +131,7 @@ static json_t *render(const struct cluster *c, const struct node *n, const struc
 	purity_stop(what);
 	if (r < 0)
 		fail_msg("render %s: %s", n->name, e.msg);
-	size_t i;
-	json_t *res;
-	json_array_foreach(ro.resources, i, res) {
-		/* the "phase" member is the driver's, not the agent's */
-		json_t *bare = json_deep_copy(res);
-		json_object_del(bare, "phase");
-		if (resource_validate(bare, &e) < 0) {
-			char *s = json_dumps(res, JSON_COMPACT);
-			fail_msg("node %s: resource %s does not validate: %s", n->name, s, e.msg);
-		}
-		json_decref(bare);
-	}
+	resources_check_valid(n->name, ro.resources);
 	if (needs)
 		for (size_t k = 0; k < ro.needs.n; k++)
 			strv_push(needs, ro.needs.v[k]);

@@ -90,16 +90,7 @@ static json_t *render(const struct cluster *c, const json_t **facts, const struc
 	purity_stop(what);
 	if (r < 0)
 		fail_msg("render %s: %s", n->name, e.msg);
-	size_t i;
-	json_t *res;
-	json_array_foreach(ro.resources, i, res) {
-		json_t *bare = json_deep_copy(res);
-		json_object_del(bare, "phase");
-		if (resource_validate(bare, &e) < 0)
-			fail_msg("node %s: resource %s does not validate: %s", n->name,
-				 json_dumps(res, JSON_COMPACT), e.msg);
-		json_decref(bare);
-	}
+	resources_check_valid(n->name, ro.resources);
 	for (size_t k = 0; needs && k < ro.needs.n; k++)
 		strv_push(needs, ro.needs.v[k]);
 	json_t *out = json_incref(ro.resources);
