@@ -634,20 +634,35 @@ static void partitions(const struct render_ctx *rc, const struct slurm_conf *s,
 }
 
 /*
- * slurm.conf in two parts: head, what slurmctld and slurmd apply only when
- * they restart (hosts, ports, plugins, the nodes), and tail, what `scontrol
- * reconfigure` applies (partitions, scheduler parameters).  The same text
- * on every node.
+ * slurm.conf, the same text on every node, in two parts: head, what
+ * slurmctld and slurmd apply only when they restart (hosts, ports, plugins,
+ * the nodes), then what `scontrol reconfigure` applies (partitions,
+ * scheduler parameters).  all is the file.
  */
-static void slurm_conf_text(const struct render_ctx *rc, const struct slurm_conf *s,
-			    struct buf *head, struct buf *tail, struct members *m,
-			    struct render_out *ro)
+struct slurm_text {
+	struct buf head, all;
+	struct members m;             /* the compute nodes listed */
+};
+
+static void slurm_text_release(struct slurm_text *t)
+{
+	buf_release(&t->head);
+	buf_release(&t->all);
+	free(t->m.v);
+}
+
+/* Build t; needs about nodes left out go to ro (NULL: not noted). */
+static void slurm_text_make(const struct render_ctx *rc, const struct slurm_conf *s,
+			    struct slurm_text *t, struct render_out *ro)
 {
 	const struct cluster *c = rc->c;
 	const struct node *ctl = &c->nodes[s->ctl];
-	struct buf lines;
+	struct buf lines, *head = &t->head, *tail = &t->all;
+	struct members *m = &t->m;
 
 	buf_init(&lines, 0);
+	buf_init(head, 0);
+	buf_init(tail, 0);
 	buf_adds(&lines, "");
 	compute_nodes(rc, s, &lines, m, ro);
 	buf_adds(head, HEADER);
@@ -687,6 +702,12 @@ static void slurm_conf_text(const struct render_ctx *rc, const struct slurm_conf
 	partitions(rc, s, m, tail);
 	if (s->sched_params)
 		buf_printf(tail, "SchedulerParameters=%s\n", s->sched_params);
+	/* all = head + the rest */
+	struct buf rest = *tail;
+	buf_init(tail, 0);
+	buf_add(tail, head->s, head->len);
+	buf_add(tail, rest.s, rest.len);
+	buf_release(&rest);
 }
 
 /* A cpulist ("0-31,64-95") as Slurm core ids, compressed ("0-31"); "" if none. */
@@ -929,8 +950,8 @@ static int render_config(const struct render_ctx *rc, const void *conf, const st
 {
 	const struct slurm_conf *s = conf;
 	const struct node *ctl = &rc->c->nodes[s->ctl];
-	struct buf head, tail, all, gres, cg;
-	struct members m = { 0 };
+	struct slurm_text t;
+	struct buf gres, cg;
 
 	if (!in_slurm(rc, s, n))
 		return 0;
@@ -944,40 +965,33 @@ static int render_config(const struct render_ctx *rc, const void *conf, const st
 					      res_service("munge", true, true, watch, 1));
 		}
 	}
-	buf_init(&head, 0);
-	buf_init(&tail, 0);
-	buf_init(&all, 0);
 	buf_init(&gres, 0);
 	buf_init(&cg, 0);
 	/* needs about other nodes' facts are the controller's to show */
-	slurm_conf_text(rc, s, &head, &tail, &m, is_ctl(rc, s, n) ? out : NULL);
-	buf_add(&all, head.s, head.len);
-	buf_add(&all, tail.s, tail.len);
+	slurm_text_make(rc, s, &t, is_ctl(rc, s, n) ? out : NULL);
 	cgroup_conf_text(s, &cg);
-	json_array_append_new(out->resources, res_file(SLURM_CONF, all.s, 0644, "root", "root"));
+	json_array_append_new(out->resources, res_file(SLURM_CONF, t.all.s, 0644, "root",
+						       "root"));
 	json_array_append_new(out->resources, res_file(CGROUP_CONF, cg.s, 0644, "root", "root"));
 	if (is_db(rc, s, n))
 		config_db(rc, s, n, out);
 	bool listed = false;
-	for (size_t i = 0; i < m.n; i++)
-		listed |= m.v[i] == n;
+	for (size_t i = 0; i < t.m.n; i++)
+		listed |= t.m.v[i] == n;
 	if (listed) {
 		gres_conf_text(rc, n, &gres);
 		json_array_append_new(out->resources, res_file(GRES_CONF, gres.s, 0644, "root",
 							       "root"));
 		json_array_append_new(out->resources, res_directory(SPOOL_DIR, 0755, "root",
 								    "root"));
-		unsigned long long h = fnv64(head.s, head.len, FNV_SEED);
+		unsigned long long h = fnv64(t.head.s, t.head.len, FNV_SEED);
 		h = fnv64(gres.s, gres.len, h);
 		h = fnv64(cg.s, cg.len, h);
 		json_array_append_new(out->resources,
 				      stamped("slurmd", "systemctl restart slurmd", h, NULL));
 		json_array_append_new(out->resources, res_service("slurmd", true, true, NULL, 0));
 	}
-	free(m.v);
-	buf_release(&head);
-	buf_release(&tail);
-	buf_release(&all);
+	slurm_text_release(&t);
 	buf_release(&gres);
 	buf_release(&cg);
 	return 0;
@@ -1029,19 +1043,13 @@ static int render_controller(const struct render_ctx *rc, const void *conf,
 			     const struct node *n, struct render_out *out, struct kerr *e)
 {
 	const struct slurm_conf *s = conf;
-	struct buf head, tail, all;
-	struct members m = { 0 };
+	struct slurm_text t;
 
 	if (!is_ctl(rc, s, n))
 		return 0;
-	buf_init(&head, 0);
-	buf_init(&tail, 0);
-	buf_init(&all, 0);
-	slurm_conf_text(rc, s, &head, &tail, &m, NULL);
-	buf_add(&all, head.s, head.len);
-	buf_add(&all, tail.s, tail.len);
-	unsigned long long hr = fnv64(head.s, head.len, FNV_SEED);
-	unsigned long long hc = fnv64(all.s, all.len, FNV_SEED);
+	slurm_text_make(rc, s, &t, NULL);
+	unsigned long long hr = fnv64(t.head.s, t.head.len, FNV_SEED);
+	unsigned long long hc = fnv64(t.all.s, t.all.len, FNV_SEED);
 	char also[96];
 	snprintf(also, sizeof(also), " && echo %016llx > " STAMP_DIR "/reconfigure", hc);
 
@@ -1063,10 +1071,7 @@ static int render_controller(const struct render_ctx *rc, const void *conf,
 			      stamped("reconfigure", "scontrol reconfigure", hc, NULL));
 	json_array_append_new(out->resources, res_file(CHECK_SCRIPT, check_script, 0755, "root",
 						       "root"));
-	free(m.v);
-	buf_release(&head);
-	buf_release(&tail);
-	buf_release(&all);
+	slurm_text_release(&t);
 	return 0;
 }
 
@@ -1075,26 +1080,22 @@ static int render_check(const struct render_ctx *rc, const void *conf, const str
 			struct render_out *out, struct kerr *e)
 {
 	const struct slurm_conf *s = conf;
-	struct buf head, tail, names;
-	struct members m = { 0 };
+	struct slurm_text t;
+	struct buf names;
 
 	if (!is_ctl(rc, s, n))
 		return 0;
-	buf_init(&head, 0);
-	buf_init(&tail, 0);
+	slurm_text_make(rc, s, &t, NULL);
 	buf_init(&names, 0);
-	slurm_conf_text(rc, s, &head, &tail, &m, NULL);
 	buf_adds(&names, "");
-	for (size_t i = 0; i < m.n; i++)
-		buf_printf(&names, " %s", m.v[i]->name);
+	for (size_t i = 0; i < t.m.n; i++)
+		buf_printf(&names, " %s", t.m.v[i]->name);
 	char *cmd = xasprintf(CHECK_SCRIPT " %d%s", s->check_timeout, names.s);
 	char *quick = xasprintf(CHECK_SCRIPT " 0%s", names.s);
 	json_array_append_new(out->resources, res_command(cmd, NULL, quick));
 	free(cmd);
 	free(quick);
-	free(m.v);
-	buf_release(&head);
-	buf_release(&tail);
+	slurm_text_release(&t);
 	buf_release(&names);
 	return 0;
 }

@@ -20,6 +20,7 @@
 
 #include "purity.h"
 #include "resources/resources.h"
+#include "stacks/stacks.h"
 #include "util/util.h"
 
 bool purity_watching;
@@ -138,7 +139,9 @@ void golden_check(const char *path, const json_t *got)
 	free(text);
 }
 
-void resources_check_valid(const char *node, const json_t *list)
+/* Fail naming node and resource unless every resource of list passes the
+ * agent's resource_validate(). */
+static void resources_check_valid(const char *node, const json_t *list)
 {
 	struct kerr e = { 0 };
 	size_t i;
@@ -154,4 +157,26 @@ void resources_check_valid(const char *node, const json_t *list)
 		}
 		json_decref(bare);
 	}
+}
+
+json_t *render_node_checked(const struct render_ctx *rc, const struct node *n,
+			    struct strv *needs)
+{
+	struct render_out ro;
+	struct kerr e = { 0 };
+	char what[128];
+
+	render_out_init(&ro);
+	purity_start();
+	int r = stacks_render_node(rc, n, &ro, &e);
+	snprintf(what, sizeof(what), "rendering node '%s'", n->name);
+	purity_stop(what);
+	if (r < 0)
+		fail_msg("render %s: %s", n->name, e.msg);
+	resources_check_valid(n->name, ro.resources);
+	for (size_t k = 0; needs && k < ro.needs.n; k++)
+		strv_push(needs, ro.needs.v[k]);
+	json_t *out = json_incref(ro.resources);
+	render_out_release(&ro);
+	return out;
 }

@@ -23,8 +23,14 @@ void purity_stop(const char *what);
  * change: review the diff). */
 void golden_check(const char *path, const json_t *got);
 
-/* Fail naming node and resource unless every resource of list (stamped
- * with "phase" or not) passes the agent's resource_validate(). */
-void resources_check_valid(const char *node, const json_t *list);
+struct render_ctx;
+struct node;
+struct strv;
+/* Every phase for node n (stacks_render_node) under the purity watch; fails
+ * on a render error or a resource the agent's resource_validate() refuses.
+ * What the render waited for is appended to needs (may be NULL).  Returns
+ * the resources (the caller's reference). */
+json_t *render_node_checked(const struct render_ctx *rc, const struct node *n,
+			    struct strv *needs);
 
 #endif

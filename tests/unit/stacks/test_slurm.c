@@ -78,24 +78,8 @@ static void exports_with_secrets(struct exports *ex, const char *munge, const ch
 static json_t *render(const struct cluster *c, const json_t **facts, const struct node *n,
 		      const struct exports *ex, struct strv *needs)
 {
-	struct render_out ro;
-	struct kerr e = { 0 };
-	char what[128];
-
-	render_out_init(&ro);
 	struct render_ctx rc = { .c = c, .facts = facts, .exports = ex };
-	purity_start();
-	int r = stacks_render_node(&rc, n, &ro, &e);
-	snprintf(what, sizeof(what), "rendering node '%s'", n->name);
-	purity_stop(what);
-	if (r < 0)
-		fail_msg("render %s: %s", n->name, e.msg);
-	resources_check_valid(n->name, ro.resources);
-	for (size_t k = 0; needs && k < ro.needs.n; k++)
-		strv_push(needs, ro.needs.v[k]);
-	json_t *out = json_incref(ro.resources);
-	render_out_release(&ro);
-	return out;
+	return render_node_checked(&rc, n, needs);
 }
 
 /* The content of the file resource at path, or NULL. */
