@@ -277,7 +277,9 @@ enum res_status res_file_converge(struct res_ctx *ctx, const struct file_want *w
 			res_note(out, "replace symlink %s -> %s", w->path, link);
 		else if (!exists)
 			res_note(out, "create %s", w->path);
-		if (has_nul(old.s, old.len) || has_nul(w->content, w->len))
+		if (w->secret)
+			res_note(out, "content differs (secret: not shown)");
+		else if (has_nul(old.s, old.len) || has_nul(w->content, w->len))
 			res_note(out, "binary content differs");
 		else if (diff_unified(exists ? w->path : "/dev/null", old.s, w->path,
 				      w->content, &diff) < 0) {
@@ -344,6 +346,7 @@ static void file_run(struct res_ctx *ctx, const json_t *r, struct res_result *ou
 		.content = json_string_value(c),
 		.len = json_string_length(c),
 		.mode = res_mode(r, "mode"),
+		.secret = res_bool(r, "secret", false),
 	};
 
 	int pending = res_resolve_owner(ctx, res_str(r, "owner"), res_str(r, "group"),
@@ -364,6 +367,7 @@ static const struct field file_fields[] = {
 	{ "mode", F_MODE, false, NULL },
 	{ "owner", F_STR, false, NULL },
 	{ "group", F_STR, false, NULL },
+	{ "secret", F_BOOL, false, NULL },
 	{ NULL, 0, false, NULL },
 };
 

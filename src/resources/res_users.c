@@ -151,7 +151,8 @@ static bool user_groups_enabled(const struct res_ctx *ctx)
  * Check mode only: would an earlier resource in this run create the user
  * (kind "user") or group (kind "group") called name?  A group may also come
  * from useradd's user private group, so a pending user:NAME counts for it
- * where login.defs enables those.
+ * where login.defs enables those.  A pending package install counts for
+ * any name: maintainer scripts make system users (munge, slurm).
  */
 static bool res_pending(const struct res_ctx *ctx, const char *kind, const char *name)
 {
@@ -159,6 +160,8 @@ static bool res_pending(const struct res_ctx *ctx, const char *kind, const char 
 	bool yes = strv_contains(&ctx->changed, id);
 
 	free(id);
+	for (size_t i = 0; !yes && i < ctx->changed.n; i++)
+		yes = !strncmp(ctx->changed.v[i], "package:", 8);
 	if (!yes && !strcmp(kind, "group") && res_pending(ctx, "user", name))
 		return user_groups_enabled(ctx);
 	return yes;

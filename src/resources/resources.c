@@ -15,7 +15,8 @@ static const struct res_type *const types[] = {
 	&res_type_file, &res_type_directory, &res_type_line, &res_type_sysctl,
 	&res_type_kmod, &res_type_swap, &res_type_hostname, &res_type_package,
 	&res_type_service, &res_type_user, &res_type_group, &res_type_command,
-	&res_type_wgkey, &res_type_wireguard, &res_type_reach, &res_type_reboot,
+	&res_type_secret, &res_type_wgkey, &res_type_wireguard, &res_type_reach,
+	&res_type_reboot,
 };
 
 static const struct res_type *type_of(const json_t *r)
@@ -546,6 +547,26 @@ json_t *res_command(const char *command, const char *creates, const char *unless
 		json_object_set_new(r, "creates", json_string(creates));
 	if (unless)
 		json_object_set_new(r, "unless", json_string(unless));
+	return r;
+}
+
+json_t *res_file_secret(const char *path, const char *content, unsigned mode,
+			const char *owner, const char *group)
+{
+	json_t *r = res_file(path, content, mode, owner, group);
+	json_object_set_new(r, "secret", json_true());
+	return r;
+}
+
+json_t *res_secret(const char *path, const char *export_name, int bytes, unsigned mode,
+		   const char *owner, const char *group)
+{
+	json_t *r = res_new("secret");
+	json_object_set_new(r, "path", json_string(path));
+	json_object_set_new(r, "export", json_string(export_name));
+	json_object_set_new(r, "bytes", json_integer(bytes));
+	json_object_set_new(r, "mode", mode_json(mode));
+	set_owner(r, owner, group);
 	return r;
 }
 

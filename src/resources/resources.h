@@ -1,6 +1,7 @@
 /*
  * resources — check-then-act resource types (file, directory, line, sysctl,
- * kmod, swap, hostname, package, service, user, group, command, reboot, and
+ * kmod, swap, hostname, package, service, user, group, command, secret,
+ * reboot, and
  * for the mesh: wgkey, wireguard, reach).
  *
  * A resource is a JSON object, the same one that travels to kiln-agent
@@ -111,6 +112,13 @@ json_t *res_group(const char *name);
  */
 json_t *res_reboot(const char *name, const char *module, const char *version);
 json_t *res_command(const char *command, const char *creates, const char *unless);
+/* A file whose content is a secret: never shown in a diff ("secret": true). */
+json_t *res_file_secret(const char *path, const char *content, unsigned mode,
+			const char *owner, const char *group);
+/* A random value of bytes bytes made on the node once, kept there as lower-case
+ * hex (no newline) and exported under export_name (a secret export). */
+json_t *res_secret(const char *path, const char *export_name, int bytes, unsigned mode,
+		   const char *owner, const char *group);
 /* A WireGuard private key made on the node; exports "public_key". */
 json_t *res_wgkey(const char *path, bool rotate);
 /*

@@ -9,12 +9,14 @@
 extern const struct stack_type stack_base;
 extern const struct stack_type stack_mesh;
 extern const struct stack_type stack_nvidia;
+extern const struct stack_type stack_slurm;
 
 /* Phase order: a stack may use the exports of any stack above it. */
 const struct stack_type *const stack_types[] = {
 	&stack_base,
 	&stack_mesh,
 	&stack_nvidia,
+	&stack_slurm,
 };
 const size_t stack_types_n = ARRAY_SIZE(stack_types);
 

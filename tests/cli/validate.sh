@@ -185,7 +185,7 @@ gpu() { printf '{"vendor_id":"0x10de","device_id":"%s"}' "$1"; }
 sqlite3 F/.kiln/state.db "INSERT INTO facts VALUES ('f', 'g1', 1, '{\"os\":{\"family\":\"debian\",\"id\":\"debian\",\"version_id\":\"12\"},\"kernel\":{\"release\":\"6.1.0-18-amd64\"},\"gpus\":[$(gpu 0x1eb8)]}');
 	INSERT INTO facts VALUES ('f', 'g2', 1, '{\"os\":{\"family\":\"redhat\",\"id\":\"rocky\",\"version_id\":\"9.3\"},\"kernel\":{\"release\":\"5.14.0-362.8.1.el9_3.x86_64\"},\"gpus\":[$(gpu 0x102d)]}');"
 "$KILN" validate -f F/cluster.yaml >f.txt || die "F: exit $?"
-grep -qxE 'g1 +3 resources' f.txt || die "F: g1 line: $(cat f.txt)"
+grep -qxE 'g1 +5 resources' f.txt || die "F: g1 line: $(cat f.txt)"
 grep -qx '    note: g1: 10de:1eb8 Tesla T4 (Turing) → 580, open modules' f.txt ||
 	die "F: g1 note: $(cat f.txt)"
 grep -qx '    note: g2: 10de:102d Tesla K80 (Kepler) → 470 (580 not supported), proprietary modules (Kepler card)' f.txt ||

@@ -380,6 +380,94 @@ static void test_validate(void **state)
 
 /* ---- file, directory, line ---- */
 
+/* secret: made once on the node, kept, exported (also in check mode once
+ * it exists), never in a diff or message; a file marked secret shows no
+ * content either. */
+static void test_secret(void **state)
+{
+	const char *root = *state;
+	json_t *r = res_secret("/etc/munge/munge.key", "munge_key", 32, 0400, NULL, NULL);
+	struct res_ctx ctx;
+	struct res_result res;
+
+	/* Missing: check would make it, exports nothing, touches nothing. */
+	res_ctx_init(&ctx, root, true);
+	resource_run(&ctx, r, &res);
+	assert_int_equal(res.status, RES_CHANGED);
+	assert_string_equal(res.message, "create secret /etc/munge/munge.key");
+	assert_null(res.exports);
+	assert_null(get(root, "/etc/munge/munge.key"));
+	res_result_release(&res);
+	res_ctx_release(&ctx);
+
+	/* Apply makes 64 hex characters, 0400, exported; no diff. */
+	res_ctx_init(&ctx, root, false);
+	resource_run(&ctx, r, &res);
+	assert_int_equal(res.status, RES_CHANGED);
+	assert_null(res.diff);
+	char *key = get(root, "/etc/munge/munge.key");
+	assert_non_null(key);
+	assert_int_equal(strlen(key), 64);
+	assert_int_equal(strspn(key, "0123456789abcdef"), 64);
+	assert_int_equal(mode_of(root, "/etc/munge/munge.key"), 0400);
+	assert_string_equal(json_string_value(json_object_get(res.exports, "munge_key")), key);
+	assert_null(strstr(res.message, key));
+	res_result_release(&res);
+	res_ctx_release(&ctx);
+
+	/* Again, and in check mode: ok, the same value exported. */
+	for (int check = 0; check < 2; check++) {
+		res_ctx_init(&ctx, root, check);
+		resource_run(&ctx, r, &res);
+		assert_int_equal(res.status, RES_OK);
+		assert_string_equal(json_string_value(json_object_get(res.exports, "munge_key")),
+				    key);
+		res_result_release(&res);
+		res_ctx_release(&ctx);
+	}
+
+	/* Something else there (a package's binary key): replaced, not shown. */
+	put(root, "/etc/munge/munge.key", "OLD-SECRET-CONTENT");
+	res_ctx_init(&ctx, root, false);
+	resource_run(&ctx, r, &res);
+	assert_int_equal(res.status, RES_CHANGED);
+	assert_null(res.diff);
+	assert_null(strstr(res.message, "OLD-SECRET"));
+	char *key2 = get(root, "/etc/munge/munge.key");
+	assert_int_equal(strlen(key2), 64);
+	assert_string_not_equal(key2, key);
+	res_result_release(&res);
+	res_ctx_release(&ctx);
+
+	/* A file marked secret: the content differs, no diff, a note. */
+	json_t *f = res_file_secret("/etc/munge/munge.key", key, 0400, NULL, NULL);
+	res_ctx_init(&ctx, root, true);
+	resource_run(&ctx, f, &res);
+	assert_int_equal(res.status, RES_CHANGED);
+	assert_null(res.diff);
+	assert_string_equal(res.message, "content differs (secret: not shown)");
+	res_result_release(&res);
+	res_ctx_release(&ctx);
+	converge(root, f);
+	char *now = get(root, "/etc/munge/munge.key");
+	assert_string_equal(now, key);
+	free(now);
+
+	/* validation: bytes in range, an export name */
+	struct kerr e = { 0 };
+	json_object_set_new(r, "bytes", json_integer(8));
+	assert_int_equal(resource_validate(r, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "field 'bytes'"));
+	json_object_set_new(r, "bytes", json_integer(32));
+	json_object_set_new(r, "export", json_string("Bad Name"));
+	assert_int_equal(resource_validate(r, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "field 'export'"));
+	json_decref(f);
+	json_decref(r);
+	free(key);
+	free(key2);
+}
+
 static void test_file(void **state)
 {
 	const char *root = *state;
@@ -1720,6 +1808,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_diff_patch_roundtrip, setup_root, teardown_root),
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test_setup_teardown(test_file, setup_root, teardown_root),
+		cmocka_unit_test_setup_teardown(test_secret, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_file_owner, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_directory, setup_root, teardown_root),
 		cmocka_unit_test_setup_teardown(test_line, setup_root, teardown_root),

@@ -19,7 +19,9 @@
 #include <jansson.h>
 
 #include "purity.h"
+#include "resources/resources.h"
 #include "spec/spec.h"
+#include "stacks/stacks.h"
 #include "util/util.h"
 
 bool purity_watching;
@@ -155,4 +157,46 @@ struct cluster *spec_fixture(const char *dir, const char *name)
 		fail_msg("spec %s: %s", path, e.msg);
 	free(path);
 	return c;
+}
+
+/* Fail naming node and resource unless every resource of list passes the
+ * agent's resource_validate(). */
+static void resources_check_valid(const char *node, const json_t *list)
+{
+	struct kerr e = { 0 };
+	size_t i;
+	json_t *res;
+
+	json_array_foreach(list, i, res) {
+		/* the "phase" member is the driver's, not the agent's */
+		json_t *bare = json_deep_copy(res);
+		json_object_del(bare, "phase");
+		if (resource_validate(bare, &e) < 0) {
+			char *s = json_dumps(res, JSON_COMPACT);
+			fail_msg("node %s: resource %s does not validate: %s", node, s, e.msg);
+		}
+		json_decref(bare);
+	}
+}
+
+json_t *render_node_checked(const struct render_ctx *rc, const struct node *n,
+			    struct strv *needs)
+{
+	struct render_out ro;
+	struct kerr e = { 0 };
+	char what[128];
+
+	render_out_init(&ro);
+	purity_start();
+	int r = stacks_render_node(rc, n, &ro, &e);
+	snprintf(what, sizeof(what), "rendering node '%s'", n->name);
+	purity_stop(what);
+	if (r < 0)
+		fail_msg("render %s: %s", n->name, e.msg);
+	resources_check_valid(n->name, ro.resources);
+	for (size_t k = 0; needs && k < ro.needs.n; k++)
+		strv_push(needs, ro.needs.v[k]);
+	json_t *out = json_incref(ro.resources);
+	render_out_release(&ro);
+	return out;
 }

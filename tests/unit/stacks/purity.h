@@ -30,5 +30,14 @@ struct cluster;
 /* The spec DIR/NAME, loaded; the test fails with the spec's message if it
  * does not load. */
 struct cluster *spec_fixture(const char *dir, const char *name);
+struct render_ctx;
+struct node;
+struct strv;
+/* Every phase for node n (stacks_render_node) under the purity watch; fails
+ * on a render error or a resource the agent's resource_validate() refuses.
+ * What the render waited for is appended to needs (may be NULL).  Returns
+ * the resources (the caller's reference). */
+json_t *render_node_checked(const struct render_ctx *rc, const struct node *n,
+			    struct strv *needs);
 
 #endif

@@ -110,37 +110,10 @@ static json_t *render(const struct cluster *c, const struct node *n, const struc
 {
 	json_t *debian = json_pack("{s:{s:s}}", "os", "family", "debian");
 	const json_t **all = xcalloc(c->nnodes, sizeof(*all));
-	struct render_out ro;
-	struct kerr e = { 0 };
-	char what[128];
-
 	for (size_t i = 0; i < c->nnodes; i++)
 		all[i] = debian;
-	render_out_init(&ro);
 	struct render_ctx rc = { .c = c, .facts = all, .exports = ex, .rotate = rotate };
-	purity_start();
-	int r = stacks_render_node(&rc, n, &ro, &e);
-	snprintf(what, sizeof(what), "rendering node '%s'", n->name);
-	purity_stop(what);
-	if (r < 0)
-		fail_msg("render %s: %s", n->name, e.msg);
-	size_t i;
-	json_t *res;
-	json_array_foreach(ro.resources, i, res) {
-		/* the "phase" member is the driver's, not the agent's */
-		json_t *bare = json_deep_copy(res);
-		json_object_del(bare, "phase");
-		if (resource_validate(bare, &e) < 0) {
-			char *s = json_dumps(res, JSON_COMPACT);
-			fail_msg("node %s: resource %s does not validate: %s", n->name, s, e.msg);
-		}
-		json_decref(bare);
-	}
-	if (needs)
-		for (size_t k = 0; k < ro.needs.n; k++)
-			strv_push(needs, ro.needs.v[k]);
-	json_t *out = json_incref(ro.resources);
-	render_out_release(&ro);
+	json_t *out = render_node_checked(&rc, n, needs);
 	free(all);
 	json_decref(debian);
 	return out;

@@ -1,0 +1,1120 @@
+/*
+ * The slurm stack: a Slurm 22.05 cluster from the spec's roles and every
+ * node's facts (docs/slurm.md).
+ *
+ *   install     packages per role (munge, slurm-client everywhere; slurmctld,
+ *               slurmd, slurmdbd + mariadb-server where the roles say); then
+ *               the controller makes the munge key (a `secret` resource:
+ *               made once on the node, exported as a secret, never stored)
+ *               and the db node slurmdbd's database password the same way.
+ *   config      every node: the munge key (byte-identical, 0400 munge),
+ *               slurm.conf, cgroup.conf; compute nodes gres.conf and slurmd;
+ *               the db node MariaDB's database and user, slurmdbd.
+ *   controller  slurmctld: restarted when what only a restart applies
+ *               changed, `scontrol reconfigure` when only the rest did.
+ *   check       slurmctld answers and every compute node is usable, within
+ *               check_timeout; the reason otherwise.
+ *
+ * Compute nodes: role slurm-compute, and (gpu_compute, the default) every
+ * node whose facts show NVIDIA GPUs.  One NodeName line each, from facts.
+ */
+#include "stacks.h"
+#include "slurm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "resources/resources.h"
+#include "spec/parse.h"
+
+#define SLURM_STACK "slurm"
+#define ROLE_CTL "slurm-controller"
+#define ROLE_DB "slurm-db"
+#define ROLE_LOGIN "slurm-login"
+#define ROLE_COMPUTE "slurm-compute"
+
+#define MUNGE_KEY "/etc/munge/munge.key"
+#define MUNGE_KEY_BYTES 64
+#define SLURM_CONF "/etc/slurm/slurm.conf"
+#define GRES_CONF "/etc/slurm/gres.conf"
+#define CGROUP_CONF "/etc/slurm/cgroup.conf"
+#define DBD_CONF "/etc/slurm/slurmdbd.conf"
+#define DBD_PASS "/etc/slurm/slurmdbd.pass"
+#define DBD_PASS_BYTES 24
+#define DB_NAME "slurm_acct_db"
+#define STATE_DIR "/var/lib/slurm/slurmctld"
+#define SPOOL_DIR "/var/lib/slurm/slurmd"
+#define STAMP_DIR "/var/lib/kiln/slurm"
+#define CHECK_SCRIPT "/usr/local/lib/kiln/slurm-check"
+#define HEADER "# managed by kiln (stacks.slurm); changes here are overwritten\n"
+
+enum part_by { PART_GROUP, PART_LABEL, PART_NODES };
+
+struct slurm_part {
+	char *name;
+	enum part_by by;
+	char *group;                  /* PART_GROUP */
+	char *key, *value;            /* PART_LABEL: labels.KEY == VALUE */
+	struct strv nodes;            /* PART_NODES */
+	bool dflt;
+};
+
+struct slurm_conf {
+	char *cluster_name;
+	long long reserve_mib;        /* memory_reserve as MiB, or */
+	int reserve_pct;              /* as a percentage (> 0) */
+	bool cgroup;                  /* task/cgroup + proctrack/cgroup, else linuxproc */
+	bool gpu_compute;             /* nodes with NVIDIA GPUs are compute nodes */
+	bool gpu_partitions;          /* one partition per GPU type */
+	int check_timeout;            /* seconds */
+	char *sched_params;           /* SchedulerParameters, or NULL */
+	struct slurm_part *parts;
+	size_t nparts;
+	size_t ctl;                   /* the controller's node index */
+	long db;                      /* the db node's index, -1 = no accounting */
+	size_t *order;                /* node indices in name order */
+	struct mark mark;
+};
+
+/* ---- the spec: stacks.slurm ------------------------------------------------ */
+
+static bool slurm_name_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	return n && n <= max && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+static void slurm_free(void *p)
+{
+	struct slurm_conf *s = p;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nparts; i++) {
+		free(s->parts[i].name);
+		free(s->parts[i].group);
+		free(s->parts[i].key);
+		free(s->parts[i].value);
+		strv_release(&s->parts[i].nodes);
+	}
+	free(s->parts);
+	free(s->cluster_name);
+	free(s->sched_params);
+	free(s->order);
+	free(s);
+}
+
+static bool has_role(const struct node *n, const char *role)
+{
+	return strv_contains(&n->roles, role);
+}
+
+/* "1G", "512M", "2048" (MiB) or "5%". */
+static int parse_reserve(struct spec_parser *x, const struct ynode *v, struct slurm_conf *s)
+{
+	const char *t;
+	char tmp[64], num[32];
+	uint64_t n;
+	int r;
+
+	if ((r = spec_get_text(x, v, "stacks.slurm.memory_reserve", &t)) < 0)
+		return r;
+	size_t l = strlen(t);
+	char unit = l ? t[l - 1] : 0;
+	size_t digits = (unit >= '0' && unit <= '9') ? l : l - 1;
+	if (l && digits < sizeof(num)) {
+		memcpy(num, t, digits);
+		num[digits] = '\0';
+		if (unit == '%' && parse_u64(num, 0, 50, &n) == 0) {
+			s->reserve_pct = (int)n;
+			s->reserve_mib = 0;
+			return 0;
+		}
+		uint64_t mul = unit == 'G' || unit == 'g' ? 1024 : 1;
+		if ((unit == 'G' || unit == 'g' || unit == 'M' || unit == 'm' || digits == l) &&
+		    parse_u64(num, 0, (1ull << 30) / mul, &n) == 0) {
+			s->reserve_mib = (long long)(n * mul);
+			s->reserve_pct = 0;
+			return 0;
+		}
+	}
+	return spec_err(x, v, "stacks.slurm.memory_reserve: expected a size like 1G or "
+			"512M, or a percentage up to 50%%, found '%s'",
+			spec_shown(v, tmp, sizeof(tmp)));
+}
+
+static int parse_partitions(struct spec_parser *x, const struct ynode *m, struct slurm_conf *s)
+{
+	static const char *const keys[] = { "group", "label", "nodes", "default", NULL };
+	char tmp[80];
+	int r;
+
+	if ((r = spec_expect(x, m, Y_MAP, "stacks.slurm.partitions")) < 0)
+		return r;
+	s->parts = xcalloc(ymap_len(m) + 1, sizeof(*s->parts));
+	for (size_t i = 0; i < ymap_len(m); i++) {
+		const struct ynode *k = ymap_key(m, i), *v = ymap_val(m, i), *w;
+		struct slurm_part *p = &s->parts[s->nparts++];
+		const char *t;
+		int nsel = 0;
+
+		p->name = xstrdup(k->str);
+		if (!slurm_name_ok(k->str, 32))
+			return spec_err(x, k, "stacks.slurm.partitions: '%s' is not a partition "
+					"name ([a-z0-9_-], at most 32)", spec_shown(k, tmp, sizeof(tmp)));
+		if ((r = spec_expect(x, v, Y_MAP, "stacks.slurm.partitions.NAME")) < 0 ||
+		    (r = spec_check_keys(x, v, "stacks.slurm.partitions.NAME", keys)) < 0)
+			return r;
+		if ((w = ymap_get(v, "group"))) {
+			nsel++;
+			if ((r = spec_get_text(x, w, "stacks.slurm.partitions.NAME.group", &t)) < 0)
+				return r;
+			if (!cluster_group(x->c, t) && strcmp(t, "all"))
+				return spec_err(x, w, "stacks.slurm.partitions.%s.group: no group "
+						"'%s' in the spec", p->name,
+						spec_shown(w, tmp, sizeof(tmp)));
+			p->by = PART_GROUP;
+			p->group = xstrdup(t);
+		}
+		if ((w = ymap_get(v, "label"))) {
+			nsel++;
+			if ((r = spec_get_text(x, w, "stacks.slurm.partitions.NAME.label", &t)) < 0)
+				return r;
+			const char *eq = strchr(t, '=');
+			if (!eq || eq == t)
+				return spec_err(x, w, "stacks.slurm.partitions.%s.label: expected "
+						"KEY=VALUE, found '%s'", p->name,
+						spec_shown(w, tmp, sizeof(tmp)));
+			p->by = PART_LABEL;
+			p->key = xstrndup(t, (size_t)(eq - t));
+			p->value = xstrdup(eq + 1);
+		}
+		if ((w = ymap_get(v, "nodes"))) {
+			nsel++;
+			if ((r = spec_expect(x, w, Y_SEQ, "stacks.slurm.partitions.NAME.nodes")) < 0)
+				return r;
+			for (size_t j = 0; j < w->nkids; j++) {
+				if ((r = spec_get_text(x, w->kids[j],
+						       "stacks.slurm.partitions.NAME.nodes", &t)) < 0)
+					return r;
+				if (!cluster_node(x->c, t))
+					return spec_err(x, w->kids[j], "stacks.slurm.partitions.%s."
+							"nodes: no node '%s' in the spec", p->name,
+							spec_shown(w->kids[j], tmp, sizeof(tmp)));
+				strv_push(&p->nodes, t);
+			}
+			p->by = PART_NODES;
+		}
+		if (nsel != 1)
+			return spec_err(x, v, "stacks.slurm.partitions.%s: expected exactly one of "
+					"group, label or nodes", p->name);
+		if ((w = ymap_get(v, "default")) &&
+		    (r = spec_get_bool(x, w, "stacks.slurm.partitions.NAME.default", &p->dflt)) < 0)
+			return r;
+		for (size_t j = 0; j + 1 < s->nparts; j++)
+			if (p->dflt && s->parts[j].dflt)
+				return spec_err(x, w, "stacks.slurm.partitions.%s: partition '%s' "
+						"is already the default", p->name, s->parts[j].name);
+	}
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	const struct node *const *x = a, *const *y = b;
+	return strcmp((*x)->name, (*y)->name);
+}
+
+/* The roles: one controller, at most one db node, no unknown slurm-* role. */
+static int parse_roles(struct spec_parser *x, const struct ynode *m, struct slurm_conf *s)
+{
+	const struct cluster *c = x->c;
+	static const char *const known[] = { ROLE_CTL, ROLE_DB, ROLE_LOGIN, ROLE_COMPUTE };
+	long ctl = -1;
+
+	s->db = -1;
+	for (size_t i = 0; i < c->nnodes; i++) {
+		const struct node *n = &c->nodes[i];
+		struct kerr *e = x->e;
+		for (size_t j = 0; j < n->roles.n; j++) {
+			const char *role = n->roles.v[j];
+			bool ok = strncmp(role, "slurm-", 6) != 0;
+			for (size_t k = 0; k < ARRAY_SIZE(known); k++)
+				ok |= !strcmp(role, known[k]);
+			if (!ok)
+				return kerr_set(e, -EINVAL, "%s:%d:%d: node '%s': unknown role '%s' "
+						"(stacks.slurm knows slurm-controller, slurm-login, "
+						"slurm-db and slurm-compute)", n->mark.file,
+						n->mark.line, n->mark.col, n->name, role);
+		}
+		if (has_role(n, ROLE_CTL)) {
+			if (ctl >= 0)
+				return kerr_set(e, -EINVAL, "%s:%d:%d: node '%s': role %s is "
+						"already node '%s''s (stacks.slurm has one "
+						"controller)", n->mark.file, n->mark.line,
+						n->mark.col, n->name, ROLE_CTL,
+						c->nodes[ctl].name);
+			ctl = (long)i;
+		}
+		if (has_role(n, ROLE_DB)) {
+			if (s->db >= 0)
+				return kerr_set(e, -EINVAL, "%s:%d:%d: node '%s': role %s is "
+						"already node '%s''s (stacks.slurm has one "
+						"accounting database)", n->mark.file, n->mark.line,
+						n->mark.col, n->name, ROLE_DB,
+						c->nodes[s->db].name);
+			s->db = (long)i;
+		}
+	}
+	if (ctl < 0)
+		return spec_err(x, m, "stacks.slurm: no node has role %s (give it to one node)",
+				ROLE_CTL);
+	s->ctl = (size_t)ctl;
+	const struct node **p = xcalloc(c->nnodes + 1, sizeof(*p));
+	for (size_t i = 0; i < c->nnodes; i++)
+		p[i] = &c->nodes[i];
+	qsort(p, c->nnodes, sizeof(*p), by_name);
+	s->order = xcalloc(c->nnodes + 1, sizeof(*s->order));
+	for (size_t i = 0; i < c->nnodes; i++)
+		s->order[i] = (size_t)(p[i] - c->nodes);
+	free(p);
+	return 0;
+}
+
+static int slurm_parse(struct spec_parser *x, const struct ynode *m, void **conf)
+{
+	static const char *const keys[] = { "cluster_name", "memory_reserve", "cgroup",
+		"gpu_compute", "gpu_partitions", "partitions", "scheduler_parameters",
+		"check_timeout", NULL };
+	struct slurm_conf *s = xcalloc(1, sizeof(*s));
+	const struct ynode *v;
+	const char *t;
+	char tmp[80];
+	int r;
+
+	*conf = s;
+	s->reserve_mib = 1024;
+	s->cgroup = s->gpu_compute = s->gpu_partitions = true;
+	s->check_timeout = 60;
+	s->mark = (struct mark){ x->file, m->line, m->col };
+	if (!ynode_is_null(m) && ((r = spec_expect(x, m, Y_MAP, "stacks.slurm")) < 0 ||
+				  (r = spec_check_keys(x, m, "stacks.slurm", keys)) < 0))
+		return r;
+	if ((v = ymap_get(m, "cluster_name"))) {
+		if ((r = spec_get_text(x, v, "stacks.slurm.cluster_name", &t)) < 0)
+			return r;
+		if (!slurm_name_ok(t, 40))
+			return spec_err(x, v, "stacks.slurm.cluster_name: '%s' is not a Slurm "
+					"cluster name ([a-z0-9_-], at most 40)",
+					spec_shown(v, tmp, sizeof(tmp)));
+		s->cluster_name = xstrdup(t);
+	} else if (slurm_name_ok(x->c->name, 40)) {
+		s->cluster_name = xstrdup(x->c->name);
+	} else {
+		return spec_err(x, m, "stacks.slurm: the cluster name '%s' is not a Slurm "
+				"cluster name ([a-z0-9_-], at most 40): set cluster_name",
+				x->c->name);
+	}
+	if ((v = ymap_get(m, "memory_reserve")) && (r = parse_reserve(x, v, s)) < 0)
+		return r;
+	if ((v = ymap_get(m, "cgroup")) &&
+	    (r = spec_get_bool(x, v, "stacks.slurm.cgroup", &s->cgroup)) < 0)
+		return r;
+	if ((v = ymap_get(m, "gpu_compute")) &&
+	    (r = spec_get_bool(x, v, "stacks.slurm.gpu_compute", &s->gpu_compute)) < 0)
+		return r;
+	if ((v = ymap_get(m, "gpu_partitions")) &&
+	    (r = spec_get_bool(x, v, "stacks.slurm.gpu_partitions", &s->gpu_partitions)) < 0)
+		return r;
+	if ((v = ymap_get(m, "check_timeout")) &&
+	    (r = spec_get_int(x, v, "stacks.slurm.check_timeout", 1, 3600,
+			      &s->check_timeout)) < 0)
+		return r;
+	if ((v = ymap_get(m, "scheduler_parameters"))) {
+		if ((r = spec_get_text(x, v, "stacks.slurm.scheduler_parameters", &t)) < 0)
+			return r;
+		for (const char *p = t; *p; p++)
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+			      strchr("_=,.:-", *p)))
+				return spec_err(x, v, "stacks.slurm.scheduler_parameters: '%s' is "
+						"not a list like bf_interval=2,sched_interval=2",
+						spec_shown(v, tmp, sizeof(tmp)));
+		s->sched_params = xstrdup(t);
+	}
+	if ((v = ymap_get(m, "partitions")) && (r = parse_partitions(x, v, s)) < 0)
+		return r;
+	return parse_roles(x, m, s);
+}
+
+/* ---- the cluster as Slurm sees it ------------------------------------------ */
+
+static const char *os_family(const json_t *os)
+{
+	return json_string_value(json_object_get(os, "family"));
+}
+
+static bool is_nvidia(const json_t *g)
+{
+	const char *v = json_string_value(json_object_get(g, "vendor"));
+	return v && !strcmp(v, "nvidia");
+}
+
+static size_t nvidia_count(const json_t *gpus)
+{
+	size_t i, n = 0;
+	json_t *g;
+	json_array_foreach(gpus, i, g)
+		n += is_nvidia(g);
+	return n;
+}
+
+static bool is_compute(const struct render_ctx *rc, const struct slurm_conf *s,
+		       const struct node *n)
+{
+	return has_role(n, ROLE_COMPUTE) ||
+	       (s->gpu_compute && nvidia_count(render_fact(rc, n, "gpus")) > 0);
+}
+
+static bool is_ctl(const struct render_ctx *rc, const struct slurm_conf *s, const struct node *n)
+{
+	return (size_t)(n - rc->c->nodes) == s->ctl;
+}
+
+static bool is_db(const struct render_ctx *rc, const struct slurm_conf *s, const struct node *n)
+{
+	return s->db >= 0 && (size_t)(n - rc->c->nodes) == (size_t)s->db;
+}
+
+/* Does the stack manage n at all? */
+static bool in_slurm(const struct render_ctx *rc, const struct slurm_conf *s,
+		     const struct node *n)
+{
+	return is_ctl(rc, s, n) || is_db(rc, s, n) || has_role(n, ROLE_LOGIN) ||
+	       is_compute(rc, s, n);
+}
+
+static int json_int(const json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) && json_integer_value(v) > 0 &&
+	       json_integer_value(v) < (1 << 24) ? (int)json_integer_value(v) : 0;
+}
+
+/* A compute node's NVIDIA GPUs, by PCI slot (the order of /dev/nvidiaN). */
+struct gpu_list {
+	const json_t **v;
+	size_t n;
+};
+
+static int by_slot(const void *a, const void *b)
+{
+	const json_t *const *x = a, *const *y = b;
+	const char *s = json_string_value(json_object_get(*x, "slot"));
+	const char *t = json_string_value(json_object_get(*y, "slot"));
+	return strcmp(s ? s : "", t ? t : "");
+}
+
+static void gpus_of(const json_t *gpus, struct gpu_list *l)
+{
+	size_t i;
+	json_t *g;
+
+	l->v = xcalloc(json_array_size(gpus) + 1, sizeof(*l->v));
+	l->n = 0;
+	json_array_foreach(gpus, i, g)
+		if (is_nvidia(g))
+			l->v[l->n++] = g;
+	qsort(l->v, l->n, sizeof(*l->v), by_slot);
+}
+
+/* RealMemory: MemTotal in MiB less the reserve; half the memory at most. */
+static long long real_memory(const struct slurm_conf *s, const json_t *memory)
+{
+	json_t *t = json_object_get(memory, "total_bytes");
+	long long mib = json_is_integer(t) ? (long long)(json_integer_value(t) >> 20) : 0;
+	long long res = s->reserve_pct ? mib * s->reserve_pct / 100 : s->reserve_mib;
+
+	if (mib <= 0)
+		return 0;
+	if (res > mib / 2)
+		res = mib / 2;
+	return mib - res > 0 ? mib - res : 1;
+}
+
+/* "Gres=gpu:a100:2,gpu:t4:1" for the GPU list (types sorted), or "". */
+static void gres_of(const struct gpu_list *l, struct buf *out)
+{
+	char (*types)[GPU_TYPE_MAX] = xcalloc(l->n + 1, GPU_TYPE_MAX);
+	size_t *count = xcalloc(l->n + 1, sizeof(*count)), nt = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		char t[GPU_TYPE_MAX];
+		size_t k;
+		gpu_type_of(l->v[i], t);
+		for (k = 0; k < nt && strcmp(types[k], t); k++)
+			;
+		if (k == nt)
+			memcpy(types[nt++], t, GPU_TYPE_MAX);
+		count[k]++;
+	}
+	/* insertion sort by type name: a handful of types */
+	for (size_t i = 1; i < nt; i++)
+		for (size_t j = i; j > 0 && strcmp(types[j - 1], types[j]) > 0; j--) {
+			char t[GPU_TYPE_MAX];
+			size_t c = count[j];
+			memcpy(t, types[j], GPU_TYPE_MAX);
+			memcpy(types[j], types[j - 1], GPU_TYPE_MAX);
+			memcpy(types[j - 1], t, GPU_TYPE_MAX);
+			count[j] = count[j - 1];
+			count[j - 1] = c;
+		}
+	for (size_t i = 0; i < nt; i++)
+		buf_printf(out, "%s%s:%s:%zu", i ? "," : " Gres=", "gpu", types[i], count[i]);
+	free(types);
+	free(count);
+}
+
+/*
+ * The NodeName line of compute node n into out, or false (noting it in
+ * needs) when its facts lack what Slurm must be told.
+ */
+static bool node_line(const struct render_ctx *rc, const struct slurm_conf *s,
+		      const struct node *n, struct buf *out, struct render_out *ro)
+{
+	const json_t *cpu = render_fact(rc, n, "cpu");
+	int sockets = json_int(cpu, "sockets"), cores = json_int(cpu, "cores");
+	int threads = json_int(cpu, "threads");
+	long long mem = real_memory(s, render_fact(rc, n, "memory"));
+
+	if (!render_has_facts(rc, n) || !sockets || !cores || !threads || !mem) {
+		if (ro)
+			strv_pushf(&ro->needs, "%s facts (cpu and memory, for its NodeName line)",
+				   n->name);
+		return false;
+	}
+	int cps = cores / sockets > 0 ? cores / sockets : 1;
+	int tpc = threads / cores > 0 ? threads / cores : 1;
+	struct gpu_list g;
+	gpus_of(render_fact(rc, n, "gpus"), &g);
+	buf_printf(out, "NodeName=%s NodeAddr=%s CPUs=%d Sockets=%d CoresPerSocket=%d "
+		   "ThreadsPerCore=%d RealMemory=%lld", n->name, n->address, threads, sockets,
+		   cps, tpc, mem);
+	gres_of(&g, out);
+	buf_adds(out, " State=UNKNOWN\n");
+	free(g.v);
+	return true;
+}
+
+/* The compute nodes that get a NodeName line, in name order. */
+struct members {
+	const struct node **v;
+	size_t n;
+};
+
+static void compute_nodes(const struct render_ctx *rc, const struct slurm_conf *s,
+			  struct buf *lines, struct members *m, struct render_out *ro)
+{
+	const struct cluster *c = rc->c;
+
+	m->v = xcalloc(c->nnodes + 1, sizeof(*m->v));
+	m->n = 0;
+	for (size_t i = 0; i < c->nnodes; i++) {
+		const struct node *n = &c->nodes[s->order[i]];
+		if (is_compute(rc, s, n) && node_line(rc, s, n, lines, ro))
+			m->v[m->n++] = n;
+	}
+}
+
+static bool part_has(const struct cluster *c, const struct slurm_part *p, const struct node *n)
+{
+	switch (p->by) {
+	case PART_GROUP:
+		return cluster_node_in_group(c, n, p->group);
+	case PART_LABEL: {
+		const char *v = json_string_value(json_object_get(n->labels, p->key));
+		return v && !strcmp(v, p->value);
+	}
+	case PART_NODES:
+		break;
+	}
+	return strv_contains(&p->nodes, n->name);
+}
+
+static void part_line(struct buf *out, const char *name, const struct buf *nodes, bool dflt)
+{
+	if (!nodes->len) {
+		buf_printf(out, "# PartitionName=%s: no compute node\n", name);
+		return;
+	}
+	buf_printf(out, "PartitionName=%s Nodes=%s Default=%s MaxTime=INFINITE State=UP\n",
+		   name, nodes->s, dflt ? "YES" : "NO");
+}
+
+/* The GPU types of the compute nodes, in name order. */
+static void gpu_types(const struct render_ctx *rc, const struct members *m, struct strv *types)
+{
+	for (size_t k = 0; k < m->n; k++) {
+		struct gpu_list g;
+		gpus_of(render_fact(rc, m->v[k], "gpus"), &g);
+		for (size_t j = 0; j < g.n; j++) {
+			char t[GPU_TYPE_MAX];
+			gpu_type_of(g.v[j], t);
+			if (!strv_contains(types, t))
+				strv_push(types, t);
+		}
+		free(g.v);
+	}
+	for (size_t i = 1; i < types->n; i++)
+		for (size_t j = i; j > 0 && strcmp(types->v[j - 1], types->v[j]) > 0; j--) {
+			char *t = types->v[j];
+			types->v[j] = types->v[j - 1];
+			types->v[j - 1] = t;
+		}
+}
+
+/*
+ * The partitions: the spec's, in spec order; "all" (every compute node,
+ * the default unless a spec partition is) unless the spec names one so;
+ * with gpu_partitions one per GPU type (named after it) that the spec does
+ * not name itself.
+ */
+static void partitions(const struct render_ctx *rc, const struct slurm_conf *s,
+		       const struct members *m, struct buf *out)
+{
+	const struct cluster *c = rc->c;
+	bool spec_default = false, spec_all = false;
+	struct buf nodes;
+	struct strv types = STRV_INIT;
+
+	buf_init(&nodes, 0);
+	for (size_t i = 0; i < s->nparts; i++) {
+		const struct slurm_part *p = &s->parts[i];
+		spec_default |= p->dflt;
+		spec_all |= !strcmp(p->name, "all");
+		buf_reset(&nodes);
+		for (size_t k = 0; k < m->n; k++)
+			if (part_has(c, p, m->v[k]))
+				buf_printf(&nodes, "%s%s", nodes.len ? "," : "", m->v[k]->name);
+		part_line(out, p->name, &nodes, p->dflt);
+	}
+	if (!spec_all) {
+		buf_reset(&nodes);
+		for (size_t k = 0; k < m->n; k++)
+			buf_printf(&nodes, "%s%s", nodes.len ? "," : "", m->v[k]->name);
+		part_line(out, "all", &nodes, !spec_default);
+	}
+	if (s->gpu_partitions)
+		gpu_types(rc, m, &types);
+	for (size_t i = 0; i < types.n; i++) {
+		bool named = false;
+		for (size_t p = 0; p < s->nparts; p++)
+			named |= !strcmp(s->parts[p].name, types.v[i]);
+		if (named || !strcmp(types.v[i], "all"))
+			continue;
+		buf_reset(&nodes);
+		for (size_t k = 0; k < m->n; k++) {
+			struct gpu_list g;
+			bool has = false;
+			gpus_of(render_fact(rc, m->v[k], "gpus"), &g);
+			for (size_t j = 0; j < g.n && !has; j++) {
+				char t[GPU_TYPE_MAX];
+				has = !strcmp(gpu_type_of(g.v[j], t), types.v[i]);
+			}
+			free(g.v);
+			if (has)
+				buf_printf(&nodes, "%s%s", nodes.len ? "," : "", m->v[k]->name);
+		}
+		part_line(out, types.v[i], &nodes, false);
+	}
+	strv_release(&types);
+	buf_release(&nodes);
+}
+
+/*
+ * slurm.conf, the same text on every node, in two parts: head, what
+ * slurmctld and slurmd apply only when they restart (hosts, ports, plugins,
+ * the nodes), then what `scontrol reconfigure` applies (partitions,
+ * scheduler parameters).  all is the file.
+ */
+struct slurm_text {
+	struct buf head, all;
+	struct members m;             /* the compute nodes listed */
+};
+
+static void slurm_text_release(struct slurm_text *t)
+{
+	buf_release(&t->head);
+	buf_release(&t->all);
+	free(t->m.v);
+}
+
+/* Build t; needs about nodes left out go to ro (NULL: not noted). */
+static void slurm_text_make(const struct render_ctx *rc, const struct slurm_conf *s,
+			    struct slurm_text *t, struct render_out *ro)
+{
+	const struct cluster *c = rc->c;
+	const struct node *ctl = &c->nodes[s->ctl];
+	struct buf lines, *head = &t->head, *tail = &t->all;
+	struct members *m = &t->m;
+
+	buf_init(&lines, 0);
+	buf_init(head, 0);
+	buf_init(tail, 0);
+	buf_adds(&lines, "");
+	compute_nodes(rc, s, &lines, m, ro);
+	buf_adds(head, HEADER);
+	buf_printf(head, "ClusterName=%s\nSlurmctldHost=%s(%s)\n", s->cluster_name, ctl->name,
+		   ctl->address);
+	buf_adds(head, "SlurmUser=slurm\nAuthType=auth/munge\nCredType=cred/munge\n"
+		 "SlurmctldPort=6817\nSlurmdPort=6818\n"
+		 "StateSaveLocation=" STATE_DIR "\nSlurmdSpoolDir=" SPOOL_DIR "\n"
+		 "ReturnToService=2\nSchedulerType=sched/backfill\n"
+		 "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core_Memory\n"
+		 "GresTypes=gpu\nMpiDefault=none\n");
+	if (s->cgroup)
+		buf_adds(head, "ProctrackType=proctrack/cgroup\n"
+			 "TaskPlugin=task/cgroup,task/affinity\n"
+			 "JobAcctGatherType=jobacct_gather/cgroup\n");
+	else
+		buf_adds(head, "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
+			 "JobAcctGatherType=jobacct_gather/linux\n");
+	if (s->db >= 0) {
+		/* GPUs accounted for by type as well: gres/gpu:a100 */
+		struct strv types = STRV_INIT;
+		gpu_types(rc, m, &types);
+		buf_printf(head, "AccountingStorageType=accounting_storage/slurmdbd\n"
+			   "AccountingStorageHost=%s\nAccountingStorageTRES=gres/gpu",
+			   c->nodes[s->db].address);
+		for (size_t i = 0; i < types.n; i++)
+			buf_printf(head, ",gres/gpu:%s", types.v[i]);
+		buf_adds(head, "\n");
+		strv_release(&types);
+	}
+	else
+		buf_adds(head, "AccountingStorageType=accounting_storage/none\n");
+	buf_adds(head, "\n# compute nodes, from their facts\n");
+	buf_add(head, lines.s, lines.len);
+	buf_release(&lines);
+	buf_adds(tail, "\n# partitions\n");
+	partitions(rc, s, m, tail);
+	if (s->sched_params)
+		buf_printf(tail, "SchedulerParameters=%s\n", s->sched_params);
+	/* all = head + the rest */
+	struct buf rest = *tail;
+	buf_init(tail, 0);
+	buf_add(tail, head->s, head->len);
+	buf_add(tail, rest.s, rest.len);
+	buf_release(&rest);
+}
+
+/* A cpulist ("0-31,64-95") as Slurm core ids, compressed ("0-31"); "" if none. */
+static void cores_of(const char *cpus, int cores, int threads, struct buf *out)
+{
+	bool *on = xcalloc((size_t)cores + 1, 1);
+	const char *p = cpus;
+
+	while (p && *p) {
+		char *end;
+		long a = strtol(p, &end, 10), b = a;
+		if (end == p || a < 0)
+			break;
+		if (*end == '-') {
+			p = end + 1;
+			b = strtol(p, &end, 10);
+			if (end == p || b < a)
+				break;
+		}
+		/* Linux numbers one thread of every core first, the siblings
+		 * after: thread c runs on core c mod cores */
+		for (long cpu = a; cpu <= b && cpu < (long)threads; cpu++)
+			on[threads > cores ? cpu % cores : cpu] = true;
+		p = *end == ',' ? end + 1 : NULL;
+	}
+	for (int i = 0; i < cores; i++) {
+		if (!on[i])
+			continue;
+		int j = i;
+		while (j + 1 < cores && on[j + 1])
+			j++;
+		buf_printf(out, "%s%d", out->len ? "," : "", i);
+		if (j > i)
+			buf_printf(out, "-%d", j);
+		i = j;
+	}
+	free(on);
+}
+
+/* The NUMA node's cpus in facts, or NULL. */
+static const char *numa_cpus(const json_t *numa, const json_t *gpu)
+{
+	json_t *nn = json_object_get(gpu, "numa_node"), *x;
+	size_t i;
+
+	if (!json_is_integer(nn))
+		return NULL;
+	json_array_foreach(numa, i, x)
+		if (json_integer_value(json_object_get(x, "id")) == json_integer_value(nn))
+			return json_string_value(json_object_get(x, "cpus"));
+	return NULL;
+}
+
+/* gres.conf of compute node n: one line per NVIDIA GPU, in device order. */
+static void gres_conf_text(const struct render_ctx *rc, const struct node *n, struct buf *out)
+{
+	const json_t *cpu = render_fact(rc, n, "cpu"), *numa = render_fact(rc, n, "numa");
+	int cores = json_int(cpu, "cores"), threads = json_int(cpu, "threads");
+	struct gpu_list g;
+
+	buf_adds(out, HEADER "AutoDetect=off\n");
+	gpus_of(render_fact(rc, n, "gpus"), &g);
+	for (size_t i = 0; i < g.n; i++) {
+		char t[GPU_TYPE_MAX];
+		const char *cpus = numa_cpus(numa, g.v[i]);
+		buf_printf(out, "NodeName=%s Name=gpu Type=%s File=/dev/nvidia%zu", n->name,
+			   gpu_type_of(g.v[i], t), i);
+		if (cpus && cores && threads) {
+			struct buf cl;
+			buf_init(&cl, 0);
+			buf_adds(&cl, "");
+			cl.len = 0;
+			cores_of(cpus, cores, threads, &cl);
+			if (cl.len)
+				buf_printf(out, " Cores=%s", cl.s);
+			buf_release(&cl);
+		}
+		buf_adds(out, "\n");
+	}
+	free(g.v);
+}
+
+static void cgroup_conf_text(const struct slurm_conf *s, struct buf *out)
+{
+	buf_adds(out, HEADER);
+	if (s->cgroup)
+		buf_adds(out, "CgroupPlugin=autodetect\nConstrainCores=yes\n"
+			 "ConstrainDevices=yes\nConstrainRAMSpace=yes\n");
+	else
+		/* proctrack/linuxproc and task/none load no cgroup plugin's
+		 * controllers; slurmd 22.05 still reads this file */
+		buf_adds(out, "CgroupPlugin=cgroup/v1\n");
+}
+
+/* A change detector for the stamps (FNV-1a, 64 bits); not a MAC. */
+static unsigned long long fnv64(const char *s, size_t n, unsigned long long h)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+#define FNV_SEED 14695981039346656037ull
+
+/*
+ * A handler that converges across runs: run `action` once for the
+ * configuration whose hash is h, recording h in STAMP_DIR/name; a run
+ * whose stamp holds h does nothing (and plan shows it would run when the
+ * configuration it is given differs).
+ */
+static json_t *stamped(const char *name, const char *action, unsigned long long h,
+		       const char *also)
+{
+	char *cmd = xasprintf("%s && mkdir -p " STAMP_DIR " && echo %016llx > " STAMP_DIR
+			      "/%s%s", action, h, name, also ? also : "");
+	char *unless = xasprintf("grep -qsx %016llx " STAMP_DIR "/%s", h, name);
+	json_t *r = res_command(cmd, NULL, unless);
+	free(cmd);
+	free(unless);
+	return r;
+}
+
+/* ---- phases ------------------------------------------------------------------ */
+
+static int family_check(const struct render_ctx *rc, const struct node *n, struct kerr *e)
+{
+	const char *fam = os_family(render_fact(rc, n, "os"));
+	if (fam && strcmp(fam, "debian"))
+		return kerr_set(e, -ENOTSUP, "node '%s': stacks.slurm installs Debian-family "
+				"packages; the node's os family is '%s'", n->name, fam);
+	return 0;
+}
+
+/*
+ * The munge key on the controller, the database password on the db node,
+ * right after the packages (whose scripts make the munge and slurm users),
+ * and the controller's state directory.
+ */
+static void render_keys(const struct render_ctx *rc, const struct slurm_conf *s,
+			const struct node *n, struct render_out *out)
+{
+	if (is_ctl(rc, s, n)) {
+		const char *watch[] = { "secret:" MUNGE_KEY };
+		json_array_append_new(out->resources, res_secret(MUNGE_KEY, "munge_key",
+								 MUNGE_KEY_BYTES, 0400, "munge",
+								 "munge"));
+		json_array_append_new(out->resources, res_service("munge", true, true, watch, 1));
+	}
+	if (is_db(rc, s, n))
+		json_array_append_new(out->resources, res_secret(DBD_PASS, "db_password",
+								 DBD_PASS_BYTES, 0600, "root",
+								 "root"));
+	if (is_ctl(rc, s, n))
+		json_array_append_new(out->resources, res_directory(STATE_DIR, 0755, "slurm",
+								    "slurm"));
+}
+
+/* Phase install: the packages each role needs. */
+static int render_install(const struct render_ctx *rc, const void *conf, const struct node *n,
+			  struct render_out *out, struct kerr *e)
+{
+	const struct slurm_conf *s = conf;
+	const char *pk[8];
+	size_t np = 0;
+	int r;
+
+	if (!in_slurm(rc, s, n) || !render_has_facts(rc, n))
+		return 0;
+	if ((r = family_check(rc, n, e)) < 0)
+		return r;
+	pk[np++] = "munge";
+	pk[np++] = "slurm-client";
+	if (is_ctl(rc, s, n))
+		pk[np++] = "slurmctld";
+	if (is_compute(rc, s, n))
+		pk[np++] = "slurmd";
+	if (is_db(rc, s, n)) {
+		pk[np++] = "mariadb-server";
+		pk[np++] = "slurmdbd";
+	}
+	json_array_append_new(out->resources, res_package(pk, np, true));
+	render_keys(rc, s, n, out);
+	return 0;
+}
+
+/* A secret as a node exported it: lower-case hex of at least 16 bytes, or NULL
+ * (noted) when missing or of another form. */
+static const char *secret_export(const struct render_ctx *rc, struct render_out *out,
+				 const struct node *from, const char *name, size_t bytes)
+{
+	const char *v = render_export(rc, out, from->name, SLURM_STACK, name);
+	if (!v)
+		return NULL;
+	if (strlen(v) != bytes * 2 || strspn(v, "0123456789abcdef") != bytes * 2) {
+		strv_pushf(&out->needs, "%s slurm.%s (the one exported is malformed)",
+			   from->name, name);
+		return NULL;
+	}
+	return v;
+}
+
+static void config_db(const struct render_ctx *rc, const struct slurm_conf *s,
+		      const struct node *n, struct render_out *out)
+{
+	const char *pass = secret_export(rc, out, n, "db_password", DBD_PASS_BYTES);
+	const char *dbwatch[] = { "file:" DBD_CONF };
+
+	json_array_append_new(out->resources, res_service("mariadb", true, true, NULL, 0));
+	/* The password goes from its file to mysql's stdin (printf is the
+	 * shell's own): never on a command line, in this resource or a result. */
+	json_array_append_new(out->resources, res_command(
+		"printf \"CREATE DATABASE IF NOT EXISTS " DB_NAME "; CREATE USER IF NOT EXISTS "
+		"'slurm'@'localhost'; ALTER USER 'slurm'@'localhost' IDENTIFIED BY '%s'; "
+		"GRANT ALL ON " DB_NAME ".* TO 'slurm'@'localhost';\" \"$(cat " DBD_PASS ")\" "
+		"| mysql", NULL,
+		"MYSQL_PWD=\"$(cat " DBD_PASS ")\" mysql -u slurm -e 'SELECT 1' " DB_NAME
+		" >/dev/null 2>&1"));
+	if (!pass)
+		return;
+	char *text = xasprintf(HEADER "AuthType=auth/munge\nDbdHost=%s\nDbdAddr=%s\n"
+			       "SlurmUser=slurm\nStorageType=accounting_storage/mysql\n"
+			       "StorageHost=localhost\nStorageUser=slurm\nStorageLoc=" DB_NAME
+			       "\nStoragePass=%s\n", n->name, n->address, pass);
+	json_array_append_new(out->resources,
+			      res_file_secret(DBD_CONF, text, 0600, "slurm", "slurm"));
+	free(text);
+	json_array_append_new(out->resources, res_service("slurmdbd", true, true, dbwatch, 1));
+}
+
+/*
+ * Phase config: the munge key everywhere but the controller, slurm.conf
+ * and cgroup.conf on every node of the stack, gres.conf and slurmd on
+ * compute nodes (restarted only when what a restart applies changed), the
+ * database and slurmdbd on the db node.
+ */
+static int render_config(const struct render_ctx *rc, const void *conf, const struct node *n,
+			 struct render_out *out, struct kerr *e)
+{
+	const struct slurm_conf *s = conf;
+	const struct node *ctl = &rc->c->nodes[s->ctl];
+	struct slurm_text t;
+	struct buf gres, cg;
+
+	if (!in_slurm(rc, s, n))
+		return 0;
+	if (!is_ctl(rc, s, n)) {
+		const char *key = secret_export(rc, out, ctl, "munge_key", MUNGE_KEY_BYTES);
+		const char *watch[] = { "file:" MUNGE_KEY };
+		if (key) {
+			json_array_append_new(out->resources, res_file_secret(MUNGE_KEY, key, 0400,
+									      "munge", "munge"));
+			json_array_append_new(out->resources,
+					      res_service("munge", true, true, watch, 1));
+		}
+	}
+	buf_init(&gres, 0);
+	buf_init(&cg, 0);
+	/* needs about other nodes' facts are the controller's to show */
+	slurm_text_make(rc, s, &t, is_ctl(rc, s, n) ? out : NULL);
+	cgroup_conf_text(s, &cg);
+	json_array_append_new(out->resources, res_file(SLURM_CONF, t.all.s, 0644, "root",
+						       "root"));
+	json_array_append_new(out->resources, res_file(CGROUP_CONF, cg.s, 0644, "root", "root"));
+	if (is_db(rc, s, n))
+		config_db(rc, s, n, out);
+	bool listed = false;
+	for (size_t i = 0; i < t.m.n; i++)
+		listed |= t.m.v[i] == n;
+	if (listed) {
+		gres_conf_text(rc, n, &gres);
+		json_array_append_new(out->resources, res_file(GRES_CONF, gres.s, 0644, "root",
+							       "root"));
+		json_array_append_new(out->resources, res_directory(SPOOL_DIR, 0755, "root",
+								    "root"));
+		unsigned long long h = fnv64(t.head.s, t.head.len, FNV_SEED);
+		h = fnv64(gres.s, gres.len, h);
+		h = fnv64(cg.s, cg.len, h);
+		json_array_append_new(out->resources,
+				      stamped("slurmd", "systemctl restart slurmd", h, NULL));
+		json_array_append_new(out->resources, res_service("slurmd", true, true, NULL, 0));
+	}
+	slurm_text_release(&t);
+	buf_release(&gres);
+	buf_release(&cg);
+	return 0;
+}
+
+/* Waits until slurmctld answers and every node named is idle, mixed or
+ * allocated; the reason on stderr otherwise (the command's failure). */
+static const char check_script[] =
+	"#!/bin/sh\n"
+	HEADER
+	"# usage: slurm-check SECONDS NODE...: wait until slurmctld answers and\n"
+	"# every NODE is usable (idle, mixed, allocated, completing)\n"
+	"t=$1; shift\n"
+	"end=$(( $(date +%s) + t ))\n"
+	"while :; do\n"
+	"\twhy=\n"
+	"\tif ! scontrol ping 2>/dev/null | grep -q 'is UP'; then\n"
+	"\t\twhy='slurmctld does not answer scontrol ping'\n"
+	"\telif ! states=$(sinfo -h -N -o '%N %T %E' 2>&1); then\n"
+	"\t\twhy=\"sinfo: $states\"\n"
+	"\telse\n"
+	"\t\tfor n in \"$@\"; do\n"
+	"\t\t\tline=$(printf '%s\\n' \"$states\" | awk -v n=\"$n\" '$1 == n { print; exit }')\n"
+	"\t\t\tst=$(printf '%s\\n' \"$line\" | awk '{ print $2 }')\n"
+	"\t\t\tcase \"$st\" in\n"
+	"\t\t\tidle|mixed|allocated|completing) ;;\n"
+	"\t\t\t'') why=\"$why, $n not in sinfo\" ;;\n"
+	"\t\t\t*) why=\"$why, $line\" ;;\n"
+	"\t\t\tesac\n"
+	"\t\tdone\n"
+	"\t\twhy=${why#, }\n"
+	"\tfi\n"
+	"\t[ -z \"$why\" ] && exit 0\n"
+	"\tif [ \"$(date +%s)\" -ge \"$end\" ]; then\n"
+	"\t\techo \"slurm not ready after $t s: $why\" | cut -c1-900 >&2\n"
+	"\t\texit 1\n"
+	"\tfi\n"
+	"\tsleep 1\n"
+	"done\n";
+
+/*
+ * Phase controller: slurmctld, restarted when the part of slurm.conf only
+ * a restart applies changed (the nodes, hosts, plugins), reconfigured when
+ * only the rest did (partitions, scheduler parameters).  Both stamps: a
+ * restart applies everything.  Neither kills a job: slurmctld keeps its
+ * state in StateSaveLocation, slurmd and the jobs' slurmstepd run on.
+ */
+static int render_controller(const struct render_ctx *rc, const void *conf,
+			     const struct node *n, struct render_out *out, struct kerr *e)
+{
+	const struct slurm_conf *s = conf;
+	struct slurm_text t;
+
+	if (!is_ctl(rc, s, n))
+		return 0;
+	slurm_text_make(rc, s, &t, NULL);
+	unsigned long long hr = fnv64(t.head.s, t.head.len, FNV_SEED);
+	unsigned long long hc = fnv64(t.all.s, t.all.len, FNV_SEED);
+	char also[96];
+	snprintf(also, sizeof(also), " && echo %016llx > " STAMP_DIR "/reconfigure", hc);
+
+	if (s->db >= 0) {
+		/* slurmdbd (started in phase config) may not listen yet: 30 s */
+		char *add = xasprintf("for i in $(seq 30); do sacctmgr -n -P list cluster "
+				      ">/dev/null 2>&1 && break; sleep 1; done; "
+				      "sacctmgr -i add cluster %s", s->cluster_name);
+		char *has = xasprintf("sacctmgr -n -P list cluster format=cluster 2>/dev/null "
+				      "| grep -qx %s", s->cluster_name);
+		json_array_append_new(out->resources, res_command(add, NULL, has));
+		free(add);
+		free(has);
+	}
+	json_array_append_new(out->resources,
+			      stamped("slurmctld", "systemctl restart slurmctld", hr, also));
+	json_array_append_new(out->resources, res_service("slurmctld", true, true, NULL, 0));
+	json_array_append_new(out->resources,
+			      stamped("reconfigure", "scontrol reconfigure", hc, NULL));
+	json_array_append_new(out->resources, res_file(CHECK_SCRIPT, check_script, 0755, "root",
+						       "root"));
+	slurm_text_release(&t);
+	return 0;
+}
+
+/* Phase check: the cluster answers and every compute node is usable. */
+static int render_check(const struct render_ctx *rc, const void *conf, const struct node *n,
+			struct render_out *out, struct kerr *e)
+{
+	const struct slurm_conf *s = conf;
+	struct slurm_text t;
+	struct buf names;
+
+	if (!is_ctl(rc, s, n))
+		return 0;
+	slurm_text_make(rc, s, &t, NULL);
+	buf_init(&names, 0);
+	buf_adds(&names, "");
+	for (size_t i = 0; i < t.m.n; i++)
+		buf_printf(&names, " %s", t.m.v[i]->name);
+	char *cmd = xasprintf(CHECK_SCRIPT " %d%s", s->check_timeout, names.s);
+	char *quick = xasprintf(CHECK_SCRIPT " 0%s", names.s);
+	json_array_append_new(out->resources, res_command(cmd, NULL, quick));
+	free(cmd);
+	free(quick);
+	slurm_text_release(&t);
+	buf_release(&names);
+	return 0;
+}
+
+static const struct stack_phase slurm_phases[] = {
+	{ "install", render_install },
+	{ "config", render_config },
+	{ "controller", render_controller },
+	{ "check", render_check },
+};
+
+static const char *const slurm_secrets[] = { "munge_key", "db_password", NULL };
+
+const struct stack_type stack_slurm = {
+	.name = SLURM_STACK,
+	.summary = "a Slurm cluster from roles and facts: munge, slurmctld, slurmd, "
+		   "slurmdbd with MariaDB, GPUs as typed Gres",
+	.parse = slurm_parse,
+	.free = slurm_free,
+	.phases = slurm_phases,
+	.nphases = ARRAY_SIZE(slurm_phases),
+	.secret_exports = slurm_secrets,
+	.facts = (const char *const[]){ "os", "cpu", "memory", "numa", "gpus", NULL },
+};

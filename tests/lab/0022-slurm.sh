@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The slurm stack on 4 systemd hosts from the lab mirror: node1 controller,
+# login and accounting database, node2 2x A100, node3 1x T4 (the lab's
+# device files), node4 CPU only.  Apply brings munged, slurmctld, slurmdbd
+# with MariaDB and slurmd up under systemd and every node idle; the Gres
+# types are the ones facts found; a GPU job gets one device and sacct
+# records it; the munge key is one key, 0400 munge, on every node and in
+# nothing kiln writes or prints; a second apply changes nothing; a
+# partition edit reaches slurmctld by reconfigure, without a restart.
+. "$(dirname "$0")/lib.sh"
+PKGS=munge,slurmd,slurmctld,slurmdbd,slurm-client,mariadb-server
+NODES="node1 node2 node3 node4"
+# Every wait below is bounded; the whole test by this, inside ctest's 600 s (the guard ends
+# with the test).
+(for _ in $(seq 570); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
+ echo "FAIL $TEST: over 570 s" >&2; kill -TERM $$) &
+lab_up 4 --bastion --gpus node2=a100:2,node3=t4:1 --mirror --packages $PKGS
+on_fail() {
+	local n
+	on node1 sinfo -N -o '%N %T %E' 2>&1 || true
+	for n in $NODES; do
+		echo "--- $n: failed units, slurm journal tail"
+		on $n systemctl --failed --no-legend 2>&1 || true
+		on $n sh -c 'journalctl -q --no-pager -n 15 -u slurmd -u slurmctld -u slurmdbd -u munge 2>&1' || true
+	done
+}
+: >"$T/all-output"
+keep() { printf '%s\n%s\n' "$OUT" "$ERR" >>"$T/all-output"; }
+
+# Roles: node1 runs the controller, the login shell and the database;
+# node4 computes without a GPU (node2 and node3 compute because of theirs).
+python3 - "$SPEC" <<'EOF'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+s = re.sub(r"(  - name: node1\n(?:    .*\n)*?)    roles: \[worker\]",
+           r"\1    roles: [slurm-controller, slurm-login, slurm-db]", s)
+s = re.sub(r"(  - name: node4\n(?:    .*\n)*?)    roles: \[worker\]",
+           r"\1    roles: [slurm-compute]", s)
+s += """  slurm:
+    cgroup: false
+    scheduler_parameters: bf_interval=2,sched_interval=2
+    partitions:
+      gpu:
+        nodes: [node2, node3]
+"""
+open(p, "w").write(s)
+EOF
+
+say "plan before anything exists: the munge key is waited for"
+kiln_rc 2 plan -f "$SPEC"
+keep
+assert_contains "$OUT" "waits for node1 slurm.munge_key"
+
+say "apply: every phase on every node"
+kiln_rc 0 apply -f "$SPEC" -o json
+keep
+assert_eq "$(json '[p for p in j["phases"] if p.startswith("slurm.")]')" \
+	"['slurm.install', 'slurm.config', 'slurm.controller', 'slurm.check']" "phases"
+assert_eq "$(json 'j["summary"]["failed"]')" 0 "failed nodes"
+assert_eq "$(json '[r["status"] for n in j["nodes"] for r in n["results"] if r["phase"] == "slurm.check"]')" \
+	"['changed']" "the check ran once, on the controller, and passed"
+
+say "daemons active under systemd"
+for u in munge slurmctld slurmdbd mariadb; do
+	assert_eq "$(on node1 systemctl is-active $u)" active "node1 $u"
+done
+for n in node2 node3 node4; do
+	for u in munge slurmd; do assert_eq "$(on $n systemctl is-active $u)" active "$n $u"; done
+done
+
+say "every node idle, Gres as facts found them"
+assert_eq "$(on node1 sinfo -h -N -p all -o '%N %T' | sort | tr '\n' ' ')" \
+	"node2 idle node3 idle node4 idle " "node states"
+assert_contains "$(on node1 scontrol show node node2)" "Gres=gpu:a100:2" "node2"
+assert_contains "$(on node1 scontrol show node node3)" "Gres=gpu:t4:1" "node3"
+case "$(on node1 scontrol show node node4)" in *Gres=gpu*) fail "node4 has a Gres" ;; esac
+assert_eq "$(on node1 sinfo -h -o '%P %N' | sort | tr '\n' ' ')" \
+	"a100 node2 all* node[2-4] gpu node[2-3] t4 node3 " "partitions"
+
+say "a GPU job on node2 sees one device; sacct records it"
+out=$(on node1 timeout 60 srun -p a100 --gpus=a100:1 -N1 sh -c 'echo "$(hostname) [$CUDA_VISIBLE_DEVICES]"')
+assert_eq "$out" "node2 [0]" "srun --gpus=a100:1"
+out=$(on node1 timeout 60 srun --gpus=t4:1 sh -c 'echo "$(hostname) [$CUDA_VISIBLE_DEVICES]"')
+assert_eq "$out" "node3 [0]" "srun --gpus=t4:1"
+ok=
+for _ in $(seq 30); do
+	acct=$(on node1 sacct -n -X -P -a -o JobID,State,AllocTRES 2>&1 || true)
+	case "$acct" in *gres/gpu:a100=1*) ok=1; break ;; esac
+	sleep 1
+done
+[ -n "$ok" ] || fail "sacct lists no job with gres/gpu:a100=1: $acct"
+
+say "the munge key: one key, 0400 munge:munge, on every node"
+key=$(on node1 cat /etc/munge/munge.key)
+assert_eq "${#key}" 128 "key length"
+for n in $NODES; do
+	assert_eq "$(on $n sha256sum /etc/munge/munge.key | cut -d' ' -f1)" \
+		"$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)" "$n key"
+	assert_eq "$(on $n stat -c '%a %U %G' /etc/munge/munge.key)" "400 munge munge" "$n key mode"
+done
+dbpass=$(on node1 cat /etc/slurm/slurmdbd.pass)
+assert_eq "${#dbpass}" 48 "db password length"
+assert_eq "$(on node1 stat -c '%a %U' /etc/slurm/slurmdbd.conf)" "600 slurm" "slurmdbd.conf mode"
+
+say "a second apply changes nothing (debug logs kept for the secrets check)"
+kiln_rc 0 -vv apply -f "$SPEC"
+keep
+assert_contains "$OUT" "4 nodes, 0 changed"
+kiln_rc 0 plan -f "$SPEC" -o json
+keep
+
+say "a partition edit: reconfigure, slurmctld not restarted, a running job survives"
+pid=$(on node1 systemctl show -p MainPID --value slurmctld)
+jid=$(on node1 sbatch --parsable -p all -w node4 --wrap 'sleep 40')
+for _ in $(seq 30); do
+	[ "$(on node1 squeue -h -j "$jid" -o %T)" = RUNNING ] && break
+	sleep 1
+done
+assert_eq "$(on node1 squeue -h -j "$jid" -o %T)" RUNNING "job $jid"
+sed -i 's/^        nodes: \[node2, node3\]$/        nodes: [node2, node3, node4]/' "$SPEC"
+kiln_rc 0 apply -f "$SPEC" -o json
+keep
+assert_eq "$(json '[r["id"].split(" ")[0] for n in j["nodes"] for r in n["results"] if r["status"] == "changed" and r["id"].startswith("command:")]')" \
+	"['command:scontrol']" "handlers that ran (reconfigure alone)"
+assert_eq "$(on node1 systemctl show -p MainPID --value slurmctld)" "$pid" "slurmctld pid"
+assert_eq "$(on node1 sinfo -h -p gpu -o '%N')" "node[2-4]" "gpu partition after reconfigure"
+assert_eq "$(on node1 squeue -h -j "$jid" -o %T)" RUNNING "job $jid after the apply"
+
+say "drift: slurm.conf edited on node3 -> plan shows it, apply repairs it, no restart"
+on node3 sh -c 'echo "# local edit" >> /etc/slurm/slurm.conf'
+dpid=$(on node3 systemctl show -p MainPID --value slurmd)
+kiln_rc 2 plan -f "$SPEC"
+keep
+assert_contains "$OUT" "-# local edit" "plan"
+kiln_rc 0 apply -f "$SPEC"
+keep
+assert_contains "$OUT" "4 nodes, 1 changed"
+case "$(on node3 cat /etc/slurm/slurm.conf)" in *"local edit"*) fail "node3's edit is still there" ;; esac
+assert_eq "$(on node3 systemctl show -p MainPID --value slurmd)" "$dpid" "node3 slurmd pid"
+assert_eq "$(on node1 squeue -h -j "$jid" -o %T)" RUNNING "job $jid after the repair"
+
+say "no secret in the state, the output or the logs: every run's record, the exports"
+kiln_rc 0 exports -f "$SPEC" -o json
+keep
+assert_eq "$(json 'sorted((x["name"], x["secret"], "value" in x) for x in j if x["stack"] == "slurm")')" \
+	"[('db_password', True, False), ('munge_key', True, False)]" "slurm exports"
+kiln_rc 0 runs -f "$SPEC" -o json
+keep
+for run in $(json '" ".join(str(r["id"]) for r in j)'); do
+	kiln_rc 0 runs show "$run" -f "$SPEC" -o json
+	keep
+done
+[ -f "$LAB/.kiln/state.db" ] || fail "no state database in $LAB/.kiln"
+for f in "$LAB"/.kiln/state.db* "$T/all-output"; do
+	if grep -qF -e "$key" -e "$dbpass" "$f"; then fail "a secret is in $f"; fi
+done
