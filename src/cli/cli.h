@@ -42,11 +42,20 @@ int cli_global_option(int argc, char **argv, int i);
 /* The commands (see cmd_*.c). */
 extern const struct command cmd_facts, cmd_inventory, cmd_plan, cmd_apply, cmd_runs, cmd_lab,
 	cmd_version, cmd_serve, cmd_boot, cmd_power, cmd_bootdev, cmd_mesh, cmd_exports,
-	cmd_validate;
+	cmd_validate, cmd_run, cmd_jobs;
 
 #endif
 
 /* ---- shared by the commands that read a spec (cli_common.c) ---------- */
+
+struct cluster;
+/*
+ * Run script on the slurm stack's login node (one SSH command, through the
+ * bastion as apply goes); stdout into out.  A non-zero exit is an error
+ * with the script's stderr, escaped (cmd_jobs.c).
+ */
+int cli_slurm_exec(const struct cluster *c, const char *script, struct buf *out,
+		   struct kerr *e);
 
 /* Options common to facts/plan/apply/runs, filled by cli_spec_option(). */
 struct spec_args {

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobs/jobs.h"
 #include "resources/resources.h"
 #include "spec/parse.h"
 
@@ -49,6 +50,8 @@
 #define STAMP_DIR "/var/lib/kiln/slurm"
 #define CHECK_SCRIPT "/usr/local/lib/kiln/slurm-check"
 #define HEADER "# managed by kiln (stacks.slurm); changes here are overwritten\n"
+
+extern const struct stack_type stack_slurm;
 
 enum part_by { PART_GROUP, PART_LABEL, PART_NODES };
 
@@ -672,7 +675,8 @@ static void slurm_text_make(const struct render_ctx *rc, const struct slurm_conf
 		 "StateSaveLocation=" STATE_DIR "\nSlurmdSpoolDir=" SPOOL_DIR "\n"
 		 "ReturnToService=2\nSchedulerType=sched/backfill\n"
 		 "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core_Memory\n"
-		 "GresTypes=gpu\nMpiDefault=none\n");
+		 "GresTypes=gpu\nMpiDefault=none\n"
+		 "ScronParameters=enable\n");     /* kiln run --every: scrontab */
 	if (s->cgroup)
 		buf_adds(head, "ProctrackType=proctrack/cgroup\n"
 			 "TaskPlugin=task/cgroup,task/affinity\n"
@@ -1106,6 +1110,91 @@ static const struct stack_phase slurm_phases[] = {
 };
 
 static const char *const slurm_secrets[] = { "munge_key", "db_password", NULL };
+
+/* ---- what kiln run needs ---------------------------------------------------- */
+
+const struct node *slurm_login_node(const struct cluster *c)
+{
+	const struct slurm_conf *s = stack_conf(c, &stack_slurm);
+
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < c->nnodes; i++)
+		if (has_role(&c->nodes[s->order[i]], ROLE_LOGIN))
+			return &c->nodes[s->order[i]];
+	return &c->nodes[s->ctl];
+}
+
+/* The value of KEY= among the space-separated words of line, or NULL. */
+static const char *conf_word(const char *line, const char *key, char *out, size_t n)
+{
+	size_t kl = strlen(key);
+
+	for (const char *p = line; *p;) {
+		size_t w = strcspn(p, " \n");
+		if (w > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+			size_t vl = w - kl - 1 < n - 1 ? w - kl - 1 : n - 1;
+			memcpy(out, p + kl + 1, vl);
+			out[vl] = '\0';
+			return out;
+		}
+		p += w;
+		p += strspn(p, " ");
+		if (*p == '\n')
+			break;
+	}
+	return NULL;
+}
+
+/*
+ * The compute nodes as the rendered slurm.conf tells Slurm (its NodeName
+ * and PartitionName lines, read back: one source for what Slurm is told
+ * and what kiln run checks against).
+ */
+size_t slurm_jobs_nodes(const struct render_ctx *rc0, struct jobs_node **out)
+{
+	struct render_ctx rc = *rc0;
+	const struct slurm_conf *s = stack_conf(rc.c, &stack_slurm);
+	struct slurm_text t;
+	struct jobs_node *v;
+	size_t n = 0;
+	char w[4096];
+
+	*out = NULL;
+	if (!s)
+		return 0;
+	rc.stack = &stack_slurm;
+	slurm_text_make(&rc, s, &t, NULL);
+	v = xcalloc(t.m.n + 1, sizeof(*v));
+	for (const char *line = t.all.s; line && *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != 0)) {
+		if (!strncmp(line, "NodeName=", 9) && n < t.m.n) {
+			struct jobs_node *j = &v[n++];
+			j->name = xstrdup(conf_word(line, "NodeName", w, sizeof(w)) ? w : "?");
+			j->cpus = conf_word(line, "CPUs", w, sizeof(w)) ? atoi(w) : 0;
+			j->mem_mb = conf_word(line, "RealMemory", w, sizeof(w)) ? atoll(w) : 0;
+			/* Gres=gpu:a100:2,gpu:t4:1 */
+			for (char *g = conf_word(line, "Gres", w, sizeof(w)) ? strtok(w, ",") : NULL;
+			     g && j->ngpus < JOBS_GPU_TYPES_MAX; g = strtok(NULL, ",")) {
+				char *c1 = strchr(g, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+				if (!c2)
+					continue;
+				j->gpus[j->ngpus].type = xstrndup(c1 + 1, (size_t)(c2 - c1 - 1));
+				j->gpus[j->ngpus++].count = atoi(c2 + 1);
+			}
+		} else if (!strncmp(line, "PartitionName=", 14) &&
+			   conf_word(line, "Nodes", w, sizeof(w))) {
+			char part[128];
+			conf_word(line, "PartitionName", part, sizeof(part));
+			for (char *m = strtok(w, ","); m; m = strtok(NULL, ","))
+				for (size_t k = 0; k < n; k++)
+					if (!strcmp(v[k].name, m))
+						strv_push(&v[k].partitions, part);
+		}
+	}
+	slurm_text_release(&t);
+	*out = v;
+	return n;
+}
 
 const struct stack_type stack_slurm = {
 	.name = SLURM_STACK,

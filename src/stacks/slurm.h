@@ -24,4 +24,18 @@ const char *gpu_type_of(const json_t *gpu, char out[GPU_TYPE_MAX]);
 /* The same from a name alone (NULL or "" gives "gpu"). */
 const char *gpu_type_from_name(const char *name, char out[GPU_TYPE_MAX]);
 
+struct cluster;
+struct node;
+struct render_ctx;
+struct jobs_node;
+/* The node kiln run submits through: the first (by name) with role
+ * slurm-login, else the controller; NULL without stacks.slurm. */
+const struct node *slurm_login_node(const struct cluster *c);
+/*
+ * The compute nodes as the slurm.conf rendered from rc tells Slurm: CPUs,
+ * RealMemory, Gres by type, partitions; into *out (the caller releases
+ * each with jobs_node_release and frees the array).  Returns the count.
+ */
+size_t slurm_jobs_nodes(const struct render_ctx *rc, struct jobs_node **out);
+
 #endif

@@ -21,6 +21,7 @@
 
 #include "resources/resources.h"
 #include "purity.h"
+#include "jobs/jobs.h"
 #include "stacks/slurm.h"
 #include "stacks/stacks.h"
 
@@ -554,6 +555,57 @@ static void test_spec_errors(void **s)
 	cluster_free(c);
 }
 
+/* kiln run's view: the NodeName and PartitionName lines, read back. */
+static void test_jobs_nodes(void **s)
+{
+	struct cluster *c = load_path(DIR "/cluster.yaml");
+	json_t *all = load_facts();
+	const json_t **facts = facts_for(c, all);
+	struct render_ctx rc = { .c = c, .facts = facts };
+	struct jobs_node *v = NULL;
+	size_t n = slurm_jobs_nodes(&rc, &v);
+
+	assert_string_equal(slurm_login_node(c)->name, "node1");
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].name, "node2");
+	assert_int_equal(v[0].cpus, 64);
+	assert_int_equal(v[0].mem_mb, 522240);
+	assert_int_equal(v[0].ngpus, 1);
+	assert_string_equal(v[0].gpus[0].type, "a100");
+	assert_int_equal(v[0].gpus[0].count, 2);
+	assert_string_equal(v[1].name, "node3");
+	assert_string_equal(v[1].gpus[0].type, "t4");
+	assert_int_equal(v[1].gpus[0].count, 1);
+	assert_string_equal(v[2].name, "node4");
+	assert_int_equal(v[2].ngpus, 0);
+	assert_true(strv_contains(&v[1].partitions, "t4"));
+	assert_true(strv_contains(&v[1].partitions, "gpus"));
+	assert_true(strv_contains(&v[1].partitions, "rack1"));
+	assert_true(strv_contains(&v[1].partitions, "all"));
+	assert_false(strv_contains(&v[1].partitions, "a100"));
+	assert_true(strv_contains(&v[0].partitions, "a100"));
+
+	/* the placement check over them: per node, never totals */
+	struct jobs_request rq;
+	struct kerr e = { 0 };
+	jobs_request_init(&rq);
+	assert_int_equal(jobs_parse_gpus("3", &rq, &e), 0);
+	assert_int_equal(jobs_place(v, n, &rq, NULL, &e), -ENOSPC);
+	assert_non_null(strstr(e.msg, "no node has 3 GPUs (the most on one node: 2, on node2)"));
+	jobs_request_release(&rq);
+	for (size_t i = 0; i < n; i++)
+		jobs_node_release(&v[i]);
+	free(v);
+
+	/* without facts, no node is known */
+	rc.facts = NULL;
+	assert_int_equal(slurm_jobs_nodes(&rc, &v), 0);
+	free(v);
+	free(facts);
+	json_decref(all);
+	cluster_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_waits),
 		cmocka_unit_test(test_handlers),
 		cmocka_unit_test(test_spec_errors),
+		cmocka_unit_test(test_jobs_nodes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
