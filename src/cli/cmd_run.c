@@ -104,9 +104,9 @@ static int parse(int argc, char **argv, struct spec_args *a, struct jobs_request
 			char **dst = o[2] == 'n' ? &rq->name : &rq->partition;
 			free(*dst);
 			*dst = xstrdup(v);
-		} else if (!strcmp(o, "--output")) {
+		} else if (!strcmp(o, "--log")) {
 			if (v[0] != '/' || strlen(v) > 1024)
-				return cli_error("run: --output '%s': an absolute path on the node", v);
+				return cli_error("run: --log '%s': an absolute path on the node", v);
 			free(rq->output);
 			rq->output = xstrdup(v);
 		} else {
@@ -253,7 +253,7 @@ const struct command cmd_run = {
 	.help = "NAME\n    kiln run - submit a job to the cluster's Slurm\n\n"
 		"SYNOPSIS\n    kiln run [-f FILE] [--gpus [TYPE:]N] [--nodes N] [--cpus N] [--mem SIZE]\n"
 		"             [--time LIMIT] [--at TIME | --every CRON] [--name NAME]\n"
-		"             [--partition P] [--output PATH] [--dry-run] -- CMD [ARG...]\n\n"
+		"             [--partition P] [--log PATH] [--dry-run] -- CMD [ARG...]\n\n"
 		"DESCRIPTION\n"
 		"    Submits CMD through the slurm stack's login node (role slurm-login, else\n"
 		"    the controller) with one SSH command, and prints the job id.\n\n"
@@ -273,7 +273,7 @@ const struct command cmd_run = {
 		"    @yearly; each run is a job 'kiln jobs' lists; needs --name.\n\n"
 		"    The command and every value reach the login node's shell single-quoted.\n"
 		"    The job's output goes where Slurm puts it (slurm-ID.out in the\n"
-		"    submitting user's home on the first node) unless --output says.\n\n"
+		"    submitting user's home on the first node) unless --log says.\n\n"
 		"OPTIONS\n"
 		"    --gpus [TYPE:]N   GPUs on each node (1-64), of TYPE if given\n"
 		"    --nodes N         nodes (default 1)\n"
@@ -284,7 +284,7 @@ const struct command cmd_run = {
 		"    --every CRON      run on a schedule (scrontab)\n"
 		"    --name NAME       the job name ([A-Za-z0-9._-], at most 64)\n"
 		"    --partition P     the partition (default: Slurm's default)\n"
-		"    --output PATH     the job's output file on the node (absolute)\n"
+		"    --log PATH        the job's output file on the node (absolute; Slurm's --output)\n"
 		"    --dry-run         check placement and print the command, send nothing\n"
 		"    -f, --file FILE   the cluster spec (default cluster.yaml)\n"
 		"    --state FILE      the state database (default SPECDIR/.kiln/state.db)\n"

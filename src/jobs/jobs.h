@@ -54,7 +54,7 @@ struct jobs_request {
 	char *begin;              /* --at, as sbatch --begin reads it; NULL = now */
 	char *cron;               /* --every: five cron fields or @daily...; NULL = once */
 	char *partition;          /* NULL = the default partition */
-	char *output;             /* --output PATH on the node; NULL = Slurm's */
+	char *output;             /* --log PATH: sbatch --output on the node; NULL = Slurm's */
 	struct strv argv;         /* the command, argv[0] first; at least one */
 };
 void jobs_request_init(struct jobs_request *r);
