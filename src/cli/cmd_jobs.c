@@ -72,23 +72,25 @@ static void put_text(const json_t *jobs)
 	}
 }
 
-static int cancel(const struct cluster *c, const char *id)
+/* cancel a job, or (every) remove the schedule of that name */
+static int cancel(const struct cluster *c, const char *id, bool every)
 {
 	struct buf script = BUF_INIT, out;
 	struct kerr e = { 0 };
 	int rc = 1;
 
 	buf_init(&out, ERR_CAP);
-	if (jobs_cancel_script(id, &script, &e) < 0 || cli_slurm_exec(c, script.s, &out, &e) < 0) {
+	if ((every ? jobs_unschedule_script(id, &script, &e) : jobs_cancel_script(id, &script, &e)) < 0 ||
+	    cli_slurm_exec(c, script.s, &out, &e) < 0) {
 		rc = cli_error("jobs cancel: %s", e.msg);
 		goto out;
 	}
 	if (arg_output == OUTPUT_JSON) {
-		json_t *j = json_pack("{s:s,s:b}", "id", id, "cancelled", true);
+		json_t *j = json_pack("{s:s,s:b}", every ? "every" : "id", id, "cancelled", true);
 		cli_print_json(j);
 		json_decref(j);
 	} else {
-		printf("cancelled job %s\n", id);
+		printf(every ? "removed schedule %s\n" : "cancelled job %s\n", id);
 	}
 	rc = 0;
 out:
@@ -104,6 +106,7 @@ static int run(int argc, char **argv)
 	struct kerr e = { 0 };
 	struct buf out;
 	const char *cancel_id = NULL;
+	bool every = false;
 	json_t *jobs = NULL;
 	int rc = 1;
 
@@ -115,8 +118,9 @@ static int run(int argc, char **argv)
 		if (n > 0)
 			continue;
 		if (!strcmp(argv[i], "cancel") && i + 1 < argc && !cancel_id) {
-			cancel_id = argv[i + 1];
-			i += 2;
+			every = !strcmp(argv[i + 1], "--every") && i + 2 < argc;
+			cancel_id = argv[i + 1 + every];
+			i += 2 + every;
 			continue;
 		}
 		rc = cli_error("jobs: unknown argument '%s' (see 'kiln jobs --help')", argv[i]);
@@ -127,7 +131,7 @@ static int run(int argc, char **argv)
 		goto out;
 	}
 	if (cancel_id) {
-		rc = cancel(c, cancel_id);
+		rc = cancel(c, cancel_id, every);
 		goto out;
 	}
 	if (cli_slurm_exec(c, jobs_list_script(), &out, &e) < 0) {
@@ -153,7 +157,8 @@ const struct command cmd_jobs = {
 	.summary = "list the cluster's Slurm jobs, or cancel one",
 	.help = "NAME\n    kiln jobs - the cluster's jobs, from Slurm on the login node\n\n"
 		"SYNOPSIS\n    kiln jobs [-f FILE] [-o json]\n"
-		"    kiln jobs [-f FILE] cancel ID\n\n"
+		"    kiln jobs [-f FILE] cancel ID\n"
+		"    kiln jobs [-f FILE] cancel --every NAME\n\n"
 		"DESCRIPTION\n"
 		"    One list of the jobs Slurm holds (pending, running) and the jobs it\n"
 		"    accounted for in the last 7 days (finished, failed, cancelled),\n"
@@ -162,8 +167,9 @@ const struct command cmd_jobs = {
 		"    job both know shows squeue's state and sacct's exit code. GPUS is\n"
 		"    what the job asked for or was given (TYPE:N). Every field came from\n"
 		"    the node and is shown escaped.\n\n"
-		"    'cancel ID' cancels a job or array task (scancel), including one\n"
-		"    started by 'kiln run --every' (which also disables its entry).\n\n"
+		"    'cancel ID' cancels a job or array task (scancel). 'cancel --every\n"
+		"    NAME' removes the schedule 'kiln run --every --name NAME' made (its\n"
+		"    crontab entry on the login node); jobs it started are not touched.\n\n"
 		"    JSON output (-o json): [{\"id\", \"name\", \"state\", \"user\",\n"
 		"    \"partition\", \"nodes\", \"nodelist\", \"submit\", \"start\", \"end\",\n"
 		"    \"exit\", \"gpus\"}] sorted by id; null where Slurm has no value.\n\n"
@@ -172,5 +178,5 @@ const struct command cmd_jobs = {
 		"    -o json           JSON output\n\n"
 		"EXIT STATUS\n    0 listed or cancelled; 1 an error (spec, SSH, Slurm's message).\n\n"
 		"EXAMPLES\n    kiln jobs\n    kiln -o json jobs | jq '.[] | select(.state == \"RUNNING\")'\n"
-		"    kiln jobs cancel 42\n",
+		"    kiln jobs cancel 42\n    kiln jobs cancel --every nightly\n",
 };

@@ -120,7 +120,11 @@ static int parse(int argc, char **argv, struct spec_args *a, struct jobs_request
 	if (rq->begin && rq->cron)
 		return cli_error("run: --at and --every exclude each other");
 	if (rq->cron && !rq->name)
-		return cli_error("run: --every needs --name (how 'kiln jobs' shows its runs)");
+		return cli_error("run: --every needs --name (its runs' job name, and how "
+				 "'kiln jobs cancel --every NAME' removes it)");
+	for (size_t k = 0; rq->cron && k < rq->argv.n; k++)
+		if (strchr(rq->argv.v[k], '\n'))
+			return cli_error("run: --every: the command is one crontab line: no newlines");
 	return 0;
 }
 
@@ -211,7 +215,7 @@ static int run(int argc, char **argv)
 		rc = cli_error("run: %s", e.msg);
 		goto out;
 	}
-	/* sbatch --parsable: "ID" or "ID;CLUSTER"; scrontab: "cron" */
+	/* sbatch --parsable: "ID" or "ID;CLUSTER"; the crontab edit: "cron" */
 	char *id = out.s ? out.s : "";
 	id[strcspn(id, ";\n")] = '\0';
 	if (!rq.cron && (!*id || strspn(id, "0123456789") != strlen(id))) {
@@ -229,7 +233,7 @@ static int run(int argc, char **argv)
 		cli_print_json(j);
 		json_decref(j);
 	} else if (rq.cron) {
-		printf("scheduled %s: '%s'\n", rq.name, rq.cron);
+		printf("scheduled %s: '%s' (each run a job named %s)\n", rq.name, rq.cron, rq.name);
 	} else {
 		printf("%s\n", id);
 	}
@@ -268,9 +272,12 @@ const struct command cmd_run = {
 		"    3-GPU node.\n\n"
 		"    --at starts the job no earlier than TIME (sbatch --begin): now+N with\n"
 		"    N seconds or Ns, Nm, Nh, Nd; HH:MM[:SS]; YYYY-MM-DDTHH:MM[:SS] (the\n"
-		"    login node's local time). --every adds an entry to the user's\n"
-		"    scrontab: five cron fields or @hourly, @daily, @weekly, @monthly,\n"
-		"    @yearly; each run is a job 'kiln jobs' lists; needs --name.\n\n"
+		"    login node's local time). --every puts the submission in the user's\n"
+		"    crontab on the login node (the slurm stack runs cron there): five\n"
+		"    cron fields or @hourly, @daily, @weekly, @monthly, @yearly; each run\n"
+		"    is a job named NAME that 'kiln jobs' lists; needs --name; the same\n"
+		"    name again replaces the schedule; 'kiln jobs cancel --every NAME'\n"
+		"    removes it.\n\n"
 		"    The command and every value reach the login node's shell single-quoted.\n"
 		"    The job's output goes where Slurm puts it (slurm-ID.out in the\n"
 		"    submitting user's home on the first node) unless --log says.\n\n"
@@ -281,7 +288,7 @@ const struct command cmd_run = {
 		"    --mem SIZE        memory on each node: 512M, 16G, 1T (plain = MiB)\n"
 		"    --time LIMIT      time limit: MINUTES, M:S, H:M:S, D-H[:M[:S]], UNLIMITED\n"
 		"    --at TIME         start no earlier than TIME\n"
-		"    --every CRON      run on a schedule (scrontab)\n"
+		"    --every CRON      run on a schedule (cron on the login node)\n"
 		"    --name NAME       the job name ([A-Za-z0-9._-], at most 64)\n"
 		"    --partition P     the partition (default: Slurm's default)\n"
 		"    --log PATH        the job's output file on the node (absolute; Slurm's --output)\n"

@@ -450,41 +450,86 @@ static void command_line(const struct jobs_request *rq, struct buf *b)
 	}
 }
 
+/* In a crontab line '%' is a newline: escape every one. */
+static void cron_escape(const char *s, struct buf *out)
+{
+	for (; *s; s++) {
+		if (*s == '%')
+			buf_addch(out, '\\');
+		buf_addch(out, *s);
+	}
+}
+
+/*
+ * The crontab edit for name: the user's table without name's entry (the
+ * line ending "# kiln-run:NAME"), plus line when not NULL, installed from a
+ * temporary file that is always removed.  crontab -l fails when there is
+ * no table yet: that is an empty one.
+ */
+static void crontab_edit(const char *name, const char *line, struct buf *out)
+{
+	struct buf re = BUF_INIT;
+
+	/* names are [A-Za-z0-9._-]: only '.' needs escaping in the pattern */
+	buf_adds(&re, " # kiln-run:");
+	for (const char *p = name; *p; p++) {
+		if (*p == '.')
+			buf_addch(&re, '\\');
+		buf_addch(&re, *p);
+	}
+	buf_addch(&re, '$');
+	buf_adds(out, "t=$(mktemp) || exit 1; { crontab -l 2>/dev/null || true; } | grep -v -e ");
+	buf_add_shquote(out, re.s);
+	buf_adds(out, " >\"$t\"");
+	if (line) {
+		buf_adds(out, "; printf '%s\\n' ");
+		buf_add_shquote(out, line);
+		buf_adds(out, " >>\"$t\"");
+	}
+	buf_adds(out, "; crontab \"$t\"; rc=$?; rm -f \"$t\"; [ $rc = 0 ] && echo cron; exit $rc");
+	buf_release(&re);
+}
+
 void jobs_submit_script(const struct jobs_request *rq, struct buf *out)
 {
-	struct buf opts = BUF_INIT, cmd = BUF_INIT, line = BUF_INIT;
+	struct buf opts = BUF_INIT, cmd = BUF_INIT, line = BUF_INIT, sub = BUF_INIT;
 
 	options(rq, &opts);
 	command_line(rq, &cmd);
+	buf_printf(&sub, "sbatch --parsable%s", opts.s ? opts.s : "");
+	if (rq->begin) {
+		buf_adds(&sub, " --begin=");
+		buf_add_shquote(&sub, rq->begin);
+	}
+	buf_adds(&sub, " --wrap=");
+	buf_add_shquote(&sub, cmd.s);
 	if (!rq->cron) {
-		buf_printf(out, "sbatch --parsable%s", opts.s ? opts.s : "");
-		if (rq->begin) {
-			buf_adds(out, " --begin=");
-			buf_add_shquote(out, rq->begin);
-		}
-		buf_adds(out, " --wrap=");
-		buf_add_shquote(out, cmd.s);
+		buf_add(out, sub.s, sub.len);
 		goto out;
 	}
 	/*
-	 * scrontab: the user's table plus one entry ("#SCRON" options, then
-	 * the cron line), installed from a temporary file that is always
-	 * removed.  scrontab -l fails when there is no table yet: that is an
-	 * empty one.
+	 * --every: an entry in the submitting user's crontab on the login node
+	 * (Debian's Slurm 22.05 has no scrontab): cron runs the same sbatch on
+	 * the schedule, each run a job of its own.  One entry per name.
 	 */
-	buf_adds(out, "t=$(mktemp) || exit 1; { scrontab -l 2>/dev/null; printf '%s\\n' ");
-	buf_printf(&line, "#SCRON%s", opts.s ? opts.s : "");
-	buf_add_shquote(out, line.s);
-	buf_adds(out, " ");
-	buf_reset(&line);
-	buf_printf(&line, "%s %s", rq->cron, cmd.s);
-	buf_add_shquote(out, line.s);
-	buf_adds(out, "; } >\"$t\" && scrontab \"$t\"; rc=$?; rm -f \"$t\"; "
-		      "[ $rc = 0 ] && echo cron; exit $rc");
+	buf_printf(&line, "%s ", rq->cron);
+	cron_escape(sub.s, &line);
+	buf_printf(&line, " >/dev/null 2>&1 # kiln-run:%s", rq->name);
+	crontab_edit(rq->name, line.s, out);
 out:
 	buf_release(&opts);
 	buf_release(&cmd);
 	buf_release(&line);
+	buf_release(&sub);
+}
+
+int jobs_unschedule_script(const char *name, struct buf *out, struct kerr *e)
+{
+	if (!jobs_name_ok(name))
+		return kerr_set(e, -EINVAL, "schedule name '%s': 1-%d of A-Z a-z 0-9 . _ -", name,
+				JOBS_NAME_MAX);
+	crontab_edit(name, NULL, out);
+	return 0;
 }
 
 #define SACCT_MARK "--kiln-sacct--"
@@ -626,7 +671,7 @@ json_t *jobs_list_parse(const char *text, size_t len)
 				json_object_set_new(j, "gpus", gpus_of(f[11]));
 			continue;
 		}
-		/* a finished run; a scrontab job's runs share its id (sacct -D
+		/* a finished run; a requeued job's runs share its id (sacct -D
 		 * lists each), so the key is the id and the run's start */
 		char k[2 * FIELD_MAX + 2];
 		snprintf(k, sizeof(k), "%s@%s", f[0], f[8]);
@@ -662,8 +707,6 @@ int jobs_cancel_script(const char *id, struct buf *out, struct kerr *e)
 								   0, 99999999, NULL))))
 		return kerr_set(e, -EINVAL, "job id '%s': digits, or digits_digits for an array task",
 				id);
-	/* a cron job needs --cron (scancel refuses it otherwise, and then
-	 * disables its scrontab line) */
-	buf_printf(out, "scancel %s 2>/dev/null || scancel --cron %s", id, id);
+	buf_printf(out, "scancel %s", id);
 	return 0;
 }

@@ -52,7 +52,8 @@ struct jobs_request {
 	int64_t mem_mb;           /* per node; 0 = Slurm's default */
 	char *time;               /* --time, as Slurm reads it; NULL = partition's */
 	char *begin;              /* --at, as sbatch --begin reads it; NULL = now */
-	char *cron;               /* --every: five cron fields or @daily...; NULL = once */
+	char *cron;               /* --every: five cron fields or @daily...; NULL = once;
+				     the command may then hold no newline */
 	char *partition;          /* NULL = the default partition */
 	char *output;             /* --log PATH: sbatch --output on the node; NULL = Slurm's */
 	struct strv argv;         /* the command, argv[0] first; at least one */
@@ -96,16 +97,19 @@ int jobs_place(const struct jobs_node *nodes, size_t n, const struct jobs_reques
 
 /*
  * The shell command, run on the login node, that submits rq: sbatch for a
- * one-off job (prints the job id and nothing else), or, with rq->cron, a
- * scrontab edit that adds one entry (prints "cron NAME").  Every user
- * value is single-quoted.
+ * one-off job (prints the job id and nothing else), or, with rq->cron, an
+ * edit of the user's crontab that puts that sbatch on the schedule under
+ * rq->name, replacing an entry of the same name (prints "cron").  Every
+ * user value is single-quoted; '%' escaped for cron.
  */
 void jobs_submit_script(const struct jobs_request *rq, struct buf *out);
+/* The crontab edit that removes schedule name (kiln jobs cancel --every). */
+int jobs_unschedule_script(const char *name, struct buf *out, struct kerr *e);
 
 /*
  * The shell command that lists jobs (squeue and sacct, one output) and the
  * parser of its output into [{id, name, state, user, partition, nodes,
- * nodelist, submit, start, end, exit, gpus, cron}] sorted by id: a job
+ * nodelist, submit, start, end, exit, gpus}] sorted by id: a job
  * squeue still knows takes squeue's state; sacct adds finished jobs and
  * their end, exit code and GPU TRES ("gres/gpu:a100=1" -> gpus "a100:1").
  * Lines that do not parse are skipped; every string is bounded (256 bytes)

@@ -675,8 +675,7 @@ static void slurm_text_make(const struct render_ctx *rc, const struct slurm_conf
 		 "StateSaveLocation=" STATE_DIR "\nSlurmdSpoolDir=" SPOOL_DIR "\n"
 		 "ReturnToService=2\nSchedulerType=sched/backfill\n"
 		 "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core_Memory\n"
-		 "GresTypes=gpu\nMpiDefault=none\n"
-		 "ScronParameters=enable\n");     /* kiln run --every: scrontab */
+		 "GresTypes=gpu\nMpiDefault=none\n");
 	if (s->cgroup)
 		buf_adds(head, "ProctrackType=proctrack/cgroup\n"
 			 "TaskPlugin=task/cgroup,task/affinity\n"
@@ -892,7 +891,13 @@ static int render_install(const struct render_ctx *rc, const void *conf, const s
 		pk[np++] = "mariadb-server";
 		pk[np++] = "slurmdbd";
 	}
+	/* kiln run --every: the submitting user's crontab on the login node */
+	bool login = n == slurm_login_node(rc->c);
+	if (login)
+		pk[np++] = "cron";
 	json_array_append_new(out->resources, res_package(pk, np, true));
+	if (login)
+		json_array_append_new(out->resources, res_service("cron", true, true, NULL, 0));
 	render_keys(rc, s, n, out);
 	return 0;
 }

@@ -9,6 +9,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jobs/jobs.h"
@@ -225,21 +227,72 @@ static void test_scripts(void **s)
 		"--wrap='exec srun '\\''sh'\\'' '\\''-c'\\'' '\\''hostname; echo $CUDA_VISIBLE_DEVICES '\\''\\'\\'''\\''x'\\''\\'\\'''\\'''\\'''");
 	buf_reset(&b);
 
-	/* --every: one scrontab entry, the table kept, the temp file removed */
+	/* --every: one crontab entry under the name ('%' escaped for cron) */
 	free(r.begin);
 	r.begin = NULL;
 	r.cron = xstrdup("*/5 * * * *");
+	r.output = xstrdup("/tmp/out-%j");
 	jobs_submit_script(&r, &b);
-	assert_non_null(strstr(b.s, "scrontab -l 2>/dev/null"));
-	assert_non_null(strstr(b.s, "'#SCRON --job-name='\\''train'\\'' --nodes=1"));
-	assert_non_null(strstr(b.s, "'*/5 * * * * exec srun '\\''sh'\\'' "));
+	assert_non_null(strstr(b.s, "{ crontab -l 2>/dev/null || true; } | grep -v -e ' # kiln-run:train$'"));
+	assert_non_null(strstr(b.s, "printf '%s\\n' '*/5 * * * * sbatch --parsable --job-name="));
+	assert_non_null(strstr(b.s, "--output='\\''/tmp/out-\\%j'\\''"));
+	assert_non_null(strstr(b.s, ">/dev/null 2>&1 # kiln-run:train'"));
 	assert_non_null(strstr(b.s, "rm -f \"$t\""));
 	assert_null(strstr(b.s, "--begin"));
 	jobs_request_release(&r);
 	buf_reset(&b);
+	assert_int_equal(jobs_unschedule_script("train.v2", &b, &e), 0);
+	assert_non_null(strstr(b.s, "grep -v -e ' # kiln-run:train\\.v2$'"));
+	assert_null(strstr(b.s, "printf"));
+	assert_int_equal(jobs_unschedule_script("x;y", &b, &e), -EINVAL);
+	buf_reset(&b);
+
+	/* the scripts run, against a fake crontab: replaced, not added; removed */
+	char dir[] = "/tmp/kiln-jobs.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *sh = xasprintf("cd %s && printf '%%s\\n' '#!/bin/sh' "
+			     "'if [ \"$1\" = -l ]; then cat tab 2>/dev/null || exit 1; else cp \"$1\" tab; fi' "
+			     ">crontab && chmod +x crontab && "
+			     "printf '0 1 * * * keep # kiln-run:other\\n' >tab", dir);
+	assert_int_equal(system(sh), 0);
+	free(sh);
+	jobs_request_init(&r);
+	r.name = xstrdup("nightly");
+	r.cron = xstrdup("0 2 * * *");
+	strv_push(&r.argv, "echo");
+	strv_push(&r.argv, "100%");
+	for (int round = 0; round < 3; round++) {
+		if (round < 2)
+			jobs_submit_script(&r, &b);
+		else
+			assert_int_equal(jobs_unschedule_script("nightly", &b, &e), 0);
+		sh = xasprintf("cd %s && PATH=%s:$PATH; (%s) >/dev/null", dir, dir, b.s);
+		assert_int_equal(system(sh), 0);
+		free(sh);
+		buf_reset(&b);
+		char *tab = xasprintf("%s/tab", dir), got[2048];
+		FILE *f = fopen(tab, "r");
+		assert_non_null(f);
+		size_t n = fread(got, 1, sizeof(got) - 1, f);
+		got[n] = '\0';
+		fclose(f);
+		free(tab);
+		if (round < 2)
+			assert_string_equal(got, "0 1 * * * keep # kiln-run:other\n"
+					    "0 2 * * * sbatch --parsable --job-name='nightly' --nodes=1 "
+					    "--ntasks-per-node=1 --wrap='exec srun '\\''echo'\\'' "
+					    "'\\''100\\%'\\''' >/dev/null 2>&1 # kiln-run:nightly\n");
+		else
+			assert_string_equal(got, "0 1 * * * keep # kiln-run:other\n");
+	}
+	sh = xasprintf("rm -rf %s", dir);
+	assert_int_equal(system(sh), 0);
+	free(sh);
+	jobs_request_release(&r);
+	buf_reset(&b);
 
 	assert_int_equal(jobs_cancel_script("42", &b, &e), 0);
-	assert_string_equal(b.s, "scancel 42 2>/dev/null || scancel --cron 42");
+	assert_string_equal(b.s, "scancel 42");
 	buf_reset(&b);
 	assert_int_equal(jobs_cancel_script("42_3", &b, &e), 0);
 	static const char *const badid[] = { "", "x", "42;reboot", "42_", "_3", "4 2", "-1" };
@@ -290,7 +343,7 @@ static void test_list_parse(void **s)
 	assert_true(json_is_null(json_object_get(x, "gpus")));
 	json_decref(j);
 
-	/* a scrontab job: one id, a run per minute (sacct -D), the next pending */
+	/* a requeued job: one id, a run each time (sacct -D), the next pending */
 	static const char cron[] =
 		"20|poll|PENDING|root|main|1||2026-12-02T10:02:00|2026-12-02T10:03:00|N/A\n"
 		"--kiln-sacct--\n"
