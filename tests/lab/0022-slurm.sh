@@ -5,8 +5,10 @@
 # with MariaDB and slurmd up under systemd and every node idle; the Gres
 # types are the ones facts found; a GPU job gets one device and sacct
 # records it; the munge key is one key, 0400 munge, on every node and in
-# nothing kiln writes or prints; a second apply changes nothing; a
-# partition edit reaches slurmctld by reconfigure, without a restart.
+# nothing kiln writes or prints; a second apply changes nothing.  A job
+# runs on across a partition edit (reconfigure, no restart), a local
+# slurm.conf edit (shown by plan, repaired, no restart) and a node
+# definition change (slurmctld and every slurmd restart).
 . "$(dirname "$0")/lib.sh"
 PKGS=munge,slurmd,slurmctld,slurmdbd,slurm-client,mariadb-server
 NODES="node1 node2 node3 node4"
@@ -112,7 +114,7 @@ keep
 
 say "a partition edit: reconfigure, slurmctld not restarted, a running job survives"
 pid=$(on node1 systemctl show -p MainPID --value slurmctld)
-jid=$(on node1 sbatch --parsable -p all -w node4 --wrap 'sleep 40')
+jid=$(on node1 sbatch --parsable -p all -w node4 --mem=100M --wrap 'sleep 120')
 for _ in $(seq 30); do
 	[ "$(on node1 squeue -h -j "$jid" -o %T)" = RUNNING ] && break
 	sleep 1
@@ -139,6 +141,23 @@ assert_contains "$OUT" "4 nodes, 1 changed"
 case "$(on node3 cat /etc/slurm/slurm.conf)" in *"local edit"*) fail "node3's edit is still there" ;; esac
 assert_eq "$(on node3 systemctl show -p MainPID --value slurmd)" "$dpid" "node3 slurmd pid"
 assert_eq "$(on node1 squeue -h -j "$jid" -o %T)" RUNNING "job $jid after the repair"
+
+say "node definitions change (memory_reserve 2G): slurmctld and every slurmd restart, the job runs on"
+spid=$(on node4 systemctl show -p MainPID --value slurmd)
+mem=$(on node1 scontrol show node node2 | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
+sed -i 's/^    cgroup: false$/    cgroup: false\n    memory_reserve: 2G/' "$SPEC"
+kiln_rc 0 apply -f "$SPEC" -o json
+keep
+assert_eq "$(json 'sorted((n["name"], " ".join(r["id"].split(" ")[:3])) for n in j["nodes"] for r in n["results"] if r["status"] == "changed" and r["id"].startswith("command:") and "slurm-check" not in r["id"])')" \
+	"[('node1', 'command:systemctl restart slurmctld'), ('node2', 'command:systemctl restart slurmd'), ('node3', 'command:systemctl restart slurmd'), ('node4', 'command:systemctl restart slurmd')]" \
+	"handlers that ran (slurmctld, and slurmd on every compute node)"
+[ "$(on node1 systemctl show -p MainPID --value slurmctld)" != "$pid" ] || fail "slurmctld was not restarted"
+[ "$(on node4 systemctl show -p MainPID --value slurmd)" != "$spid" ] || fail "node4's slurmd was not restarted"
+assert_eq "$(on node1 scontrol show node node2 | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')" \
+	"$((mem - 1024))" "node2 RealMemory"
+assert_eq "$(on node1 squeue -h -j "$jid" -o %T)" RUNNING "job $jid after the restarts"
+assert_eq "$(on node1 sinfo -h -N -p all -o '%N %T' | sort | tr '\n' ' ')" \
+	"node2 idle node3 idle node4 mixed " "node states after the restarts"
 
 say "no secret in the state, the output or the logs: every run's record, the exports"
 kiln_rc 0 exports -f "$SPEC" -o json
