@@ -8,7 +8,8 @@
 # nothing kiln writes or prints; a second apply changes nothing.  A job
 # runs on across a partition edit (reconfigure, no restart), a local
 # slurm.conf edit (shown by plan, repaired, no restart) and a node
-# definition change (slurmctld and every slurmd restart).
+# definition change (slurmctld and every slurmd restart).  A --limit run
+# without the controller waits for the key and leaves node3's alone.
 . "$(dirname "$0")/lib.sh"
 PKGS=munge,slurmd,slurmctld,slurmdbd,slurm-client,mariadb-server
 NODES="node1 node2 node3 node4"
@@ -158,6 +159,14 @@ assert_eq "$(on node1 scontrol show node node2 | sed -n 's/.*RealMemory=\([0-9]*
 assert_eq "$(on node1 squeue -h -j "$jid" -o %T)" RUNNING "job $jid after the restarts"
 assert_eq "$(on node1 sinfo -h -N -p all -o '%N %T' | sort | tr '\n' ' ')" \
 	"node2 idle node3 idle node4 mixed " "node states after the restarts"
+
+say "--limit node3, the controller not in the run: the key is waited for, node3 keeps its own"
+kiln_rc 0 apply -f "$SPEC" --limit node3 -o json
+keep
+assert_eq "$(json '[(n["name"], n["changed"], n.get("waits")) for n in j["nodes"]]')" \
+	"[('node3', 0, ['slurm.config: waits for node1 slurm.munge_key'])]" "limited run"
+assert_eq "$(on node3 sha256sum /etc/munge/munge.key | cut -d' ' -f1)" \
+	"$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)" "node3 key after --limit"
 
 say "no secret in the state, the output or the logs: every run's record, the exports"
 kiln_rc 0 exports -f "$SPEC" -o json
