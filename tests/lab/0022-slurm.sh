@@ -5,47 +5,17 @@
 # with MariaDB and slurmd up under systemd and every node idle; the Gres
 # types are the ones facts found; a GPU job gets one device and sacct
 # records it; the munge key is one key, 0400 munge, on every node and in
-# nothing kiln writes or prints; a second apply changes nothing; a
-# partition edit reaches slurmctld by reconfigure, without a restart.
+# nothing kiln writes or prints; a second apply changes nothing.  A job
+# runs on across a partition edit (reconfigure, no restart), a local
+# slurm.conf edit (shown by plan, repaired, no restart) and a node
+# definition change (slurmctld and every slurmd restart).  A --limit run
+# without the controller waits for the key and leaves node3's alone.
 . "$(dirname "$0")/lib.sh"
-PKGS=munge,slurmd,slurmctld,slurmdbd,slurm-client,mariadb-server
-NODES="node1 node2 node3 node4"
 # Every wait below is bounded; the whole test by this, inside ctest's 600 s (the guard ends
 # with the test).
 (for _ in $(seq 570); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
  echo "FAIL $TEST: over 570 s" >&2; kill -TERM $$) &
-lab_up 4 --bastion --gpus node2=a100:2,node3=t4:1 --mirror --packages $PKGS
-on_fail() {
-	local n
-	on node1 sinfo -N -o '%N %T %E' 2>&1 || true
-	for n in $NODES; do
-		echo "--- $n: failed units, slurm journal tail"
-		on $n systemctl --failed --no-legend 2>&1 || true
-		on $n sh -c 'journalctl -q --no-pager -n 15 -u slurmd -u slurmctld -u slurmdbd -u munge 2>&1' || true
-	done
-}
-: >"$T/all-output"
-keep() { printf '%s\n%s\n' "$OUT" "$ERR" >>"$T/all-output"; }
-
-# Roles: node1 runs the controller, the login shell and the database;
-# node4 computes without a GPU (node2 and node3 compute because of theirs).
-python3 - "$SPEC" <<'EOF'
-import re, sys
-p = sys.argv[1]
-s = open(p).read()
-s = re.sub(r"(  - name: node1\n(?:    .*\n)*?)    roles: \[worker\]",
-           r"\1    roles: [slurm-controller, slurm-login, slurm-db]", s)
-s = re.sub(r"(  - name: node4\n(?:    .*\n)*?)    roles: \[worker\]",
-           r"\1    roles: [slurm-compute]", s)
-s += """  slurm:
-    cgroup: false
-    scheduler_parameters: bf_interval=2,sched_interval=2
-    partitions:
-      gpu:
-        nodes: [node2, node3]
-"""
-open(p, "w").write(s)
-EOF
+. "$(dirname "$0")/slurm-lab.sh"
 
 say "plan before anything exists: the munge key is waited for"
 kiln_rc 2 plan -f "$SPEC"
@@ -112,7 +82,7 @@ keep
 
 say "a partition edit: reconfigure, slurmctld not restarted, a running job survives"
 pid=$(on node1 systemctl show -p MainPID --value slurmctld)
-jid=$(on node1 sbatch --parsable -p all -w node4 --wrap 'sleep 40')
+jid=$(on node1 sbatch --parsable -p all -w node4 --mem=100M --wrap 'sleep 120')
 for _ in $(seq 30); do
 	[ "$(on node1 squeue -h -j "$jid" -o %T)" = RUNNING ] && break
 	sleep 1
@@ -140,6 +110,31 @@ case "$(on node3 cat /etc/slurm/slurm.conf)" in *"local edit"*) fail "node3's ed
 assert_eq "$(on node3 systemctl show -p MainPID --value slurmd)" "$dpid" "node3 slurmd pid"
 assert_eq "$(on node1 squeue -h -j "$jid" -o %T)" RUNNING "job $jid after the repair"
 
+say "node definitions change (memory_reserve 2G): slurmctld and every slurmd restart, the job runs on"
+spid=$(on node4 systemctl show -p MainPID --value slurmd)
+mem=$(on node1 scontrol show node node2 | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
+sed -i 's/^    cgroup: false$/    cgroup: false\n    memory_reserve: 2G/' "$SPEC"
+kiln_rc 0 apply -f "$SPEC" -o json
+keep
+assert_eq "$(json 'sorted((n["name"], " ".join(r["id"].split(" ")[:3])) for n in j["nodes"] for r in n["results"] if r["status"] == "changed" and r["id"].startswith("command:") and "slurm-check" not in r["id"])')" \
+	"[('node1', 'command:systemctl restart slurmctld'), ('node2', 'command:systemctl restart slurmd'), ('node3', 'command:systemctl restart slurmd'), ('node4', 'command:systemctl restart slurmd')]" \
+	"handlers that ran (slurmctld, and slurmd on every compute node)"
+[ "$(on node1 systemctl show -p MainPID --value slurmctld)" != "$pid" ] || fail "slurmctld was not restarted"
+[ "$(on node4 systemctl show -p MainPID --value slurmd)" != "$spid" ] || fail "node4's slurmd was not restarted"
+assert_eq "$(on node1 scontrol show node node2 | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')" \
+	"$((mem - 1024))" "node2 RealMemory"
+assert_eq "$(on node1 squeue -h -j "$jid" -o %T)" RUNNING "job $jid after the restarts"
+assert_eq "$(on node1 sinfo -h -N -p all -o '%N %T' | sort | tr '\n' ' ')" \
+	"node2 idle node3 idle node4 mixed " "node states after the restarts"
+
+say "--limit node3, the controller not in the run: the key is waited for, node3 keeps its own"
+kiln_rc 0 apply -f "$SPEC" --limit node3 -o json
+keep
+assert_eq "$(json '[(n["name"], n["changed"], n.get("waits")) for n in j["nodes"]]')" \
+	"[('node3', 0, ['slurm.config: waits for node1 slurm.munge_key'])]" "limited run"
+assert_eq "$(on node3 sha256sum /etc/munge/munge.key | cut -d' ' -f1)" \
+	"$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)" "node3 key after --limit"
+
 say "no secret in the state, the output or the logs: every run's record, the exports"
 kiln_rc 0 exports -f "$SPEC" -o json
 keep
@@ -155,3 +150,4 @@ done
 for f in "$LAB"/.kiln/state.db* "$T/all-output"; do
 	if grep -qF -e "$key" -e "$dbpass" "$f"; then fail "a secret is in $f"; fi
 done
+

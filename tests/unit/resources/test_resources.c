@@ -1438,6 +1438,22 @@ static void test_check_owner_created_earlier(void **state)
 	assert_int_equal(c.st[0], RES_FAILED);
 	assert_string_equal(c.msg[0], "owner 'ku': no such user");
 	collected_free(&c);
+
+	/* A package install pending before it: its maintainer scripts may
+	 * make the user (munge, slurm), so check says changed. */
+	char *dpkg = get("/", "/var/lib/dpkg/status");
+	put(root, "/var/lib/dpkg/status", dpkg);
+	free(dpkg);
+	const char *missing[] = { "kiln-no-such-package-xyz" };
+	json_t *after_pkg = json_array();
+	json_array_append_new(after_pkg, res_package(missing, 1, true));
+	json_array_append(after_pkg, json_array_get(list, 2));
+	run_list(root, true, after_pkg, &c);
+	assert_int_equal(c.st[0], RES_CHANGED);
+	assert_int_equal(c.st[1], RES_CHANGED);
+	assert_contains(c.msg[1], "owner ku: user created earlier in this run");
+	collected_free(&c);
+	json_decref(after_pkg);
 	json_decref(alone);
 
 	/* Apply never takes "pending" for "exists". */
