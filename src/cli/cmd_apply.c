@@ -118,6 +118,11 @@ static void print_human(const struct plan_run *run, bool show_diffs)
 			printf("  ? %s\n", t);
 			free(t);
 		}
+		for (size_t w = 0; w < nr->notes.n; w++) {
+			char *t = str_tty(nr->notes.v[w], 0);
+			printf("  i %s\n", t);
+			free(t);
+		}
 	}
 	plan_summarize(run, &s);
 	printf("%d nodes, %d %s (%d ok", s.nodes, s.changed,
@@ -235,7 +240,9 @@ const struct command cmd_plan = {
 		"    Nothing on the node is changed: the checks are the very code apply runs\n"
 		"    before acting, so a plan never lies. Where a later phase needs a value an\n"
 		"    earlier one has not made yet (a new node's public key), the plan says\n"
-		"    what it waits for ('? mesh.link: waits for node4 mesh.public_key')\n"
+		"    what it waits for ('? mesh.link: waits for node4 mesh.public_key'),\n"
+		"    and what a stack chose and why ('i ceph.osd: /dev/sdc (8.0 GiB) passed\n"
+		"    over: mounted at /srv/data')\n"
 		"    instead of guessing.\n\n"
 		"OPTIONS\n" COMMON_OPTIONS
 		"EXIT STATUS\n    0  nothing would change\n    2  changes are pending\n"

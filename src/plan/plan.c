@@ -522,6 +522,8 @@ static void run_phase(struct driver *d, const struct phase_ref *ph, size_t index
 		} else {
 			for (size_t k = 0; k < ro.needs.n; k++)
 				strv_pushf(&nr->waits, "%s: waits for %s", name, ro.needs.v[k]);
+			for (size_t k = 0; k < ro.notes.n; k++)
+				strv_push(&nr->notes, ro.notes.v[k]);
 			nr->pending = json_incref(ro.resources);
 			pthread_mutex_lock(&d->lock);
 			nr->total += (int)json_array_size(nr->pending);
@@ -690,6 +692,7 @@ void plan_run_free(struct plan_run *run)
 		free(run->nodes[i].error);
 		free(run->nodes[i].failed_in);
 		strv_release(&run->nodes[i].waits);
+		strv_release(&run->nodes[i].notes);
 	}
 	for (size_t i = 0; i < run->nphases; i++)
 		free(run->phases[i]);
@@ -738,6 +741,12 @@ json_t *plan_run_to_json(const struct plan_run *run)
 			for (size_t k = 0; k < nr->waits.n; k++)
 				json_array_append_new(w, json_string(nr->waits.v[k]));
 			json_object_set_new(o, "waits", w);
+		}
+		if (nr->notes.n) {
+			json_t *w = json_array();
+			for (size_t k = 0; k < nr->notes.n; k++)
+				json_array_append_new(w, json_string(nr->notes.v[k]));
+			json_object_set_new(o, "notes", w);
 		}
 		if (run->mode == PLAN_FACTS) {
 			if (nr->facts)

@@ -59,6 +59,7 @@ struct node_run {
 	char *failed_in;      /* the stack phase it failed in ("mesh.link"), or NULL */
 	const char *stage;    /* the stack phase it is in now (progress), or NULL */
 	struct strv waits;    /* "mesh.link: waits for node2 mesh.public_key" */
+	struct strv notes;    /* the renders' notes ("ceph.osd: /dev/sda becomes an OSD") */
 	bool uploaded;        /* the agent binary was copied this time */
 	int64_t started_ms, duration_ms;
 	/* the driver's own, between phases */

@@ -46,7 +46,8 @@ struct res_type {
 extern const struct res_type res_type_file, res_type_directory, res_type_line,
 	res_type_sysctl, res_type_kmod, res_type_swap, res_type_hostname,
 	res_type_package, res_type_service, res_type_user, res_type_group,
-	res_type_command, res_type_wgkey, res_type_wireguard, res_type_reach;
+	res_type_command, res_type_wgkey, res_type_wireguard, res_type_reach,
+	res_type_secret;
 
 /* ---- results ---- */
 /* Append "; "-separated text to out->message. */

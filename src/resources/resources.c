@@ -15,7 +15,7 @@ static const struct res_type *const types[] = {
 	&res_type_file, &res_type_directory, &res_type_line, &res_type_sysctl,
 	&res_type_kmod, &res_type_swap, &res_type_hostname, &res_type_package,
 	&res_type_service, &res_type_user, &res_type_group, &res_type_command,
-	&res_type_wgkey, &res_type_wireguard, &res_type_reach,
+	&res_type_wgkey, &res_type_wireguard, &res_type_reach, &res_type_secret,
 };
 
 static const struct res_type *type_of(const json_t *r)
@@ -542,6 +542,37 @@ json_t *res_wgkey(const char *path, bool rotate)
 	json_t *r = res_new("wgkey");
 	json_object_set_new(r, "path", json_string(path));
 	json_object_set_new(r, "rotate", json_boolean(rotate));
+	return r;
+}
+
+json_t *res_secret_generate(const char *path, const char *kind, const char *export_name,
+			    const char *owner, const char *group)
+{
+	json_t *r = res_new("secret");
+	json_object_set_new(r, "path", json_string(path));
+	json_object_set_new(r, "generate", json_string(kind));
+	json_object_set_new(r, "export", json_string(export_name));
+	json_object_set_new(r, "mode", json_string("0600"));
+	if (owner)
+		json_object_set_new(r, "owner", json_string(owner));
+	if (group)
+		json_object_set_new(r, "group", json_string(group));
+	return r;
+}
+
+json_t *res_secret_content(const char *path, const char *content, unsigned mode,
+			   const char *owner, const char *group)
+{
+	json_t *r = res_new("secret");
+	char m[8];
+	snprintf(m, sizeof(m), "%04o", mode & 07777);
+	json_object_set_new(r, "path", json_string(path));
+	json_object_set_new(r, "content", json_string(content));
+	json_object_set_new(r, "mode", json_string(m));
+	if (owner)
+		json_object_set_new(r, "owner", json_string(owner));
+	if (group)
+		json_object_set_new(r, "group", json_string(group));
 	return r;
 }
 

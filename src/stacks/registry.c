@@ -8,11 +8,13 @@
 
 extern const struct stack_type stack_base;
 extern const struct stack_type stack_mesh;
+extern const struct stack_type stack_ceph;
 
 /* Phase order: a stack may use the exports of any stack above it. */
 const struct stack_type *const stack_types[] = {
 	&stack_base,
 	&stack_mesh,
+	&stack_ceph,
 };
 const size_t stack_types_n = ARRAY_SIZE(stack_types);
 
@@ -74,6 +76,7 @@ void render_out_release(struct render_out *o)
 	json_decref(o->resources);
 	o->resources = NULL;
 	strv_release(&o->needs);
+	strv_release(&o->notes);
 	exports_release(&o->noted);
 }
 

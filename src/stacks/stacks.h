@@ -93,6 +93,9 @@ struct render_out {
 	json_t *resources;   /* array; renders append */
 	struct strv needs;   /* "NODE STACK.NAME" exports this render waited for */
 	struct exports noted; /* the same, as a set (render_export notes each once) */
+	struct strv notes;   /* what the render chose and why ("ceph.osd: /dev/sdc passed
+			      * over: mounted at /srv/data"): shown by plan and apply,
+			      * never a change */
 	bool unstamped;      /* stacks_render_node: leave out the "phase" member */
 };
 
