@@ -174,7 +174,10 @@ static void content_run(struct res_ctx *ctx, const json_t *r, struct res_result 
 		return;
 	}
 	out->status = res_file_converge(ctx, &w, out);
-	if (out->diff) {
+	if (out->diff && str_starts(out->diff, "--- /dev/null")) {
+		free(out->diff);   /* a new file: "create PATH" says it */
+		out->diff = NULL;
+	} else if (out->diff) {
 		free(out->diff);
 		out->diff = NULL;
 		res_note(out, "content differs (secret, not shown)");

@@ -35,6 +35,9 @@
 #define CEPH_LIB "/usr/local/lib/kiln"
 #define CEPH_ADMIN_KEYRING "/etc/ceph/ceph.client.admin.keyring"
 #define CEPH_BOOTSTRAP_KEYRING "/var/lib/ceph/bootstrap-osd/ceph.keyring"
+/* read by ceph-mon --mkfs after it drops to user ceph: not under CEPH_KILN */
+#define CEPH_MKFS_KEYRING "/etc/ceph/kiln-mkfs.keyring"
+#define CEPH_MONMAP "/etc/ceph/kiln-monmap"
 #define CEPH_FS_CLIENT "fs"
 #define CEPH_K8S_CLIENT "kubernetes"
 
@@ -554,7 +557,6 @@ static int render_keys(const struct render_ctx *rc, const void *conf, const stru
 	}
 	if (osd_node(c, n)) {
 		pk[np++] = "ceph-osd";
-		pk[np++] = "udev";   /* ceph-volume runs udevadm */
 	}
 	if (fs_node(c, n))
 		pk[np++] = "ceph-fuse";
@@ -611,7 +613,7 @@ static int render_mon(const struct render_ctx *rc, const void *conf, const struc
 	free(a);
 	free(b);
 	free(d);
-	push_secret(out, CEPH_KILN "/mon.keyring", k.s, "ceph");
+	push_secret(out, CEPH_MKFS_KEYRING, k.s, "ceph");
 	char *data = xasprintf("/var/lib/ceph/mon/ceph-%s", n->name);
 	push(out, dir(data, 0750, "ceph"));
 	struct buf cmd;
@@ -622,9 +624,10 @@ static int render_mon(const struct render_ctx *rc, const void *conf, const struc
 		const char *ad = mon_address(rc, c->mons.v[i]);
 		buf_printf(&cmd, " --addv %s '[v2:%s:3300,v1:%s:6789]'", c->mons.v[i], ad, ad);
 	}
-	buf_printf(&cmd, " %s/monmap >/dev/null && ceph-mon --mkfs -i %s --monmap %s/monmap "
-		   "--keyring %s/mon.keyring --setuser ceph --setgroup ceph && touch %s/kiln-done",
-		   CEPH_KILN, n->name, CEPH_KILN, CEPH_KILN, data);
+	buf_printf(&cmd, " %s >/dev/null && ceph-mon --mkfs -i %s --monmap %s --keyring %s "
+		   "--setuser ceph --setgroup ceph && touch %s/kiln-done && "
+		   "{ systemctl reset-failed ceph-mon@%s 2>/dev/null || true; }", CEPH_MONMAP,
+		   n->name, CEPH_MONMAP, CEPH_MKFS_KEYRING, data, n->name);
 	char *done = xasprintf("%s/kiln-done", data);
 	push(out, res_command(cmd.s, done, NULL));
 	buf_release(&cmd);
@@ -647,7 +650,8 @@ static void daemon_key(struct render_out *out, const char *type, const char *nam
 	char *kr = xasprintf("%s/keyring", data);
 	char *cmd = xasprintf("ceph --connect-timeout 120 auth get-or-create %s.%s %s -o %s.kiln-new"
 			      " && chown ceph:ceph %s.kiln-new && chmod 0600 %s.kiln-new && "
-			      "mv %s.kiln-new %s", type, name, caps, kr, kr, kr, kr, kr);
+			      "mv %s.kiln-new %s && { systemctl reset-failed ceph-%s@%s 2>/dev/null "
+			      "|| true; }", type, name, caps, kr, kr, kr, kr, kr, type, name);
 	char *unit = xasprintf("ceph-%s@%s", type, name);
 	const char *watch[] = { "file:" CEPH_CONF };
 
@@ -675,33 +679,55 @@ static int render_mgr(const struct render_ctx *rc, const void *conf, const struc
 /* ---- phase osd ----------------------------------------------------------------- */
 
 /*
- * One BlueStore OSD on one disk, with ceph-volume raw: `check DEV` only
- * looks (the OSD is made, mounted and running); `ensure DEV FSID` makes
- * what is missing.  A label of another cluster is refused here too.
+ * One BlueStore OSD on one disk, made the way ceph-volume raw makes one but
+ * without it (ceph-volume asks lsblk, which cannot see a disk whose
+ * /sys/block entry is renamed, as in the lab): `osd new` with a fresh
+ * cephx key, a data directory holding the key and a `block` link,
+ * `ceph-osd --mkfs`.  `check DEV FSID` only looks (made, ready, running);
+ * `ensure DEV FSID` makes what is missing; a data directory lost while the
+ * disk keeps its label is primed again from the label.  A label of another
+ * cluster is refused here too.
  */
 static const char osd_script[] =
 	"#!/bin/sh\n"
 	"# managed by kiln (stacks.ceph): one BlueStore OSD on one disk; docs/ceph.md\n"
 	"set -eu\n"
 	"act=$1 dev=$2 fsid=$3\n"
-	"label() { ceph-bluestore-tool show-label --dev \"$dev\" 2>/dev/null || true; }\n"
-	"field() { label | sed -n \"s/.*\\\"$1\\\": \\\"\\([^\\\"]*\\)\\\".*/\\1/p\" | head -n 1; }\n"
+	"B=\"--connect-timeout 120 --name client.bootstrap-osd --keyring " CEPH_BOOTSTRAP_KEYRING "\"\n"
+	"field() {\n"
+	"\tceph-bluestore-tool show-label --dev \"$dev\" 2>/dev/null |\n"
+	"\t\tsed -n \"s/.*\\\"$1\\\": \\\"\\([^\\\"]*\\)\\\".*/\\1/p\" | head -n 1\n"
+	"}\n"
 	"id=$(field whoami)\n"
 	"if [ -n \"$id\" ] && [ \"$(field ceph_fsid)\" != \"$fsid\" ]; then\n"
 	"\techo \"$dev: BlueStore label of another cluster: not taken\" >&2; exit 1\n"
 	"fi\n"
+	"dir=/var/lib/ceph/osd/ceph-$id\n"
 	"case $act in\n"
 	"check)\n"
-	"\t[ -n \"$id\" ] && mountpoint -q \"/var/lib/ceph/osd/ceph-$id\" &&\n"
+	"\t[ -n \"$id\" ] && [ -f \"$dir/keyring\" ] && [ \"$(stat -L -c %U \"$dev\")\" = ceph ] &&\n"
 	"\t\tsystemctl -q is-active \"ceph-osd@$id\" ;;\n"
 	"ensure)\n"
+	"\tchown ceph:ceph \"$dev\"\n"
 	"\tif [ -z \"$id\" ]; then\n"
-	"\t\tceph-volume raw prepare --bluestore --data \"$dev\" >/dev/null\n"
-	"\t\tid=$(field whoami)\n"
-	"\t\t[ -n \"$id\" ] || { echo \"$dev: no OSD id after prepare\" >&2; exit 1; }\n"
-	"\tfi\n"
-	"\tif ! mountpoint -q \"/var/lib/ceph/osd/ceph-$id\"; then\n"
-	"\t\tceph-volume raw activate --device \"$dev\" --no-systemd >/dev/null\n"
+	"\t\tuuid=$(cat /proc/sys/kernel/random/uuid)\n"
+	"\t\tkey=$(ceph-authtool --gen-print-key)\n"
+	"\t\tid=$(printf '{\"cephx_secret\": \"%s\"}' \"$key\" | ceph $B osd new \"$uuid\" -i -)\n"
+	"\t\tdir=/var/lib/ceph/osd/ceph-$id\n"
+	"\t\tmkdir -p \"$dir\"\n"
+	"\t\tln -sfn \"$dev\" \"$dir/block\"\n"
+	"\t\tceph-authtool \"$dir/keyring\" --create-keyring --name \"osd.$id\" --add-key \"$key\" >/dev/null\n"
+	"\t\tceph $B mon getmap -o \"$dir/activate.monmap\" 2>/dev/null\n"
+	"\t\tchown -R ceph:ceph \"$dir\"\n"
+	"\t\tceph-osd --cluster ceph --osd-objectstore bluestore --mkfs -i \"$id\" \\\n"
+	"\t\t\t--monmap \"$dir/activate.monmap\" --osd-data \"$dir\" --osd-uuid \"$uuid\" \\\n"
+	"\t\t\t--setuser ceph --setgroup ceph 2>&1 | tail -n 1 >&2\n"
+	"\t\t[ \"$(field whoami)\" = \"$id\" ] || { echo \"$dev: ceph-osd --mkfs failed\" >&2; exit 1; }\n"
+	"\telif [ ! -f \"$dir/keyring\" ]; then\n"
+	"\t\tmkdir -p \"$dir\"\n"
+	"\t\tceph-bluestore-tool prime-osd-dir --dev \"$dev\" --path \"$dir\" --no-mon-config\n"
+	"\t\tln -sfn \"$dev\" \"$dir/block\"\n"
+	"\t\tchown -R ceph:ceph \"$dir\"\n"
 	"\tfi\n"
 	"\tsystemctl enable -q \"ceph-osd@$id\" 2>/dev/null\n"
 	"\tsystemctl reset-failed \"ceph-osd@$id\" 2>/dev/null || true\n"
@@ -757,7 +783,7 @@ static int render_osd(const struct render_ctx *rc, const void *conf, const struc
 	push(out, cf);
 	push(out, dir("/var/run/ceph", 0770, "ceph"));
 	push(out, dir("/var/log/ceph", 0770, "ceph"));
-	push(out, dir("/var/lib/ceph/bootstrap-osd", 0750, "ceph"));
+	push(out, dir("/var/lib/ceph/bootstrap-osd", 0755, "ceph"));
 	push_secret(out, CEPH_BOOTSTRAP_KEYRING, keyring("client.bootstrap-osd", boot, NULL),
 		    "ceph");
 	push(out, res_file(CEPH_LIB "/ceph-osd", osd_script, 0755, "root", "root"));
