@@ -1061,3 +1061,9 @@ const struct stack_type stack_ceph = {
 						 "fs_key", "kubernetes_key", NULL },
 	.facts = (const char *const[]){ "os", "disks", NULL },
 };
+
+const struct strv *ceph_monitors(const struct cluster *c)
+{
+	const struct ceph_conf *cc = stack_conf(c, &stack_ceph);
+	return cc ? &cc->mons : NULL;
+}

@@ -60,4 +60,8 @@ bool ceph_parse_size(const char *s, uint64_t *out);
 /* "A:B", "A:", ":B" or "A" (exactly) into f's bounds. */
 bool ceph_parse_size_range(const char *s, struct ceph_osd_filter *f);
 
+struct cluster;
+/* The monitors of stacks.ceph, in name order; NULL without stacks.ceph. */
+const struct strv *ceph_monitors(const struct cluster *c);
+
 #endif
