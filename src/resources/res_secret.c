@@ -198,18 +198,6 @@ static void secret_run(struct res_ctx *ctx, const json_t *r, struct res_result *
 		content_run(ctx, r, out);
 }
 
-static bool export_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (!n || n > 64)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
-			return false;
-	return true;
-}
-
 static int secret_validate(const json_t *r, const char *id, struct kerr *e)
 {
 	bool gen = json_object_get(r, "generate") != NULL;
@@ -221,7 +209,7 @@ static int secret_validate(const json_t *r, const char *id, struct kerr *e)
 	if (gen != (x != NULL))
 		return kerr_set(e, -EINVAL, "resource '%s': field 'export': %s", id,
 				gen ? "required with 'generate'" : "only with 'generate'");
-	if (x && !export_name_ok(x))
+	if (x && !str_is_ident(x, 64))
 		return kerr_set(e, -EINVAL, "resource '%s': field 'export': expected a name of "
 				"[a-z0-9_], at most 64", id);
 	return 0;

@@ -48,26 +48,34 @@ on_fail() {
 	on node1 timeout 30 ceph health detail 2>&1 | head -20
 	on node1 timeout 30 ceph osd tree 2>&1 | head -20
 }
-# The content of a disk file: its size and a hash of its data extents
-# (holes read as zeros), so an 8 GiB sparse file costs what it holds.
+# The content of a disk file: a hash of its size and of every 64 KiB block
+# that is not all zeros, with its offset; only the data extents are read
+# (holes are zeros), so an 8 GiB sparse file costs what it holds, and how
+# the machine's filesystem happens to allocate the file does not count.
 disk_sum() {
 	python3 - "$1" <<'EOF'
 import hashlib, os, sys
+B = 1 << 16
 f = os.open(sys.argv[1], os.O_RDONLY)
 size = os.fstat(f).st_size
 h = hashlib.sha256(str(size).encode())
-off = 0
+zero = bytes(B)
+off, done = 0, 0
 while off < size:
     try:
         off = os.lseek(f, off, os.SEEK_DATA)
     except OSError:
         break
     end = os.lseek(f, off, os.SEEK_HOLE)
-    h.update(b"@%d" % off)
-    while off < end:
-        b = os.pread(f, min(1 << 20, end - off), off)
-        h.update(b)
-        off += len(b)
+    blk = max(off - off % B, done)
+    while blk < end:
+        b = os.pread(f, B, blk)
+        if b != zero[:len(b)]:
+            h.update(b"@%d" % blk)
+            h.update(b)
+        blk += B
+    done = blk
+    off = max(end, done)
 print(h.hexdigest())
 EOF
 }
