@@ -18,13 +18,13 @@
 #include "stacks/ceph.h"
 
 #define STORAGE_OUT_CAP (8u << 20)
-#define STORAGE_SEP "\n--kiln-storage--\n"
+#define STORAGE_SEP "--kiln-storage--"   /* between the answers, on a line of its own */
 
 /* The four answers of one monitor: status, osd tree, osd metadata, health detail. */
 static const char storage_cmd[] =
-	"C='ceph --connect-timeout 20'; $C status -f json && echo '" "--kiln-storage--" "' && "
-	"$C osd tree -f json && echo '--kiln-storage--' && $C osd metadata -f json && "
-	"echo '--kiln-storage--' && $C health detail -f json";
+	"C='ceph --connect-timeout 20'; $C status -f json && echo && echo " STORAGE_SEP " && "
+	"$C osd tree -f json && echo && echo " STORAGE_SEP " && $C osd metadata -f json && "
+	"echo && echo " STORAGE_SEP " && $C health detail -f json";
 
 static json_t *part(const char *s, size_t n)
 {
