@@ -63,7 +63,13 @@ echo "packages on 3 nodes (in parallel): $(secs "$t0" "$(now)") s"
 # HEALTH_OK as node1 sees it, from the start of apply
 (
 	until on node1 test -f /etc/ceph/ceph.client.admin.keyring 2>/dev/null; do sleep 0.5; done
-	until [ "$(on node1 timeout 5 ceph health 2>/dev/null)" = HEALTH_OK ]; do sleep 0.5; done
+	# the cluster as deployed: HEALTH_OK with 6 OSDs up and every PG
+	# active+clean (HEALTH_OK alone also holds for bare monitors)
+	until on node1 timeout 10 sh -c 'ceph health | grep -qx HEALTH_OK &&
+		ceph osd stat | grep -q "^6 osds: 6 up" &&
+		ceph pg stat | grep -q "^\([1-9][0-9]*\) pgs: \1 active+clean;"' 2>/dev/null; do
+		sleep 0.5
+	done
 	now >"$W/ok"
 ) &
 poller=$!
@@ -71,7 +77,7 @@ t0=$(now)
 "$KILN" apply -f "$SPEC" >"$W/apply.log" 2>&1 || { cat "$W/apply.log"; exit 1; }
 t1=$(now)
 wait $poller
-echo "apply: $(secs "$t0" "$t1") s wall; HEALTH_OK $(secs "$t0" "$(cat "$W/ok")") s after its start"
+echo "apply: $(secs "$t0" "$t1") s wall; HEALTH_OK with 6 OSDs and every PG clean $(secs "$t0" "$(cat "$W/ok")") s after its start"
 
 on node1 sh -c 'ceph -s | sed -n "s/^ *\(mon\|osd\|pgs\): /\1: /p"'
 w=$(on node1 rados bench -p rbd 20 write -b 4194304 -t 16 --no-cleanup 2>/dev/null |
@@ -85,8 +91,10 @@ echo "RADOS 4M writes, 3 replicas: $w MB/s; sequential reads: $r MB/s; RBD 4M wr
 
 truncate -s 2G "$W/raw.img"
 LOOP=$(losetup --find --show "$W/raw.img")
-rw=$(dd if=/dev/zero of="$LOOP" bs=4M count=256 oflag=direct 2>&1 | sed -n 's/.*, \([0-9.]*\) MB\/s$/\1/p')
-rr=$(dd if="$LOOP" of=/dev/null bs=4M count=256 iflag=direct 2>&1 | sed -n 's/.*, \([0-9.]*\) MB\/s$/\1/p')
+# MB/s from dd's "N bytes ... copied, S s, ..." line
+ddrate() { sed -n 's/^\([0-9]*\) bytes .* copied, \([0-9.]*\) s,.*/\1 \2/p' | awk '{ printf "%.0f", $1 / $2 / 1e6 }'; }
+rw=$(dd if=/dev/zero of="$LOOP" bs=4M count=256 oflag=direct 2>&1 | ddrate)
+rr=$(dd if="$LOOP" of=/dev/null bs=4M count=256 iflag=direct 2>&1 | ddrate)
 echo "raw loop device, same directory: write $rw MB/s, read $rr MB/s"
 python3 -c "import sys; w,rw=float(sys.argv[1]),float(sys.argv[2]); print('RADOS write / raw write: %.0f %%' % (100*w/rw))" "$w" "$rw"
 

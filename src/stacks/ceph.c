@@ -1023,12 +1023,14 @@ static int render_health(const struct render_ctx *rc, const void *conf, const st
 	(void)e;
 	if (strcmp(n->name, first_mon(c)) || !cluster_made(rc, c, out))
 		return 0;
-	/* HEALTH_OK and every monitor in quorum, within the timeout; else
+	/* HEALTH_OK, every monitor in quorum and every placement group
+	 * active+clean (the manager reports them), within the timeout; else
 	 * Ceph's reasons, on one line (the command's last stderr line) */
 	char *ok = xasprintf("ceph --connect-timeout 30 health | grep -qx HEALTH_OK && "
 			     "[ \"$(ceph --connect-timeout 30 quorum_status | grep -o "
-			     "'\"quorum_names\":\\[[^]]*\\]' | tr -cd , | wc -c)\" = %zu ]",
-			     c->mons.n - 1);
+			     "'\"quorum_names\":\\[[^]]*\\]' | tr -cd , | wc -c)\" = %zu ] && "
+			     "ceph --connect-timeout 30 pg stat | "
+			     "grep -q '^\\([0-9]*\\) pgs: \\1 active+clean;'", c->mons.n - 1);
 	char *cmd = xasprintf("t=$(($(date +%%s) + %d)); until %s; do "
 			      "if [ $(date +%%s) -ge $t ]; then echo \"not HEALTH_OK after %d s: "
 			      "$(ceph --connect-timeout 30 health detail 2>&1 | head -n 8 | tr "
