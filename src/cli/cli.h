@@ -42,7 +42,7 @@ int cli_global_option(int argc, char **argv, int i);
 /* The commands (see cmd_*.c). */
 extern const struct command cmd_facts, cmd_inventory, cmd_plan, cmd_apply, cmd_runs, cmd_lab,
 	cmd_version, cmd_serve, cmd_boot, cmd_power, cmd_bootdev, cmd_mesh, cmd_exports,
-	cmd_validate, cmd_run, cmd_jobs;
+	cmd_validate, cmd_run, cmd_jobs, cmd_storage;
 
 #endif
 

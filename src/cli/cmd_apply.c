@@ -246,7 +246,8 @@ const struct command cmd_plan = {
 		"    what it waits for ('? mesh.link: waits for node4 mesh.public_key')\n"
 		"    instead of guessing. What a stack decided for a node, and why, is a\n"
 		"    note ('= nvidia.driver: node3: 10de:1eb8 Tesla T4 (Turing) -> 580,\n"
-		"    open modules'); -o json has them under \"notes\".\n\n"
+		"    open modules'; '= ceph.osd: /dev/sdc (8.0 GiB) passed over: mounted at\n"
+		"    /srv/data'); -o json has them under \"notes\".\n\n"
 		"OPTIONS\n" COMMON_OPTIONS
 		"EXIT STATUS\n    0  nothing would change\n    2  changes are pending\n"
 		"    1  an error: bad spec, or a node unreachable or failing\n\n"

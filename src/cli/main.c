@@ -17,8 +17,8 @@ int arg_verbose;
 
 static const struct command *const commands[] = {
 	&cmd_facts, &cmd_inventory, &cmd_plan, &cmd_apply, &cmd_runs, &cmd_lab, &cmd_serve, &cmd_boot,
-	&cmd_validate, &cmd_exports, &cmd_mesh, &cmd_run, &cmd_jobs, &cmd_power, &cmd_bootdev,
-	&cmd_version,
+	&cmd_validate, &cmd_exports, &cmd_mesh, &cmd_run, &cmd_jobs, &cmd_storage, &cmd_power,
+	&cmd_bootdev, &cmd_version,
 };
 
 int cli_error(const char *fmt, ...)

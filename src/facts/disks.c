@@ -8,9 +8,11 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct mnt {
 	char *dev;      /* kernel name of the source device ("sda1"), or NULL */
@@ -188,6 +190,101 @@ static bool held(const struct fx *x, const char *path, const char *who, struct b
 	return any;
 }
 
+/* Bytes at off of the device, or false when it is shorter or unreadable. */
+static bool at(int fd, off_t off, void *b, size_t n)
+{
+	return pread(fd, b, n, off) == (ssize_t)n;
+}
+
+static bool magic_at(int fd, off_t off, const char *m, size_t n)
+{
+	char b[16];
+	return n <= sizeof(b) && at(fd, off, b, n) && !memcmp(b, m, n);
+}
+
+/*
+ * The fsid a BlueStore label names ("ceph_fsid" in the label's metadata map,
+ * a 4-byte length then 36 characters), into fsid; the rest of the label
+ * (the OSD's own key among it) is never copied.
+ */
+static void bluestore_fsid(int fd, char fsid[37])
+{
+	static const char key[] = "\x09\0\0\0ceph_fsid\x24\0\0\0";
+	unsigned char b[4096];
+	ssize_t n = pread(fd, b, sizeof(b), 0);
+
+	fsid[0] = '\0';
+	for (ssize_t i = 60; n > 0 && i + (ssize_t)sizeof(key) - 1 + 36 <= n; i++) {
+		if (memcmp(b + i, key, sizeof(key) - 1))
+			continue;
+		const unsigned char *v = b + i + sizeof(key) - 1;
+		for (int k = 0; k < 36; k++)
+			if (!strchr("0123456789abcdef-", v[k]) || !v[k])
+				return;
+		memcpy(fsid, v, 36);
+		fsid[36] = '\0';
+		return;
+	}
+}
+
+/*
+ * What the first bytes of the device say it holds, as blkid would name it
+ * ("bluestore", "gpt", "dos", "LVM2_member", "linux_raid_member", "ext4",
+ * "xfs", "btrfs", "swap", "crypto_LUKS"), or NULL: nothing known, or the
+ * device cannot be read.  Checked in that order; ceph-volume refuses a disk
+ * with any of them (an own BlueStore label aside).
+ */
+static const char *signature(int fd, char fsid[37])
+{
+	unsigned char b[4];
+
+	fsid[0] = '\0';
+	if (magic_at(fd, 0, "bluestore block ", 16)) {
+		bluestore_fsid(fd, fsid);
+		return "bluestore";
+	}
+	if (magic_at(fd, 512, "EFI PART", 8))
+		return "gpt";
+	if (magic_at(fd, 512, "LABELONE", 8) || magic_at(fd, 536, "LVM2 001", 8))
+		return "LVM2_member";
+	if (at(fd, 4096, b, 4) && b[0] == 0xfc && b[1] == 0x4e && b[2] == 0x2b && b[3] == 0xa9)
+		return "linux_raid_member";
+	if (at(fd, 0, b, 4) && b[0] == 0xfc && b[1] == 0x4e && b[2] == 0x2b && b[3] == 0xa9)
+		return "linux_raid_member";
+	if (magic_at(fd, 0, "LUKS\xba\xbe", 6))
+		return "crypto_LUKS";
+	if (magic_at(fd, 0, "XFSB", 4))
+		return "xfs";
+	if (at(fd, 1080, b, 2) && b[0] == 0x53 && b[1] == 0xef)
+		return "ext4";
+	if (magic_at(fd, 65536 + 64, "_BHRfS_M", 8))
+		return "btrfs";
+	if (magic_at(fd, 4096 - 10, "SWAPSPACE2", 10) || magic_at(fd, 4096 - 10, "SWAP-SPACE", 10))
+		return "swap";
+	if (at(fd, 510, b, 2) && b[0] == 0x55 && b[1] == 0xaa)
+		return "dos";
+	return NULL;
+}
+
+/* facts.disks[].signature and .bluestore_fsid, read from ROOT/dev/NAME. */
+static void disk_signature(const struct fx *x, const char *name, json_t *o)
+{
+	char *p = xasprintf("/dev/%s", name), *full = path_join(x->root, p);
+	int fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	const char *sig = NULL;
+	char fsid[37] = "";
+
+	if (fd >= 0) {
+		sig = signature(fd, fsid);
+		close(fd);
+	}
+	json_object_set_new(o, "signature", sig ? json_string(sig) : json_null());
+	if (sig && !strcmp(sig, "bluestore"))
+		json_object_set_new(o, "bluestore_fsid", fsid[0] ? json_string(fsid) : json_null());
+	free(full);
+	free(p);
+}
+
 /* One facts.disks[] entry: identity, partitions, and why it is in use, if it is. */
 static json_t *disk_entry(const struct fx *x, const char *name, const struct mnts *m,
 			  const json_t *swaps)
@@ -210,6 +307,7 @@ static json_t *disk_entry(const struct fx *x, const char *name, const struct mnt
 	json_object_set_new(o, "rotational", s ? json_boolean(!strcmp(s, "1")) : json_null());
 	free(s);
 	json_object_set_new(o, "model", fx_jstr_take(fx_readf(x, "/sys/block/%s/device/model", name)));
+	json_object_set_new(o, "vendor", fx_jstr_take(fx_readf(x, "/sys/block/%s/device/vendor", name)));
 	if (!(s = fx_readf(x, "/sys/block/%s/device/serial", name)) &&
 	    !(s = fx_readf(x, "/sys/block/%s/serial", name)))
 		s = vpd80_serial(x, name);
@@ -217,6 +315,10 @@ static json_t *disk_entry(const struct fx *x, const char *name, const struct mnt
 	s = fx_readf(x, "/sys/block/%s/removable", name);
 	json_object_set_new(o, "removable", s ? json_boolean(!strcmp(s, "1")) : json_null());
 	free(s);
+	s = fx_readf(x, "/sys/block/%s/ro", name);
+	json_object_set_new(o, "read_only", s ? json_boolean(!strcmp(s, "1")) : json_null());
+	free(s);
+	disk_signature(x, name, o);
 
 	char *majmin = fx_readf(x, "/sys/block/%s/dev", name);
 	if ((at = mounted_at(m, name, majmin)))

@@ -63,13 +63,7 @@ struct collect {
 
 static bool export_name_ok(const char *s)
 {
-	size_t n = strlen(s);
-	if (!n || n > 64)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
-			return false;
-	return true;
+	return str_is_ident(s, 64);
 }
 
 /* Printable ASCII only: a value may end up in another node's files. */

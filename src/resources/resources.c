@@ -578,6 +578,37 @@ json_t *res_wgkey(const char *path, bool rotate)
 	return r;
 }
 
+json_t *res_secret_generate(const char *path, const char *kind, const char *export_name,
+			    const char *owner, const char *group)
+{
+	json_t *r = res_new("secret");
+	json_object_set_new(r, "path", json_string(path));
+	json_object_set_new(r, "generate", json_string(kind));
+	json_object_set_new(r, "export", json_string(export_name));
+	json_object_set_new(r, "mode", json_string("0600"));
+	if (owner)
+		json_object_set_new(r, "owner", json_string(owner));
+	if (group)
+		json_object_set_new(r, "group", json_string(group));
+	return r;
+}
+
+json_t *res_secret_content(const char *path, const char *content, unsigned mode,
+			   const char *owner, const char *group)
+{
+	json_t *r = res_new("secret");
+	char m[8];
+	snprintf(m, sizeof(m), "%04o", mode & 07777);
+	json_object_set_new(r, "path", json_string(path));
+	json_object_set_new(r, "content", json_string(content));
+	json_object_set_new(r, "mode", json_string(m));
+	if (owner)
+		json_object_set_new(r, "owner", json_string(owner));
+	if (group)
+		json_object_set_new(r, "group", json_string(group));
+	return r;
+}
+
 json_t *res_wireguard(const char *iface, const char *private_key_file,
 		      int listen_port, const char *address, int mtu,
 		      const char *config_file, const char *const *routes,

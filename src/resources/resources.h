@@ -1,8 +1,7 @@
 /*
  * resources — check-then-act resource types (file, directory, line, sysctl,
  * kmod, swap, hostname, package, service, user, group, command, secret,
- * reboot, and
- * for the mesh: wgkey, wireguard, reach).
+ * reboot, and for the mesh: wgkey, wireguard, reach).
  *
  * A resource is a JSON object, the same one that travels to kiln-agent
  * (docs/resources.md describes every type and field).  Renderers build them
@@ -121,6 +120,15 @@ json_t *res_secret(const char *path, const char *export_name, int bytes, unsigne
 		   const char *owner, const char *group);
 /* A WireGuard private key made on the node; exports "public_key". */
 json_t *res_wgkey(const char *path, bool rotate);
+/*
+ * A secret file (never diffed or shown).  generate: the node makes the
+ * value once (kind "ceph-key" or "uuid", file 0600) and exports it as
+ * export_name.  content: the file holds exactly content.
+ */
+json_t *res_secret_generate(const char *path, const char *kind, const char *export_name,
+			    const char *owner, const char *group);
+json_t *res_secret_content(const char *path, const char *content, unsigned mode,
+			   const char *owner, const char *group);
 /*
  * One WireGuard interface, converged live.  listen_port <= 0 and address
  * NULL: not managed; mtu <= 0: "auto"; config_file NULL: none written.

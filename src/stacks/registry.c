@@ -10,6 +10,7 @@ extern const struct stack_type stack_base;
 extern const struct stack_type stack_mesh;
 extern const struct stack_type stack_nvidia;
 extern const struct stack_type stack_slurm;
+extern const struct stack_type stack_ceph;
 
 /* Phase order: a stack may use the exports of any stack above it. */
 const struct stack_type *const stack_types[] = {
@@ -17,6 +18,7 @@ const struct stack_type *const stack_types[] = {
 	&stack_mesh,
 	&stack_nvidia,
 	&stack_slurm,
+	&stack_ceph,
 };
 const size_t stack_types_n = ARRAY_SIZE(stack_types);
 

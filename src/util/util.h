@@ -72,6 +72,8 @@ char *buf_detach(struct buf *b, size_t *len);
 /* ---- strings --------------------------------------------------------- */
 bool str_starts(const char *s, const char *prefix);
 bool str_ends(const char *s, const char *suffix);
+/* s is 1..max characters of [a-z0-9_] (an export's name). */
+bool str_is_ident(const char *s, size_t max);
 /* Trim ASCII whitespace in place; returns s. */
 char *str_trim(char *s);
 /*

@@ -527,6 +527,85 @@ static void test_bad_and_empty_roots(void **state)
 	free(empty);
 }
 
+/* A device file under root: len bytes, zero but for magic at off. */
+static void write_dev(const char *root, const char *name, size_t len, size_t off,
+		      const void *magic, size_t mlen)
+{
+	char *rel = xasprintf("/dev/%s", name), *p = path_join(root, rel), *dir = xstrdup(p);
+	char *b = xcalloc(len, 1);
+
+	memcpy(b + off, magic, mlen);
+	*strrchr(dir, '/') = '\0';
+	assert_int_equal(mkdir_p(dir, 0755), 0);
+	assert_int_equal(file_write_atomic(p, b, len, 0644, -1, -1), 0);
+	free(b);
+	free(dir);
+	free(p);
+	free(rel);
+}
+
+/*
+ * signature: what the first bytes of each disk hold (blkid's names), and a
+ * BlueStore label's ceph_fsid; read_only and vendor from sysfs.  Nothing
+ * but the fsid of a label is copied (its osd_key stays on the node).
+ */
+static void test_disk_signatures(void **state)
+{
+	static const char label[] = "bluestore block device\n"
+		"0e4e1b3c-58b7-4a3e-a6f0-2b2c9c1f1d11\n\x02\x01\x00\x00\x00\x00"
+		"\x04\x00\x00\x00" "type\x09\x00\x00\x00" "bluestore"
+		"\x09\x00\x00\x00" "ceph_fsid\x24\x00\x00\x00" "5b0f6c2e-8a1d-4c3e-9f70-1a2b3c4d5e6f"
+		"\x07\x00\x00\x00" "osd_key\x28\x00\x00\x00" "AQBsecretsecretsecretsecretsecretsecret==";
+	static const struct { const char *name; size_t off; const char *magic; size_t n;
+			      const char *want; } cases[] = {
+		{ "sda", 0, label, sizeof(label) - 1, "bluestore" },
+		{ "sdb", 512, "EFI PART", 8, "gpt" },
+		{ "sdc", 536, "LVM2 001", 8, "LVM2_member" },
+		{ "sdd", 4096, "\xfc\x4e\x2b\xa9", 4, "linux_raid_member" },
+		{ "sde", 1080, "\x53\xef", 2, "ext4" },
+		{ "sdf", 0, "XFSB", 4, "xfs" },
+		{ "sdg", 65536 + 64, "_BHRfS_M", 8, "btrfs" },
+		{ "sdh", 4086, "SWAPSPACE2", 10, "swap" },
+		{ "sdi", 510, "\x55\xaa", 2, "dos" },
+		{ "sdj", 0, "LUKS\xba\xbe", 6, "crypto_LUKS" },
+		{ "sdk", 100, "x", 1, NULL },
+	};
+	char *root = xasprintf("%s/sigroot", tmpdir);
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *p = xasprintf("/sys/block/%s/size", cases[i].name);
+		write_file(root, p, "16777216\n");
+		free(p);
+		write_dev(root, cases[i].name, 70000, cases[i].off, cases[i].magic, cases[i].n);
+	}
+	write_file(root, "/sys/block/sda/ro", "1\n");
+	write_file(root, "/sys/block/sdb/ro", "0\n");
+	write_file(root, "/sys/block/sda/device/vendor", "ATA\n");
+	write_file(root, "/sys/block/sdl/size", "16777216\n");   /* no /dev node: unknown */
+	json_t *f = collect(root), *d;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		d = find(jp(f, "disks"), "name", cases[i].name);
+		if (cases[i].want)
+			STR(d, "signature", cases[i].want);
+		else
+			NUL(d, "signature");
+		FALSE(d, "in_use");   /* a signature alone is not "in use" */
+	}
+	d = find(jp(f, "disks"), "name", "sda");
+	STR(d, "bluestore_fsid", "5b0f6c2e-8a1d-4c3e-9f70-1a2b3c4d5e6f");
+	TRUE(d, "read_only");
+	STR(d, "vendor", "ATA");
+	char *all = json_dumps(f, 0);
+	assert_null(strstr(all, "AQBsecret"));
+	free(all);
+	d = find(jp(f, "disks"), "name", "sdb");
+	FALSE(d, "read_only");
+	assert_null(json_object_get(d, "bluestore_fsid"));
+	NUL(find(jp(f, "disks"), "name", "sdl"), "signature");
+	json_decref(f);
+	free(root);
+}
+
 /* A disk mounted as "/dev/root" is still found, by device number. */
 static void test_dev_root_and_escapes(void **state)
 {
@@ -758,6 +837,7 @@ int main(void)
 		cmocka_unit_test(test_os_release),
 		cmocka_unit_test(test_bad_and_empty_roots),
 		cmocka_unit_test(test_dev_root_and_escapes),
+		cmocka_unit_test(test_disk_signatures),
 		cmocka_unit_test(test_resolve_names),
 		cmocka_unit_test(test_nvml),
 		cmocka_unit_test(test_nvidia_smi),

@@ -529,7 +529,7 @@ static const struct bad_case bad_cases[] = {
 	{ "25-sysctl-bool.yaml",
 	  "bad/25-sysctl-bool.yaml:7:28: stacks.base.sysctls: net.ipv4.ip_forward: expected a number or a string, found a boolean" },
 	{ "26-unknown-stack.yaml",
-	  "bad/26-unknown-stack.yaml:6:3: unknown key 'nosuch' in stacks (expected one of: base, mesh, nvidia, slurm)" },
+	  "bad/26-unknown-stack.yaml:6:3: unknown key 'nosuch' in stacks (expected one of: base, mesh, nvidia, slurm, ceph)" },
 	{ "27-reserved-group.yaml",
 	  "bad/27-reserved-group.yaml:5:3: group name 'all' is reserved (use the top-level 'vars' for cluster-wide variables)" },
 	{ "28-ini-section.yaml",

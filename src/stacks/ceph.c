@@ -1,0 +1,1071 @@
+/*
+ * The ceph stack: a Ceph 16.2 cluster from the distribution's packages
+ * (docs/ceph.md), with no containers and no registry.
+ *
+ *   keys    every Ceph node gets its packages; the first monitor (by name)
+ *           makes the fsid and every cephx key once (secret resources) and
+ *           exports them: the keys as secrets, never stored or shown.
+ *   mon     each monitor: ceph.conf, its keyrings, the monmap every
+ *           monitor builds alike from the spec, ceph-mon --mkfs, the unit.
+ *   mgr     each monitor runs a manager (its key from the monitors).
+ *   osd     each node: the disks facts found free and the filters select
+ *           become BlueStore OSDs (ceph-volume raw), one unit each.
+ *   fs      pools (RBD, CephFS) sized from the OSD hosts, the client keys,
+ *           an MDS per monitor, CephFS mounted (ceph-fuse) where the spec
+ *           says, the ceph-csi files for Kubernetes.
+ *   health  the first monitor waits (bounded) for HEALTH_OK with every
+ *           monitor in quorum, else fails with Ceph's reasons.
+ */
+#include "stacks.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ceph.h"
+#include "resources/resources.h"
+#include "spec/parse.h"
+
+#define CEPH_STACK "ceph"
+#define CEPH_ROLE "ceph-mon"
+#define CEPH_CONF "/etc/ceph/ceph.conf"
+#define CEPH_KILN "/etc/kiln/ceph"          /* keys and keyrings kiln keeps, 0700 */
+#define CEPH_LIB "/usr/local/lib/kiln"
+#define CEPH_ADMIN_KEYRING "/etc/ceph/ceph.client.admin.keyring"
+#define CEPH_BOOTSTRAP_KEYRING "/var/lib/ceph/bootstrap-osd/ceph.keyring"
+/* read by ceph-mon --mkfs after it drops to user ceph: not under CEPH_KILN */
+#define CEPH_MKFS_KEYRING "/etc/ceph/kiln-mkfs.keyring"
+#define CEPH_MONMAP "/etc/ceph/kiln-monmap"
+#define CEPH_FS_CLIENT "fs"
+#define CEPH_K8S_CLIENT "kubernetes"
+
+struct ceph_conf {
+	char *public_network;         /* NULL: not written */
+	uint64_t osd_memory_target;   /* 0: Ceph's default */
+	int size;                     /* wanted replicas (3); fewer when fewer OSD hosts */
+	int pg_num;                   /* per pool (32) */
+	int health_timeout;           /* seconds the health phase waits (300) */
+	struct ceph_osd_filter osds;
+	struct strv osd_nodes;        /* empty: every node */
+	char *rbd_pool;               /* NULL: none */
+	char *fs_name;                /* NULL: no CephFS */
+	char *fs_mount;
+	struct strv fs_nodes;         /* empty: every node */
+	struct strv mons;             /* nodes with role ceph-mon, in name order */
+};
+
+/* ---- the spec: stacks.ceph ----------------------------------------------- */
+
+static void ceph_free(void *p)
+{
+	struct ceph_conf *c = p;
+
+	free(c->public_network);
+	free(c->osds.size_text);
+	free(c->osds.model);
+	free(c->osds.vendor);
+	strv_release(&c->osds.paths);
+	strv_release(&c->osd_nodes);
+	free(c->rbd_pool);
+	free(c->fs_name);
+	free(c->fs_mount);
+	strv_release(&c->fs_nodes);
+	strv_release(&c->mons);
+	free(c);
+}
+
+static bool valid_cidr4(const char *s)
+{
+	char head[32];
+	const char *slash = strchr(s, '/');
+	struct in_addr a;
+	uint64_t p;
+
+	if (!slash || (size_t)(slash - s) >= sizeof(head))
+		return false;
+	memcpy(head, s, (size_t)(slash - s));
+	head[slash - s] = '\0';
+	return inet_pton(AF_INET, head, &a) == 1 && parse_u64(slash + 1, 0, 32, &p) == 0;
+}
+
+/* A pool or filesystem name Ceph and a shell both take as is. */
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 32)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+static bool valid_dev(const char *s)
+{
+	if (!str_starts(s, "/dev/") || !s[5] || strlen(s) > 64)
+		return false;
+	for (s += 5; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+			return false;
+	return true;
+}
+
+static bool valid_mount(const char *s)
+{
+	if (s[0] != '/' || !s[1] || strlen(s) > 200 || strstr(s, "/../") || strstr(s, "//"))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("/_-.", *s)))
+			return false;
+	return true;
+}
+
+static bool valid_prefix_text(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x20 || *s >= 0x7f)
+			return false;
+	return true;
+}
+
+static int node_list(struct spec_parser *x, const struct ynode *v, const char *what,
+		     struct strv *out)
+{
+	int r = spec_get_strv(x, v, what, NULL, NULL, out);
+	char tmp[80];
+
+	for (size_t i = 0; r == 0 && i < out->n; i++)
+		if (!cluster_node(x->c, out->v[i]))
+			return spec_err(x, v->kids[i], "%s: no node '%s' in the spec", what,
+					spec_shown(v->kids[i], tmp, sizeof(tmp)));
+	return r;
+}
+
+static int parse_osds(struct spec_parser *x, const struct ynode *m, struct ceph_conf *c)
+{
+	static const char *const keys[] = { "rotational", "size", "model", "vendor", "limit",
+		"paths", "nodes", NULL };
+	const struct ynode *v;
+	const char *s;
+	char tmp[64];
+	bool b;
+	int r;
+
+	if ((r = spec_expect(x, m, Y_MAP, "stacks.ceph.osds")) < 0 ||
+	    (r = spec_check_keys(x, m, "stacks.ceph.osds", keys)) < 0)
+		return r;
+	if ((v = ymap_get(m, "rotational"))) {
+		if ((r = spec_get_bool(x, v, "stacks.ceph.osds.rotational", &b)) < 0)
+			return r;
+		c->osds.rotational = b;
+	}
+	if ((v = ymap_get(m, "size"))) {
+		if ((r = spec_get_text(x, v, "stacks.ceph.osds.size", &s)) < 0)
+			return r;
+		if (!ceph_parse_size_range(s, &c->osds))
+			return spec_err(x, v, "stacks.ceph.osds.size: expected a size or a range "
+					"like 10G, 10G:, :2T or 100G:2T, found '%s'",
+					spec_shown(v, tmp, sizeof(tmp)));
+		c->osds.size_text = xstrdup(s);
+	}
+	const char *pk[] = { "model", "vendor" };
+	char **pv[] = { &c->osds.model, &c->osds.vendor };
+	for (size_t i = 0; i < 2; i++) {
+		char what[64];
+		if (!(v = ymap_get(m, pk[i])))
+			continue;
+		snprintf(what, sizeof(what), "stacks.ceph.osds.%s", pk[i]);
+		if ((r = spec_get_text(x, v, what, &s)) < 0)
+			return r;
+		if (!valid_prefix_text(s))
+			return spec_err(x, v, "%s: expected a prefix of 1 to 64 printable "
+					"characters", what);
+		*pv[i] = xstrdup(s);
+	}
+	if ((v = ymap_get(m, "limit")) &&
+	    (r = spec_get_int(x, v, "stacks.ceph.osds.limit", 1, 1024, &c->osds.limit)) < 0)
+		return r;
+	if ((v = ymap_get(m, "paths")) &&
+	    (r = spec_get_strv(x, v, "stacks.ceph.osds.paths", valid_dev,
+			       "a disk like /dev/sdb", &c->osds.paths)) < 0)
+		return r;
+	if ((v = ymap_get(m, "nodes")) &&
+	    (r = node_list(x, v, "stacks.ceph.osds.nodes", &c->osd_nodes)) < 0)
+		return r;
+	return 0;
+}
+
+static int parse_cephfs(struct spec_parser *x, const struct ynode *m, struct ceph_conf *c)
+{
+	static const char *const keys[] = { "name", "mount", "nodes", NULL };
+	const struct ynode *v;
+	const char *s;
+	char tmp[64];
+	bool on;
+	int r;
+
+	if (m->kind == Y_SCALAR && !ynode_is_null(m)) {
+		if ((r = spec_get_bool(x, m, "stacks.ceph.cephfs", &on)) < 0)
+			return r;
+		if (!on) {
+			free(c->fs_name);
+			c->fs_name = NULL;
+		}
+		return 0;
+	}
+	if (ynode_is_null(m))
+		return 0;
+	if ((r = spec_expect(x, m, Y_MAP, "stacks.ceph.cephfs")) < 0 ||
+	    (r = spec_check_keys(x, m, "stacks.ceph.cephfs", keys)) < 0)
+		return r;
+	if ((v = ymap_get(m, "name"))) {
+		if ((r = spec_get_text(x, v, "stacks.ceph.cephfs.name", &s)) < 0)
+			return r;
+		if (!valid_name(s))
+			return spec_err(x, v, "stacks.ceph.cephfs.name: '%s' is not a name of "
+					"[a-z0-9_-], at most 32", spec_shown(v, tmp, sizeof(tmp)));
+		free(c->fs_name);
+		c->fs_name = xstrdup(s);
+	}
+	if ((v = ymap_get(m, "mount"))) {
+		if ((r = spec_get_text(x, v, "stacks.ceph.cephfs.mount", &s)) < 0)
+			return r;
+		if (!valid_mount(s))
+			return spec_err(x, v, "stacks.ceph.cephfs.mount: '%s' is not an absolute "
+					"path of [A-Za-z0-9/_.-]", spec_shown(v, tmp, sizeof(tmp)));
+		free(c->fs_mount);
+		c->fs_mount = xstrdup(s);
+	}
+	if ((v = ymap_get(m, "nodes")) &&
+	    (r = node_list(x, v, "stacks.ceph.cephfs.nodes", &c->fs_nodes)) < 0)
+		return r;
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int ceph_parse(struct spec_parser *x, const struct ynode *m, void **conf)
+{
+	static const char *const keys[] = { "public_network", "osd_memory_target", "size",
+		"pg_num", "health_timeout", "osds", "rbd_pool", "cephfs", NULL };
+	struct ceph_conf *c = xcalloc(1, sizeof(*c));
+	const struct ynode *v;
+	const char *s;
+	char tmp[64];
+	int r;
+
+	*conf = c;
+	c->size = 3;
+	c->pg_num = 32;
+	c->health_timeout = 300;
+	c->osds.rotational = -1;
+	c->rbd_pool = xstrdup("rbd");
+	c->fs_name = xstrdup("cephfs");
+	c->fs_mount = xstrdup("/shared");
+	if (!ynode_is_null(m) && ((r = spec_expect(x, m, Y_MAP, "stacks.ceph")) < 0 ||
+				  (r = spec_check_keys(x, m, "stacks.ceph", keys)) < 0))
+		return r;
+	if (!ynode_is_null(m)) {
+		if ((v = ymap_get(m, "public_network"))) {
+			if ((r = spec_get_text(x, v, "stacks.ceph.public_network", &s)) < 0)
+				return r;
+			if (!valid_cidr4(s))
+				return spec_err(x, v, "stacks.ceph.public_network: '%s' is not an "
+						"IPv4 network like 10.0.0.0/24",
+						spec_shown(v, tmp, sizeof(tmp)));
+			c->public_network = xstrdup(s);
+		}
+		if ((v = ymap_get(m, "osd_memory_target"))) {
+			if ((r = spec_get_text(x, v, "stacks.ceph.osd_memory_target", &s)) < 0)
+				return r;
+			if (!ceph_parse_size(s, &c->osd_memory_target) ||
+			    c->osd_memory_target < (896ull << 20))
+				return spec_err(x, v, "stacks.ceph.osd_memory_target: expected a "
+						"size of at least 896M, found '%s'",
+						spec_shown(v, tmp, sizeof(tmp)));
+		}
+		if ((v = ymap_get(m, "size")) &&
+		    (r = spec_get_int(x, v, "stacks.ceph.size", 1, 10, &c->size)) < 0)
+			return r;
+		if ((v = ymap_get(m, "pg_num")) &&
+		    (r = spec_get_int(x, v, "stacks.ceph.pg_num", 1, 4096, &c->pg_num)) < 0)
+			return r;
+		if ((v = ymap_get(m, "health_timeout")) &&
+		    (r = spec_get_int(x, v, "stacks.ceph.health_timeout", 10, 3600,
+				      &c->health_timeout)) < 0)
+			return r;
+		if ((v = ymap_get(m, "osds")) && !ynode_is_null(v) &&
+		    (r = parse_osds(x, v, c)) < 0)
+			return r;
+		if ((v = ymap_get(m, "rbd_pool"))) {
+			free(c->rbd_pool);
+			c->rbd_pool = NULL;
+			if (!(v->kind == Y_SCALAR && !strcmp(v->str, "false"))) {
+				if ((r = spec_get_text(x, v, "stacks.ceph.rbd_pool", &s)) < 0)
+					return r;
+				if (!valid_name(s))
+					return spec_err(x, v, "stacks.ceph.rbd_pool: '%s' is not a "
+							"name of [a-z0-9_-], at most 32 (or false)",
+							spec_shown(v, tmp, sizeof(tmp)));
+				c->rbd_pool = xstrdup(s);
+			}
+		}
+		if ((v = ymap_get(m, "cephfs")) && (r = parse_cephfs(x, v, c)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < x->c->nnodes; i++)
+		if (strv_contains(&x->c->nodes[i].roles, CEPH_ROLE))
+			strv_push(&c->mons, x->c->nodes[i].name);
+	qsort(c->mons.v, c->mons.n, sizeof(*c->mons.v), by_name);
+	if (c->mons.n != 1 && c->mons.n != 3 && c->mons.n != 5)
+		return spec_err(x, m, "stacks.ceph: %zu nodes have role %s: a monitor quorum "
+				"needs 1, 3 or 5", c->mons.n, CEPH_ROLE);
+	for (size_t i = 0; i < c->mons.n; i++) {
+		const struct node *n = cluster_node(x->c, c->mons.v[i]);
+		struct in_addr a;
+		if (inet_pton(AF_INET, n->address, &a) != 1)
+			return spec_err(x, m, "stacks.ceph: monitor %s's address '%s' is not an "
+					"IPv4 address (the monmap needs one)", n->name, n->address);
+	}
+	return 0;
+}
+
+/* ---- the model a render works from ----------------------------------------- */
+
+static bool is_mon(const struct ceph_conf *c, const struct node *n)
+{
+	return strv_contains(&c->mons, n->name);
+}
+
+static const char *first_mon(const struct ceph_conf *c)
+{
+	return c->mons.v[0];
+}
+
+static bool osd_node(const struct ceph_conf *c, const struct node *n)
+{
+	return !c->osd_nodes.n || strv_contains(&c->osd_nodes, n->name);
+}
+
+static bool fs_node(const struct ceph_conf *c, const struct node *n)
+{
+	return c->fs_name && (!c->fs_nodes.n || strv_contains(&c->fs_nodes, n->name));
+}
+
+static bool ceph_node(const struct ceph_conf *c, const struct node *n)
+{
+	return is_mon(c, n) || osd_node(c, n) || fs_node(c, n);
+}
+
+/* The fsid as the first monitor exported it (not a secret), checked. */
+static const char *fsid_of(const struct render_ctx *rc, const struct ceph_conf *c,
+			   struct render_out *out)
+{
+	const char *f = out ? render_export(rc, out, first_mon(c), CEPH_STACK, "fsid")
+			    : exports_get(rc->exports, first_mon(c), CEPH_STACK, "fsid");
+	if (!f || strlen(f) != 36 || strspn(f, "0123456789abcdef-") != 36)
+		return NULL;
+	return f;
+}
+
+/* A key the first monitor exported: 40 base64 characters, else NULL (noted). */
+static const char *key_of(const struct render_ctx *rc, const struct ceph_conf *c,
+			  struct render_out *out, const char *name)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+	const char *k = render_export(rc, out, first_mon(c), CEPH_STACK, name);
+
+	if (k && (strlen(k) != 40 || strspn(k, b64) != 40)) {
+		strv_pushf(&out->needs, "%s %s.%s (the one made is malformed)", first_mon(c),
+			   CEPH_STACK, name);
+		return NULL;
+	}
+	return k;
+}
+
+/* The cluster exists as far as a render can tell: its fsid and admin key are
+ * made (else what needs them waits, noted). */
+static bool cluster_made(const struct render_ctx *rc, const struct ceph_conf *c,
+			 struct render_out *out)
+{
+	bool f = fsid_of(rc, c, out) != NULL;
+	return key_of(rc, c, out, "admin_key") && f;
+}
+
+/* The disks of node n: chosen under the filter, with this cluster's fsid. */
+static void node_disks(const struct render_ctx *rc, const struct ceph_conf *c,
+		       const struct node *n, struct ceph_disks *d)
+{
+	const json_t *disks = osd_node(c, n) ? render_fact(rc, n, "disks") : NULL;
+	ceph_select_disks(&c->osds, disks, fsid_of(rc, c, NULL), d);
+}
+
+/* OSD hosts: nodes with at least one disk chosen (recorded facts for the others). */
+static size_t osd_hosts(const struct render_ctx *rc, const struct ceph_conf *c)
+{
+	size_t hosts = 0;
+
+	for (size_t i = 0; i < rc->c->nnodes; i++) {
+		struct ceph_disks d;
+		node_disks(rc, c, &rc->c->nodes[i], &d);
+		hosts += d.nosd > 0;
+		ceph_disks_release(&d);
+	}
+	return hosts;
+}
+
+/* Replicas: the spec's size, never more than the OSD hosts (CRUSH places one
+ * copy per host); 0 when there is no OSD host yet. */
+static int pool_size(const struct render_ctx *rc, const struct ceph_conf *c)
+{
+	size_t h = osd_hosts(rc, c);
+	return h < (size_t)c->size ? (int)h : c->size;
+}
+
+static int min_size(int size)
+{
+	return size - size / 2;   /* Ceph's own default: 3 -> 2, 2 -> 1 */
+}
+
+static const char *mon_address(const struct render_ctx *rc, const char *name)
+{
+	return cluster_node(rc->c, name)->address;
+}
+
+/* ---- files ----------------------------------------------------------------- */
+
+static char *conf_text(const struct render_ctx *rc, const struct ceph_conf *c, const char *fsid,
+		       int size)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_printf(&b, "# managed by kiln (stacks.ceph); docs/ceph.md\n[global]\nfsid = %s\n",
+		   fsid);
+	buf_adds(&b, "mon_initial_members = ");
+	for (size_t i = 0; i < c->mons.n; i++)
+		buf_printf(&b, "%s%s", i ? ", " : "", c->mons.v[i]);
+	buf_adds(&b, "\nmon_host = ");
+	for (size_t i = 0; i < c->mons.n; i++) {
+		const char *a = mon_address(rc, c->mons.v[i]);
+		buf_printf(&b, "%s[v2:%s:3300,v1:%s:6789]", i ? "," : "", a, a);
+	}
+	buf_adds(&b, "\n");
+	if (c->public_network)
+		buf_printf(&b, "public_network = %s\n", c->public_network);
+	buf_adds(&b, "auth_cluster_required = cephx\nauth_service_required = cephx\n"
+		     "auth_client_required = cephx\n"
+		     "auth_allow_insecure_global_id_reclaim = false\n");
+	if (size > 0)
+		buf_printf(&b, "osd_pool_default_size = %d\nosd_pool_default_min_size = %d\n",
+			   size, min_size(size));
+	if (size == 1)
+		buf_adds(&b, "mon_allow_pool_size_one = true\n"
+			     "mon_warn_on_pool_no_redundancy = false\n");
+	buf_printf(&b, "osd_pool_default_pg_num = %d\nosd_pool_default_pgp_num = %d\n"
+		   "osd_crush_chooseleaf_type = 1\n", c->pg_num, c->pg_num);
+	if (c->osd_memory_target)
+		buf_printf(&b, "osd_memory_target = %llu\n",
+			   (unsigned long long)c->osd_memory_target);
+	return b.s;
+}
+
+/* ceph.conf for node n, or NULL (noted) while the fsid is not made. */
+static json_t *conf_file(const struct render_ctx *rc, const struct ceph_conf *c,
+			 struct render_out *out)
+{
+	const char *fsid = fsid_of(rc, c, out);
+	if (!fsid)
+		return NULL;
+	char *t = conf_text(rc, c, fsid, pool_size(rc, c));
+	json_t *r = res_file(CEPH_CONF, t, 0644, "root", "root");
+	free(t);
+	return r;
+}
+
+static char *keyring(const char *entity, const char *key, const char *const *caps)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_printf(&b, "[%s]\n\tkey = %s\n", entity, key);
+	for (; caps && caps[0]; caps += 2)
+		buf_printf(&b, "\tcaps %s = \"%s\"\n", caps[0], caps[1]);
+	return b.s;
+}
+
+static const char *const admin_caps[] = { "mds", "allow *", "mgr", "allow *", "mon", "allow *",
+					  "osd", "allow *", NULL };
+static const char *const bootstrap_caps[] = { "mgr", "allow r", "mon", "profile bootstrap-osd",
+					      NULL };
+
+/* client.fs: this file system only. */
+static void fs_caps(const struct ceph_conf *c, char *mds, char *osd, size_t n)
+{
+	snprintf(mds, n, "allow rw fsname=%s", c->fs_name);
+	snprintf(osd, n, "allow rw tag cephfs data=%s", c->fs_name);
+}
+
+static void push(struct render_out *out, json_t *r)
+{
+	if (r)
+		json_array_append_new(out->resources, r);
+}
+
+static void push_secret(struct render_out *out, const char *path, char *content,
+			const char *owner)
+{
+	push(out, res_secret_content(path, content, 0600, owner, owner));
+	free(content);
+}
+
+static json_t *dir(const char *path, unsigned mode, const char *owner)
+{
+	return res_directory(path, mode, owner, owner);
+}
+
+/* ---- phase keys -------------------------------------------------------------- */
+
+static int render_keys(const struct render_ctx *rc, const void *conf, const struct node *n,
+		       struct render_out *out, struct kerr *e)
+{
+	const struct ceph_conf *c = conf;
+	const char *family = json_string_value(json_object_get(render_fact(rc, n, "os"),
+								"family"));
+	const char *pk[8];
+	size_t np = 0;
+
+	(void)e;
+	if (!ceph_node(c, n))
+		return 0;
+	pk[np++] = "ceph-common";
+	if (is_mon(c, n)) {
+		pk[np++] = "ceph-mon";
+		pk[np++] = "ceph-mgr";
+		if (c->fs_name)
+			pk[np++] = "ceph-mds";
+	}
+	if (osd_node(c, n)) {
+		pk[np++] = "ceph-osd";
+	}
+	if (fs_node(c, n))
+		pk[np++] = "ceph-fuse";
+	if (family && !strcmp(family, "debian"))
+		push(out, res_package(pk, np, true));
+	else if (render_has_facts(rc, n))
+		strv_pushf(&out->notes, "packages only for Debian (os.family %s): "
+			   "install %s yourself", family ? "unknown" : "missing", "Ceph 16.2");
+	if (strcmp(n->name, first_mon(c)))
+		return 0;
+	push(out, dir(CEPH_KILN, 0700, "root"));
+	push(out, res_secret_generate(CEPH_KILN "/fsid", "uuid", "fsid", NULL, NULL));
+	static const char *const keys[][2] = {
+		{ "mon.key", "mon_key" }, { "admin.key", "admin_key" },
+		{ "bootstrap-osd.key", "bootstrap_osd_key" },
+		{ "client.fs.key", "fs_key" }, { "client.kubernetes.key", "kubernetes_key" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		char *p = xasprintf("%s/%s", CEPH_KILN, keys[i][0]);
+		push(out, res_secret_generate(p, "ceph-key", keys[i][1], NULL, NULL));
+		free(p);
+	}
+	return 0;
+}
+
+/* ---- phase mon ----------------------------------------------------------------- */
+
+static int render_mon(const struct render_ctx *rc, const void *conf, const struct node *n,
+		      struct render_out *out, struct kerr *e)
+{
+	const struct ceph_conf *c = conf;
+	json_t *cf;
+
+	(void)e;
+	if (!is_mon(c, n))
+		return 0;
+	const char *fsid = fsid_of(rc, c, out);
+	const char *mon = key_of(rc, c, out, "mon_key"), *admin = key_of(rc, c, out, "admin_key");
+	const char *boot = key_of(rc, c, out, "bootstrap_osd_key");
+	if (!fsid || !mon || !admin || !boot || !(cf = conf_file(rc, c, out)))
+		return 0;
+	push(out, cf);
+	push(out, dir("/var/run/ceph", 0770, "ceph"));
+	push(out, dir("/var/log/ceph", 0770, "ceph"));
+	push(out, dir(CEPH_KILN, 0700, "root"));
+	push_secret(out, CEPH_ADMIN_KEYRING, keyring("client.admin", admin, admin_caps), "root");
+	/* the keyring --mkfs seeds the monitors' auth database with */
+	struct buf k;
+	char *a = keyring("mon.", mon, (const char *const[]){ "mon", "allow *", NULL });
+	char *b = keyring("client.admin", admin, admin_caps);
+	char *d = keyring("client.bootstrap-osd", boot, bootstrap_caps);
+	buf_init(&k, 0);
+	buf_printf(&k, "%s%s%s", a, b, d);
+	free(a);
+	free(b);
+	free(d);
+	push_secret(out, CEPH_MKFS_KEYRING, k.s, "ceph");
+	char *data = xasprintf("/var/lib/ceph/mon/ceph-%s", n->name);
+	push(out, dir(data, 0750, "ceph"));
+	struct buf cmd;
+	buf_init(&cmd, 0);
+	buf_printf(&cmd, "monmaptool --create --clobber --enable-all-features "
+		   "--set-min-mon-release pacific --fsid %s", fsid);
+	for (size_t i = 0; i < c->mons.n; i++) {
+		const char *ad = mon_address(rc, c->mons.v[i]);
+		buf_printf(&cmd, " --addv %s '[v2:%s:3300,v1:%s:6789]'", c->mons.v[i], ad, ad);
+	}
+	buf_printf(&cmd, " %s >/dev/null && ceph-mon --mkfs -i %s --monmap %s --keyring %s "
+		   "--setuser ceph --setgroup ceph && touch %s/kiln-done && "
+		   "{ systemctl reset-failed ceph-mon@%s 2>/dev/null || true; }", CEPH_MONMAP,
+		   n->name, CEPH_MONMAP, CEPH_MKFS_KEYRING, data, n->name);
+	char *done = xasprintf("%s/kiln-done", data);
+	push(out, res_command(cmd.s, done, NULL));
+	buf_release(&cmd);
+	free(done);
+	free(data);
+	char *unit = xasprintf("ceph-mon@%s", n->name);
+	const char *watch[] = { "file:" CEPH_CONF };
+	push(out, res_service(unit, true, true, watch, 1));
+	free(unit);
+	return 0;
+}
+
+/* ---- phase mgr ----------------------------------------------------------------- */
+
+/* A daemon's key from the monitors (the admin key asks), then its unit. */
+static void daemon_key(struct render_out *out, const char *type, const char *name,
+		       const char *caps)
+{
+	char *data = xasprintf("/var/lib/ceph/%s/ceph-%s", type, name);
+	char *kr = xasprintf("%s/keyring", data);
+	char *cmd = xasprintf("ceph --connect-timeout 120 auth get-or-create %s.%s %s -o %s.kiln-new"
+			      " && chown ceph:ceph %s.kiln-new && chmod 0600 %s.kiln-new && "
+			      "mv %s.kiln-new %s && { systemctl reset-failed ceph-%s@%s 2>/dev/null "
+			      "|| true; }", type, name, caps, kr, kr, kr, kr, kr, type, name);
+	char *unit = xasprintf("ceph-%s@%s", type, name);
+	const char *watch[] = { "file:" CEPH_CONF };
+
+	push(out, dir(data, 0750, "ceph"));
+	push(out, res_command(cmd, kr, NULL));
+	push(out, res_service(unit, true, true, watch, 1));
+	free(unit);
+	free(cmd);
+	free(kr);
+	free(data);
+}
+
+static int render_mgr(const struct render_ctx *rc, const void *conf, const struct node *n,
+		      struct render_out *out, struct kerr *e)
+{
+	const struct ceph_conf *c = conf;
+
+	(void)e;
+	if (!is_mon(c, n) || !cluster_made(rc, c, out))
+		return 0;
+	daemon_key(out, "mgr", n->name, "mon 'allow profile mgr' osd 'allow *' mds 'allow *'");
+	return 0;
+}
+
+/* ---- phase osd ----------------------------------------------------------------- */
+
+/*
+ * One BlueStore OSD on one disk, made the way ceph-volume raw makes one but
+ * without it (ceph-volume asks lsblk, which cannot see a disk whose
+ * /sys/block entry is renamed, as in the lab): `osd new` with a fresh
+ * cephx key, a data directory holding the key and a `block` link,
+ * `ceph-osd --mkfs`.  `check DEV FSID` only looks (made, ready, running);
+ * `ensure DEV FSID` makes what is missing; a data directory lost while the
+ * disk keeps its label is primed again from the label.  A label of another
+ * cluster is refused here too.
+ */
+static const char osd_script[] =
+	"#!/bin/sh\n"
+	"# managed by kiln (stacks.ceph): one BlueStore OSD on one disk; docs/ceph.md\n"
+	"set -eu\n"
+	"act=$1 dev=$2 fsid=$3\n"
+	"B=\"--connect-timeout 120 --name client.bootstrap-osd --keyring " CEPH_BOOTSTRAP_KEYRING "\"\n"
+	"field() {\n"
+	"\tceph-bluestore-tool show-label --dev \"$dev\" 2>/dev/null |\n"
+	"\t\tsed -n \"s/.*\\\"$1\\\": \\\"\\([^\\\"]*\\)\\\".*/\\1/p\" | head -n 1\n"
+	"}\n"
+	"id=$(field whoami)\n"
+	"if [ -n \"$id\" ] && [ \"$(field ceph_fsid)\" != \"$fsid\" ]; then\n"
+	"\techo \"$dev: BlueStore label of another cluster: not taken\" >&2; exit 1\n"
+	"fi\n"
+	"dir=/var/lib/ceph/osd/ceph-$id\n"
+	"case $act in\n"
+	"check)\n"
+	"\t[ -n \"$id\" ] && [ -f \"$dir/keyring\" ] && [ \"$(stat -L -c %U \"$dev\")\" = ceph ] &&\n"
+	"\t\tsystemctl -q is-active \"ceph-osd@$id\" ;;\n"
+	"ensure)\n"
+	"\tchown ceph:ceph \"$dev\"\n"
+	"\tif [ -z \"$id\" ]; then\n"
+	"\t\tuuid=$(cat /proc/sys/kernel/random/uuid)\n"
+	"\t\tkey=$(ceph-authtool --gen-print-key)\n"
+	"\t\tid=$(printf '{\"cephx_secret\": \"%s\"}' \"$key\" | ceph $B osd new \"$uuid\" -i -)\n"
+	"\t\tdir=/var/lib/ceph/osd/ceph-$id\n"
+	"\t\tmkdir -p \"$dir\"\n"
+	"\t\tln -sfn \"$dev\" \"$dir/block\"\n"
+	"\t\tceph-authtool \"$dir/keyring\" --create-keyring --name \"osd.$id\" --add-key \"$key\" >/dev/null\n"
+	"\t\tceph $B mon getmap -o \"$dir/activate.monmap\" 2>/dev/null\n"
+	"\t\tchown -R ceph:ceph \"$dir\"\n"
+	"\t\tceph-osd --cluster ceph --osd-objectstore bluestore --mkfs -i \"$id\" \\\n"
+	"\t\t\t--monmap \"$dir/activate.monmap\" --osd-data \"$dir\" --osd-uuid \"$uuid\" \\\n"
+	"\t\t\t--setuser ceph --setgroup ceph 2>&1 | tail -n 1 >&2\n"
+	"\t\t[ \"$(field whoami)\" = \"$id\" ] || { echo \"$dev: ceph-osd --mkfs failed\" >&2; exit 1; }\n"
+	"\telif [ ! -f \"$dir/keyring\" ]; then\n"
+	"\t\tmkdir -p \"$dir\"\n"
+	"\t\tceph-bluestore-tool prime-osd-dir --dev \"$dev\" --path \"$dir\" --no-mon-config\n"
+	"\t\tln -sfn \"$dev\" \"$dir/block\"\n"
+	"\t\tchown -R ceph:ceph \"$dir\"\n"
+	"\tfi\n"
+	"\tsystemctl enable -q \"ceph-osd@$id\" 2>/dev/null\n"
+	"\tsystemctl reset-failed \"ceph-osd@$id\" 2>/dev/null || true\n"
+	"\tsystemctl start \"ceph-osd@$id\" ;;\n"
+	"*) echo \"usage: $0 check|ensure DEV FSID\" >&2; exit 2 ;;\n"
+	"esac\n";
+
+/* Plan's notes: which disks become OSDs and why the others do not. */
+static void note_disks(const struct node *n, const struct ceph_disks *d, bool have_facts,
+		       struct render_out *out)
+{
+	char s[32];
+
+	(void)n;
+	if (!have_facts) {
+		strv_push(&out->notes, "no facts: no disk chosen");
+		return;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		const struct ceph_disk_choice *x = &d->v[i];
+		ceph_size_text(x->size, s, sizeof(s));
+		if (x->osd)
+			strv_pushf(&out->notes, "/dev/%s (%s) %s", x->name, s,
+				   x->ours ? "is an OSD" : "becomes an OSD");
+		else
+			strv_pushf(&out->notes, "/dev/%s (%s) passed over: %s", x->name, s,
+				   x->reason);
+	}
+	for (size_t i = 0; i < d->missing.n; i++)
+		strv_pushf(&out->notes, "%s (osds.paths) not found", d->missing.v[i]);
+	if (!d->n)
+		strv_push(&out->notes, "no disks");
+}
+
+static int render_osd(const struct render_ctx *rc, const void *conf, const struct node *n,
+		      struct render_out *out, struct kerr *e)
+{
+	const struct ceph_conf *c = conf;
+	struct ceph_disks d;
+	json_t *cf;
+
+	(void)e;
+	if (!osd_node(c, n))
+		return 0;
+	node_disks(rc, c, n, &d);
+	note_disks(n, &d, render_has_facts(rc, n), out);
+	const char *fsid = fsid_of(rc, c, out);
+	const char *boot = d.nosd ? key_of(rc, c, out, "bootstrap_osd_key") : NULL;
+	if (!d.nosd || !fsid || !boot || !(cf = conf_file(rc, c, out))) {
+		ceph_disks_release(&d);
+		return 0;
+	}
+	push(out, cf);
+	push(out, dir("/var/run/ceph", 0770, "ceph"));
+	push(out, dir("/var/log/ceph", 0770, "ceph"));
+	push(out, dir("/var/lib/ceph/bootstrap-osd", 0755, "ceph"));
+	push_secret(out, CEPH_BOOTSTRAP_KEYRING, keyring("client.bootstrap-osd", boot, NULL),
+		    "ceph");
+	push(out, res_file(CEPH_LIB "/ceph-osd", osd_script, 0755, "root", "root"));
+	for (size_t i = 0; i < d.n; i++) {
+		if (!d.v[i].osd)
+			continue;
+		char *ens = xasprintf(CEPH_LIB "/ceph-osd ensure /dev/%s %s", d.v[i].name, fsid);
+		char *chk = xasprintf(CEPH_LIB "/ceph-osd check /dev/%s %s", d.v[i].name, fsid);
+		push(out, res_command(ens, NULL, chk));
+		free(ens);
+		free(chk);
+	}
+	ceph_disks_release(&d);
+	return 0;
+}
+
+/* ---- phase fs ------------------------------------------------------------------- */
+
+/*
+ * Pools, file system and client keys, on the first monitor: `check` only
+ * looks, `ensure` makes.  The parameters are the render's (sizes from the
+ * OSD hosts); the keys come from keyring files beside it.
+ */
+static char *pools_script(const struct ceph_conf *c, int size)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_printf(&b, "#!/bin/sh\n# managed by kiln (stacks.ceph): pools, CephFS and client "
+		   "keys; docs/ceph.md\nset -eu\nact=$1\nsize=%d min=%d pg=%d\n"
+		   "C=\"ceph --connect-timeout 120\"\n"
+		   "bad=0\n"
+		   "pool() {\n"
+		   "\tif ! $C osd pool ls | grep -qx \"$1\"; then\n"
+		   "\t\t[ $act = ensure ] || { bad=1; return; }\n"
+		   "\t\t$C osd pool create \"$1\" $pg $pg >/dev/null 2>&1\n"
+		   "\tfi\n"
+		   "\tfor k in size min_size; do\n"
+		   "\t\tv=$size; [ $k = size ] || v=$min\n"
+		   "\t\tif [ \"$($C osd pool get \"$1\" $k -f plain | sed 's/.*: //')\" != $v ]; then\n"
+		   "\t\t\t[ $act = ensure ] || { bad=1; continue; }\n"
+		   "\t\t\t$C osd pool set \"$1\" $k $v --yes-i-really-mean-it >/dev/null 2>&1\n"
+		   "\t\tfi\n"
+		   "\tdone\n"
+		   "\t[ $2 != - ] || return 0\n"
+		   "\tif ! $C osd pool application get \"$1\" 2>/dev/null | grep -q \"\\\"$2\\\"\"; then\n"
+		   "\t\t[ $act = ensure ] || { bad=1; return; }\n"
+		   "\t\t$C osd pool application enable \"$1\" $2 >/dev/null 2>&1\n"
+		   "\tfi\n"
+		   "}\n"
+		   "client() {\n"
+		   "\tif ! $C auth get \"client.$1\" >/dev/null 2>&1; then\n"
+		   "\t\t[ $act = ensure ] || { bad=1; return; }\n"
+		   "\t\t$C auth import -i " CEPH_KILN "/client.$1.keyring >/dev/null 2>&1\n"
+		   "\tfi\n"
+		   "}\n", size, min_size(size), c->pg_num);
+	if (c->rbd_pool)
+		buf_printf(&b, "pool %s rbd\n", c->rbd_pool);
+	if (c->fs_name) {
+		buf_printf(&b, "pool %s_metadata -\npool %s_data -\n", c->fs_name,
+			   c->fs_name);
+		buf_printf(&b, "if ! $C fs ls | grep -q \"^name: %s,\"; then\n"
+			   "\t[ $act = ensure ] || bad=1\n"
+			   "\t[ $act = check ] || $C fs new %s %s_metadata %s_data >/dev/null 2>&1\n"
+			   "fi\n"
+			   "client " CEPH_FS_CLIENT "\n", c->fs_name, c->fs_name, c->fs_name,
+			   c->fs_name);
+	}
+	buf_adds(&b, "client " CEPH_K8S_CLIENT "\nexit $bad\n");
+	return b.s;
+}
+
+static char *k8s_caps_keyring(const struct ceph_conf *c, const char *key)
+{
+	char osd[256], mgr[256], mds[128];
+
+	snprintf(osd, sizeof(osd), "profile rbd pool=%s%s%s%s%s", c->rbd_pool ? c->rbd_pool : "-",
+		 c->fs_name ? ", allow rw tag cephfs metadata=" : "", c->fs_name ? c->fs_name : "",
+		 c->fs_name ? ", allow rw tag cephfs data=" : "", c->fs_name ? c->fs_name : "");
+	snprintf(mgr, sizeof(mgr), "profile rbd pool=%s, allow rw",
+		 c->rbd_pool ? c->rbd_pool : "-");
+	snprintf(mds, sizeof(mds), "allow rw fsname=%s", c->fs_name ? c->fs_name : "-");
+	const char *caps[] = { "mds", mds, "mgr", mgr, "mon", "profile rbd, allow r", "osd", osd,
+			       NULL };
+	if (!c->fs_name)
+		return keyring("client." CEPH_K8S_CLIENT, key, caps + 2);
+	return keyring("client." CEPH_K8S_CLIENT, key, caps);
+}
+
+/* The ceph-csi files (docs/ceph.md): ConfigMap, Secrets, StorageClasses. */
+static void csi_files(const struct render_ctx *rc, const struct ceph_conf *c, const char *fsid,
+		      const char *k8s_key, struct render_out *out)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_printf(&b, "# managed by kiln (stacks.ceph): kubectl apply -f this directory\n"
+		   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ceph-csi-config\n"
+		   "data:\n  config.json: |-\n    [{\"clusterID\": \"%s\", \"monitors\": [", fsid);
+	for (size_t i = 0; i < c->mons.n; i++)
+		buf_printf(&b, "%s\"%s:6789\"", i ? ", " : "", mon_address(rc, c->mons.v[i]));
+	buf_adds(&b, "]}]\n");
+	push(out, res_file(CEPH_KILN "/csi/ceph-csi-config.yaml", b.s, 0644, "root", "root"));
+	buf_reset(&b);
+	if (c->rbd_pool) {
+		buf_printf(&b, "# managed by kiln (stacks.ceph)\napiVersion: v1\nkind: Secret\n"
+			   "metadata:\n  name: csi-rbd-secret\n  namespace: default\n"
+			   "stringData:\n  userID: %s\n  userKey: %s\n", CEPH_K8S_CLIENT, k8s_key);
+		push(out, res_secret_content(CEPH_KILN "/csi/csi-rbd-secret.yaml", b.s, 0600,
+					     "root", "root"));
+		buf_reset(&b);
+		buf_printf(&b, "# managed by kiln (stacks.ceph)\n"
+			   "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n"
+			   "  name: csi-rbd-sc\nprovisioner: rbd.csi.ceph.com\nparameters:\n"
+			   "  clusterID: %s\n  pool: %s\n  imageFeatures: layering\n"
+			   "  csi.storage.k8s.io/provisioner-secret-name: csi-rbd-secret\n"
+			   "  csi.storage.k8s.io/provisioner-secret-namespace: default\n"
+			   "  csi.storage.k8s.io/controller-expand-secret-name: csi-rbd-secret\n"
+			   "  csi.storage.k8s.io/controller-expand-secret-namespace: default\n"
+			   "  csi.storage.k8s.io/node-stage-secret-name: csi-rbd-secret\n"
+			   "  csi.storage.k8s.io/node-stage-secret-namespace: default\n"
+			   "reclaimPolicy: Delete\nallowVolumeExpansion: true\n"
+			   "mountOptions:\n  - discard\n", fsid, c->rbd_pool);
+		push(out, res_file(CEPH_KILN "/csi/storageclass-rbd.yaml", b.s, 0644, "root",
+				   "root"));
+		buf_reset(&b);
+	}
+	if (c->fs_name) {
+		buf_printf(&b, "# managed by kiln (stacks.ceph)\napiVersion: v1\nkind: Secret\n"
+			   "metadata:\n  name: csi-cephfs-secret\n  namespace: default\n"
+			   "stringData:\n  userID: %s\n  userKey: %s\n  adminID: %s\n"
+			   "  adminKey: %s\n", CEPH_K8S_CLIENT, k8s_key, CEPH_K8S_CLIENT, k8s_key);
+		push(out, res_secret_content(CEPH_KILN "/csi/csi-cephfs-secret.yaml", b.s, 0600,
+					     "root", "root"));
+		buf_reset(&b);
+		buf_printf(&b, "# managed by kiln (stacks.ceph)\n"
+			   "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n"
+			   "  name: csi-cephfs-sc\nprovisioner: cephfs.csi.ceph.com\nparameters:\n"
+			   "  clusterID: %s\n  fsName: %s\n"
+			   "  csi.storage.k8s.io/provisioner-secret-name: csi-cephfs-secret\n"
+			   "  csi.storage.k8s.io/provisioner-secret-namespace: default\n"
+			   "  csi.storage.k8s.io/controller-expand-secret-name: csi-cephfs-secret\n"
+			   "  csi.storage.k8s.io/controller-expand-secret-namespace: default\n"
+			   "  csi.storage.k8s.io/node-stage-secret-name: csi-cephfs-secret\n"
+			   "  csi.storage.k8s.io/node-stage-secret-namespace: default\n"
+			   "reclaimPolicy: Delete\nallowVolumeExpansion: true\n", fsid, c->fs_name);
+		push(out, res_file(CEPH_KILN "/csi/storageclass-cephfs.yaml", b.s, 0644, "root",
+				   "root"));
+	}
+	buf_release(&b);
+}
+
+static int render_fs(const struct render_ctx *rc, const void *conf, const struct node *n,
+		     struct render_out *out, struct kerr *e)
+{
+	const struct ceph_conf *c = conf;
+	bool first = !strcmp(n->name, first_mon(c));
+	char mds[128], osd[128];
+
+	(void)e;
+	if (!first && !fs_node(c, n) && !(c->fs_name && is_mon(c, n)))
+		return 0;
+	const char *fsid = fsid_of(rc, c, out);
+	const char *fskey = c->fs_name && (first || fs_node(c, n)) ? key_of(rc, c, out, "fs_key")
+				: NULL;
+	if (!fsid || (c->fs_name && (first || fs_node(c, n)) && !fskey))
+		return 0;
+	if (c->fs_name)
+		fs_caps(c, mds, osd, sizeof(mds));
+	if (first) {
+		const char *k8s = key_of(rc, c, out, "kubernetes_key");
+		int size = pool_size(rc, c);
+		if (!k8s)
+			return 0;
+		if (!size) {
+			strv_push(&out->notes, "no OSD host yet: no pools made");
+			return 0;
+		}
+		if (c->fs_name) {
+			const char *caps[] = { "mds", mds, "mon", "allow r", "osd", osd, NULL };
+			push_secret(out, CEPH_KILN "/client." CEPH_FS_CLIENT ".keyring",
+				    keyring("client." CEPH_FS_CLIENT, fskey, caps), "root");
+		}
+		push_secret(out, CEPH_KILN "/client." CEPH_K8S_CLIENT ".keyring",
+			    k8s_caps_keyring(c, k8s), "root");
+		char *script = pools_script(c, size);
+		push(out, res_file(CEPH_LIB "/ceph-pools", script, 0755, "root", "root"));
+		free(script);
+		push(out, res_command(CEPH_LIB "/ceph-pools ensure", NULL,
+				      CEPH_LIB "/ceph-pools check"));
+		csi_files(rc, c, fsid, k8s, out);
+	}
+	if (c->fs_name && is_mon(c, n) && cluster_made(rc, c, out))
+		daemon_key(out, "mds", n->name, "mon 'allow profile mds' mgr 'allow profile mds' "
+			   "mds 'allow *' osd 'allow *'");
+	if (fs_node(c, n)) {
+		json_t *cf = conf_file(rc, c, out);
+		const char *caps[] = { "mds", mds, "mon", "allow r", "osd", osd, NULL };
+		if (!cf)
+			return 0;
+		push(out, cf);
+		push_secret(out, "/etc/ceph/ceph.client." CEPH_FS_CLIENT ".keyring",
+			    keyring("client." CEPH_FS_CLIENT, fskey, caps), "root");
+		push(out, res_directory(c->fs_mount, 0755, NULL, NULL));
+		char *unit = xasprintf("# managed by kiln (stacks.ceph)\n[Unit]\n"
+				       "Description=kiln: CephFS %s at %s (ceph-fuse)\n"
+				       "After=network-online.target\nWants=network-online.target\n"
+				       "[Service]\nExecStart=/usr/bin/ceph-fuse -f --id " CEPH_FS_CLIENT
+				       " --client_fs %s %s\nRestart=on-failure\nRestartSec=5\n"
+				       "[Install]\nWantedBy=multi-user.target\n", c->fs_name,
+				       c->fs_mount, c->fs_name, c->fs_mount);
+		push(out, res_file("/etc/systemd/system/kiln-cephfs.service", unit, 0644, "root",
+				   "root"));
+		free(unit);
+		const char *watch[] = { "file:/etc/systemd/system/kiln-cephfs.service",
+					"file:" CEPH_CONF };
+		push(out, res_service("kiln-cephfs", true, true, watch, 2));
+		char *wait = xasprintf("i=0; until mountpoint -q %s; do i=$((i+1)); "
+				       "[ $i -lt 120 ] || { echo 'CephFS not mounted at %s "
+				       "after 60 s (journalctl -u kiln-cephfs)' >&2; exit 1; }; "
+				       "sleep 0.5; done", c->fs_mount, c->fs_mount);
+		char *unless = xasprintf("mountpoint -q %s", c->fs_mount);
+		push(out, res_command(wait, NULL, unless));
+		free(wait);
+		free(unless);
+	}
+	return 0;
+}
+
+/* ---- phase health ------------------------------------------------------------------ */
+
+static int render_health(const struct render_ctx *rc, const void *conf, const struct node *n,
+			 struct render_out *out, struct kerr *e)
+{
+	const struct ceph_conf *c = conf;
+
+	(void)e;
+	if (strcmp(n->name, first_mon(c)) || !cluster_made(rc, c, out))
+		return 0;
+	/* HEALTH_OK, every monitor in quorum and every placement group
+	 * active+clean (the manager reports them), within the timeout; else
+	 * Ceph's reasons, on one line (the command's last stderr line) */
+	char *ok = xasprintf("ceph --connect-timeout 30 health | grep -qx HEALTH_OK && "
+			     "[ \"$(ceph --connect-timeout 30 quorum_status | grep -o "
+			     "'\"quorum_names\":\\[[^]]*\\]' | tr -cd , | wc -c)\" = %zu ] && "
+			     "ceph --connect-timeout 30 pg stat | "
+			     "grep -q '^\\([0-9]*\\) pgs: \\1 active+clean;'", c->mons.n - 1);
+	char *cmd = xasprintf("t=$(($(date +%%s) + %d)); until %s; do "
+			      "if [ $(date +%%s) -ge $t ]; then echo \"not HEALTH_OK after %d s: "
+			      "$(ceph --connect-timeout 30 health detail 2>&1 | head -n 8 | tr "
+			      "'\\n' ' ')\" >&2; exit 1; fi; sleep 1; done",
+			      c->health_timeout, ok, c->health_timeout);
+	push(out, res_command(cmd, NULL, ok));
+	free(cmd);
+	free(ok);
+	return 0;
+}
+
+static const struct stack_phase ceph_phases[] = {
+	{ "keys", render_keys },
+	{ "mon", render_mon },
+	{ "mgr", render_mgr },
+	{ "osd", render_osd },
+	{ "fs", render_fs },
+	{ "health", render_health },
+};
+
+const struct stack_type stack_ceph = {
+	.name = CEPH_STACK,
+	.summary = "a Ceph 16.2 cluster from the distribution's packages: monitors, OSDs on "
+		   "free disks, RBD, CephFS",
+	.parse = ceph_parse,
+	.free = ceph_free,
+	.phases = ceph_phases,
+	.nphases = ARRAY_SIZE(ceph_phases),
+	.secret_exports = (const char *const[]){ "mon_key", "admin_key", "bootstrap_osd_key",
+						 "fs_key", "kubernetes_key", NULL },
+	.facts = (const char *const[]){ "os", "disks", NULL },
+};
+
+const struct strv *ceph_monitors(const struct cluster *c)
+{
+	const struct ceph_conf *cc = stack_conf(c, &stack_ceph);
+	return cc ? &cc->mons : NULL;
+}
