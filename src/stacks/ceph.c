@@ -78,16 +78,9 @@ static void ceph_free(void *p)
 
 static bool valid_cidr4(const char *s)
 {
-	char head[32];
-	const char *slash = strchr(s, '/');
-	struct in_addr a;
-	uint64_t p;
-
-	if (!slash || (size_t)(slash - s) >= sizeof(head))
-		return false;
-	memcpy(head, s, (size_t)(slash - s));
-	head[slash - s] = '\0';
-	return inet_pton(AF_INET, head, &a) == 1 && parse_u64(slash + 1, 0, 32, &p) == 0;
+	uint32_t net;
+	int prefix;
+	return ipv4_cidr_parse(s, &net, &prefix);
 }
 
 /* A pool or filesystem name Ceph and a shell both take as is. */
