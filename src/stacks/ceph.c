@@ -556,8 +556,8 @@ static int render_keys(const struct render_ctx *rc, const void *conf, const stru
 	if (family && !strcmp(family, "debian"))
 		push(out, res_package(pk, np, true));
 	else if (render_has_facts(rc, n))
-		strv_pushf(&out->notes, "ceph.keys: packages only for Debian (os.family %s): "
-			   "install %s yourself", family ? "unknown" : "missing", "Ceph 16.2");
+		strv_pushf(&out->notes, "ceph.keys: packages only on Debian (os.family %.32s): "
+			   "install Ceph 16.2 yourself", family ? family : "unknown");
 	if (strcmp(n->name, first_mon(c)))
 		return 0;
 	push(out, dir(CEPH_KILN, 0700, "root"));
@@ -729,12 +729,10 @@ static const char osd_script[] =
 	"esac\n";
 
 /* Plan's notes: which disks become OSDs and why the others do not. */
-static void note_disks(const struct node *n, const struct ceph_disks *d, bool have_facts,
-		       struct render_out *out)
+static void note_disks(const struct ceph_disks *d, bool have_facts, struct render_out *out)
 {
 	char s[32];
 
-	(void)n;
 	if (!have_facts) {
 		strv_push(&out->notes, "ceph.osd: no facts: no disk chosen");
 		return;
@@ -766,7 +764,7 @@ static int render_osd(const struct render_ctx *rc, const void *conf, const struc
 	if (!osd_node(c, n))
 		return 0;
 	node_disks(rc, c, n, &d);
-	note_disks(n, &d, render_has_facts(rc, n), out);
+	note_disks(&d, render_has_facts(rc, n), out);
 	const char *fsid = fsid_of(rc, c, out);
 	const char *boot = d.nosd ? key_of(rc, c, out, "bootstrap_osd_key") : NULL;
 	if (!d.nosd || !fsid || !boot || !(cf = conf_file(rc, c, out))) {
