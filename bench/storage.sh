@@ -67,7 +67,7 @@ echo "packages on 3 nodes (in parallel): $(secs "$t0" "$(now)") s"
 	# active+clean (HEALTH_OK alone also holds for bare monitors)
 	until on node1 timeout 10 sh -c 'ceph health | grep -qx HEALTH_OK &&
 		ceph osd stat | grep -q "^6 osds: 6 up" &&
-		ceph pg stat | grep -q "^\([1-9][0-9]*\) pgs: \1 active+clean;"' 2>/dev/null; do
+		ceph pg stat | grep -q "^\([1-9][0-9]*\) pgs: \1 active+clean"' 2>/dev/null; do
 		sleep 0.5
 	done
 	now >"$W/ok"

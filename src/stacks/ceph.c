@@ -1015,13 +1015,15 @@ static int render_health(const struct render_ctx *rc, const void *conf, const st
 	if (strcmp(n->name, first_mon(c)) || !cluster_made(rc, c, out))
 		return 0;
 	/* HEALTH_OK, every monitor in quorum and every placement group
-	 * active+clean (the manager reports them), within the timeout; else
+	 * active+clean (scrubbing or not; the manager reports them), within
+	 * the timeout; else
 	 * Ceph's reasons, on one line (the command's last stderr line) */
 	char *ok = xasprintf("ceph --connect-timeout 30 health | grep -qx HEALTH_OK && "
 			     "[ \"$(ceph --connect-timeout 30 quorum_status | grep -o "
 			     "'\"quorum_names\":\\[[^]]*\\]' | tr -cd , | wc -c)\" = %zu ] && "
-			     "ceph --connect-timeout 30 pg stat | "
-			     "grep -q '^\\([0-9]*\\) pgs: \\1 active+clean;'", c->mons.n - 1);
+			     "ceph --connect-timeout 30 pg stat | awk -F'pgs: |;' '{ n = "
+			     "split($2, a, \", \"); for (i = 1; i <= n; i++) if (a[i] !~ "
+			     "/^[0-9]+ active\\+clean/) exit 1; exit n == 0 }'", c->mons.n - 1);
 	char *cmd = xasprintf("t=$(($(date +%%s) + %d)); until %s; do "
 			      "if [ $(date +%%s) -ge $t ]; then echo \"not HEALTH_OK after %d s: "
 			      "$(ceph --connect-timeout 30 health detail 2>&1 | head -n 8 | tr "
