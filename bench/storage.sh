@@ -67,7 +67,7 @@ echo "packages on 3 nodes (in parallel): $(secs "$t0" "$(now)") s"
 	# active+clean (HEALTH_OK alone also holds for bare monitors)
 	until on node1 timeout 10 sh -c 'ceph health | grep -qx HEALTH_OK &&
 		ceph osd stat | grep -q "^6 osds: 6 up" &&
-		ceph pg stat | grep -q "^\([1-9][0-9]*\) pgs: \1 active+clean;"' 2>/dev/null; do
+		ceph pg stat | grep -q "^\([1-9][0-9]*\) pgs: \1 active+clean"' 2>/dev/null; do
 		sleep 0.5
 	done
 	now >"$W/ok"
@@ -106,9 +106,17 @@ pss() {
 	done
 	echo $((sum / 1024))
 }
-ceph=$(pgrep -f '^/usr/bin/(ceph-mon|ceph-mgr|ceph-osd|ceph-mds|ceph-fuse) ' || true)
 hosts=$(for ns in $(ip netns list | awk '{print $1}' | grep "^$NAME-"); do ip netns pids "$ns"; done)
+# the lab's own processes running /usr/bin/$1 (never another lab's)
+of() {
+	local p
+	for p in $hosts; do
+		case "$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)" in "/usr/bin/$1 "*) echo $p ;; esac
+	done
+}
+ceph=$(for d in ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse; do of $d; done)
 echo "memory (PSS): Ceph daemons $(pss $ceph) MiB; every process of the lab $(pss $hosts) MiB"
 for d in ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse; do
-	echo "  $d: $(pss $(pgrep -f "^/usr/bin/$d " || true)) MiB ($(pgrep -c -f "^/usr/bin/$d " || true))"
+	p=$(of $d)
+	echo "  $d: $(pss $p) MiB ($(echo $p | wc -w))"
 done

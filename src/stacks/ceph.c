@@ -39,6 +39,7 @@
 #define CEPH_MKFS_KEYRING "/etc/ceph/kiln-mkfs.keyring"
 #define CEPH_MONMAP "/etc/ceph/kiln-monmap"
 #define CEPH_FS_CLIENT "fs"
+#define CEPH_HEALTH_SETTLE 30   /* s the health check waits before it says "not healthy" */
 #define CEPH_K8S_CLIENT "kubernetes"
 
 struct ceph_conf {
@@ -78,16 +79,9 @@ static void ceph_free(void *p)
 
 static bool valid_cidr4(const char *s)
 {
-	char head[32];
-	const char *slash = strchr(s, '/');
-	struct in_addr a;
-	uint64_t p;
-
-	if (!slash || (size_t)(slash - s) >= sizeof(head))
-		return false;
-	memcpy(head, s, (size_t)(slash - s));
-	head[slash - s] = '\0';
-	return inet_pton(AF_INET, head, &a) == 1 && parse_u64(slash + 1, 0, 32, &p) == 0;
+	uint32_t net;
+	int prefix;
+	return ipv4_cidr_parse(s, &net, &prefix);
 }
 
 /* A pool or filesystem name Ceph and a shell both take as is. */
@@ -472,7 +466,10 @@ static char *conf_text(const struct render_ctx *rc, const struct ceph_conf *c, c
 	if (size == 1)
 		buf_adds(&b, "mon_allow_pool_size_one = true\n"
 			     "mon_warn_on_pool_no_redundancy = false\n");
+	/* pg_num is the spec's: the autoscaler would change it under a
+	 * running cluster (PGs peering long after apply said healthy) */
 	buf_printf(&b, "osd_pool_default_pg_num = %d\nosd_pool_default_pgp_num = %d\n"
+		   "osd_pool_default_pg_autoscale_mode = off\n"
 		   "osd_crush_chooseleaf_type = 1\n", c->pg_num, c->pg_num);
 	if (c->osd_memory_target)
 		buf_printf(&b, "osd_memory_target = %llu\n",
@@ -563,8 +560,8 @@ static int render_keys(const struct render_ctx *rc, const void *conf, const stru
 	if (family && !strcmp(family, "debian"))
 		push(out, res_package(pk, np, true));
 	else if (render_has_facts(rc, n))
-		strv_pushf(&out->notes, "packages only for Debian (os.family %s): "
-			   "install %s yourself", family ? "unknown" : "missing", "Ceph 16.2");
+		strv_pushf(&out->notes, "packages only on Debian (os.family %.32s): "
+			   "install Ceph 16.2 yourself", family ? family : "unknown");
 	if (strcmp(n->name, first_mon(c)))
 		return 0;
 	push(out, dir(CEPH_KILN, 0700, "root"));
@@ -736,12 +733,10 @@ static const char osd_script[] =
 	"esac\n";
 
 /* Plan's notes: which disks become OSDs and why the others do not. */
-static void note_disks(const struct node *n, const struct ceph_disks *d, bool have_facts,
-		       struct render_out *out)
+static void note_disks(const struct ceph_disks *d, bool have_facts, struct render_out *out)
 {
 	char s[32];
 
-	(void)n;
 	if (!have_facts) {
 		strv_push(&out->notes, "no facts: no disk chosen");
 		return;
@@ -773,7 +768,7 @@ static int render_osd(const struct render_ctx *rc, const void *conf, const struc
 	if (!osd_node(c, n))
 		return 0;
 	node_disks(rc, c, n, &d);
-	note_disks(n, &d, render_has_facts(rc, n), out);
+	note_disks(&d, render_has_facts(rc, n), out);
 	const char *fsid = fsid_of(rc, c, out);
 	const char *boot = d.nosd ? key_of(rc, c, out, "bootstrap_osd_key") : NULL;
 	if (!d.nosd || !fsid || !boot || !(cf = conf_file(rc, c, out))) {
@@ -1023,21 +1018,31 @@ static int render_health(const struct render_ctx *rc, const void *conf, const st
 	(void)e;
 	if (strcmp(n->name, first_mon(c)) || !cluster_made(rc, c, out))
 		return 0;
-	/* HEALTH_OK, every monitor in quorum and every placement group
-	 * active+clean (the manager reports them), within the timeout; else
-	 * Ceph's reasons, on one line (the command's last stderr line) */
+	/*
+	 * HEALTH_OK, every monitor in quorum and every placement group
+	 * active+clean (scrubbing or not; the manager reports them).  The
+	 * check waits up to CEPH_HEALTH_SETTLE s for it, so a healthy cluster
+	 * that blinks (a scrub, an election) is "ok", not a change; only then
+	 * does the command wait up to health_timeout and fail with Ceph's
+	 * reasons on one line (the command's last stderr line).
+	 */
 	char *ok = xasprintf("ceph --connect-timeout 30 health | grep -qx HEALTH_OK && "
 			     "[ \"$(ceph --connect-timeout 30 quorum_status | grep -o "
 			     "'\"quorum_names\":\\[[^]]*\\]' | tr -cd , | wc -c)\" = %zu ] && "
-			     "ceph --connect-timeout 30 pg stat | "
-			     "grep -q '^\\([0-9]*\\) pgs: \\1 active+clean;'", c->mons.n - 1);
+			     "ceph --connect-timeout 30 pg stat | awk -F'pgs: |;' '{ n = "
+			     "split($2, a, \", \"); for (i = 1; i <= n; i++) if (a[i] !~ "
+			     "/^[0-9]+ active\\+clean/) exit 1; exit n == 0 }'", c->mons.n - 1);
+	char *settle = xasprintf("t=$(($(date +%%s) + %d)); until %s; do "
+				 "[ $(date +%%s) -lt $t ] || exit 1; sleep 1; done",
+				 CEPH_HEALTH_SETTLE, ok);
 	char *cmd = xasprintf("t=$(($(date +%%s) + %d)); until %s; do "
 			      "if [ $(date +%%s) -ge $t ]; then echo \"not HEALTH_OK after %d s: "
 			      "$(ceph --connect-timeout 30 health detail 2>&1 | head -n 8 | tr "
 			      "'\\n' ' ')\" >&2; exit 1; fi; sleep 1; done",
 			      c->health_timeout, ok, c->health_timeout);
-	push(out, res_command(cmd, NULL, ok));
+	push(out, res_command(cmd, NULL, settle));
 	free(cmd);
+	free(settle);
 	free(ok);
 	return 0;
 }

@@ -167,6 +167,10 @@ void ceph_select_disks(const struct ceph_osd_filter *f, const json_t *disks, con
 		c->size = json_is_integer(sz) && json_integer_value(sz) > 0
 			  ? (uint64_t)json_integer_value(sz) : 0;
 		buf_reset(&w);
+		/* the name goes into commands on the node: a kernel name only */
+		if (!*name || strlen(name) > 32 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789")
+		    != strlen(name))
+			why(&w, "not a plain device name");
 		/* ceph-volume's availability rules */
 		if (json_is_true(json_object_get(d, "removable")))
 			why(&w, "removable");

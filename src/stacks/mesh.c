@@ -81,20 +81,7 @@ struct mesh_conf {
 
 static bool parse_cidr(const char *s, uint32_t *net, int *prefix)
 {
-	char head[32];
-	const char *slash = strchr(s, '/');
-	struct in_addr a;
-	uint64_t p;
-
-	if (!slash || (size_t)(slash - s) >= sizeof(head))
-		return false;
-	memcpy(head, s, (size_t)(slash - s));
-	head[slash - s] = '\0';
-	if (inet_pton(AF_INET, head, &a) != 1 || parse_u64(slash + 1, 0, 32, &p) < 0)
-		return false;
-	*net = ntohl(a.s_addr);
-	*prefix = (int)p;
-	return true;
+	return ipv4_cidr_parse(s, net, prefix);
 }
 
 static bool valid_cidr(const char *s)

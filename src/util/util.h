@@ -145,6 +145,8 @@ uint32_t ipv4_prefix_mask(int prefix);
 bool ipv4_in_subnet(uint32_t ip, uint32_t subnet, int prefix);
 /* Whether a/pa and b/pb share any address. */
 bool ipv4_subnets_overlap(uint32_t a, int pa, uint32_t b, int pb);
+/* "10.0.0.0/24" into net (host order) and prefix (0..32); host bits allowed. */
+bool ipv4_cidr_parse(const char *s, uint32_t *net, int *prefix);
 
 /* ---- child processes ------------------------------------------------- */
 /*

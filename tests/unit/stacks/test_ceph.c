@@ -121,6 +121,10 @@ static void test_rejection_rules(void **s)
 					       "\"in_use_reason\": \"a\\u001b[31mb\"}")), NULL);
 	assert_string_equal(got, "sdz:a?[31mb");
 	free(got);
+	/* a name that is not a kernel name never reaches a command */
+	got = choose(&f, json_pack("[o]", disk("sd;reboot", GiB(8), NULL)), NULL);
+	assert_string_equal(got, "sd;reboot:not a plain device name");
+	free(got);
 }
 
 static void test_filters(void **s)
