@@ -161,13 +161,13 @@ static void put_text(const struct cluster *c, const json_t *nodes)
 	json_array_foreach(nodes, i, x) {
 		json_int_t nres = json_integer_value(json_object_get(x, "resources"));
 		bool facts = json_is_true(json_object_get(x, "facts"));
-		char *name = str_tty(json_string_value(json_object_get(x, "name")), 0);
+		/* a node name is a valid host name (the spec checks): printed as is */
+		const char *name = json_string_value(json_object_get(x, "name"));
 		size_t k;
 		json_t *w;
 
 		printf("%-16s %6lld resources%s\n", name, (long long)nres,
 		       facts ? "" : " (no facts: what needs them is left out)");
-		free(name);
 		total += (size_t)nres;
 		nofacts += !facts;
 		json_array_foreach(json_object_get(x, "needs"), k, w) {

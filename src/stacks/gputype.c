@@ -147,16 +147,19 @@ const char *gpu_type_from_name(const char *name, char out[GPU_TYPE_MAX])
 			continue;
 		if ((!strcmp(w[i], "rtx") || !strcmp(w[i], "gtx") || !strcmp(w[i], "titan")) &&
 		    i + 1 < n && !used[i + 1]) {
-			snprintf(base, sizeof(base), "%s%s", w[i], w[i + 1]);
+			/* no model name is that long: overlong words are no model */
+			if (snprintf(base, sizeof(base), "%s%s", w[i], w[i + 1]) >= (int)sizeof(base))
+				base[0] = '\0';
 			used[i] = used[i + 1] = true;
 			/* "ti", "super" belong to the model */
-			for (size_t k = i + 2; k < n && (!strcmp(w[k], "ti") ||
+			for (size_t k = i + 2; base[0] && k < n && (!strcmp(w[k], "ti") ||
 							 !strcmp(w[k], "super")); k++) {
 				strncat(base, w[k], sizeof(base) - strlen(base) - 1);
 				used[k] = true;
 			}
 		} else if (model_word(w[i])) {
-			snprintf(base, sizeof(base), "%s", w[i]);
+			if (snprintf(base, sizeof(base), "%s", w[i]) >= (int)sizeof(base))
+				base[0] = '\0';
 			used[i] = true;
 		}
 	}
