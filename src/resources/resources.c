@@ -558,15 +558,25 @@ json_t *res_file_secret(const char *path, const char *content, unsigned mode,
 	return r;
 }
 
-json_t *res_secret(const char *path, const char *export_name, int bytes, unsigned mode,
-		   const char *owner, const char *group)
+/* The generate form of a secret: kind NULL = hex (the default). */
+static json_t *secret_generated(const char *path, const char *kind, const char *export_name,
+				unsigned mode, const char *owner, const char *group)
 {
 	json_t *r = res_new("secret");
 	json_object_set_new(r, "path", json_string(path));
+	if (kind)
+		json_object_set_new(r, "generate", json_string(kind));
 	json_object_set_new(r, "export", json_string(export_name));
-	json_object_set_new(r, "bytes", json_integer(bytes));
 	json_object_set_new(r, "mode", mode_json(mode));
 	set_owner(r, owner, group);
+	return r;
+}
+
+json_t *res_secret(const char *path, const char *export_name, int bytes, unsigned mode,
+		   const char *owner, const char *group)
+{
+	json_t *r = secret_generated(path, NULL, export_name, mode, owner, group);
+	json_object_set_new(r, "bytes", json_integer(bytes));
 	return r;
 }
 
@@ -581,31 +591,17 @@ json_t *res_wgkey(const char *path, bool rotate)
 json_t *res_secret_generate(const char *path, const char *kind, const char *export_name,
 			    const char *owner, const char *group)
 {
-	json_t *r = res_new("secret");
-	json_object_set_new(r, "path", json_string(path));
-	json_object_set_new(r, "generate", json_string(kind));
-	json_object_set_new(r, "export", json_string(export_name));
-	json_object_set_new(r, "mode", json_string("0600"));
-	if (owner)
-		json_object_set_new(r, "owner", json_string(owner));
-	if (group)
-		json_object_set_new(r, "group", json_string(group));
-	return r;
+	return secret_generated(path, kind, export_name, 0600, owner, group);
 }
 
 json_t *res_secret_content(const char *path, const char *content, unsigned mode,
 			   const char *owner, const char *group)
 {
 	json_t *r = res_new("secret");
-	char m[8];
-	snprintf(m, sizeof(m), "%04o", mode & 07777);
 	json_object_set_new(r, "path", json_string(path));
 	json_object_set_new(r, "content", json_string(content));
-	json_object_set_new(r, "mode", json_string(m));
-	if (owner)
-		json_object_set_new(r, "owner", json_string(owner));
-	if (group)
-		json_object_set_new(r, "group", json_string(group));
+	json_object_set_new(r, "mode", mode_json(mode));
+	set_owner(r, owner, group);
 	return r;
 }
 
