@@ -430,12 +430,10 @@ static void run_batch(struct driver *d, size_t from, size_t to, int threads)
 struct facts_rows {
 	const struct cluster *c;
 	const bool *want;
-	char **text;             /* per node index */
-	size_t *len;
-	json_t **out;
-	atomic_size_t next;
+	json_t **out;            /* per node index */
 };
 
+/* Called by several readers at once, never twice at once for one node. */
 static int keep_row(const char *node, const char *json, size_t len, void *arg)
 {
 	struct facts_rows *fr = arg;
@@ -446,25 +444,10 @@ static int keep_row(const char *node, const char *json, size_t len, void *arg)
 	size_t i = (size_t)(n - fr->c->nodes);
 	if (fr->want && !fr->want[i])
 		return 0;
-	free(fr->text[i]);
-	fr->text[i] = xstrndup(json, len);
-	fr->len[i] = len;
+	/* a second read of the same node replaces the first (whole records) */
+	json_decref(fr->out[i]);
+	fr->out[i] = json_loadb(json, len, 0, NULL);
 	return 0;
-}
-
-static void *parse_rows(void *arg)
-{
-	struct facts_rows *fr = arg;
-	size_t i;
-
-	while ((i = atomic_fetch_add(&fr->next, 1)) < fr->c->nnodes) {
-		if (!fr->text[i])
-			continue;
-		fr->out[i] = json_loadb(fr->text[i], fr->len[i], 0, NULL);
-		free(fr->text[i]);
-		fr->text[i] = NULL;
-	}
-	return NULL;
 }
 
 struct exports_rows {
@@ -499,43 +482,53 @@ int plan_exports_load(struct state *st, const struct cluster *c, struct exports 
 	return r;
 }
 
+/* plan_exports_load as a thread of its own */
+struct exports_job {
+	struct state *st;
+	const struct cluster *c;
+	struct exports *ex;
+	bool forget;
+	struct kerr e;
+	int r;
+};
+
+static void *exports_job_run(void *arg)
+{
+	struct exports_job *x = arg;
+
+	x->r = plan_exports_load(x->st, x->c, x->ex, x->forget, &x->e);
+	return NULL;
+}
+
 int plan_state_load(struct state *st, const struct cluster *c, const bool *want,
 		    json_t **facts, struct exports *ex, bool forget, struct kerr *e)
 {
 	struct facts_rows fr = { .c = c, .want = want, .out = facts };
+	struct exports_job xj = { .st = st, .c = c, .ex = ex, .forget = forget };
 	struct strv keys = { 0 };
-	pthread_t t[3];
-	size_t i, nt = 0;
+	pthread_t t;
+	bool threaded;
 	int r;
 
-	fr.text = xcalloc(c->nnodes + 1, sizeof(*fr.text));
-	fr.len = xcalloc(c->nnodes + 1, sizeof(*fr.len));
+	/* the exports meanwhile: the facts readers use connections of their own */
+	threaded = c->nnodes > 256 && pthread_create(&t, NULL, exports_job_run, &xj) == 0;
 	/* only what the enabled stacks' renders read (stacks.h) */
 	stacks_facts_keys(c, &keys);
 	r = state_facts_each(st, c->name, &keys, keep_row, &fr, e);
 	if (r == -EBADMSG) {
-		/* a damaged record: read them whole, and parse_rows skips it */
+		/* a damaged record: read them whole; it parses to NULL (no facts) */
 		log_debug("%s; reading whole records", e->msg);
 		r = state_facts_each(st, c->name, NULL, keep_row, &fr, e);
 	}
 	strv_release(&keys);
-	if (r < 0)
-		goto out;
-	/* JSON parsing is most of the time at 10,000 nodes: use the cores */
-	atomic_store(&fr.next, 0);
-	while (c->nnodes > 256 && nt < ARRAY_SIZE(t) && pthread_create(&t[nt], NULL, parse_rows,
-								    &fr) == 0)
-		nt++;
-	/* the exports while those threads parse; then a hand with the rest */
-	r = plan_exports_load(st, c, ex, forget, e);
-	parse_rows(&fr);
-	for (i = 0; i < nt; i++)
-		pthread_join(t[i], NULL);
-out:
-	for (i = 0; i < c->nnodes; i++)
-		free(fr.text[i]);
-	free(fr.text);
-	free(fr.len);
+	if (threaded)
+		pthread_join(t, NULL);
+	else
+		exports_job_run(&xj);
+	if (!r && xj.r < 0) {
+		*e = xj.e;
+		r = xj.r;
+	}
 	return r;
 }
 

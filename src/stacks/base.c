@@ -330,10 +330,15 @@ static int parse_file(struct spec_parser *x, const struct ynode *m, size_t idx, 
 		r = spec_err(x, v, "%s: expected a string, found %s", w, ynode_kind_name(v));
 		goto out;
 	}
-	if (content)
+	if (content) {
 		f->content = xstrdup(v->str);
-	else
-		f->template = xstrdup(v->str);
+	} else {
+		struct kerr te = { 0 };
+		if (template_compile(v->str, &f->template, &te) < 0) {
+			r = spec_err(x, v, "%s: %s", w, te.msg);
+			goto out;
+		}
+	}
 	if ((v = ymap_get(m, "mode"))) {
 		free(w);
 		w = xasprintf("%s.mode", what);
@@ -709,7 +714,7 @@ static void base_free(void *conf)
 	for (size_t i = 0; i < b->nfiles; i++) {
 		free(b->files[i].path);
 		free(b->files[i].content);
-		free(b->files[i].template);
+		template_free(b->files[i].template);
 		free(b->files[i].owner);
 		free(b->files[i].group);
 	}

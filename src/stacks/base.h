@@ -11,7 +11,7 @@
 struct spec_file {
 	char *path;
 	char *content;
-	char *template;     /* "{{ node.name }}"-style, see template_render() */
+	struct template *template;   /* "{{ node.name }}"-style, see template_compile() */
 	unsigned mode;      /* default 0644 */
 	char *owner, *group; /* default root */
 	struct mark mark;

@@ -193,14 +193,21 @@ int mesh_graph_dot(const struct cluster *c, const struct exports *ex, struct buf
 const char *mesh_interface(const struct cluster *c);
 
 /*
- * Expand "{{ name }}" placeholders in tmpl.  Names: node.name,
- * node.address, node.site, node.roles (comma-joined), node.labels.KEY,
- * node.mesh_address (the overlay address, with stacks.mesh), cluster.name,
- * and any variable visible to the node (node vars, then group vars, then
- * cluster vars; dotted names descend into objects).  An unknown name or an
- * unterminated "{{" is an error.
+ * "{{ name }}" templates.  Names: node.name, node.address, node.site,
+ * node.roles (comma-joined), node.labels.KEY, node.mesh_address (the
+ * overlay address, with stacks.mesh), cluster.name, and any variable
+ * visible to the node (node vars, then group vars, then cluster vars;
+ * dotted names descend into objects).
+ *
+ * template_compile cuts the text into parts once (at spec parse): an
+ * unterminated "{{" or an empty name is an error there.  template_render
+ * expands it for one node (pure; any thread); a name the node has no value
+ * for, or one that is not a scalar, is an error naming the template line.
  */
-int template_render(const char *tmpl, const struct render_ctx *rc, const struct node *n,
+struct template;
+int template_compile(const char *text, struct template **out, struct kerr *e);
+int template_render(const struct template *t, const struct render_ctx *rc, const struct node *n,
 		    struct buf *out, struct kerr *e);
+void template_free(struct template *t);
 
 #endif

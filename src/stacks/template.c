@@ -1,8 +1,159 @@
-/* "{{ name }}" templates over node and cluster variables (see stacks.h). */
+/*
+ * "{{ name }}" templates over node and cluster variables (see stacks.h).
+ * A template is cut into parts once, when the spec is parsed: literal text
+ * and placeholders whose kind (node.name, a variable path...) is decided
+ * then, so a render per node only looks values up and copies bytes.
+ */
 #include "stacks.h"
 
 #include <errno.h>
 #include <string.h>
+
+enum part_kind {
+	PART_TEXT,
+	PART_NODE_NAME,
+	PART_NODE_ADDRESS,
+	PART_NODE_SITE,
+	PART_NODE_ROLES,
+	PART_NODE_LABEL,         /* node.labels.KEY: path[0] = KEY */
+	PART_MESH_ADDRESS,
+	PART_CLUSTER_NAME,
+	PART_VAR,                /* a variable: path[0], then keys into its object */
+};
+
+struct part {
+	enum part_kind kind;
+	const char *text;        /* PART_TEXT: into struct template.src */
+	size_t len;
+	char *name;              /* a placeholder as written, for errors */
+	struct strv path;
+	int line;
+};
+
+struct template {
+	char *src;
+	struct part *v;
+	size_t n;
+	size_t text_len;         /* the literal bytes, a floor for the output */
+};
+
+static const struct {
+	const char *name;
+	enum part_kind kind;
+} fixed[] = {
+	{ "node.name", PART_NODE_NAME },
+	{ "node.address", PART_NODE_ADDRESS },
+	{ "node.site", PART_NODE_SITE },
+	{ "node.roles", PART_NODE_ROLES },
+	{ "node.mesh_address", PART_MESH_ADDRESS },   /* made by the mesh's prepare */
+	{ "cluster.name", PART_CLUSTER_NAME },
+};
+
+static struct part *part_add(struct template *t, enum part_kind kind, int line)
+{
+	t->v = xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
+	struct part *p = &t->v[t->n++];
+	*p = (struct part){ .kind = kind, .line = line };
+	return p;
+}
+
+/* The placeholder name (trimmed, NUL-terminated in place) as a part. */
+static void placeholder(struct template *t, char *name, int line)
+{
+	struct part *p;
+
+	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+		if (!strcmp(name, fixed[i].name)) {
+			p = part_add(t, fixed[i].kind, line);
+			p->name = xstrdup(name);
+			return;
+		}
+	if (str_starts(name, "node.labels.")) {
+		p = part_add(t, PART_NODE_LABEL, line);
+		strv_push(&p->path, name + strlen("node.labels."));
+	} else {
+		/* a variable, then keys into it: "site_info.dc" */
+		p = part_add(t, PART_VAR, line);
+		for (char *s = name, *dot;; s = dot + 1) {
+			dot = strchr(s, '.');
+			if (!dot) {
+				strv_push(&p->path, s);
+				break;
+			}
+			*dot = '\0';
+			strv_push(&p->path, s);
+			*dot = '.';
+		}
+	}
+	p->name = xstrdup(name);
+}
+
+int template_compile(const char *text, struct template **out, struct kerr *e)
+{
+	struct template *t = xcalloc(1, sizeof(*t));
+	char *p;
+	int line = 1, r = 0;
+
+	t->src = xstrdup(text);
+	for (p = t->src;;) {
+		char *open = strstr(p, "{{");
+		if (!open) {
+			struct part *x = part_add(t, PART_TEXT, line);
+			x->text = p;
+			x->len = strlen(p);
+			t->text_len += x->len;
+			break;
+		}
+		if (open > p) {
+			struct part *x = part_add(t, PART_TEXT, line);
+			x->text = p;
+			x->len = (size_t)(open - p);
+			t->text_len += x->len;
+		}
+		for (const char *q = p; q < open; q++)
+			line += *q == '\n';
+		char *close = strstr(open + 2, "}}");
+		if (!close) {
+			r = kerr_set(e, -EINVAL, "template line %d: '{{' without '}}'", line);
+			break;
+		}
+		char *s = open + 2, *z = close;
+		while (s < z && (*s == ' ' || *s == '\t'))
+			s++;
+		while (z > s && (z[-1] == ' ' || z[-1] == '\t'))
+			z--;
+		if (z == s || z - s >= 256) {
+			r = kerr_set(e, -EINVAL, "template line %d: empty or overlong name in '{{ }}'",
+				     line);
+			break;
+		}
+		/* the literal parts before it end at open: the name can be cut here */
+		*z = '\0';
+		placeholder(t, s, line);
+		for (const char *q = open; q < close; q++)
+			line += *q == '\n';
+		p = close + 2;
+	}
+	if (r < 0) {
+		template_free(t);
+		return r;
+	}
+	*out = t;
+	return 0;
+}
+
+void template_free(struct template *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->v[i].name);
+		strv_release(&t->v[i].path);
+	}
+	free(t->v);
+	free(t->src);
+	free(t);
+}
 
 /* Append a scalar JSON value as text; objects and arrays are errors. */
 static int add_value(struct buf *out, const json_t *v)
@@ -25,96 +176,62 @@ static int add_value(struct buf *out, const json_t *v)
 	}
 }
 
-/* Descend "a.b.c" from an object value; NULL if any step is missing. */
-static const json_t *descend(const json_t *v, const char *path)
-{
-	char key[256];
-
-	while (v && *path) {
-		size_t n = strcspn(path, ".");
-		if (n >= sizeof(key) || !json_is_object(v))
-			return NULL;
-		memcpy(key, path, n);
-		key[n] = '\0';
-		v = json_object_get(v, key);
-		path += n;
-		if (*path == '.')
-			path++;
-	}
-	return v;
-}
-
-static int lookup(const char *name, const struct render_ctx *rc, const struct node *n,
+/* One placeholder's value for node n into out; -ENOENT when it has none. */
+static int expand(const struct part *p, const struct render_ctx *rc, const struct node *n,
 		  struct buf *out)
 {
 	const struct cluster *c = rc->c;
+	const json_t *v;
+	const char *a;
 
-	if (!strcmp(name, "node.mesh_address")) {
-		/* made by the mesh stack's prepare, before any phase */
-		const char *a = rc->exports ? exports_get(rc->exports, n->name, "mesh", "address")
-					    : NULL;
-		return a ? buf_adds(out, a) : -ENOENT;
-	}
-	if (!strcmp(name, "node.name"))
+	switch (p->kind) {
+	case PART_TEXT:
+		return buf_add(out, p->text, p->len);
+	case PART_NODE_NAME:
 		return buf_adds(out, n->name);
-	if (!strcmp(name, "node.address"))
+	case PART_NODE_ADDRESS:
 		return buf_adds(out, n->address);
-	if (!strcmp(name, "node.site"))
+	case PART_NODE_SITE:
 		return buf_adds(out, n->site ? n->site : "default");
-	if (!strcmp(name, "cluster.name"))
+	case PART_CLUSTER_NAME:
 		return buf_adds(out, c->name);
-	if (!strcmp(name, "node.roles")) {
-		for (size_t i = 0; i < n->roles.n; i++)
-			buf_printf(out, "%s%s", i ? "," : "", n->roles.v[i]);
+	case PART_NODE_ROLES:
+		for (size_t i = 0; i < n->roles.n; i++) {
+			if (i)
+				buf_addch(out, ',');
+			buf_adds(out, n->roles.v[i]);
+		}
 		return 0;
-	}
-	if (str_starts(name, "node.labels.")) {
-		const json_t *v = json_object_get(n->labels, name + 12);
+	case PART_MESH_ADDRESS:
+		a = rc->exports ? exports_get(rc->exports, n->name, "mesh", "address") : NULL;
+		return a ? buf_adds(out, a) : -ENOENT;
+	case PART_NODE_LABEL:
+		v = json_object_get(n->labels, p->path.v[0]);
+		return v ? add_value(out, v) : -ENOENT;
+	case PART_VAR:
+		v = cluster_var(c, n, p->path.v[0]);
+		for (size_t i = 1; v && i < p->path.n; i++)
+			v = json_is_object(v) ? json_object_get(v, p->path.v[i]) : NULL;
 		return v ? add_value(out, v) : -ENOENT;
 	}
-	char head[256];
-	size_t k = strcspn(name, ".");
-	if (k >= sizeof(head))
-		return -ENOENT;
-	memcpy(head, name, k);
-	head[k] = '\0';
-	const json_t *v = cluster_var(c, n, head);
-	if (v && name[k] == '.')
-		v = descend(v, name + k + 1);
-	return v ? add_value(out, v) : -ENOENT;
+	return -ENOENT;
 }
 
-int template_render(const char *tmpl, const struct render_ctx *rc, const struct node *n,
+int template_render(const struct template *t, const struct render_ctx *rc, const struct node *n,
 		    struct buf *out, struct kerr *e)
 {
-	const char *p = tmpl;
-	int line = 1;
+	/* the literal bytes and a little for each value: mostly one allocation */
+	int r = 0;
 
-	for (;;) {
-		const char *open = strstr(p, "{{");
-		if (!open)
-			return buf_adds(out, p);
-		for (const char *q = p; q < open; q++)
-			line += *q == '\n';
-		buf_add(out, p, (size_t)(open - p));
-		const char *close = strstr(open + 2, "}}");
-		if (!close)
-			return kerr_set(e, -EINVAL, "template line %d: '{{' without '}}'", line);
-		char name[256];
-		const char *s = open + 2, *t = close;
-		while (s < t && (*s == ' ' || *s == '\t'))
-			s++;
-		while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
-			t--;
-		if (t == s || (size_t)(t - s) >= sizeof(name))
-			return kerr_set(e, -EINVAL, "template line %d: empty or overlong name in '{{ }}'", line);
-		memcpy(name, s, (size_t)(t - s));
-		name[t - s] = '\0';
-		int r = lookup(name, rc, n, out);
-		if (r == -ENOENT)
-			return kerr_set(e, -EINVAL, "template line %d: unknown variable '%s'", line, name);
-		if (r < 0)
-			return kerr_set(e, r, "template line %d: variable '%s' is not a scalar", line, name);
-		p = close + 2;
+	buf_reserve(out, t->text_len + 32 * t->n);
+	for (size_t i = 0; r == 0 && i < t->n; i++) {
+		const struct part *p = &t->v[i];
+		if ((r = expand(p, rc, n, out)) == -ENOENT)
+			return kerr_set(e, -EINVAL, "template line %d: unknown variable '%s'",
+					p->line, p->name);
+		if (r == -EINVAL)
+			return kerr_set(e, r, "template line %d: variable '%s' is not a scalar",
+					p->line, p->name);
 	}
+	return r < 0 ? kerr_set(e, r, "template: %s", strerror(-r)) : 0;
 }

@@ -422,49 +422,163 @@ int state_exports_list(struct state *st, const char *cluster, json_t **out, stru
 	return r;
 }
 
-int state_facts_each(struct state *st, const char *cluster, const struct strv *keys,
-		     int (*fn)(const char *node, const char *json, size_t len, void *arg),
-		     void *arg, struct kerr *e)
-{
-	size_t nkeys = keys ? keys->n : 0;
-	struct buf q = BUF_INIT;
-	sqlite3_stmt *s = NULL;
-	int r = 0, rc;
+/*
+ * One reader's share of state_facts_each: the rows with lo <= node < hi
+ * (NULL: unbounded), on a connection of its own (db) or on st's.
+ */
+struct facts_part {
+	struct state *st;
+	const char *path;        /* open a read-only connection on it; NULL: st->db */
+	const char *cluster;
+	const struct strv *keys;
+	char *lo, *hi;
+	int (*fn)(const char *node, const char *json, size_t len, void *arg);
+	void *arg;
+	struct kerr e;
+	int r;
+};
 
-	/* json_object(?2, json -> ?3, ...): keys and paths are bound, not spliced */
+static void *facts_part_run(void *arg)
+{
+	struct facts_part *p = arg;
+	size_t nkeys = p->keys ? p->keys->n : 0;
+	struct buf q = BUF_INIT;
+	sqlite3 *db = p->st->db;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (p->path) {
+		if (sqlite3_open_v2(p->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+				    NULL) != SQLITE_OK) {
+			p->r = kerr_set(&p->e, -EIO, "state: read facts: cannot open '%s': %s",
+					p->path, db ? sqlite3_errmsg(db) : "out of memory");
+			goto out;
+		}
+		sqlite3_busy_timeout(db, 10000);
+	} else {
+		pthread_mutex_lock(&p->st->lock);
+	}
+	/* json_object(?4, json -> ?5, ...): keys and paths are bound, not spliced */
 	buf_adds(&q, "SELECT node, ");
-	if (keys) {
+	if (p->keys) {
 		buf_adds(&q, "json_object(");
 		for (size_t i = 0; i < nkeys; i++)
-			buf_printf(&q, "%s?%zu, json -> ?%zu", i ? ", " : "", 2 + 2 * i, 3 + 2 * i);
+			buf_printf(&q, "%s?%zu, json -> ?%zu", i ? ", " : "", 4 + 2 * i, 5 + 2 * i);
 		buf_adds(&q, ")");
 	} else {
 		buf_adds(&q, "json");
 	}
-	buf_adds(&q, " FROM facts WHERE cluster = ?1");
-	pthread_mutex_lock(&st->lock);
-	if (sqlite3_prepare_v2(st->db, q.s, -1, &s, NULL) != SQLITE_OK) {
-		r = db_error(st, e, "prepare");
+	buf_printf(&q, " FROM facts WHERE cluster = ?1%s%s", p->lo ? " AND node >= ?2" : "",
+		   p->hi ? " AND node < ?3" : "");
+	if (sqlite3_prepare_v2(db, q.s, -1, &s, NULL) != SQLITE_OK) {
+		p->r = kerr_set(&p->e, -EIO, "state: prepare: %s", sqlite3_errmsg(db));
 		goto out;
 	}
-	sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 1, p->cluster, -1, SQLITE_STATIC);
+	if (p->lo)
+		sqlite3_bind_text(s, 2, p->lo, -1, SQLITE_STATIC);
+	if (p->hi)
+		sqlite3_bind_text(s, 3, p->hi, -1, SQLITE_STATIC);
 	for (size_t i = 0; i < nkeys; i++) {
-		sqlite3_bind_text(s, (int)(2 + 2 * i), keys->v[i], -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, (int)(3 + 2 * i), keys->v[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, (int)(4 + 2 * i), p->keys->v[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, (int)(5 + 2 * i), p->keys->v[i], -1, SQLITE_STATIC);
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *node = (const char *)sqlite3_column_text(s, 0);
 		const char *json = (const char *)sqlite3_column_text(s, 1);
-		if (node && json && (r = fn(node, json, (size_t)sqlite3_column_bytes(s, 1), arg)))
+		if (node && json &&
+		    (p->r = p->fn(node, json, (size_t)sqlite3_column_bytes(s, 1), p->arg)))
 			goto out;
 	}
-	if (rc == SQLITE_ERROR && keys)      /* json -> on a record that is not JSON */
-		r = kerr_set(e, -EBADMSG, "state: read facts: %s", sqlite3_errmsg(st->db));
+	if (rc == SQLITE_ERROR && p->keys)   /* json -> on a record that is not JSON */
+		p->r = kerr_set(&p->e, -EBADMSG, "state: read facts: %s", sqlite3_errmsg(db));
 	else if (rc != SQLITE_DONE)
-		r = db_error(st, e, "read facts");
+		p->r = kerr_set(&p->e, -EIO, "state: read facts: %s", sqlite3_errmsg(db));
 out:
 	sqlite3_finalize(s);
-	pthread_mutex_unlock(&st->lock);
+	if (!p->path)
+		pthread_mutex_unlock(&p->st->lock);
+	else
+		sqlite3_close(db);
 	buf_release(&q);
+	return NULL;
+}
+
+/*
+ * Where to cut the cluster's facts rows into ways shares of about equal
+ * size, by node name (a node's row is in one share, whatever a writer does
+ * meanwhile): the ways - 1 names that start the second and later shares;
+ * fewer (none) when there are too few rows to be worth it.
+ */
+static size_t facts_cuts(struct state *st, const char *cluster, size_t ways, char **cut)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t rows = 0;
+	size_t n = 0;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM facts WHERE cluster = ?1", -1, &s,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			rows = sqlite3_column_int64(s, 0);
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (rows >= 512 && sqlite3_prepare_v2(st->db, "SELECT node FROM facts WHERE cluster = ?1 "
+					      "ORDER BY node LIMIT 1 OFFSET ?2", -1, &s,
+					      NULL) == SQLITE_OK) {
+		for (size_t k = 1; k < ways; k++) {
+			sqlite3_reset(s);
+			sqlite3_bind_text(s, 1, cluster, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 2, rows * (int64_t)k / (int64_t)ways);
+			const char *name = sqlite3_step(s) == SQLITE_ROW
+					   ? (const char *)sqlite3_column_text(s, 0) : NULL;
+			if (!name || (n && strcmp(name, cut[n - 1]) <= 0))
+				break;
+			cut[n++] = xstrdup(name);
+		}
+	}
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	return n;
+}
+
+int state_facts_each(struct state *st, const char *cluster, const struct strv *keys,
+		     int (*fn)(const char *node, const char *json, size_t len, void *arg),
+		     void *arg, struct kerr *e)
+{
+	/* JSON extraction is most of a large read: one reader per core */
+	const char *path = sqlite3_db_filename(st->db, "main");
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t ways = ncpu < 2 || !path || !*path ? 1 : ncpu > 4 ? 4 : (size_t)ncpu;
+	char *cut[4] = { 0 };
+	struct facts_part part[4];
+	pthread_t t[4];
+	size_t ncut = ways > 1 ? facts_cuts(st, cluster, ways, cut) : 0, nt = 0;
+	int r = 0;
+
+	for (size_t k = 0; k <= ncut; k++)
+		part[k] = (struct facts_part){
+			.st = st, .path = ncut ? path : NULL, .cluster = cluster, .keys = keys,
+			.lo = k ? cut[k - 1] : NULL, .hi = k < ncut ? cut[k] : NULL,
+			.fn = fn, .arg = arg,
+		};
+	while (nt < ncut && pthread_create(&t[nt], NULL, facts_part_run, &part[nt + 1]) == 0)
+		nt++;
+	facts_part_run(&part[0]);
+	/* a share whose thread did not start: read here */
+	for (size_t k = nt + 1; k <= ncut; k++)
+		facts_part_run(&part[k]);
+	for (size_t k = 0; k < nt; k++)
+		pthread_join(t[k], NULL);
+	for (size_t k = 0; k <= ncut; k++)
+		if (part[k].r && !r) {
+			r = part[k].r;
+			if (r < 0)
+				*e = part[k].e;
+		}
+	for (size_t k = 0; k < ncut; k++)
+		free(cut[k]);
 	return r;
 }

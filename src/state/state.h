@@ -34,9 +34,12 @@ int state_facts_get(struct state *st, const char *cluster, const char *node,
 		    json_t **out, int64_t *collected_ms, struct kerr *e);
 
 /*
- * Every node's stored facts in one query: fn(node, json text, its length,
- * arg) per row, in no particular order; a non-zero return stops and is
- * returned.  The text is valid only during the call.  With keys (not NULL;
+ * Every node's stored facts: fn(node, json text, its length, arg) per row,
+ * in no particular order.  A large table is read in shares by node name, one
+ * reader (a read-only connection and a thread) per core, so fn is called
+ * from several threads at once, though never for the same node; a non-zero
+ * return stops its reader and is returned.  The text is valid only during
+ * the call.  With keys (not NULL;
  * may be empty) the text is an object of just those top-level keys (an
  * absent one is null), cut out by SQLite: far less to parse than the whole
  * record; but one record that is not valid JSON fails the whole walk

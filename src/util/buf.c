@@ -47,6 +47,13 @@ static int reserve(struct buf *b, size_t extra)
 	return 0;
 }
 
+void buf_reserve(struct buf *b, size_t extra)
+{
+	if (b->cap && extra > b->cap - (b->len < b->cap ? b->len : b->cap))
+		extra = b->len < b->cap ? b->cap - b->len : 0;
+	reserve(b, extra);
+}
+
 int buf_add(struct buf *b, const void *data, size_t n)
 {
 	int r = reserve(b, n);

@@ -66,6 +66,8 @@ int buf_adds(struct buf *b, const char *s);
 int buf_addch(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) PRINTF(2, 3);
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Room for extra more bytes at once, as far as cap allows (a size hint). */
+void buf_reserve(struct buf *b, size_t extra);
 /* Hand the string to the caller (who frees it); b is reset. Never NULL. */
 char *buf_detach(struct buf *b, size_t *len);
 

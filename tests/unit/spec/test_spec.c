@@ -184,7 +184,7 @@ static void test_full(void **state)
 	assert_int_equal(b->files[0].mode, 0600);
 	assert_string_equal(b->files[0].owner, "root");
 	assert_string_equal(b->files[0].group, "adm");
-	assert_string_equal(b->files[1].template, "{{ node.name }} in {{ cluster.name }}\n");
+	assert_non_null(b->files[1].template);     /* compiled: tests/unit/stacks */
 	assert_null(b->files[1].content);
 	assert_int_equal(b->files[1].mode, 0640);
 	assert_string_equal(b->files[1].group, "root");
@@ -608,6 +608,8 @@ static const struct bad_case bad_cases[] = {
 	  "bad/65-loader.yaml:6:19: boot.loaders.bios: '../undionly.kpxe' is not a file name under tftp_root (relative, printable, no '.' or '..' parts, none of \\ % # ?, at most 127 bytes)" },
 	{ "66-loader-key.yaml",
 	  "bad/66-loader-key.yaml:6:13: unknown key 'efi' in boot.loaders (expected one of: bios, efi64, arm64)" },
+	{ "67-template-open.yaml",
+	  "bad/67-template-open.yaml:8:19: stacks.base.files[0].template: template line 1: '{{' without '}}'" },
 	{ "64-enrolled-dup-mac.yaml",
 	  "" DATA "/bad/enr/enrolled.yaml:4:10: node 'n2': duplicate mac '52:54:00:12:34:56' (node 'n1' at bad/64-enrolled-dup-mac.yaml:15 has it)" },
 };

@@ -112,7 +112,11 @@ static void render_expect(const struct cluster *c, const char *tmpl, const char 
 	struct kerr e = { 0 };
 	buf_init(&b, 0);
 	struct render_ctx rc = { .c = c };
-	int r = template_render(tmpl, &rc, &c->nodes[0], &b, &e);
+	struct template *t = NULL;
+	int r = template_compile(tmpl, &t, &e);
+	if (r == 0)
+		r = template_render(t, &rc, &c->nodes[0], &b, &e);
+	template_free(t);
 	if (err) {
 		assert_true(r < 0);
 		assert_string_equal(e.msg, err);
@@ -131,6 +135,13 @@ static void test_template(void **s)
 	render_expect(c, "{{node.name}}/{{ node.address }}", "node1/10.213.0.11", NULL);
 	render_expect(c, "{{ node.labels.rack }} {{ site_info.rack }}", "r1 7", NULL);
 	render_expect(c, "no placeholders", "no placeholders", NULL);
+	render_expect(c, "", "", NULL);
+	render_expect(c, "{{node.name}}{{\tcluster.name }}}} {", "node1golden}} {", NULL);
+	render_expect(c, "{{ node.roles }}|{{ node.site }}", "worker,gpu|default", NULL);
+	render_expect(c, "{{ site_info.rack.x }}", NULL,
+		      "template line 1: unknown variable 'site_info.rack.x'");
+	render_expect(c, "a\n{{ node.name }}\n{{ nope }}", NULL,
+		      "template line 3: unknown variable 'nope'");
 	render_expect(c, "a\nb {{ nope }}", NULL, "template line 2: unknown variable 'nope'");
 	render_expect(c, "x {{ node.name", NULL, "template line 1: '{{' without '}}'");
 	render_expect(c, "{{ site_info }}", NULL,
@@ -147,8 +158,11 @@ static void test_template(void **s)
 	exports_set(&ex, "node2", "mesh", "address", "10.99.0.8", false);
 	struct render_ctx rc = { .c = c, .exports = &ex };
 	buf_init(&b, 0);
-	assert_int_equal(template_render("bind {{ node.mesh_address }}", &rc, &c->nodes[0], &b, &e), 0);
+	struct template *t;
+	assert_int_equal(template_compile("bind {{ node.mesh_address }}", &t, &e), 0);
+	assert_int_equal(template_render(t, &rc, &c->nodes[0], &b, &e), 0);
 	assert_string_equal(b.s, "bind 10.99.0.7");
+	template_free(t);
 	buf_release(&b);
 	exports_release(&ex);
 	cluster_free(c);

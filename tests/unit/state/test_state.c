@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -50,6 +51,112 @@ static void test_facts(void **s)
 	assert_int_equal(state_facts_get(st, "c", "n1", &got, NULL, &e), 0);
 	assert_non_null(got);
 	json_decref(got);
+	state_close(st);
+	free(path);
+}
+
+/* What state_facts_each saw: per node n0000..n1499, how often and its text. */
+#define EACH_NODES 1500
+struct seen {
+	pthread_mutex_t lock;
+	int count[EACH_NODES];
+	char *text[EACH_NODES];
+	int foreign;
+	pthread_t readers[8];
+	size_t nreaders;
+};
+
+static int see(const char *node, const char *json, size_t len, void *arg)
+{
+	struct seen *sn = arg;
+	int i = node[0] == 'n' ? atoi(node + 1) : -1;
+
+	pthread_mutex_lock(&sn->lock);
+	size_t k = 0;
+	while (k < sn->nreaders && !pthread_equal(sn->readers[k], pthread_self()))
+		k++;
+	if (k == sn->nreaders && k < 8)
+		sn->readers[sn->nreaders++] = pthread_self();
+	if (i < 0 || i >= EACH_NODES || strncmp(node, "n", 1)) {
+		sn->foreign++;
+	} else {
+		sn->count[i]++;
+		free(sn->text[i]);
+		sn->text[i] = strndup(json, len);
+	}
+	pthread_mutex_unlock(&sn->lock);
+	return 0;
+}
+
+static void seen_reset(struct seen *sn)
+{
+	for (int i = 0; i < EACH_NODES; i++) {
+		free(sn->text[i]);
+		sn->text[i] = NULL;
+		sn->count[i] = 0;
+	}
+	sn->foreign = 0;
+}
+
+/*
+ * A table large enough to be read in shares (one reader per core): every
+ * node of the cluster once, none of another cluster's, the keys cut out;
+ * a damaged record fails the cut (-EBADMSG) and whole records still read.
+ */
+static void test_facts_each(void **s)
+{
+	struct state *st;
+	struct kerr e = { 0 };
+	char *path = xasprintf("%s/each.db", dir);
+	struct seen sn = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct strv keys = { 0 };
+	sqlite3 *db;
+
+	assert_int_equal(state_open(path, &st, &e), 0);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	/* inserted in reverse name order: rowid order is not name order */
+	for (int i = EACH_NODES - 1; i >= 0; i--) {
+		char *q = sqlite3_mprintf("INSERT INTO facts VALUES ('big', 'n%04d', 1, "
+					  "'{\"os\": {\"id\": \"d%d\"}, \"mem\": %d}')", i, i, i);
+		assert_int_equal(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_free(q);
+	}
+	for (int i = 0; i < 10; i++) {
+		char *q = sqlite3_mprintf("INSERT INTO facts VALUES ('other', 'x%d', 1, '{}')", i);
+		assert_int_equal(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_free(q);
+	}
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+
+	strv_push(&keys, "os");
+	assert_int_equal(state_facts_each(st, "big", &keys, see, &sn, &e), 0);
+	assert_int_equal(sn.foreign, 0);
+	for (int i = 0; i < EACH_NODES; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "{\"os\":{\"id\":\"d%d\"}}", i);
+		assert_int_equal(sn.count[i], 1);
+		assert_string_equal(sn.text[i], want);
+	}
+	/* read in shares where there is more than one core */
+	if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+		assert_true(sn.nreaders > 1);
+
+	seen_reset(&sn);
+	assert_int_equal(sqlite3_exec(db, "UPDATE facts SET json = '{oops' WHERE node = 'n0777'",
+				      NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(state_facts_each(st, "big", &keys, see, &sn, &e), -EBADMSG);
+	assert_non_null(strstr(e.msg, "read facts"));
+	seen_reset(&sn);
+	assert_int_equal(state_facts_each(st, "big", NULL, see, &sn, &e), 0);
+	for (int i = 0; i < EACH_NODES; i++)
+		assert_int_equal(sn.count[i], 1);
+	assert_string_equal(sn.text[777], "{oops");
+	assert_non_null(strstr(sn.text[1499], "\"mem\": 1499"));
+
+	seen_reset(&sn);
+	strv_release(&keys);
+	sqlite3_close(db);
 	state_close(st);
 	free(path);
 }
@@ -141,6 +248,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_facts),
+		cmocka_unit_test(test_facts_each),
 		cmocka_unit_test(test_runs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
