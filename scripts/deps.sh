@@ -5,7 +5,7 @@ set -eu
 build="build-essential cmake pkg-config clang libclang-rt-14-dev
  libyaml-dev libjansson-dev libssh-dev libsodium-dev libsqlite3-dev
  libevent-dev libpci-dev pciutils libcmocka-dev libfreeipmi-dev libgcrypt20-dev
- libcurl4-openssl-dev"
+ libcurl4-openssl-dev libjemalloc-dev"
 test="openssh-server openssh-client iproute2 util-linux procps psmisc
  kmod python3 sqlite3 dpkg-dev curl nftables
  isc-dhcp-client udhcpc kea-admin tftp-hpa atftp openipmi ipmitool freeipmi-tools
