@@ -11,11 +11,6 @@
 
 static bool arg_vars;
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Does group g hold a selected node, directly or through its children? */
 static bool group_selected(const struct cluster *c, const char *g, const bool *sel)
 {
@@ -56,7 +51,7 @@ static const char **node_groups(const struct cluster *c, const struct node *n, s
 		if (strcmp(c->groups[g].name, "all") &&
 		    cluster_node_in_group(c, n, c->groups[g].name))
 			v[k++] = c->groups[g].name;
-	qsort(v, k, sizeof(*v), cmp_str);
+	qsort(v, k, sizeof(*v), str_ptr_cmp);
 	v[k++] = "all";
 	*count = k;
 	return v;
@@ -306,7 +301,7 @@ static void put_text(const struct cluster *c, const bool *sel, const bool *shown
 			size_t nk = 0;
 			json_object_foreach(vars, key, v)
 				keys[nk++] = key;
-			qsort(keys, nk, sizeof(*keys), cmp_str);
+			qsort(keys, nk, sizeof(*keys), str_ptr_cmp);
 			for (size_t k = 0; k < nk; k++)
 				put_var(keys[k], json_object_get(vars, keys[k]));
 			free(keys);

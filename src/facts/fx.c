@@ -83,11 +83,6 @@ char *fx_link_base(const struct fx *x, const char *path)
 	return xstrdup(slash ? slash + 1 : target);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 void fx_list(const struct fx *x, const char *path, struct strv *out)
 {
 	char *full = path_join(x->root, path);
@@ -103,8 +98,7 @@ void fx_list(const struct fx *x, const char *path, struct strv *out)
 		strv_push(out, de->d_name);
 	}
 	closedir(d);
-	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+	strv_sort(out);
 }
 
 /* lstat, so that a dangling sysfs-style link in a fixture still counts. */

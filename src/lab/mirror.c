@@ -90,11 +90,6 @@ out:
 	return r;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* How many *.deb files dir holds. */
 static size_t count_debs(const char *dir)
 {
@@ -286,7 +281,7 @@ int lab_mirror_build(const char *cache, const struct strv *packages,
 	}
 	size_t before = count_debs(repo);
 	if (missing || !path_exists(index)) {
-		qsort(want.v, want.n, sizeof(*want.v), cmp_str);
+		strv_sort(&want);
 		if ((r = fetch_debs(cache, repo, &want, e)) < 0 || (r = write_index(repo, e)) < 0)
 			goto out;
 		/* The list last: it says what the index holds. */

@@ -55,11 +55,6 @@ static char *ws_normalize(const char *s)
 
 /* ---- sysctl ---- */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The value of a sysctl entry as text (strings as-is, integers printed). */
 static char *sysctl_value(const json_t *v)
 {
@@ -131,7 +126,7 @@ static void sysctl_run(struct res_ctx *ctx, const json_t *r, struct res_result *
 		kmod_pending |= str_starts(ctx->changed.v[i], "kmod:");
 	json_object_foreach(vals, k, v)
 		strv_push(&keys, k);
-	qsort(keys.v, keys.n, sizeof(*keys.v), cmp_str);
+	strv_sort(&keys);
 	differs = xcalloc(keys.n + 1, sizeof(*differs));
 	buf_adds(&content, managed_header);
 

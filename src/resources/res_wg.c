@@ -299,11 +299,6 @@ static int endpoint_canon(const char *s, char *outs, size_t n, char *ip, size_t 
 	return 0;
 }
 
-static int cmp_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Sorted canonical comma list of a JSON array or a "a,b" string (live side). */
 static char *allowed_canon(const json_t *arr, const char *list)
 {
@@ -323,8 +318,7 @@ static char *allowed_canon(const json_t *arr, const char *list)
 			strv_push(&v, cidr_canon(t, false, false, c, sizeof(c)) > 0 ? c : t);
 		free(copy);
 	}
-	if (v.n)
-		qsort(v.v, v.n, sizeof(*v.v), cmp_strp);
+	strv_sort(&v);
 	buf_init(&b, 0);
 	for (size_t i = 0; i < v.n; i++) {
 		if (i)
@@ -437,8 +431,7 @@ static int wg_validate(const json_t *r, const char *id, struct kerr *e)
 			goto out;
 		strv_push(&keys, res_str(p, "public_key"));
 	}
-	if (keys.n)
-		qsort(keys.v, keys.n, sizeof(*keys.v), cmp_strp);
+	strv_sort(&keys);
 	for (i = 1; i < keys.n; i++)
 		if (!strcmp(keys.v[i - 1], keys.v[i])) {
 			ret = kerr_set(e, -EINVAL, "resource '%s': peers: public key %.8s… "

@@ -230,6 +230,17 @@ bool strv_contains(const struct strv *sv, const char *s)
 	return false;
 }
 
+int str_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void strv_sort(struct strv *sv)
+{
+	if (sv->n > 1)
+		qsort(sv->v, sv->n, sizeof(*sv->v), str_ptr_cmp);
+}
+
 void strv_release(struct strv *sv)
 {
 	for (size_t i = 0; i < sv->n; i++)

@@ -70,7 +70,27 @@ static void test_strings(void **state)
 	assert_true(strv_contains(&sv, "b2"));
 	assert_false(strv_contains(&sv, "c"));
 	assert_null(sv.v[2]);
+	strv_push(&sv, "B");
+	strv_push(&sv, "a");
+	strv_sort(&sv);     /* byte order, duplicates kept */
+	assert_string_equal(sv.v[0], "B");
+	assert_string_equal(sv.v[1], "a");
+	assert_string_equal(sv.v[2], "a");
+	assert_string_equal(sv.v[3], "b2");
+	assert_null(sv.v[4]);
 	strv_release(&sv);
+	const char *raw[] = { "z", "", "m" };
+	qsort(raw, 3, sizeof(*raw), str_ptr_cmp);
+	assert_string_equal(raw[0], "");
+	assert_string_equal(raw[2], "z");
+	/* a buffer's size hint stays within its cap */
+	buf_init(&b, 8);
+	buf_reserve(&b, 100);
+	assert_true(b.alloc >= 9 && b.alloc < 101);   /* 8 and the NUL, not 100 */
+	assert_int_equal(buf_adds(&b, "12345678"), 0);
+	buf_reserve(&b, 100);
+	assert_int_equal(buf_addch(&b, '9'), -E2BIG);
+	buf_release(&b);
 }
 
 /* What a node sends reaches a terminal with nothing left to interpret. */
