@@ -77,6 +77,17 @@ int cli_spec_option(int argc, char **argv, int *i, struct spec_args *a);
 int cli_shared_option(int argc, char **argv, int *i, struct spec_args *a);
 /* The state database path for a, as a new string. */
 char *cli_state_path(const struct spec_args *a);
+/*
+ * What most commands start with: the spec a names, loaded into *c, and,
+ * with st, its state database opened into *st — made when missing with
+ * CLI_STATE_MAKE; with CLI_STATE_READ a missing one is not made (a command
+ * that only reads) and *st stays NULL.  Errors are printed: returns 0, or
+ * 1 (the exit status) with *c and *st NULL.
+ */
+struct state;
+enum cli_state_mode { CLI_STATE_READ, CLI_STATE_MAKE };
+int cli_open(const struct spec_args *a, struct cluster **c, struct state **st,
+	     enum cli_state_mode mode);
 /* The kiln-agent to run on nodes, as a new string; NULL after an error. */
 char *cli_agent_path(const struct spec_args *a);
 /* Progress display for runs over many nodes (live on a terminal). */

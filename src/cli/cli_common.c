@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "plan/plan.h"
+#include "spec/spec.h"
+#include "state/state.h"
 
 int cli_spec_option(int argc, char **argv, int *i, struct spec_args *a)
 {
@@ -62,6 +64,30 @@ char *cli_state_path(const struct spec_args *a)
 	char *p = xasprintf("%s/.kiln/state.db", dirname(copy));
 	free(copy);
 	return p;
+}
+
+int cli_open(const struct spec_args *a, struct cluster **c, struct state **st,
+	     enum cli_state_mode mode)
+{
+	struct kerr e = { 0 };
+	char *path = NULL;
+	int rc = 0;
+
+	*c = NULL;
+	if (st)
+		*st = NULL;
+	if (spec_load(a->spec ? a->spec : "cluster.yaml", c, &e) < 0)
+		return cli_error("%s", e.msg);
+	if (st) {
+		path = cli_state_path(a);
+		if ((mode == CLI_STATE_MAKE || path_exists(path)) && state_open(path, st, &e) < 0) {
+			rc = cli_error("%s", e.msg);
+			cluster_free(*c);
+			*c = NULL;
+		}
+		free(path);
+	}
+	return rc;
 }
 
 char *cli_agent_path(const struct spec_args *a)

@@ -143,17 +143,16 @@ static int run_cmd(int argc, char **argv, bool apply)
 	struct state *st = NULL;
 	struct plan_run *run = NULL;
 	struct kerr e = { 0 };
-	char *state_path = NULL, *agent = NULL;
+	char *agent = NULL;
 	int rc = 1;
 
 	if (parse(argc, argv, &a, argv[0]) < 0)
 		return 1;
 	if (!apply)
 		a.check = true;
-	if (spec_load(a.spec.spec, &c, &e) < 0) {
-		rc = cli_error("%s", e.msg);
+	if ((rc = cli_open(&a.spec, &c, &st, CLI_STATE_MAKE)))
 		goto out;
-	}
+	rc = 1;
 	for (size_t i = 0; i < a.rotate.n; i++)
 		if (!cluster_node(c, a.rotate.v[i])) {
 			rc = cli_error("--rotate: no node '%s' in %s", a.rotate.v[i], c->path);
@@ -161,11 +160,6 @@ static int run_cmd(int argc, char **argv, bool apply)
 		}
 	if (!(agent = cli_agent_path(&a.spec)))
 		goto out;
-	state_path = cli_state_path(&a.spec);
-	if (state_open(state_path, &st, &e) < 0) {
-		rc = cli_error("%s", e.msg);
-		goto out;
-	}
 	struct plan_opts o = {
 		.mode = a.check ? PLAN_CHECK : PLAN_APPLY,
 		.limit = a.limit,
@@ -199,7 +193,6 @@ out:
 	plan_run_free(run);
 	state_close(st);
 	cluster_free(c);
-	free(state_path);
 	free(agent);
 	strv_release(&a.rotate);
 	return rc;

@@ -83,7 +83,6 @@ static int run(int argc, char **argv)
 	struct state *st = NULL;
 	struct kerr e = { 0 };
 	json_t *list = NULL, *rows = NULL;
-	char *path = NULL;
 	int rc = 1;
 
 	for (int i = 1; i < argc;) {
@@ -95,16 +94,12 @@ static int run(int argc, char **argv)
 					 argv[i]);
 	}
 	/* the spec names the cluster whose rows to read */
-	if (spec_load(a.spec, &c, &e) < 0) {
-		rc = cli_error("%s", e.msg);
+	if ((rc = cli_open(&a, &c, &st, CLI_STATE_READ)))
 		goto out;
-	}
-	path = cli_state_path(&a);
-	if (!path_exists(path)) {
+	if (!st) {
 		/* no run yet: nothing recorded, and no database made for a read */
 		list = json_array();
-	} else if (state_open(path, &st, &e) < 0 ||
-		   state_exports_list(st, c->name, &list, &e) < 0) {
+	} else if (state_exports_list(st, c->name, &list, &e) < 0) {
 		rc = cli_error("%s", e.msg);
 		goto out;
 	}
@@ -118,7 +113,6 @@ out:
 	json_decref(rows);
 	json_decref(list);
 	state_close(st);
-	free(path);
 	cluster_free(c);
 	return rc;
 }

@@ -40,7 +40,7 @@ static int run(int argc, char **argv)
 	struct state *st = NULL;
 	struct plan_run *run = NULL;
 	struct kerr e = { 0 };
-	char *agent = NULL, *state_path = NULL;
+	char *agent = NULL;
 	int rc = 1;
 
 	for (int i = 1; i < argc;) {
@@ -64,17 +64,11 @@ static int run(int argc, char **argv)
 	}
 	if (!a.spec_given)
 		return local_facts(root);
-	if (spec_load(a.spec, &c, &e) < 0) {
-		rc = cli_error("%s", e.msg);
+	if ((rc = cli_open(&a, &c, &st, CLI_STATE_MAKE)))
 		goto out;
-	}
+	rc = 1;
 	if (!(agent = cli_agent_path(&a)))
 		goto out;
-	state_path = cli_state_path(&a);
-	if (state_open(state_path, &st, &e) < 0) {
-		rc = cli_error("%s", e.msg);
-		goto out;
-	}
 	struct plan_opts o = { .mode = PLAN_FACTS, .limit = limit, .agent_path = agent,
 			       .state = st, .progress = cli_progress };
 	if (plan_execute(c, &o, &run, &e) < 0) {
@@ -121,7 +115,6 @@ out:
 	state_close(st);
 	cluster_free(c);
 	free(agent);
-	free(state_path);
 	return rc;
 }
 

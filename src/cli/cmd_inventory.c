@@ -341,10 +341,8 @@ static int run(int argc, char **argv)
 					 argv[i]);
 		}
 	}
-	if (spec_load(a.spec, &c, &e) < 0) {
-		rc = cli_error("%s", e.msg);
+	if ((rc = cli_open(&a, &c, NULL, CLI_STATE_READ)))
 		goto out;
-	}
 	sel = xcalloc(c->nnodes + 1, sizeof(*sel));
 	if (limit) {
 		if (cluster_select(c, limit, sel, &e) < 0) {

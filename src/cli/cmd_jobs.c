@@ -126,10 +126,8 @@ static int run(int argc, char **argv)
 		rc = cli_error("jobs: unknown argument '%s' (see 'kiln jobs --help')", argv[i]);
 		goto out;
 	}
-	if (spec_load(a.spec, &c, &e) < 0) {
-		rc = cli_error("%s", e.msg);
+	if ((rc = cli_open(&a, &c, NULL, CLI_STATE_READ)))
 		goto out;
-	}
 	if (cancel_id) {
 		rc = cancel(c, cancel_id, every);
 		goto out;

@@ -100,7 +100,7 @@ static int mesh_status(int argc, char **argv)
 	struct plan_run *run = NULL;
 	struct exports ex;
 	struct kerr e = { 0 };
-	char *agent = NULL, *state_path = NULL;
+	char *agent = NULL;
 	int rc = 1, down = 0;
 
 	exports_init(&ex);
@@ -118,21 +118,15 @@ static int mesh_status(int argc, char **argv)
 					 argv[i]);
 		}
 	}
-	if (spec_load(a.spec, &c, &e) < 0) {
-		rc = cli_error("%s", e.msg);
+	if ((rc = cli_open(&a, &c, &st, CLI_STATE_MAKE)))
 		goto out;
-	}
 	if (!mesh_interface(c)) {
 		rc = cli_error("%s: no stacks.mesh in the spec", c->path);
 		goto out;
 	}
+	rc = 1;
 	if (!(agent = cli_agent_path(&a)))
 		goto out;
-	state_path = cli_state_path(&a);
-	if (state_open(state_path, &st, &e) < 0) {
-		rc = cli_error("%s", e.msg);
-		goto out;
-	}
 	if (plan_exports_load(st, c, &ex, false, &e) < 0) {
 		rc = cli_error("%s", e.msg);
 		goto out;
@@ -165,7 +159,6 @@ out:
 	state_close(st);
 	cluster_free(c);
 	free(agent);
-	free(state_path);
 	return rc;
 }
 
@@ -178,7 +171,6 @@ static int mesh_graph(int argc, char **argv)
 	struct exports ex;
 	struct kerr e = { 0 };
 	struct buf dot;
-	char *state_path = NULL;
 	int rc = 1;
 
 	exports_init(&ex);
@@ -197,20 +189,11 @@ static int mesh_graph(int argc, char **argv)
 					 argv[i]);
 		}
 	}
-	if (spec_load(a.spec, &c, &e) < 0) {
+	if ((rc = cli_open(&a, &c, &st, CLI_STATE_READ)))
+		goto out;
+	if (st && plan_exports_load(st, c, &ex, false, &e) < 0) {
 		rc = cli_error("%s", e.msg);
 		goto out;
-	}
-	state_path = cli_state_path(&a);
-	if (path_exists(state_path)) {
-		if (state_open(state_path, &st, &e) < 0) {
-			rc = cli_error("%s", e.msg);
-			goto out;
-		}
-		if (plan_exports_load(st, c, &ex, false, &e) < 0) {
-			rc = cli_error("%s", e.msg);
-			goto out;
-		}
 	}
 	if (mesh_graph_dot(c, &ex, &dot) < 0) {
 		rc = cli_error("%s: no stacks.mesh in the spec", c->path);
@@ -238,7 +221,6 @@ out:
 	exports_release(&ex);
 	state_close(st);
 	cluster_free(c);
-	free(state_path);
 	return rc;
 }
 

@@ -218,10 +218,8 @@ static int storage_status(int argc, char **argv)
 			return cli_error("storage status: unknown argument '%s' (see 'kiln storage "
 					 "--help')", argv[i]);
 	}
-	if (spec_load(a.spec, &c, &e) < 0) {
-		rc = cli_error("%s", e.msg);
+	if ((rc = cli_open(&a, &c, NULL, CLI_STATE_READ)))
 		goto out;
-	}
 	const struct strv *mons = ceph_monitors(c);
 	if (!mons) {
 		rc = cli_error("%s: no stacks.ceph in the spec", c->path);
