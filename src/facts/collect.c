@@ -117,6 +117,69 @@ static void collect_os(const struct fx *x, json_t *facts)
 /* ---- host and kernel ------------------------------------------------- */
 
 /* hostname and facts.kernel from /proc/sys/kernel; uname() fills gaps when live. */
+/* A filesystem's name as the kernel spells them: a short [a-z0-9_] word. */
+static bool fs_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 32)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+/*
+ * kernel.filesystems: what the kernel can mount, now or by loading a module
+ * on the first mount — the types in /proc/filesystems, and each directory
+ * NAME under /lib/modules/RELEASE/kernel/fs holding NAME.ko (compressed or
+ * not).  A stack reads it to choose a kernel client (CephFS) over a FUSE
+ * one.  Sorted, each once; a name that is not a short word is skipped.
+ */
+#define FS_MAX 256
+static json_t *kernel_filesystems(const struct fx *x, const char *release)
+{
+	static const char *const ko[] = { ".ko", ".ko.xz", ".ko.zst", ".ko.gz" };
+	char *text = fx_read_cap(x, "/proc/filesystems", FX_SMALL_CAP);
+	struct strv names = { 0 }, dirs = { 0 };
+	json_t *out = json_array();
+
+	for (char *line = text, *next; line && *line && names.n < FS_MAX; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		/* "nodev\tsysfs" or "\text4": the type is the last field */
+		char *t = strrchr(line, '\t');
+		t = t ? t + 1 : line;
+		if (fs_name_ok(t) && !strv_contains(&names, t))
+			strv_push(&names, t);
+	}
+	free(text);
+	if (release && !strchr(release, '/')) {
+		char *dir = xasprintf("/lib/modules/%s/kernel/fs", release);
+		fx_list(x, dir, &dirs);
+		for (size_t i = 0; i < dirs.n && names.n < FS_MAX; i++) {
+			const char *n = dirs.v[i];
+			bool has = false;
+			for (size_t k = 0; !has && k < ARRAY_SIZE(ko); k++) {
+				char *f = xasprintf("%s/%s/%s%s", dir, n, n, ko[k]);
+				has = fx_exists(x, f);
+				free(f);
+			}
+			if (has && fs_name_ok(n) && !strv_contains(&names, n))
+				strv_push(&names, n);
+		}
+		free(dir);
+	}
+	strv_sort(&names);
+	for (size_t i = 0; i < names.n; i++)
+		json_array_append_new(out, json_string(names.v[i]));
+	strv_release(&names);
+	strv_release(&dirs);
+	return out;
+}
+
 static void collect_kernel(const struct fx *x, json_t *facts)
 {
 	struct utsname u;
@@ -143,6 +206,8 @@ static void collect_kernel(const struct fx *x, json_t *facts)
 	json_object_set_new(k, "release", fx_jstr_take(rel));
 	json_object_set_new(k, "version", fx_jstr_take(ver));
 	json_object_set_new(k, "machine", fx_jstr_take(arch));
+	json_object_set_new(k, "filesystems", kernel_filesystems(x, json_string_value(
+						json_object_get(k, "release"))));
 	json_object_set_new(facts, "kernel", k);
 }
 

@@ -30,6 +30,14 @@ w proc/sys/kernel/osrelease 5.15.0-91-generic
 w proc/sys/kernel/version '#101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023'
 w proc/sys/kernel/arch x86_64
 w proc/sys/kernel/hostname gpu-07
+# what the kernel can mount: built in or loaded, then modules (nls is not a
+# filesystem: no nls.ko; xfs both loaded and a module: listed once)
+printf 'nodev\tsysfs\nnodev\tproc\n\text4\nnodev\ttmpfs\n\txfs\nnodev\tno such\n' \
+	>"$R/proc/filesystems"
+w lib/modules/5.15.0-91-generic/kernel/fs/ceph/ceph.ko ''
+w lib/modules/5.15.0-91-generic/kernel/fs/nfs/nfs.ko.zst ''
+w lib/modules/5.15.0-91-generic/kernel/fs/nls/nls_utf8.ko ''
+w lib/modules/5.15.0-91-generic/kernel/fs/xfs/xfs.ko ''
 mkdir -p "$R/run/systemd/system"
 : >"$R/run/systemd/system/.keep"
 

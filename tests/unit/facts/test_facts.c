@@ -155,6 +155,10 @@ static void test_gpu_server_system(void **state)
 	STR(f, "kernel.release", "5.15.0-91-generic");
 	STR(f, "kernel.version", "#101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023");
 	STR(f, "kernel.machine", "x86_64");
+	char *fs = json_dumps(json_object_get(json_object_get(f, "kernel"), "filesystems"),
+			      JSON_COMPACT);
+	assert_string_equal(fs, "[\"ceph\",\"ext4\",\"nfs\",\"proc\",\"sysfs\",\"tmpfs\",\"xfs\"]");
+	free(fs);
 	STR(f, "cpu.model", "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz");
 	INT(f, "cpu.sockets", 2);
 	INT(f, "cpu.cores", 64);
@@ -389,6 +393,12 @@ static void test_live(void **state)
 	assert_int_equal(uname(&u), 0);
 	STR(f, "kernel.release", u.release);
 	STR(f, "kernel.machine", u.machine);
+	/* /proc is mounted here, so the kernel has it */
+	const json_t *fs = json_object_get(json_object_get(f, "kernel"), "filesystems");
+	bool proc = false;
+	for (size_t k = 0; k < json_array_size(fs); k++)
+		proc |= !strcmp(json_string_value(json_array_get(fs, k)), "proc");
+	assert_true(proc);
 	assert_int_equal(gethostname(host, sizeof(host)), 0);
 	STR(f, "hostname", host);
 	assert_int_equal(sysinfo(&si), 0);
