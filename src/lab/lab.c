@@ -27,27 +27,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define MARKER_FILE ".kiln-lab"
-#define SSHD_WAIT_MS 30000
-#define REPORT_WAIT_MS 30000
-#define REBOOT_STOP_MS 20000
 
 /* ---- names and addresses -------------------------------------------- */
 
-static bool name_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	/* The lab's name is its cluster's name: [a-z0-9][a-z0-9-]* (spec.md). */
-	if (!n || n > LAB_NAME_MAX || s[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-			return false;
-	}
-	return true;
-}
 
 /* Parse "a.b.c.d/p" (host bits zero, p in 16..26). */
 static int subnet_parse(const char *s, uint32_t *net, int *prefix, struct kerr *e)
@@ -97,329 +79,6 @@ static char *root_link_name(const char *pfx, const char *name)
 	return xasprintf("%s-%08x", pfx, h);
 }
 
-/* ---- the lab struct and its state file ------------------------------ */
-
-void lab_free(struct lab *l)
-{
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->nhosts; i++) {
-		struct lab_host *h = &l->hosts[i];
-		free(h->name);
-		free(h->netns);
-		free(h->addr);
-		free(h->uplink);
-		free(h->rt);
-		free(h->bmc_netns);
-		free(h->bmc_addr);
-		free(h->bootdev);
-		hw_host_release(h);
-	}
-	sites_free(l);
-	free(l->hosts);
-	free(l->name);
-	free(l->dir);
-	free(l->rt);
-	free(l->state_path);
-	free(l->subnet);
-	free(l->sw_netns);
-	free(l->root_link);
-	free(l->root_addr);
-	free(l->unreachable);
-	free(l->bmc_subnet);
-	free(l->bmc_netns);
-	free(l->bmc_link);
-	free(l->bmc_root_addr);
-	mirror_free(l->mirror);
-	free(l);
-}
-
-struct lab_host *lab_host_find(struct lab *l, const char *name)
-{
-	for (size_t i = 0; i < l->nhosts; i++)
-		if (!strcmp(l->hosts[i].name, name))
-			return &l->hosts[i];
-	return NULL;
-}
-
-static char *state_path_of(const char *name)
-{
-	return xasprintf("%s/%s.json", LAB_RUNTIME_DIR, name);
-}
-
-static json_t *jstr_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
-/* Write the state file: everything made so far, so `down` can undo it. */
-static int lab_save(const struct lab *l, struct kerr *e)
-{
-	json_t *hosts = json_array(), *files = json_array();
-	for (size_t i = 0; i < l->nhosts; i++) {
-		const struct lab_host *h = &l->hosts[i];
-		json_t *disks, *gpus = hw_host_json(h, &disks);
-		json_array_append_new(hosts, json_pack(
-			"{s:s, s:b, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:o, s:o}",
-			"name", h->name, "bastion", h->bastion, "init",
-			h->systemd ? "systemd" : "tiny", "netns", h->netns,
-			"address", h->addr, "uplink", jstr_or_null(h->uplink),
-			"runtime", h->rt, "pid", (json_int_t)h->pid,
-			"start", (json_int_t)h->start, "gpus", gpus, "disks", disks));
-		if (h->bmc_netns)
-			json_object_set_new(json_array_get(hosts, i), "bmc", json_pack(
-				"{s:s, s:s, s:I, s:I, s:b, s:o}", "netns", h->bmc_netns,
-				"address", h->bmc_addr, "pid", (json_int_t)h->bmc_pid,
-				"start", (json_int_t)h->bmc_start, "power_off", h->power_off,
-				"bootdev", jstr_or_null(h->bootdev)));
-		for (size_t k = 0; k < h->ndisks; k++)
-			json_array_append_new(files, json_string(h->disks[k].file));
-	}
-	json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:o, s:b, s:o}",
-			      "version", 1, "name", l->name, "dir", l->dir,
-			      "runtime", l->rt, "subnet", l->subnet, "bastion", l->bastion,
-			      "switch_netns", l->sw_netns, "root_link", l->root_link,
-			      "root_address", l->root_addr,
-			      "unreachable_route", jstr_or_null(l->unreachable),
-			      "runtime_mounted", l->rt_mounted, "hosts", hosts);
-	/* Flat lists of what exists on the machine, for people and scripts. */
-	json_t *nss = json_array(), *links = json_array(), *mounts = json_array();
-	json_array_append_new(nss, json_string(l->sw_netns));
-	for (size_t i = 0; i < l->nhosts; i++)
-		json_array_append_new(nss, json_string(l->hosts[i].netns));
-	json_array_append_new(links, json_string(l->root_link));
-	if (l->bmc_netns) {
-		json_object_set_new(j, "bmc", json_pack("{s:s, s:s, s:s, s:s}",
-			"subnet", l->bmc_subnet, "netns", l->bmc_netns, "root_link", l->bmc_link,
-			"root_address", l->bmc_root_addr));
-		json_array_append_new(nss, json_string(l->bmc_netns));
-		for (size_t i = 0; i < l->nhosts; i++)
-			if (l->hosts[i].bmc_netns)
-				json_array_append_new(nss, json_string(l->hosts[i].bmc_netns));
-		json_array_append_new(links, json_string(l->bmc_link));
-	}
-	if (l->rt_mounted)
-		json_array_append_new(mounts, json_string(l->rt));
-	json_object_set_new(j, "made_netns", nss);
-	json_object_set_new(j, "made_links", links);
-	json_object_set_new(j, "made_mounts", mounts);
-	json_object_set_new(j, "made_files", files);
-	json_object_set_new(j, "mirror", mirror_to_json(l->mirror));
-	sites_to_json(l, j);
-	char *text = json_dumps(j, JSON_INDENT(2));
-	int r = file_write_atomic(l->state_path, text, strlen(text), 0600, -1, -1);
-	if (r < 0)
-		kerr_set(e, r, "write %s: %s", l->state_path, strerror(-r));
-	free(text);
-	json_decref(j);
-	return r;
-}
-
-static char *jdup(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s ? xstrdup(s) : NULL;
-}
-
-/* Read a lab's state file into *out. */
-static int lab_load(const char *name, struct lab **out, struct kerr *e)
-{
-	char *path = state_path_of(name);
-	json_error_t je;
-	json_t *j = NULL;
-	struct lab *l = NULL;
-	int r = 0;
-
-	*out = NULL;
-	if (!path_exists(path)) {
-		r = kerr_set(e, -ENOENT, "no lab '%s' (no %s)", name, path);
-		goto out;
-	}
-	j = json_load_file(path, 0, &je);
-	if (!j) {
-		r = kerr_set(e, -EINVAL, "%s:%d: %s", path, je.line, je.text);
-		goto out;
-	}
-	l = xcalloc(1, sizeof(*l));
-	l->name = jdup(j, "name");
-	l->dir = jdup(j, "dir");
-	l->rt = jdup(j, "runtime");
-	l->subnet = jdup(j, "subnet");
-	l->sw_netns = jdup(j, "switch_netns");
-	l->root_link = jdup(j, "root_link");
-	l->root_addr = jdup(j, "root_address");
-	l->unreachable = jdup(j, "unreachable_route");
-	l->bastion = json_is_true(json_object_get(j, "bastion"));
-	l->rt_mounted = json_is_true(json_object_get(j, "runtime_mounted"));
-	l->state_path = xstrdup(path);
-	l->mirror = mirror_from_json(json_object_get(j, "mirror"));
-	json_t *bmc = json_object_get(j, "bmc");
-	if (json_is_object(bmc)) {
-		l->bmc_subnet = jdup(bmc, "subnet");
-		l->bmc_netns = jdup(bmc, "netns");
-		l->bmc_link = jdup(bmc, "root_link");
-		l->bmc_root_addr = jdup(bmc, "root_address");
-		if (!l->bmc_subnet || !l->bmc_netns || !l->bmc_link || !l->bmc_root_addr) {
-			r = kerr_set(e, -EINVAL, "%s: incomplete bmc", path);
-			goto out;
-		}
-	}
-	json_t *hosts = json_object_get(j, "hosts");
-	if (!l->name || !l->dir || !l->rt || !l->subnet || !l->sw_netns ||
-	    !l->root_link || !l->root_addr || !json_is_array(hosts)) {
-		r = kerr_set(e, -EINVAL, "%s: not a kiln lab state file", path);
-		goto out;
-	}
-	l->hosts = xcalloc(json_array_size(hosts) + 1, sizeof(*l->hosts));
-	size_t i;
-	json_t *hj;
-	json_array_foreach(hosts, i, hj) {
-		struct lab_host *h = &l->hosts[l->nhosts++];
-		h->name = jdup(hj, "name");
-		h->netns = jdup(hj, "netns");
-		h->addr = jdup(hj, "address");
-		h->uplink = jdup(hj, "uplink");
-		h->rt = jdup(hj, "runtime");
-		h->bastion = json_is_true(json_object_get(hj, "bastion"));
-		/* No "init" (an older state file): kiln-lab-init. */
-		const char *init = json_string_value(json_object_get(hj, "init"));
-		h->systemd = init && !strcmp(init, "systemd");
-		h->pid = (pid_t)json_integer_value(json_object_get(hj, "pid"));
-		h->start = (unsigned long long)json_integer_value(json_object_get(hj, "start"));
-		json_t *hb = json_object_get(hj, "bmc");
-		if (json_is_object(hb)) {
-			h->bmc_netns = jdup(hb, "netns");
-			h->bmc_addr = jdup(hb, "address");
-			h->bmc_pid = (pid_t)json_integer_value(json_object_get(hb, "pid"));
-			h->bmc_start = (unsigned long long)json_integer_value(json_object_get(hb, "start"));
-			h->power_off = json_is_true(json_object_get(hb, "power_off"));
-			h->bootdev = jdup(hb, "bootdev");
-			if (!h->bmc_netns || !h->bmc_addr) {
-				r = kerr_set(e, -EINVAL, "%s: host %zu: incomplete bmc", path, i);
-				goto out;
-			}
-		}
-		if (!h->name || !h->netns || !h->addr || !h->rt) {
-			r = kerr_set(e, -EINVAL, "%s: host %zu is incomplete", path, i);
-			goto out;
-		}
-		if ((r = hw_host_load(h, json_object_get(hj, "gpus"),
-				      json_object_get(hj, "disks"), e)) < 0) {
-			kerr_prefix(e, "%s", path);
-			goto out;
-		}
-	}
-	if ((r = sites_from_json(l, j, e)) < 0) {
-		kerr_prefix(e, "%s", path);
-		goto out;
-	}
-	*out = l;
-	l = NULL;
-out:
-	lab_free(l);
-	json_decref(j);
-	free(path);
-	return r;
-}
-
-int lab_list(struct strv *names, struct kerr *e)
-{
-	DIR *d = opendir(LAB_RUNTIME_DIR);
-	struct dirent *de;
-
-	if (!d)
-		return errno == ENOENT ? 0 : kerr_set(e, -errno, "%s: %s", LAB_RUNTIME_DIR,
-						      strerror(errno));
-	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		if (n > 5 && str_ends(de->d_name, ".json")) {
-			char *name = xstrndup(de->d_name, n - 5);
-			if (name_valid(name))
-				strv_take(names, name);
-			else
-				free(name);
-		}
-	}
-	closedir(d);
-	/* Sorted, so "the only lab" and listings are stable. */
-	for (size_t i = 1; i < names->n; i++)
-		for (size_t k = i; k > 0 && strcmp(names->v[k - 1], names->v[k]) > 0; k--) {
-			char *t = names->v[k];
-			names->v[k] = names->v[k - 1];
-			names->v[k - 1] = t;
-		}
-	return 0;
-}
-
-int lab_resolve(const char *name_or_dir, char **name, struct kerr *e)
-{
-	int r = 0;
-
-	*name = NULL;
-	if (!name_or_dir) {
-		struct strv names = STRV_INIT;
-		if ((r = lab_list(&names, e)) < 0)
-			return r;
-		if (names.n == 1) {
-			*name = xstrdup(names.v[0]);
-		} else if (names.n == 0) {
-			r = kerr_set(e, -ENOENT, "no lab exists (make one with 'kiln lab up')");
-		} else {
-			struct buf b;
-			buf_init(&b, 0);
-			for (size_t i = 0; i < names.n; i++)
-				buf_printf(&b, "%s%s", i ? ", " : "", names.v[i]);
-			r = kerr_set(e, -EINVAL, "several labs exist (%s): name one with --name",
-				     b.s);
-			buf_release(&b);
-		}
-		strv_release(&names);
-		return r;
-	}
-	if (name_valid(name_or_dir)) {
-		char *p = state_path_of(name_or_dir);
-		bool there = path_exists(p);
-		free(p);
-		if (there) {
-			*name = xstrdup(name_or_dir);
-			return 0;
-		}
-	}
-	char *marker = path_join(name_or_dir, "/" MARKER_FILE);
-	struct buf b;
-	buf_init(&b, 256);
-	r = file_read(marker, &b, 256);
-	if (r == 0) {
-		str_trim(b.s);
-		if (name_valid(b.s))
-			*name = xstrdup(b.s);
-		else
-			r = kerr_set(e, -EINVAL, "%s: not a lab name", marker);
-	} else {
-		r = kerr_set(e, -ENOENT, "no lab '%s' (neither a running lab's name nor a lab directory)",
-			     name_or_dir);
-	}
-	buf_release(&b);
-	free(marker);
-	return r;
-}
-
-/* Resolve and load a running lab. */
-static int lab_open(const char *name_or_dir, struct lab **out, struct kerr *e)
-{
-	char *name = NULL;
-	int r;
-
-	*out = NULL;
-	if (geteuid() != 0)
-		return kerr_set(e, -EPERM, "kiln lab needs root (it makes namespaces and mounts)");
-	if ((r = lab_resolve(name_or_dir, &name, e)) < 0)
-		return r;
-	r = lab_load(name, out, e);
-	free(name);
-	return r;
-}
-
 /* ---- helpers -------------------------------------------------------- */
 
 int lab_ip_batch(const char *netns, const char *script, struct kerr *e)
@@ -443,7 +102,7 @@ static int write_text(const char *path, const char *text, mode_t mode, struct ke
 }
 
 /* Generate an ed25519 key pair at path (and path.pub). */
-static int keygen(const char *path, const char *comment, struct kerr *e)
+int lab_keygen(const char *path, const char *comment, struct kerr *e)
 {
 	char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
 			 (char *)comment, "-f", (char *)path, NULL };
@@ -479,7 +138,7 @@ out:
 	return r;
 }
 
-static char *host_path(const struct lab_host *h, const char *sub)
+char *lab_host_path(const struct lab_host *h, const char *sub)
 {
 	return xasprintf("%s/%s", h->rt, sub);
 }
@@ -535,7 +194,7 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 	}
 
 	l->name = xstrdup(o->name ? o->name : LAB_DEFAULT_NAME);
-	if (!name_valid(l->name))
+	if (!lab_name_valid(l->name))
 		return kerr_set(e, -EINVAL,
 				"lab name '%s': use 1-%d lower-case letters, digits or '-', not starting with '-'",
 				l->name, LAB_NAME_MAX);
@@ -552,7 +211,7 @@ static int lab_plan(const struct lab_opts *o, struct lab *l, struct kerr *e)
 		return kerr_set(e, -EINVAL, "subnet %s holds at most %u nodes%s", l->subnet,
 				last - 10, o->bastion ? " with a bastion" : "");
 	l->rt = xasprintf("%s/%s", LAB_RUNTIME_DIR, l->name);
-	l->state_path = state_path_of(l->name);
+	l->state_path = lab_state_path(l->name);
 	l->sw_netns = xasprintf("%s-sw", l->name);
 	l->root_link = root_link_name("kl", l->name);
 	if (o->bastion) {
@@ -679,28 +338,28 @@ static int host_write_files(const struct lab *l, const struct lab_host *h,
 	char *p = NULL, *text = NULL;
 	int r;
 
-	p = host_path(h, "fs/upper/etc/hostname");
+	p = lab_host_path(h, "fs/upper/etc/hostname");
 	text = xasprintf("%s\n", h->name);
 	if ((r = write_text(p, text, 0644, e)) < 0)
 		goto out;
 	free(p);
-	p = host_path(h, "fs/upper/etc/hosts");
+	p = lab_host_path(h, "fs/upper/etc/hosts");
 	if ((r = write_text(p, etc_hosts, 0644, e)) < 0)
 		goto out;
 	free(p);
 	/* A minimal shell init: the machine's may be slow (PEERS.md). */
-	p = host_path(h, "fs/upper/root/.bashrc");
+	p = lab_host_path(h, "fs/upper/root/.bashrc");
 	if ((r = write_text(p, "# kiln lab: minimal shell init\n", 0644, e)) < 0)
 		goto out;
 	free(p);
-	p = host_path(h, "fs/upper/root/.profile");
+	p = lab_host_path(h, "fs/upper/root/.profile");
 	if ((r = write_text(p, "# kiln lab: minimal login init\n"
 			    "[ -n \"$BASH_VERSION\" ] && [ -f ~/.bashrc ] && . ~/.bashrc\n",
 			    0644, e)) < 0)
 		goto out;
 	free(p);
 	/* ~/.ssh is opaque: the machine's own /root/.ssh stays invisible. */
-	p = host_path(h, "fs/upper/root/.ssh");
+	p = lab_host_path(h, "fs/upper/root/.ssh");
 	if ((r = mkdir_or_fail(p, 0700, e)) < 0)
 		goto out;
 	if (setxattr(p, "trusted.overlay.opaque", "y", 1, 0) < 0) {
@@ -708,7 +367,7 @@ static int host_write_files(const struct lab *l, const struct lab_host *h,
 		goto out;
 	}
 	free(p);
-	p = host_path(h, "fs/upper/root/.ssh/authorized_keys");
+	p = lab_host_path(h, "fs/upper/root/.ssh/authorized_keys");
 	free(text);
 	text = xasprintf("%s kiln-lab@%s\n", client_pub, l->name);
 	r = write_text(p, text, 0600, e);
@@ -722,14 +381,14 @@ out:
 static int host_prepare(const struct lab *l, const struct lab_host *h,
 			const char *client_pub, const char *etc_hosts, struct kerr *e)
 {
-	char *ssh = host_path(h, "ssh"), *key = host_path(h, "ssh/ssh_host_ed25519_key");
-	char *cfg = host_path(h, "ssh/sshd_config"), *comment = xasprintf("root@%s", h->name);
+	char *ssh = lab_host_path(h, "ssh"), *key = lab_host_path(h, "ssh/ssh_host_ed25519_key");
+	char *cfg = lab_host_path(h, "ssh/sshd_config"), *comment = xasprintf("root@%s", h->name);
 	struct buf b;
 	int r;
 
 	buf_init(&b, 0);
 	if ((r = mkdir_or_fail(ssh, 0700, e)) < 0 || (r = host_prepare_fs(h, e)) < 0 ||
-	    (r = hw_host_prepare(h, e)) < 0 || (r = keygen(key, comment, e)) < 0)
+	    (r = hw_host_prepare(h, e)) < 0 || (r = lab_keygen(key, comment, e)) < 0)
 		goto out;
 	buf_printf(&b, "# kiln lab '%s': sshd of host '%s'\n", l->name, h->name);
 	buf_printf(&b, "ListenAddress %s:22\n", h->addr);
@@ -932,7 +591,7 @@ static int lab_write_dir(const struct lab *l, struct kerr *e)
 		   l->dir, l->dir, l->dir);
 	for (size_t i = 0; i < l->nhosts; i++) {
 		const struct lab_host *h = &l->hosts[i];
-		char *pubpath = host_path(h, "ssh/ssh_host_ed25519_key.pub"), *pub = NULL;
+		char *pubpath = lab_host_path(h, "ssh/ssh_host_ed25519_key.pub"), *pub = NULL;
 		r = read_pubkey(pubpath, &pub, e);
 		free(pubpath);
 		if (r < 0)
@@ -960,7 +619,7 @@ static int lab_write_dir(const struct lab *l, struct kerr *e)
 	if ((r = write_text(p, sc.s, 0644, e)) < 0)
 		goto out;
 	free(p);
-	p = path_join(l->dir, MARKER_FILE);
+	p = path_join(l->dir, LAB_MARKER_FILE);
 	char *marker = xasprintf("%s\n", l->name);
 	r = write_text(p, marker, 0644, e);
 	free(marker);
@@ -982,7 +641,7 @@ static int lab_client_key(const struct lab *l, char **pub, struct kerr *e)
 	if ((r = mkdir_or_fail(keys, 0700, e)) < 0)
 		goto out;
 	if (!path_exists(key) || !path_exists(pubpath))
-		if ((r = keygen(key, comment, e)) < 0)
+		if ((r = lab_keygen(key, comment, e)) < 0)
 			goto out;
 	r = read_pubkey(pubpath, pub, e);
 out:
@@ -1015,7 +674,7 @@ static int lab_start_hosts(struct lab *l, struct kerr *e)
 		r = q;
 	for (size_t i = 0; i < started; i++) {
 		struct kerr tmp;
-		int qq = host_read_report(fds[i], &l->hosts[i], REPORT_WAIT_MS, &tmp);
+		int qq = host_read_report(fds[i], &l->hosts[i], LAB_REPORT_WAIT_MS, &tmp);
 		if (qq < 0 && r == 0) {
 			r = qq;
 			if (e)
@@ -1025,7 +684,7 @@ static int lab_start_hosts(struct lab *l, struct kerr *e)
 	if (r == 0) {
 		for (size_t i = 0; i < l->nhosts; i++)
 			all[i] = &l->hosts[i];
-		r = hosts_wait_sshd(all, l->nhosts, SSHD_WAIT_MS, e);
+		r = hosts_wait_sshd(all, l->nhosts, LAB_SSHD_WAIT_MS, e);
 	}
 	free(fds);
 	free(all);
@@ -1123,7 +782,7 @@ static int lab_teardown(struct lab *l, struct kerr *e)
 	if (r == 0) {
 		if (unlink(l->state_path) < 0 && errno != ENOENT)
 			r = kerr_set(e, -errno, "remove %s: %s", l->state_path, strerror(errno));
-		char *marker = path_join(l->dir, "/" MARKER_FILE);
+		char *marker = path_join(l->dir, "/" LAB_MARKER_FILE);
 		unlink(marker);
 		free(marker);
 	}
@@ -1232,7 +891,7 @@ int lab_down(const char *name_or_dir, struct kerr *e)
 
 	if ((r = lab_open(name_or_dir, &l, e)) < 0) {
 		/* An up killed before its first state write left only its dir. */
-		char *rt = name_or_dir && name_valid(name_or_dir)
+		char *rt = name_or_dir && lab_name_valid(name_or_dir)
 			? xasprintf("%s/%s", LAB_RUNTIME_DIR, name_or_dir) : NULL;
 		if (r == -ENOENT && rt && path_exists(rt)) {
 			umount2(rt, MNT_DETACH);
@@ -1298,259 +957,7 @@ int lab_status(const char *name_or_dir, json_t **out, struct kerr *e)
 	json_object_set_new(*out, "sites", sites);
 	json_object_set_new(*out, "public_address",
 			    l->pub_addr ? json_string(l->pub_addr) : json_null());
-	json_object_set_new(*out, "bmc_subnet", jstr_or_null(l->bmc_subnet));
+	json_object_set_new(*out, "bmc_subnet", lab_jstr_or_null(l->bmc_subnet));
 	lab_free(l);
 	return 0;
-}
-
-/* Resolve lab and host for the per-host operations. */
-static int lab_open_host(const char *name_or_dir, const char *host, struct lab **l,
-			 struct lab_host **h, struct kerr *e)
-{
-	int r = lab_open(name_or_dir, l, e);
-
-	if (r < 0)
-		return r;
-	*h = lab_host_find(*l, host);
-	if (!*h) {
-		r = kerr_set(e, -ENOENT, "lab '%s' has no host '%s'", (*l)->name, host);
-		lab_free(*l);
-		*l = NULL;
-	}
-	return r;
-}
-
-int lab_exec(const char *name_or_dir, const char *host, char *const argv[],
-	     int *exit_status, struct kerr *e)
-{
-	struct lab *l;
-	struct lab_host *h;
-	int r;
-
-	if (!argv || !argv[0])
-		return kerr_set(e, -EINVAL, "no command to run");
-	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
-		return r;
-	if (h->power_off && !host_alive(h))
-		r = kerr_set(e, -EHOSTDOWN, "%s is powered off (kiln power on %s)", h->name, h->name);
-	else
-		r = host_exec(h, argv, exit_status, e);
-	lab_free(l);
-	return r;
-}
-
-int lab_sshd_stop(const char *name_or_dir, const char *host, struct kerr *e)
-{
-	struct lab *l;
-	struct lab_host *h;
-	int r;
-
-	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
-		return r;
-	r = host_sshd_kill(h, e);
-	lab_free(l);
-	return r;
-}
-
-int lab_sshd_start(const char *name_or_dir, const char *host, struct kerr *e)
-{
-	struct lab *l;
-	struct lab_host *h;
-	int r;
-
-	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
-		return r;
-	if ((r = host_sshd_signal_start(h, e)) == 0)
-		r = hosts_wait_sshd(&h, 1, SSHD_WAIT_MS, e);
-	lab_free(l);
-	return r;
-}
-
-int lab_rekey(const char *name_or_dir, const char *host, struct kerr *e)
-{
-	struct lab *l;
-	struct lab_host *h;
-	int r;
-
-	if ((r = lab_open_host(name_or_dir, host, &l, &h, e)) < 0)
-		return r;
-	char *key = host_path(h, "ssh/ssh_host_ed25519_key");
-	char *comment = xasprintf("root@%s", h->name);
-	/* sshd reads its host key at start, so stop, replace, start. */
-	if ((r = host_sshd_kill(h, e)) == 0 && (r = keygen(key, comment, e)) == 0 &&
-	    (r = host_sshd_signal_start(h, e)) == 0)
-		r = hosts_wait_sshd(&h, 1, SSHD_WAIT_MS, e);
-	free(key);
-	free(comment);
-	lab_free(l);
-	return r;
-}
-
-const char *lab_default_init(void)
-{
-	return host_systemd_usable(NULL) == 0 ? "systemd" : "tiny";
-}
-
-static int lab_open_locked(const char *name_or_dir, const char *host, struct lab **l,
-			   struct lab_host **h, int *lock, struct kerr *e);
-
-int lab_reboot(const char *name_or_dir, const char *host, struct kerr *e)
-{
-	struct lab *l;
-	struct lab_host *h;
-	int fd = -1, lock = -1, r;
-
-	if ((r = lab_open_locked(name_or_dir, host, &l, &h, &lock, e)) < 0)
-		return r;
-	/* Same upper dirs, addresses and host key: only the processes change. */
-	if ((r = host_stop(h, REBOOT_STOP_MS, e)) < 0)
-		goto out;
-	h->pid = 0;
-	h->start = 0;
-	h->power_off = false;
-	if ((r = host_spawn(h, &fd, e)) < 0) {
-		lab_save(l, NULL);
-		goto out;
-	}
-	if ((r = lab_save(l, e)) < 0) {
-		close(fd);
-		goto out;
-	}
-	if ((r = host_read_report(fd, h, REPORT_WAIT_MS, e)) == 0)
-		r = hosts_wait_sshd(&h, 1, SSHD_WAIT_MS, e);
-out:
-	lab_free(l);
-	close(lock);
-	return r;
-}
-
-/*
- * Open a lab and one host under the lab's lock (a file in its runtime
- * tmpfs, *lock; close it to release), read after the lock is held: the
- * BMC actions of several nodes and reboot change processes and the state
- * file one at a time.
- */
-static int lab_open_locked(const char *name_or_dir, const char *host, struct lab **l,
-			   struct lab_host **h, int *lock, struct kerr *e)
-{
-	int r = lab_open_host(name_or_dir, host, l, h, e);
-
-	*lock = -1;
-	if (r < 0)
-		return r;
-	char *p = xasprintf("%s/lock", (*l)->rt), *name = xstrdup((*l)->name);
-	lab_free(*l);
-	*l = NULL;
-	*lock = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (*lock < 0)
-		r = kerr_set(e, -errno, "%s: %s", p, strerror(errno));
-	while (r == 0 && flock(*lock, LOCK_EX) < 0)
-		if (errno != EINTR)
-			r = kerr_set(e, -errno, "lock %s: %s", p, strerror(errno));
-	if (r == 0)
-		r = lab_open_host(name, host, l, h, e);
-	if (r < 0 && *lock >= 0) {
-		close(*lock);
-		*lock = -1;
-	}
-	free(p);
-	free(name);
-	return r;
-}
-
-/* Power a BMC's host off (the reboot's stop half) or on (its start half). */
-static int bmc_power(struct lab *l, struct lab_host *h, bool on, struct kerr *e)
-{
-	int fd = -1, r;
-
-	if (!on) {
-		if ((r = host_stop(h, REBOOT_STOP_MS, e)) < 0)
-			return r;
-		h->pid = 0;
-		h->start = 0;
-		h->power_off = true;
-		return lab_save(l, e);
-	}
-	h->power_off = false;
-	if (host_alive(h))
-		return lab_save(l, e);
-	if ((r = host_spawn(h, &fd, e)) < 0) {
-		h->power_off = true;
-		lab_save(l, NULL);
-		return r;
-	}
-	if ((r = lab_save(l, e)) < 0) {
-		close(fd);
-		return r;
-	}
-	/* Booted, not waited for: a real BMC answers before the OS is up. */
-	return host_read_report(fd, h, REPORT_WAIT_MS, e);
-}
-
-static bool bootdev_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (!n || n > 16)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-'))
-			return false;
-	return true;
-}
-
-int lab_bmc_action(const char *name_or_dir, const char *host, char *const args[],
-		   size_t nargs, struct buf *out, struct kerr *e)
-{
-	struct lab *l = NULL;
-	struct lab_host *h;
-	int lock = -1, r;
-	bool get = nargs && !strcmp(args[0], "get"), set = nargs && !strcmp(args[0], "set");
-
-	if (nargs < 2 || (!get && !set) || (set && (nargs - 1) % 2))
-		return kerr_set(e, -EINVAL, "bmc-action: expected 'get PARAM...' or 'set PARAM VALUE...'");
-	for (size_t i = 1; set && i < nargs; i += 2) {
-		const char *k = args[i], *v = args[i + 1];
-		if (!strcmp(k, "power") ? strcmp(v, "0") && strcmp(v, "1")
-		    : !strcmp(k, "boot") ? !bootdev_valid(v)
-		    : strcmp(k, "reset") && strcmp(k, "shutdown"))
-			return kerr_set(e, -EINVAL, "bmc-action: cannot set %s to '%s'", k, v);
-	}
-	for (size_t i = 1; get && i < nargs; i++)
-		if (strcmp(args[i], "power") && strcmp(args[i], "boot"))
-			return kerr_set(e, -EINVAL, "bmc-action: unknown parameter '%s'", args[i]);
-	r = get ? lab_open_host(name_or_dir, host, &l, &h, e)
-		: lab_open_locked(name_or_dir, host, &l, &h, &lock, e);
-	if (r < 0)
-		return r;
-	if (!h->bmc_netns) {
-		r = kerr_set(e, -ENOENT, "host '%s' has no BMC", h->name);
-		goto out;
-	}
-	for (size_t i = 1; get && i < nargs; i++)
-		if (!strcmp(args[i], "power"))
-			buf_printf(out, "power:%d\n", host_alive(h) ? 1 : 0);
-		else
-			buf_printf(out, "boot:%s\n", h->bootdev ? h->bootdev : "default");
-	for (size_t i = 1; set && i < nargs && r == 0; i += 2) {
-		const char *k = args[i], *v = args[i + 1];
-		if (!strcmp(k, "power")) {
-			r = bmc_power(l, h, !strcmp(v, "1"), e);
-		} else if (!strcmp(k, "shutdown")) {
-			r = bmc_power(l, h, false, e);
-		} else if (!strcmp(k, "reset")) {
-			/* A reset of a machine that is off leaves it off. */
-			if (host_alive(h) && (r = bmc_power(l, h, false, e)) == 0)
-				r = bmc_power(l, h, true, e);
-		} else {
-			free(h->bootdev);
-			h->bootdev = xstrdup(v);
-			r = lab_save(l, e);
-		}
-	}
-out:
-	lab_free(l);
-	if (lock >= 0)
-		close(lock);
-	return r;
 }

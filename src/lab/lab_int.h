@@ -90,6 +90,31 @@ struct lab {
 void lab_free(struct lab *l);
 struct lab_host *lab_host_find(struct lab *l, const char *name);
 
+/* ---- labfile.c: the state file ---------------------------------------- */
+/* The file in a lab's directory that says it is one (and names it). */
+#define LAB_MARKER_FILE ".kiln-lab"
+/* A lab name (its cluster's): [a-z0-9][a-z0-9-]*, at most LAB_NAME_MAX. */
+bool lab_name_valid(const char *s);
+/* The state file of the lab called name (LAB_RUNTIME_DIR/NAME.json). */
+char *lab_state_path(const char *name);
+/*
+ * Save l to its state file (atomically); load the lab called name; open a
+ * running lab by name or directory (root only).
+ */
+int lab_save(const struct lab *l, struct kerr *e);
+int lab_load(const char *name, struct lab **out, struct kerr *e);
+int lab_open(const char *name_or_dir, struct lab **out, struct kerr *e);
+json_t *lab_jstr_or_null(const char *s);
+
+/* ---- lab.c, shared with labops.c ---------------------------------------- */
+#define LAB_SSHD_WAIT_MS 30000      /* a host's sshd to answer */
+#define LAB_REPORT_WAIT_MS 30000    /* a starting host's init to report */
+#define LAB_REBOOT_STOP_MS 20000    /* a host's init to stop */
+/* A new ed25519 key pair at path (and path.pub). */
+int lab_keygen(const char *path, const char *comment, struct kerr *e);
+/* h's runtime directory joined with sub, as a new string. */
+char *lab_host_path(const struct lab_host *h, const char *sub);
+
 /* ---- host.c ---------------------------------------------------------- */
 
 /*
