@@ -50,4 +50,13 @@ int spec_get_user(struct spec_parser *x, const struct ynode *n, const char *what
 /* A path, made absolute against the spec's directory (replacing *out). */
 int spec_get_path(struct spec_parser *x, const struct ynode *n, const char *what, char **out);
 
+/* ---- shared by spec.c and bootspec.c (the boot keys' walk) ------------- */
+/* "line N", or "FILE:N" when m is in another file than file. */
+void spec_where_first(char *out, size_t n, const char *file, const struct mark *m);
+/* boot: (networks, images, loaders, enrolled) of the document root. */
+int spec_parse_boot(struct spec_parser *x, const struct ynode *root);
+/* A node's boot keys: mac, boot_image, bmc (what: "node 'n1'"). */
+int spec_parse_node_boot(struct spec_parser *x, const struct ynode *m, struct node *n,
+			 const char *what);
+
 #endif
