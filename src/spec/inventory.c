@@ -8,7 +8,7 @@
  * nearest groups, then "all"), checked, and the result appended to the
  * cluster.  Variables that were consumed that way are not kept as vars.
  */
-#include "spec_int.h"
+#include "inventory_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,47 +18,6 @@
 
 #define INV_MAX_HOSTS 100000
 #define INV_MAX_RANGE 10000
-
-struct ivar {
-	char *key;
-	json_t *val;
-	const char *file;
-	int line, col;
-};
-
-struct ivars {
-	struct ivar *v;
-	size_t n, alloc;
-};
-
-struct ihost {
-	char *name;
-	struct ivars vars;
-	struct strv groups;
-	int line, col;
-};
-
-struct igroup {
-	char *name;
-	struct ivars vars;
-	struct strv children;
-	size_t *parents;
-	size_t nparents, aparents;
-	int line, col;
-};
-
-struct inv {
-	struct cluster *c;
-	const char *file;
-	struct kerr *e;
-	struct ihost *hosts;
-	size_t nhosts, ahosts;
-	size_t *htab;          /* open addressing: host index + 1, 0 = empty */
-	size_t htab_size;
-	struct igroup *groups;
-	size_t ngroups, agroups;
-	size_t budget;         /* JSON values left for YAML vars */
-};
 
 static const char *const consumed[] = { "ansible_host", "ansible_ssh_host", "ansible_port",
 	"ansible_ssh_port", "ansible_user", "ansible_ssh_user", "ansible_ssh_common_args",
@@ -72,7 +31,7 @@ static bool is_consumed(const char *k)
 	return false;
 }
 
-static void ivars_set(struct ivars *vs, const char *key, json_t *val, const char *file,
+void inv_vars_set(struct ivars *vs, const char *key, json_t *val, const char *file,
 		      int line, int col)
 {
 	for (size_t i = 0; i < vs->n; i++)
@@ -148,7 +107,7 @@ static ssize_t host_find(const struct inv *iv, const char *name)
 }
 
 /* The host called name, created (with this mark) on first sight. */
-static int host_get(struct inv *iv, const char *name, int line, int col, struct ihost **out)
+int inv_host_get(struct inv *iv, const char *name, int line, int col, struct ihost **out)
 {
 	ssize_t k = host_find(iv, name);
 	if (k >= 0) {
@@ -192,7 +151,7 @@ static ssize_t group_find(const struct inv *iv, const char *name)
 }
 
 /* The group called name, created (with this mark) on first sight. */
-static int group_get(struct inv *iv, const char *name, int line, int col, struct igroup **out)
+int inv_group_get(struct inv *iv, const char *name, int line, int col, struct igroup **out)
 {
 	ssize_t k = group_find(iv, name);
 	if (k >= 0) {
@@ -216,7 +175,7 @@ static int group_get(struct inv *iv, const char *name, int line, int col, struct
 }
 
 /* Ansible variable names: [A-Za-z_][A-Za-z0-9_]*. */
-static bool valid_var_name(const char *s)
+bool inv_valid_var_name(const char *s)
 {
 	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
 		return false;
@@ -299,7 +258,7 @@ bad_here:
 }
 
 /* Hosts named by pattern (with ranges) at line:col; errors carry the mark. */
-static int hosts_from_pattern(struct inv *iv, const char *pat, int line, int col,
+int inv_hosts_from_pattern(struct inv *iv, const char *pat, int line, int col,
 			      struct strv *names)
 {
 	size_t at = 0;
@@ -317,25 +276,15 @@ static int hosts_from_pattern(struct inv *iv, const char *pat, int line, int col
 	return 0;
 }
 
-static void strv_add_unique(struct strv *sv, const char *s)
+void inv_add_unique(struct strv *sv, const char *s)
 {
 	if (!strv_contains(sv, s))
 		strv_push(sv, s);
 }
 
-/* ---- INI ------------------------------------------------------------------ */
+/* ---- shell words (INI lines, ansible_ssh_common_args) ------------------ */
 
-struct tok {
-	char *s;
-	int col;
-};
-
-struct toks {
-	struct tok *v;
-	size_t n, alloc;
-};
-
-static void toks_release(struct toks *t)
+void inv_toks_release(struct toks *t)
 {
 	for (size_t i = 0; i < t->n; i++)
 		free(t->v[i].s);
@@ -350,7 +299,7 @@ static void toks_release(struct toks *t)
  * line.  Column of each token (1-based) is kept.  *bad: offset of an
  * unterminated quote (out is then released).
  */
-static int shell_split(const char *line, struct toks *out, size_t *bad)
+int inv_shell_split(const char *line, struct toks *out, size_t *bad)
 {
 	const char *p = line;
 
@@ -368,7 +317,7 @@ static int shell_split(const char *line, struct toks *out, size_t *bad)
 				if (!q) {
 					*bad = (size_t)(p - line);
 					buf_release(&b);
-					toks_release(out);
+					inv_toks_release(out);
 					return -EINVAL;
 				}
 				buf_add(&b, p + 1, (size_t)(q - p - 1));
@@ -383,7 +332,7 @@ static int shell_split(const char *line, struct toks *out, size_t *bad)
 				if (!*q) {
 					*bad = (size_t)(p - line);
 					buf_release(&b);
-					toks_release(out);
+					inv_toks_release(out);
 					return -EINVAL;
 				}
 				p = q + 1;
@@ -397,439 +346,6 @@ static int shell_split(const char *line, struct toks *out, size_t *bad)
 		out->v = xgrow(out->v, out->n + 1, &out->alloc, sizeof(*out->v));
 		out->v[out->n++] = (struct tok){ buf_detach(&b, NULL), col };
 	}
-}
-
-/*
- * An INI value as Ansible's literal_eval would read it: integers, floats,
- * True/False, None, a quoted string; anything else is the text itself.
- */
-static json_t *ini_value(const char *s)
-{
-	int64_t i;
-	size_t n = strlen(s);
-
-	if (parse_i64(s, INT64_MIN, INT64_MAX, &i) == 0 && !(s[0] == '0' && s[1]) &&
-	    !(s[0] == '+'))
-		return json_integer(i);
-	if (!strcmp(s, "True") || !strcmp(s, "true"))
-		return json_true();
-	if (!strcmp(s, "False") || !strcmp(s, "false"))
-		return json_false();
-	if (!strcmp(s, "None"))
-		return json_null();
-	if (n >= 2 && (s[0] == '\'' || s[0] == '"') && s[n - 1] == s[0])
-		return json_stringn(s + 1, n - 2);
-	char *end;
-	if (strpbrk(s, ".eE") && s[0] != '.' && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9'))) {
-		double d = strtod(s, &end);
-		if (!*end && d == d && d - d == 0)
-			return json_real(d);
-	}
-	return json_string(s);
-}
-
-/* json_string may refuse bad UTF-8; keep such bytes visible but valid. */
-static json_t *ini_value_checked(struct inv *iv, const char *s, int line, int col)
-{
-	json_t *v = ini_value(s);
-	if (!v)
-		err_at(iv->e, iv->file, line, col, "invalid UTF-8 in value");
-	return v;
-}
-
-enum sect { S_HOSTS, S_VARS, S_CHILDREN };
-
-/* "[name]", "[name:vars]", "[name:children]": the section that follows. */
-static int ini_section(struct inv *iv, char *line, int lineno, int indent,
-		       struct igroup **cur, enum sect *kind)
-{
-	char *rb = strchr(line, ']');
-	char tmp[80];
-	int r;
-
-	if (!rb)
-		return err_at(iv->e, iv->file, lineno, indent + (int)strlen(line) + 1,
-			      "expected ']' to close the section header");
-	char *after = rb + 1;
-	while (*after == ' ' || *after == '\t')
-		after++;
-	if (*after && *after != '#' && *after != ';')
-		return err_at(iv->e, iv->file, lineno, indent + (int)(after - line) + 1,
-			      "unexpected text after the section header");
-	*rb = '\0';
-	char *name = line + 1, *type = strchr(name, ':');
-	if (type)
-		*type++ = '\0';
-	*kind = S_HOSTS;
-	if (type) {
-		if (!strcmp(type, "vars"))
-			*kind = S_VARS;
-		else if (!strcmp(type, "children"))
-			*kind = S_CHILDREN;
-		else if (strcmp(type, "hosts")) {
-			str_sanitize(tmp, sizeof(tmp), type, strlen(type));
-			return err_at(iv->e, iv->file, lineno, indent + (int)(type - line) + 1,
-				      "unknown section type '%s' (expected vars, children "
-				      "or hosts)", tmp);
-		}
-	}
-	if ((r = group_get(iv, name, lineno, indent + 2, cur)) < 0)
-		return r;
-	return 0;
-}
-
-/*
- * "PATTERN [key=value ...]" in a hosts section: every host the pattern
- * names joins g (NULL: ungrouped) and takes the values.
- */
-static int ini_host_line(struct inv *iv, const char *line, int lineno, int indent,
-			 struct igroup *g)
-{
-	struct toks t = { 0 };
-	struct strv names = STRV_INIT;
-	size_t bad = 0;
-	char tmp[80];
-	int r;
-
-	if (shell_split(line, &t, &bad) < 0)
-		return err_at(iv->e, iv->file, lineno, indent + (int)bad + 1,
-			      "unterminated quote");
-	/* "host:port": exactly one ':' outside range brackets (not IPv6) */
-	char *pat = t.v[0].s, *colon = NULL;
-	int depth = 0, ncolons = 0;
-	for (char *p = pat; *p; p++) {
-		if (*p == '[')
-			depth++;
-		else if (*p == ']' && depth > 0)
-			depth--;
-		else if (*p == ':' && depth == 0) {
-			colon = p;
-			ncolons++;
-		}
-	}
-	uint64_t port = 0;
-	if (colon && ncolons == 1) {
-		if (parse_u64(colon + 1, 1, 65535, &port) < 0) {
-			r = err_at(iv->e, iv->file, lineno, indent + t.v[0].col + (int)(colon - pat),
-				   "port after ':' must be an integer in 1..65535");
-			goto out;
-		}
-		*colon = '\0';
-	}
-	if ((r = hosts_from_pattern(iv, pat, lineno, indent + t.v[0].col, &names)) < 0)
-		goto out;
-	for (size_t k = 1; k < t.n; k++) {
-		const char *eq = strchr(t.v[k].s, '=');
-		if (!eq || eq == t.v[k].s) {
-			str_sanitize(tmp, sizeof(tmp), t.v[k].s, strlen(t.v[k].s));
-			r = err_at(iv->e, iv->file, lineno, indent + t.v[k].col,
-				   "expected key=value after the host name, found '%s'", tmp);
-			goto out;
-		}
-		char *key = xstrndup(t.v[k].s, (size_t)(eq - t.v[k].s));
-		if (!valid_var_name(key)) {
-			str_sanitize(tmp, sizeof(tmp), key, strlen(key));
-			r = err_at(iv->e, iv->file, lineno, indent + t.v[k].col,
-				   "invalid variable name '%s'", tmp);
-			free(key);
-			goto out;
-		}
-		free(key);
-	}
-	for (size_t i = 0; i < names.n; i++) {
-		struct ihost *h;
-		if ((r = host_get(iv, names.v[i], lineno, indent + t.v[0].col, &h)) < 0)
-			goto out;
-		if (g)
-			strv_add_unique(&h->groups, g->name);
-		if (port)
-			ivars_set(&h->vars, "ansible_port", json_integer((json_int_t)port),
-				  iv->file, lineno, indent + t.v[0].col);
-		for (size_t k = 1; k < t.n; k++) {
-			const char *eq = strchr(t.v[k].s, '=');
-			char *key = xstrndup(t.v[k].s, (size_t)(eq - t.v[k].s));
-			json_t *v = ini_value_checked(iv, eq + 1, lineno, indent + t.v[k].col);
-			if (v)
-				ivars_set(&h->vars, key, v, iv->file, lineno,
-					  indent + t.v[k].col + (int)(eq - t.v[k].s) + 1);
-			free(key);
-			if (!v) {
-				r = -EINVAL;
-				goto out;
-			}
-		}
-	}
-out:
-	toks_release(&t);
-	strv_release(&names);
-	return r;
-}
-
-/* "key = value" in [g:vars]; the value is read as ini_value() says. */
-static int ini_vars_line(struct inv *iv, char *line, int lineno, int indent, struct igroup *g)
-{
-	char *eq = strchr(line, '=');
-	char tmp[80];
-
-	if (!eq || eq == line)
-		return err_at(iv->e, iv->file, lineno, indent + 1,
-			      "expected key=value in [%s:vars]", g->name);
-	*eq = '\0';
-	char *key = str_trim(line), *val = str_trim(eq + 1);
-	if (!valid_var_name(key)) {
-		str_sanitize(tmp, sizeof(tmp), key, strlen(key));
-		return err_at(iv->e, iv->file, lineno, indent + 1,
-			      "invalid variable name '%s'", tmp);
-	}
-	int vcol = indent + (int)(val - line) + 1;
-	json_t *v = ini_value_checked(iv, val, lineno, vcol);
-	if (!v)
-		return -EINVAL;
-	ivars_set(&g->vars, key, v, iv->file, lineno, vcol);
-	return 0;
-}
-
-/* One child group name in [g:children]; the child is created if new. */
-static int ini_children_line(struct inv *iv, const char *line, int lineno, int indent,
-			     struct igroup *g)
-{
-	struct toks t = { 0 };
-	size_t bad = 0, gi = (size_t)(g - iv->groups);
-	struct igroup *child;
-	int r;
-
-	if (shell_split(line, &t, &bad) < 0)
-		return err_at(iv->e, iv->file, lineno, indent + (int)bad + 1,
-			      "unterminated quote");
-	if (t.n > 1) {
-		r = err_at(iv->e, iv->file, lineno, indent + t.v[1].col,
-			   "expected one group name per line in [%s:children]", g->name);
-		goto out;
-	}
-	if ((r = group_get(iv, t.v[0].s, lineno, indent + t.v[0].col, &child)) < 0)
-		goto out;
-	/* group_get may have moved the array */
-	strv_add_unique(&iv->groups[gi].children, t.v[0].s);
-out:
-	toks_release(&t);
-	return r;
-}
-
-/* An INI inventory, line by line; columns are 1-based bytes. */
-static int ini_parse(struct inv *iv, const char *text, size_t len)
-{
-	struct igroup *cur = NULL;   /* NULL: before any section (ungrouped) */
-	size_t cur_idx = 0;
-	enum sect kind = S_HOSTS;
-	int r = 0, lineno = 0;
-
-	for (size_t off = 0; off < len && r == 0;) {
-		const char *nl = memchr(text + off, '\n', len - off);
-		size_t n = nl ? (size_t)(nl - (text + off)) : len - off;
-		char *line = xstrndup(text + off, n);
-		off += n + 1;
-		lineno++;
-		if (strlen(line) != n) {
-			r = err_at(iv->e, iv->file, lineno, (int)strlen(line) + 1,
-				   "NUL byte in inventory");
-			free(line);
-			break;
-		}
-		if (n && line[n - 1] == '\r')
-			line[--n] = '\0';
-		int indent = 0;
-		while (line[indent] == ' ' || line[indent] == '\t')
-			indent++;
-		char *s = line + indent;
-		if (!*s || *s == '#' || *s == ';') {
-			free(line);
-			continue;
-		}
-		if (cur)
-			cur = &iv->groups[cur_idx];
-		if (*s == '[') {
-			r = ini_section(iv, s, lineno, indent, &cur, &kind);
-			if (r == 0)
-				cur_idx = (size_t)(cur - iv->groups);
-		} else if (kind == S_VARS) {
-			r = ini_vars_line(iv, s, lineno, indent, cur);
-		} else if (kind == S_CHILDREN) {
-			r = ini_children_line(iv, s, lineno, indent, cur);
-		} else {
-			r = ini_host_line(iv, s, lineno, indent, cur);
-		}
-		free(line);
-	}
-	return r;
-}
-
-/* ---- YAML ----------------------------------------------------------------- */
-
-static int yinv_vars(struct inv *iv, const struct ynode *m, struct ivars *vs,
-		     const char *what)
-{
-	if (ynode_is_null(m))
-		return 0;
-	if (m->kind != Y_MAP)
-		return err_at(iv->e, iv->file, m->line, m->col, "%s: expected a mapping, "
-			      "found %s", what, ynode_kind_name(m));
-	for (size_t i = 0; i < ymap_len(m); i++) {
-		const struct ynode *k = ymap_key(m, i), *v = ymap_val(m, i);
-		if (!valid_var_name(k->str)) {
-			char tmp[80];
-			str_sanitize(tmp, sizeof(tmp), k->str, k->len);
-			return err_at(iv->e, iv->file, k->line, k->col,
-				      "invalid variable name '%s'", tmp);
-		}
-		json_t *j = ynode_to_json(v, iv->file, &iv->budget, iv->e);
-		if (!j)
-			return -EINVAL;
-		ivars_set(vs, k->str, j, iv->file, v->line, v->col);
-	}
-	return 0;
-}
-
-/*
- * A group of a YAML inventory: {hosts, children, vars}; children are
- * walked recursively (the YAML depth limit bounds the recursion).
- */
-static int yinv_group(struct inv *iv, const struct ynode *key, const struct ynode *m)
-{
-	static const char *const keys[] = { "hosts", "children", "vars", NULL };
-	struct igroup *g;
-	char tmp[80];
-	int r;
-
-	if ((r = group_get(iv, key->str, key->line, key->col, &g)) < 0)
-		return r;
-	size_t gi = (size_t)(g - iv->groups);
-	char *what = xasprintf("group '%s'", key->str);
-	if (ynode_is_null(m))
-		goto out;
-	if (m->kind != Y_MAP) {
-		r = err_at(iv->e, iv->file, m->line, m->col, "%s: expected a mapping, found %s",
-			   what, ynode_kind_name(m));
-		goto out;
-	}
-	for (size_t i = 0; i < ymap_len(m); i++) {
-		const struct ynode *k = ymap_key(m, i);
-		const char *const *a;
-		for (a = keys; *a && strcmp(*a, k->str); a++)
-			;
-		if (!*a) {
-			str_sanitize(tmp, sizeof(tmp), k->str, k->len);
-			r = err_at(iv->e, iv->file, k->line, k->col, "unknown key '%s' in %s "
-				   "(expected one of: hosts, children, vars)", tmp, what);
-			goto out;
-		}
-	}
-	const struct ynode *hosts = ymap_get(m, "hosts"), *children = ymap_get(m, "children");
-	char *w = xasprintf("%s: vars", what);
-	r = yinv_vars(iv, ymap_get(m, "vars"), &iv->groups[gi].vars, w);
-	free(w);
-	if (r < 0)
-		goto out;
-	if (hosts && !ynode_is_null(hosts)) {
-		if (hosts->kind != Y_MAP) {
-			r = err_at(iv->e, iv->file, hosts->line, hosts->col, "%s: hosts: expected "
-				   "a mapping of host names, found %s", what,
-				   ynode_kind_name(hosts));
-			goto out;
-		}
-		for (size_t i = 0; i < ymap_len(hosts); i++) {
-			const struct ynode *hk = ymap_key(hosts, i), *hv = ymap_val(hosts, i);
-			struct strv names = STRV_INIT;
-			if ((r = hosts_from_pattern(iv, hk->str, hk->line, hk->col, &names)) < 0) {
-				strv_release(&names);
-				goto out;
-			}
-			w = xasprintf("host '%s'", hk->str);
-			for (size_t j = 0; j < names.n && r == 0; j++) {
-				struct ihost *h;
-				if ((r = host_get(iv, names.v[j], hk->line, hk->col, &h)) < 0)
-					break;
-				strv_add_unique(&h->groups, iv->groups[gi].name);
-				r = yinv_vars(iv, hv, &h->vars, w);
-			}
-			free(w);
-			strv_release(&names);
-			if (r < 0)
-				goto out;
-		}
-	}
-	if (children && !ynode_is_null(children)) {
-		if (children->kind != Y_MAP) {
-			r = err_at(iv->e, iv->file, children->line, children->col, "%s: children: "
-				   "expected a mapping of groups, found %s", what,
-				   ynode_kind_name(children));
-			goto out;
-		}
-		for (size_t i = 0; i < ymap_len(children); i++) {
-			const struct ynode *ck = ymap_key(children, i);
-			if ((r = yinv_group(iv, ck, ymap_val(children, i))) < 0)
-				goto out;
-			strv_add_unique(&iv->groups[gi].children, ck->str);
-		}
-	}
-out:
-	free(what);
-	return r;
-}
-
-/* A YAML inventory: the top level maps group names (normally "all"). */
-static int yaml_parse_inv(struct inv *iv, const char *text, size_t len)
-{
-	struct ydoc d;
-	int r;
-
-	if ((r = ydoc_parse(&d, iv->file, text, len, iv->e)) < 0)
-		return r;
-	iv->budget = ydoc_budget(&d);
-	const struct ynode *root = d.root;
-	if (root && !ynode_is_null(root)) {
-		if (root->kind != Y_MAP) {
-			r = err_at(iv->e, iv->file, root->line, root->col, "expected a mapping of "
-				   "groups at the top level, found %s", ynode_kind_name(root));
-			goto out;
-		}
-		for (size_t i = 0; i < ymap_len(root) && r == 0; i++)
-			r = yinv_group(iv, ymap_key(root, i), ymap_val(root, i));
-	}
-out:
-	ydoc_release(&d);
-	return r;
-}
-
-/*
- * YAML when the first meaningful line is "---" or "key:" (a mapping key
- * without '='), INI otherwise (sections, "host k=v", "host:port").
- */
-static bool looks_like_yaml(const char *text, size_t len)
-{
-	size_t off = 0;
-	while (off < len) {
-		const char *nl = memchr(text + off, '\n', len - off);
-		size_t n = nl ? (size_t)(nl - (text + off)) : len - off;
-		const char *s = text + off, *e = s + n;
-		off += n + 1;
-		while (s < e && (*s == ' ' || *s == '\t'))
-			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-			e--;
-		if (s == e || *s == '#' || *s == ';')
-			continue;
-		if (*s == '[')
-			return false;
-		if (e - s >= 3 && !memcmp(s, "---", 3))
-			return true;
-		if (*s == '{')
-			return true;
-		const char *colon = memchr(s, ':', (size_t)(e - s));
-		if (!colon || memchr(s, '=', (size_t)(e - s)))
-			return false;
-		return colon + 1 == e || colon[1] == ' ' || colon[1] == '\t';
-	}
-	return false;
 }
 
 /* ---- resolution and import ---------------------------------------------- */
@@ -929,7 +445,7 @@ static int ssh_args_bastion(const char *args, struct endpoint *out, bool *found,
 	int r = 0;
 
 	*found = false;
-	if (shell_split(args, &t, &bad) < 0) {
+	if (inv_shell_split(args, &t, &bad) < 0) {
 		snprintf(why, nwhy, "unterminated quote");
 		return -EINVAL;
 	}
@@ -981,10 +497,10 @@ static int ssh_args_bastion(const char *args, struct endpoint *out, bool *found,
 			const char *user = NULL, *dest = NULL;
 			uint64_t port = 0;
 			bool w = false;
-			toks_release(&pc);
+			inv_toks_release(&pc);
 			if (!strcmp(cmd, "none"))
 				continue;
-			if (shell_split(cmd, &pc, &bad) < 0 || pc.n == 0 ||
+			if (inv_shell_split(cmd, &pc, &bad) < 0 || pc.n == 0 ||
 			    (strcmp(pc.v[0].s, "ssh") && !str_ends(pc.v[0].s, "/ssh")))
 				goto bad_cmd;
 			/* ssh takes options before and after the destination */
@@ -1049,8 +565,8 @@ bad_cmd:
 			r = -EINVAL;
 		}
 	}
-	toks_release(&t);
-	toks_release(&pc);
+	inv_toks_release(&t);
+	inv_toks_release(&pc);
 	if (r < 0) {
 		endpoint_release(out);
 		*found = false;
@@ -1194,7 +710,7 @@ static void import_groups(struct inv *iv)
 			for (size_t k = 0; k < ig->children.n; k++)
 				if (strcmp(ig->children.v[k], "ungrouped") &&
 				    strcmp(ig->children.v[k], "all"))
-					strv_add_unique(&g->children, ig->children.v[k]);
+					inv_add_unique(&g->children, ig->children.v[k]);
 			target = g->vars;
 		}
 		for (size_t k = 0; k < ig->vars.n; k++)
@@ -1267,10 +783,10 @@ int inventory_parse(struct cluster *c, const char *display, const char *text, si
 
 	/* a UTF-8 byte order mark: libyaml skips it, INI lines must too */
 	size_t bom = len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3) ? 3 : 0;
-	if (looks_like_yaml(text + bom, len - bom))
-		r = yaml_parse_inv(&iv, text, len);
+	if (inv_looks_like_yaml(text + bom, len - bom))
+		r = inv_yaml_parse(&iv, text, len);
 	else
-		r = ini_parse(&iv, text + bom, len - bom);
+		r = inv_ini_parse(&iv, text + bom, len - bom);
 	if (r == 0)
 		r = inv_import(&iv);
 	inv_release(&iv);
