@@ -172,7 +172,31 @@ int serve_apply(struct serve *s, struct ps_config *pc, struct kerr *e);
 int serve_ask_reload(struct serve *s, struct evhttp_request *req, const char *path);
 int serve_ask_enroll(struct serve *s, struct evhttp_request *req, const char *path,
 		     const struct enroll_req *q);
-/* Answer a waiting request (http.c). */
+/* ---- http.c, shared with http_api.c ------------------------------------ */
+struct evhttp_request;
+/* The peer's address as text (sanitised) and, if IPv4, as a number. */
+void http_peer_of(struct evhttp_request *req, char out[64], uint32_t *ip);
+/* Reply with j (stolen) as the JSON body; with {"error": msg}. */
+void http_reply_json(struct evhttp_request *req, int code, json_t *j, const char *path);
+void http_reply_error(struct evhttp_request *req, int code, const char *msg,
+		      const char *path);
+/* Constant-time check of "Authorization: Bearer TOKEN". */
+bool http_authorized(struct serve *s, struct evhttp_request *req);
+/* The request body as a NUL-terminated string; NULL when over SERVE_MAX_BODY. */
+char *http_body_of(struct evhttp_request *req, size_t *len);
+/* Whether an unauthenticated storing request from peer may go on (else 429). */
+bool http_rate_ok(struct serve *s, struct evhttp_request *req, const char *peer,
+		  const char *path);
+/* http_api.c: POST /api/discover, /api/nodes/NAME/..., /api/reload,
+ * /api/enroll (token checked by the router), GET /api/... */
+void http_api_discover(struct serve *s, struct evhttp_request *req, const char *path);
+void http_api_node_post(struct serve *s, struct evhttp_request *req, const char *path,
+			const char *arg);
+void http_api_reload(struct serve *s, struct evhttp_request *req, const char *path);
+void http_api_enroll(struct serve *s, struct evhttp_request *req, const char *path);
+void http_api_get(struct serve *s, struct evhttp_request *req, const char *path,
+		  const char *arg);
+/* Answer a waiting request (http_api.c). */
 void serve_http_answer(struct evhttp_request *req, const char *path, int status,
 		       json_t *body);
 /* Bind the HTTP listeners (boot.listen or all addresses) and route requests. */
