@@ -1,7 +1,7 @@
 /*
  * kiln lab --bmc: one Debian ipmi_sim per node, in a network namespace of
  * its own on the lab's management bridge, whose chassis control program is
- * `kiln lab bmc-action` (lab_bmc_action() in lab.c): power off and on stop
+ * `kiln lab bmc-action` (lab_bmc_action() in labops.c): power off and on stop
  * and start the node, the boot device is recorded in the state file.
  * Docs: docs/lab.md (BMCs).
  */

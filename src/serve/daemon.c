@@ -4,7 +4,7 @@
  * into an empty directory and drops root for good before it reads a byte
  * from the network; then it serves, and asks the privileged side (priv.c)
  * over the socketpair for everything that needs the spec: reloads and
- * enrollment.  Also the structured log.  HTTP handlers are in http.c.
+ * enrollment.  Also the structured log.  HTTP handlers are in http.c and http_api.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>

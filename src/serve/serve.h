@@ -13,7 +13,7 @@
  *    one, so a bad reload changes nothing.
  *  - State (sstate.c): the machines table and boot events in SQLite (WAL)
  *    under boot.state_dir, shared with `kiln boot status`.
- *  - The daemon (daemon.c, http.c): sockets, privilege drop, reload.
+ *  - The daemon (daemon.c, http.c, http_api.c): sockets, privilege drop, reload.
  *
  * Conventions: functions return 0 or -errno with a message in struct kerr;
  * nothing here prints except the daemon's structured log lines (log_*()).

@@ -1,4 +1,4 @@
-/* serve internals: the daemon context shared by daemon.c and http.c only. */
+/* serve internals: the daemon context shared by daemon.c, http.c and http_api.c only. */
 #ifndef KILN_SERVE_INT_H
 #define KILN_SERVE_INT_H
 
