@@ -555,7 +555,7 @@ static void test_spec_errors(void **s)
 	cluster_free(c);
 }
 
-/* kiln run's view: the NodeName and PartitionName lines, read back. */
+/* kiln run's view: the structured node list slurm.conf is written from. */
 static void test_jobs_nodes(void **s)
 {
 	struct cluster *c = load_path(DIR "/cluster.yaml");
