@@ -902,6 +902,186 @@ static json_t *stamped(const char *name, const char *action, unsigned long long 
 	return r;
 }
 
+/* ---- what Slurm was told: each compute node's recorded definition ---------- */
+
+#define DEF_EXPORT "definition"
+#define DEF_GRES_MAX 16
+
+/* A node's definition as prepare records it: "CPUs=64 RealMemory=522240
+ * Gres=gpu:a100:2,gpu:t4:1" (no Gres= without GPUs). */
+static void def_text(const struct slurm_node *d, struct buf *out)
+{
+	buf_printf(out, "CPUs=%d RealMemory=%lld", d->cpus, d->mem_mib);
+	if (d->ngres) {
+		buf_adds(out, " Gres=");
+		gres_text(d, out);
+	}
+}
+
+/* A recorded definition read back (from the state: checked, bounded). */
+struct def_rec {
+	uint64_t cpus, mem_mib;
+	struct slurm_gres gres[DEF_GRES_MAX];
+	size_t ngres;
+};
+
+/* "gpu:TYPE:N" into g; false unless of that form. */
+static bool def_gres_parse(const char *w, size_t len, struct slurm_gres *g)
+{
+	char num[24];
+	uint64_t n;
+
+	if (len < 6 || strncmp(w, "gpu:", 4))
+		return false;
+	const char *t = w + 4, *end = w + len, *c = memchr(t, ':', (size_t)(end - t));
+	size_t tl = c ? (size_t)(c - t) : 0, nl = c ? (size_t)(end - c - 1) : 0;
+	if (!tl || tl >= GPU_TYPE_MAX || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789-") < tl ||
+	    !nl || nl >= sizeof(num))
+		return false;
+	memcpy(num, c + 1, nl);
+	num[nl] = '\0';
+	if (parse_u64(num, 1, 1024, &n) < 0)
+		return false;
+	memcpy(g->type, t, tl);
+	g->type[tl] = '\0';
+	g->count = (size_t)n;
+	return true;
+}
+
+static bool def_parse(const char *text, struct def_rec *d)
+{
+	char num[24];
+
+	*d = (struct def_rec){ 0 };
+	for (const char *p = text; *p;) {
+		size_t w = strcspn(p, " ");
+		const char *eq = memchr(p, '=', w);
+		if (!eq)
+			return false;
+		size_t kl = (size_t)(eq - p), vl = w - kl - 1;
+		const char *v = eq + 1;
+		if ((kl == 4 && !strncmp(p, "CPUs", 4)) || (kl == 10 && !strncmp(p, "RealMemory", 10))) {
+			if (!vl || vl >= sizeof(num))
+				return false;
+			memcpy(num, v, vl);
+			num[vl] = '\0';
+			if (parse_u64(num, 1, 1ull << 40, kl == 4 ? &d->cpus : &d->mem_mib) < 0)
+				return false;
+		} else if (kl == 4 && !strncmp(p, "Gres", 4)) {
+			for (const char *g = v, *ge = v + vl; g < ge;) {
+				size_t gl = strcspn(g, ", ");
+				if (g + gl > ge)
+					gl = (size_t)(ge - g);
+				if (d->ngres == DEF_GRES_MAX || !def_gres_parse(g, gl, &d->gres[d->ngres]))
+					return false;
+				d->ngres++;
+				g += gl + (g + gl < ge);
+			}
+		} else {
+			return false;
+		}
+		p += w;
+		p += strspn(p, " ");
+	}
+	return d->cpus && d->mem_mib;
+}
+
+/*
+ * prepare: each compute node's definition (what its NodeName line tells
+ * Slurm), recorded by apply so that a later run can compare the node's
+ * facts with what Slurm was told.  A node no longer computing gets ""
+ * (no definition) when one was recorded; a node without facts keeps its.
+ */
+static int slurm_prepare(const struct render_ctx *rc, const void *conf, struct exports *made,
+			 struct kerr *e)
+{
+	const struct slurm_conf *s = conf;
+	const struct cluster *c = rc->c;
+	struct buf b;
+
+	(void)e;
+	buf_init(&b, 0);
+	for (size_t i = 0; i < c->nnodes; i++) {
+		const struct node *n = &c->nodes[s->order[i]];
+		struct slurm_node d;
+		if (!render_has_facts(rc, n))
+			continue;
+		if (is_compute(rc, s, n) && node_def(rc, s, n, &d, NULL)) {
+			buf_reset(&b);
+			def_text(&d, &b);
+			exports_set(made, n->name, SLURM_STACK, DEF_EXPORT, b.s, false);
+			free(d.gres);
+		} else {
+			const char *old = exports_get(rc->exports, n->name, SLURM_STACK, DEF_EXPORT);
+			if (old && *old)
+				exports_set(made, n->name, SLURM_STACK, DEF_EXPORT, "", false);
+		}
+	}
+	buf_release(&b);
+	return 0;
+}
+
+/*
+ * A note when node n's facts give less than the definition recorded for it
+ * (what Slurm was told): fewer GPUs of a type, CPUs or memory.  slurmd
+ * registering with less than its NodeName line says makes slurmctld drain
+ * the node; kiln says so first, naming what is gone.
+ */
+static void note_shortfall(const struct render_ctx *rc, const struct node *n,
+			   struct render_out *out)
+{
+	const char *rec = render_recorded(rc, n->name, SLURM_STACK, DEF_EXPORT);
+	struct def_rec d;
+	struct buf why;
+
+	if (!rec || !*rec || !render_has_facts(rc, n))
+		return;
+	if (!def_parse(rec, &d)) {
+		strv_pushf(&out->notes, "%s: the recorded slurm.%s is malformed; not compared",
+			   n->name, DEF_EXPORT);
+		return;
+	}
+	const json_t *cpu = render_fact(rc, n, "cpu"), *mem = render_fact(rc, n, "memory");
+	json_t *tb = json_object_get(mem, "total_bytes");
+	long long threads = json_int(cpu, "threads");
+	long long mib = json_is_integer(tb) ? (long long)(json_integer_value(tb) >> 20) : 0;
+	struct gpu_list g;
+	struct slurm_node now = { .node = n };
+
+	gpus_of(render_fact(rc, n, "gpus"), &g);
+	gres_of(&g, &now);
+	free(g.v);
+	buf_init(&why, 0);
+	buf_adds(&why, "");
+	for (size_t i = 0; i < d.ngres; i++) {
+		size_t have = 0;
+		for (size_t k = 0; k < now.ngres; k++)
+			if (!strcmp(now.gres[k].type, d.gres[i].type))
+				have = now.gres[k].count;
+		if (have >= d.gres[i].count)
+			continue;
+		size_t gone = d.gres[i].count - have;
+		buf_printf(&why, "%sfacts show %zu GPU%s (%s), slurm.conf defined gpu:%s:%zu — ",
+			   why.len ? "; " : "", have, have == 1 ? "" : "s", d.gres[i].type,
+			   d.gres[i].type, d.gres[i].count);
+		if (gone == 1)
+			buf_adds(&why, "a GPU gone");
+		else
+			buf_printf(&why, "%zu GPUs gone", gone);
+	}
+	if (threads && (uint64_t)threads < d.cpus)
+		buf_printf(&why, "%sfacts show %lld CPUs, slurm.conf defined CPUs=%llu",
+			   why.len ? "; " : "", threads, (unsigned long long)d.cpus);
+	if (mib && (uint64_t)mib < d.mem_mib)
+		buf_printf(&why, "%sfacts show %lld MiB of memory, slurm.conf defined "
+			   "RealMemory=%llu", why.len ? "; " : "", mib,
+			   (unsigned long long)d.mem_mib);
+	if (why.len)
+		strv_pushf(&out->notes, "%s: %s; Slurm would drain it", n->name, why.s);
+	free(now.gres);
+	buf_release(&why);
+}
+
 /* ---- phases ------------------------------------------------------------------ */
 
 static int family_check(const struct render_ctx *rc, const struct node *n, struct kerr *e)
@@ -1029,6 +1209,7 @@ static int render_config(const struct render_ctx *rc, const void *conf, const st
 	struct slurm_text t;
 	struct buf gres, cg;
 
+	note_shortfall(rc, n, out);
 	if (!in_slurm(rc, s, n))
 		return 0;
 	if (!is_ctl(rc, s, n)) {
@@ -1243,6 +1424,7 @@ const struct stack_type stack_slurm = {
 		   "slurmdbd with MariaDB, GPUs as typed Gres",
 	.parse = slurm_parse,
 	.free = slurm_free,
+	.prepare = slurm_prepare,
 	.phases = slurm_phases,
 	.nphases = ARRAY_SIZE(slurm_phases),
 	.secret_exports = slurm_secrets,

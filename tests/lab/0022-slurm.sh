@@ -10,7 +10,8 @@
 # slurm.conf edit (shown by plan, repaired, no restart) and a node
 # definition change (slurmctld and every slurmd restart).  node5 (1x H100)
 # joins: idle with the Gres its facts show, a job on node3 runs on through
-# the restarts and completes, a second apply changes nothing.  A --limit run
+# the restarts and completes, a second apply changes nothing.  A GPU taken
+# out of node2's facts is named by plan before Slurm drains it.  A --limit run
 # without the controller waits for the key and leaves node3's alone.
 . "$(dirname "$0")/lib.sh"
 SLURM_LAB_GROW=1   # node5 (1x H100) joins late: grow_spec
@@ -164,6 +165,20 @@ kiln_rc 0 apply -f "$SPEC"
 keep
 assert_contains "$OUT" "5 nodes, 0 changed"
 
+say "a GPU gone from node2's facts: plan says so before Slurm drains it"
+# the lab's GPU is a directory in node2's copy of /sys/bus/pci/devices
+pci=/run/kiln-lab/$LAB_NAME/node2/hw/pci
+slot=$(find "$pci" -mindepth 1 -maxdepth 1 -type d | sort | tail -1)
+[ -f "$slot/vendor" ] || fail "no lab GPU under $pci"
+mv "$slot" "$pci/../gpu-gone"
+kiln_rc 2 plan -f "$SPEC"
+keep
+assert_contains "$OUT" "node2: facts show 1 GPU (a100), slurm.conf defined gpu:a100:2 — a GPU gone; Slurm would drain it" "plan"
+mv "$pci/../gpu-gone" "$slot"
+kiln_rc 0 plan -f "$SPEC"
+keep
+case "$OUT" in *"would drain"*) fail "plan with the GPU back: $OUT" ;; esac
+
 say "--limit node3, the controller not in the run: the key is waited for, node3 keeps its own"
 kiln_rc 0 apply -f "$SPEC" --limit node3 -o json
 keep
@@ -175,8 +190,10 @@ assert_eq "$(on node3 sha256sum /etc/munge/munge.key | cut -d' ' -f1)" \
 say "no secret in the state, the output or the logs: every run's record, the exports"
 kiln_rc 0 exports -f "$SPEC" -o json
 keep
-assert_eq "$(json 'sorted((x["name"], x["secret"], "value" in x) for x in j if x["stack"] == "slurm")')" \
-	"[('db_password', True, False), ('munge_key', True, False)]" "slurm exports"
+assert_eq "$(json 'sorted((x["node"], x["name"], x["secret"], "value" in x) for x in j if x["stack"] == "slurm")')" \
+	"[('node1', 'db_password', True, False), ('node1', 'munge_key', True, False), ('node2', 'definition', False, True), ('node3', 'definition', False, True), ('node4', 'definition', False, True), ('node5', 'definition', False, True)]" "slurm exports"
+assert_eq "$(json '[x["value"].split(" ")[2] for x in j if x["name"] == "definition" and x["node"] in ("node2", "node5")]')" \
+	"['Gres=gpu:a100:2', 'Gres=gpu:h100:1']" "definitions recorded"
 kiln_rc 0 runs -f "$SPEC" -o json
 keep
 for run in $(json '" ".join(str(r["id"]) for r in j)'); do
