@@ -948,6 +948,8 @@ static bool def_gres_parse(const char *w, size_t len, struct slurm_gres *g)
 	return true;
 }
 
+/* text as def_text writes it into d; false for anything else (unknown
+ * words, numbers out of range, more than DEF_GRES_MAX types). */
 static bool def_parse(const char *text, struct def_rec *d)
 {
 	char num[24];

@@ -7,7 +7,9 @@
  * validation; rendering is pure and does not depend on the spec's node
  * order; secrets are waited for, never guessed, and a malformed one is not
  * used; a node without facts is left out and said; stacks.slurm's spec
- * errors point at FILE:LINE:COL.  KILN_UPDATE_GOLDEN=1 rewrites goldens.
+ * errors point at FILE:LINE:COL; kiln run's node list; prepare records
+ * each compute node's definition and a render names a node whose facts
+ * give less (a GPU gone).  KILN_UPDATE_GOLDEN=1 rewrites goldens.
  */
 #include <setjmp.h>
 #include <stdarg.h>
