@@ -22,6 +22,7 @@ struct validate {
 	const json_t **facts;     /* per node, NULL when none recorded */
 	json_t **owned;           /* the same, owned */
 	struct exports ex;
+	struct exports replaced;  /* recorded values prepare replaced */
 };
 
 /*
@@ -54,13 +55,15 @@ static int prepare(struct validate *v, struct kerr *e)
 	int r;
 
 	exports_init(&made);
-	if ((r = stacks_prepare(&rc, &made, e)) == 0)
+	if ((r = stacks_prepare(&rc, &made, e)) == 0) {
+		stacks_prepare_replaced(&v->ex, &made, &v->replaced);
 		for (size_t i = 0; i < made.n; i++) {
 			const struct export_entry *x = &made.v[i];
 			const struct stack_type *t = stack_type_find(x->stack);
 			exports_set(&v->ex, x->node, x->stack, x->name, x->value,
 				    t && stack_export_secret(t, x->name));
 		}
+	}
 	exports_release(&made);
 	return r;
 }
@@ -73,7 +76,8 @@ static int prepare(struct validate *v, struct kerr *e)
 static int render_node(const struct validate *v, const struct node *n, json_t **entry,
 		       struct kerr *e)
 {
-	struct render_ctx rc = { .c = v->c, .facts = v->facts, .exports = &v->ex };
+	struct render_ctx rc = { .c = v->c, .facts = v->facts, .exports = &v->ex,
+				 .replaced = &v->replaced };
 	struct render_out ro;
 	int r;
 
@@ -200,6 +204,7 @@ static int run(int argc, char **argv)
 	int rc = 1;
 
 	exports_init(&v.ex);
+	exports_init(&v.replaced);
 	for (int i = 1; i < argc;) {
 		int n = cli_shared_option(argc, argv, &i, &a);
 		if (n < 0)
@@ -260,6 +265,7 @@ out:
 	free(v.owned);
 	free(v.facts);
 	exports_release(&v.ex);
+	exports_release(&v.replaced);
 	json_decref(nodes);
 	free(path);
 	cluster_free(c);

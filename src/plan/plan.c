@@ -22,6 +22,7 @@ struct driver {
 	void (*stage)(struct driver *d, struct node_run *nr);   /* what workers run */
 	const char *phase;      /* the stack phase being run ("mesh.link") */
 	struct exports ex;      /* every export known (state, then this run) */
+	struct exports replaced; /* recorded values prepare replaced (render_recorded) */
 	const json_t **facts;   /* per c->nodes index: this run's, or the state's */
 	json_t **stored_facts;  /* the state's, owned */
 };
@@ -577,11 +578,13 @@ static int prepare(struct driver *d, struct kerr *e)
 	int r;
 
 	exports_init(&made);
-	if ((r = stacks_prepare(&rc, &made, e)) == 0)
+	if ((r = stacks_prepare(&rc, &made, e)) == 0) {
+		stacks_prepare_replaced(&d->ex, &made, &d->replaced);
 		for (size_t i = 0; i < made.n; i++) {
 			const struct export_entry *x = &made.v[i];
 			export_learn(d, x->node, stack_type_find(x->stack), x->name, x->value);
 		}
+	}
 	exports_release(&made);
 	return r;
 }
@@ -591,7 +594,8 @@ static void run_phase(struct driver *d, const struct phase_ref *ph, size_t index
 		      size_t to, int threads)
 {
 	struct render_ctx rc = { .c = d->c, .facts = d->facts, .exports = &d->ex,
-				 .rotate = d->o->rotate, .stack = ph->stack };
+				 .rotate = d->o->rotate, .stack = ph->stack,
+				 .replaced = &d->replaced };
 	char name[128];
 
 	phase_ref_name(ph, name, sizeof(name));
@@ -678,6 +682,7 @@ int plan_execute(const struct cluster *c, const struct plan_opts *o, struct plan
 
 	*out = NULL;
 	exports_init(&d.ex);
+	exports_init(&d.replaced);
 	if (o->limit) {
 		if ((r = cluster_select(c, o->limit, sel, e)) < 0)
 			goto fail;
@@ -774,6 +779,7 @@ fail:
 	free(d.stored_facts);
 	free((void *)d.facts);
 	exports_release(&d.ex);
+	exports_release(&d.replaced);
 	free(sel);
 	plan_run_free(run);
 	return r;

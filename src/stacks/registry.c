@@ -128,6 +128,17 @@ const char *render_export(const struct render_ctx *rc, struct render_out *out,
 	return v;
 }
 
+const char *render_recorded(const struct render_ctx *rc, const char *node, const char *stack,
+			    const char *name)
+{
+	const struct export_entry *x = rc->replaced ? exports_find(rc->replaced, node, stack, name)
+						    : NULL;
+
+	if (x)
+		return x->value;
+	return rc->exports ? exports_get(rc->exports, node, stack, name) : NULL;
+}
+
 int stacks_render_node(const struct render_ctx *rc, const struct node *n,
 		       struct render_out *out, struct kerr *e)
 {
@@ -172,4 +183,16 @@ int stacks_prepare(const struct render_ctx *rc, struct exports *made, struct ker
 		}
 	}
 	return 0;
+}
+
+void stacks_prepare_replaced(const struct exports *known, const struct exports *made,
+			     struct exports *replaced)
+{
+	for (size_t i = 0; i < made->n; i++) {
+		const struct export_entry *m = &made->v[i];
+		const struct export_entry *k = exports_find(known, m->node, m->stack, m->name);
+		if (m->secret || (k && k->value && m->value && !strcmp(k->value, m->value)))
+			continue;
+		exports_set(replaced, m->node, m->stack, m->name, k ? k->value : NULL, false);
+	}
 }

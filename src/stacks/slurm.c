@@ -446,45 +446,77 @@ static long long real_memory(const struct slurm_conf *s, const json_t *memory)
 	return mib - res > 0 ? mib - res : 1;
 }
 
-/* "Gres=gpu:a100:2,gpu:t4:1" for the GPU list (types sorted), or "". */
-static void gres_of(const struct gpu_list *l, struct buf *out)
-{
-	char (*types)[GPU_TYPE_MAX] = xcalloc(l->n + 1, GPU_TYPE_MAX);
-	size_t *count = xcalloc(l->n + 1, sizeof(*count)), nt = 0;
+/*
+ * One compute node as slurm.conf defines it, from its facts: built once per
+ * render (slurm_nodes_make) and used both to write its NodeName line and by
+ * kiln run's placement check (slurm_jobs_nodes).
+ */
+struct slurm_gres {
+	char type[GPU_TYPE_MAX];
+	size_t count;
+};
 
+struct slurm_node {
+	const struct node *node;
+	int cpus, sockets, cores_per_socket, threads_per_core;
+	long long mem_mib;            /* RealMemory */
+	struct slurm_gres *gres;      /* by type name */
+	size_t ngres;
+};
+
+/* The compute nodes that get a NodeName line, in name order. */
+struct members {
+	struct slurm_node *v;
+	size_t n;
+};
+
+static void members_release(struct members *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->v[i].gres);
+	free(m->v);
+	m->v = NULL;
+	m->n = 0;
+}
+
+static bool node_has_type(const struct slurm_node *d, const char *type)
+{
+	for (size_t i = 0; i < d->ngres; i++)
+		if (!strcmp(d->gres[i].type, type))
+			return true;
+	return false;
+}
+
+/* The GPU list as counts per type, sorted by type name, into d. */
+static void gres_of(const struct gpu_list *l, struct slurm_node *d)
+{
+	d->gres = xcalloc(l->n + 1, sizeof(*d->gres));
+	d->ngres = 0;
 	for (size_t i = 0; i < l->n; i++) {
 		char t[GPU_TYPE_MAX];
 		size_t k;
 		gpu_type_of(l->v[i], t);
-		for (k = 0; k < nt && strcmp(types[k], t); k++)
+		for (k = 0; k < d->ngres && strcmp(d->gres[k].type, t); k++)
 			;
-		if (k == nt)
-			memcpy(types[nt++], t, GPU_TYPE_MAX);
-		count[k]++;
+		if (k == d->ngres)
+			memcpy(d->gres[d->ngres++].type, t, GPU_TYPE_MAX);
+		d->gres[k].count++;
 	}
 	/* insertion sort by type name: a handful of types */
-	for (size_t i = 1; i < nt; i++)
-		for (size_t j = i; j > 0 && strcmp(types[j - 1], types[j]) > 0; j--) {
-			char t[GPU_TYPE_MAX];
-			size_t c = count[j];
-			memcpy(t, types[j], GPU_TYPE_MAX);
-			memcpy(types[j], types[j - 1], GPU_TYPE_MAX);
-			memcpy(types[j - 1], t, GPU_TYPE_MAX);
-			count[j] = count[j - 1];
-			count[j - 1] = c;
+	for (size_t i = 1; i < d->ngres; i++)
+		for (size_t j = i; j > 0 && strcmp(d->gres[j - 1].type, d->gres[j].type) > 0; j--) {
+			struct slurm_gres t = d->gres[j];
+			d->gres[j] = d->gres[j - 1];
+			d->gres[j - 1] = t;
 		}
-	for (size_t i = 0; i < nt; i++)
-		buf_printf(out, "%s%s:%s:%zu", i ? "," : " Gres=", "gpu", types[i], count[i]);
-	free(types);
-	free(count);
 }
 
 /*
- * The NodeName line of compute node n into out, or false (noting it in
- * needs) when its facts lack what Slurm must be told.
+ * Compute node n as Slurm is to be told, into d; false (noting it in ro)
+ * when its facts lack what Slurm must be told.
  */
-static bool node_line(const struct render_ctx *rc, const struct slurm_conf *s,
-		      const struct node *n, struct buf *out, struct render_out *ro)
+static bool node_def(const struct render_ctx *rc, const struct slurm_conf *s,
+		     const struct node *n, struct slurm_node *d, struct render_out *ro)
 {
 	const json_t *cpu = render_fact(rc, n, "cpu");
 	int sockets = json_int(cpu, "sockets"), cores = json_int(cpu, "cores");
@@ -497,27 +529,40 @@ static bool node_line(const struct render_ctx *rc, const struct slurm_conf *s,
 				   n->name);
 		return false;
 	}
-	int cps = cores / sockets > 0 ? cores / sockets : 1;
-	int tpc = threads / cores > 0 ? threads / cores : 1;
 	struct gpu_list g;
 	gpus_of(render_fact(rc, n, "gpus"), &g);
-	buf_printf(out, "NodeName=%s NodeAddr=%s CPUs=%d Sockets=%d CoresPerSocket=%d "
-		   "ThreadsPerCore=%d RealMemory=%lld", n->name, n->address, threads, sockets,
-		   cps, tpc, mem);
-	gres_of(&g, out);
-	buf_adds(out, " State=UNKNOWN\n");
+	*d = (struct slurm_node){ .node = n, .cpus = threads, .sockets = sockets,
+				  .cores_per_socket = cores / sockets > 0 ? cores / sockets : 1,
+				  .threads_per_core = threads / cores > 0 ? threads / cores : 1,
+				  .mem_mib = mem };
+	gres_of(&g, d);
 	free(g.v);
 	return true;
 }
 
-/* The compute nodes that get a NodeName line, in name order. */
-struct members {
-	const struct node **v;
-	size_t n;
-};
+/* "gpu:a100:2,gpu:t4:1" (types sorted), or "" without GPUs. */
+static void gres_text(const struct slurm_node *d, struct buf *out)
+{
+	for (size_t i = 0; i < d->ngres; i++)
+		buf_printf(out, "%sgpu:%s:%zu", i ? "," : "", d->gres[i].type, d->gres[i].count);
+}
 
+/* The NodeName line of d into out. */
+static void node_line(const struct slurm_node *d, struct buf *out)
+{
+	buf_printf(out, "NodeName=%s NodeAddr=%s CPUs=%d Sockets=%d CoresPerSocket=%d "
+		   "ThreadsPerCore=%d RealMemory=%lld", d->node->name, d->node->address, d->cpus,
+		   d->sockets, d->cores_per_socket, d->threads_per_core, d->mem_mib);
+	if (d->ngres) {
+		buf_adds(out, " Gres=");
+		gres_text(d, out);
+	}
+	buf_adds(out, " State=UNKNOWN\n");
+}
+
+/* The compute nodes with what Slurm is told of each, in name order. */
 static void compute_nodes(const struct render_ctx *rc, const struct slurm_conf *s,
-			  struct buf *lines, struct members *m, struct render_out *ro)
+			  struct members *m, struct render_out *ro)
 {
 	const struct cluster *c = rc->c;
 
@@ -525,8 +570,8 @@ static void compute_nodes(const struct render_ctx *rc, const struct slurm_conf *
 	m->n = 0;
 	for (size_t i = 0; i < c->nnodes; i++) {
 		const struct node *n = &c->nodes[s->order[i]];
-		if (is_compute(rc, s, n) && node_line(rc, s, n, lines, ro))
-			m->v[m->n++] = n;
+		if (is_compute(rc, s, n) && node_def(rc, s, n, &m->v[m->n], ro))
+			m->n++;
 	}
 }
 
@@ -545,30 +590,13 @@ static bool part_has(const struct cluster *c, const struct slurm_part *p, const 
 	return strv_contains(&p->nodes, n->name);
 }
 
-static void part_line(struct buf *out, const char *name, const struct buf *nodes, bool dflt)
-{
-	if (!nodes->len) {
-		buf_printf(out, "# PartitionName=%s: no compute node\n", name);
-		return;
-	}
-	buf_printf(out, "PartitionName=%s Nodes=%s Default=%s MaxTime=INFINITE State=UP\n",
-		   name, nodes->s, dflt ? "YES" : "NO");
-}
-
 /* The GPU types of the compute nodes, in name order. */
-static void gpu_types(const struct render_ctx *rc, const struct members *m, struct strv *types)
+static void gpu_types(const struct members *m, struct strv *types)
 {
-	for (size_t k = 0; k < m->n; k++) {
-		struct gpu_list g;
-		gpus_of(render_fact(rc, m->v[k], "gpus"), &g);
-		for (size_t j = 0; j < g.n; j++) {
-			char t[GPU_TYPE_MAX];
-			gpu_type_of(g.v[j], t);
-			if (!strv_contains(types, t))
-				strv_push(types, t);
-		}
-		free(g.v);
-	}
+	for (size_t k = 0; k < m->n; k++)
+		for (size_t j = 0; j < m->v[k].ngres; j++)
+			if (!strv_contains(types, m->v[k].gres[j].type))
+				strv_push(types, m->v[k].gres[j].type);
 	for (size_t i = 1; i < types->n; i++)
 		for (size_t j = i; j > 0 && strcmp(types->v[j - 1], types->v[j]) > 0; j--) {
 			char *t = types->v[j];
@@ -577,62 +605,102 @@ static void gpu_types(const struct render_ctx *rc, const struct members *m, stru
 		}
 }
 
+/* One partition: its name and its compute nodes (indices into members). */
+struct slurm_partition {
+	char *name;
+	size_t *nodes;
+	size_t n;
+	bool dflt;
+};
+
+struct partitions {
+	struct slurm_partition *v;
+	size_t n, alloc;
+};
+
+static void partitions_release(struct partitions *pl)
+{
+	for (size_t i = 0; i < pl->n; i++) {
+		free(pl->v[i].name);
+		free(pl->v[i].nodes);
+	}
+	free(pl->v);
+	*pl = (struct partitions){ 0 };
+}
+
+static struct slurm_partition *partition_add(struct partitions *pl, const char *name,
+					     size_t nmembers, bool dflt)
+{
+	if (pl->n == pl->alloc) {
+		pl->alloc = pl->alloc ? pl->alloc * 2 : 8;
+		pl->v = xrealloc(pl->v, pl->alloc * sizeof(*pl->v));
+	}
+	struct slurm_partition *p = &pl->v[pl->n++];
+	*p = (struct slurm_partition){ .name = xstrdup(name), .dflt = dflt,
+				       .nodes = xcalloc(nmembers + 1, sizeof(size_t)) };
+	return p;
+}
+
 /*
  * The partitions: the spec's, in spec order; "all" (every compute node,
  * the default unless a spec partition is) unless the spec names one so;
  * with gpu_partitions one per GPU type (named after it) that the spec does
  * not name itself.
  */
-static void partitions(const struct render_ctx *rc, const struct slurm_conf *s,
-		       const struct members *m, struct buf *out)
+static void partitions_make(const struct render_ctx *rc, const struct slurm_conf *s,
+			    const struct members *m, struct partitions *pl)
 {
 	const struct cluster *c = rc->c;
 	bool spec_default = false, spec_all = false;
-	struct buf nodes;
 	struct strv types = STRV_INIT;
+	struct slurm_partition *p;
 
-	buf_init(&nodes, 0);
+	*pl = (struct partitions){ 0 };
 	for (size_t i = 0; i < s->nparts; i++) {
-		const struct slurm_part *p = &s->parts[i];
-		spec_default |= p->dflt;
-		spec_all |= !strcmp(p->name, "all");
-		buf_reset(&nodes);
+		const struct slurm_part *sp = &s->parts[i];
+		spec_default |= sp->dflt;
+		spec_all |= !strcmp(sp->name, "all");
+		p = partition_add(pl, sp->name, m->n, sp->dflt);
 		for (size_t k = 0; k < m->n; k++)
-			if (part_has(c, p, m->v[k]))
-				buf_printf(&nodes, "%s%s", nodes.len ? "," : "", m->v[k]->name);
-		part_line(out, p->name, &nodes, p->dflt);
+			if (part_has(c, sp, m->v[k].node))
+				p->nodes[p->n++] = k;
 	}
 	if (!spec_all) {
-		buf_reset(&nodes);
+		p = partition_add(pl, "all", m->n, !spec_default);
 		for (size_t k = 0; k < m->n; k++)
-			buf_printf(&nodes, "%s%s", nodes.len ? "," : "", m->v[k]->name);
-		part_line(out, "all", &nodes, !spec_default);
+			p->nodes[p->n++] = k;
 	}
 	if (s->gpu_partitions)
-		gpu_types(rc, m, &types);
+		gpu_types(m, &types);
 	for (size_t i = 0; i < types.n; i++) {
 		bool named = false;
-		for (size_t p = 0; p < s->nparts; p++)
-			named |= !strcmp(s->parts[p].name, types.v[i]);
+		for (size_t j = 0; j < s->nparts; j++)
+			named |= !strcmp(s->parts[j].name, types.v[i]);
 		if (named || !strcmp(types.v[i], "all"))
 			continue;
-		buf_reset(&nodes);
-		for (size_t k = 0; k < m->n; k++) {
-			struct gpu_list g;
-			bool has = false;
-			gpus_of(render_fact(rc, m->v[k], "gpus"), &g);
-			for (size_t j = 0; j < g.n && !has; j++) {
-				char t[GPU_TYPE_MAX];
-				has = !strcmp(gpu_type_of(g.v[j], t), types.v[i]);
-			}
-			free(g.v);
-			if (has)
-				buf_printf(&nodes, "%s%s", nodes.len ? "," : "", m->v[k]->name);
-		}
-		part_line(out, types.v[i], &nodes, false);
+		p = partition_add(pl, types.v[i], m->n, false);
+		for (size_t k = 0; k < m->n; k++)
+			if (node_has_type(&m->v[k], types.v[i]))
+				p->nodes[p->n++] = k;
 	}
 	strv_release(&types);
-	buf_release(&nodes);
+}
+
+/* The PartitionName lines; a partition with no compute node as a comment. */
+static void partitions_text(const struct partitions *pl, const struct members *m,
+			    struct buf *out)
+{
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct slurm_partition *p = &pl->v[i];
+		if (!p->n) {
+			buf_printf(out, "# PartitionName=%s: no compute node\n", p->name);
+			continue;
+		}
+		buf_printf(out, "PartitionName=%s Nodes=", p->name);
+		for (size_t k = 0; k < p->n; k++)
+			buf_printf(out, "%s%s", k ? "," : "", m->v[p->nodes[k]].node->name);
+		buf_printf(out, " Default=%s MaxTime=INFINITE State=UP\n", p->dflt ? "YES" : "NO");
+	}
 }
 
 /*
@@ -644,13 +712,15 @@ static void partitions(const struct render_ctx *rc, const struct slurm_conf *s,
 struct slurm_text {
 	struct buf head, all;
 	struct members m;             /* the compute nodes listed */
+	struct partitions parts;      /* and the partitions, over m */
 };
 
 static void slurm_text_release(struct slurm_text *t)
 {
 	buf_release(&t->head);
 	buf_release(&t->all);
-	free(t->m.v);
+	members_release(&t->m);
+	partitions_release(&t->parts);
 }
 
 /* Build t; needs about nodes left out go to ro (NULL: not noted). */
@@ -659,14 +729,13 @@ static void slurm_text_make(const struct render_ctx *rc, const struct slurm_conf
 {
 	const struct cluster *c = rc->c;
 	const struct node *ctl = &c->nodes[s->ctl];
-	struct buf lines, *head = &t->head, *tail = &t->all;
+	struct buf *head = &t->head, *tail = &t->all;
 	struct members *m = &t->m;
 
-	buf_init(&lines, 0);
 	buf_init(head, 0);
 	buf_init(tail, 0);
-	buf_adds(&lines, "");
-	compute_nodes(rc, s, &lines, m, ro);
+	compute_nodes(rc, s, m, ro);
+	partitions_make(rc, s, m, &t->parts);
 	buf_adds(head, HEADER);
 	buf_printf(head, "ClusterName=%s\nSlurmctldHost=%s(%s)\n", s->cluster_name, ctl->name,
 		   ctl->address);
@@ -686,7 +755,7 @@ static void slurm_text_make(const struct render_ctx *rc, const struct slurm_conf
 	if (s->db >= 0) {
 		/* GPUs accounted for by type as well: gres/gpu:a100 */
 		struct strv types = STRV_INIT;
-		gpu_types(rc, m, &types);
+		gpu_types(m, &types);
 		buf_printf(head, "AccountingStorageType=accounting_storage/slurmdbd\n"
 			   "AccountingStorageHost=%s\nAccountingStorageTRES=gres/gpu",
 			   c->nodes[s->db].address);
@@ -698,10 +767,10 @@ static void slurm_text_make(const struct render_ctx *rc, const struct slurm_conf
 	else
 		buf_adds(head, "AccountingStorageType=accounting_storage/none\n");
 	buf_adds(head, "\n# compute nodes, from their facts\n");
-	buf_add(head, lines.s, lines.len);
-	buf_release(&lines);
+	for (size_t i = 0; i < m->n; i++)
+		node_line(&m->v[i], head);
 	buf_adds(tail, "\n# partitions\n");
-	partitions(rc, s, m, tail);
+	partitions_text(&t->parts, m, tail);
 	if (s->sched_params)
 		buf_printf(tail, "SchedulerParameters=%s\n", s->sched_params);
 	/* all = head + the rest */
@@ -833,6 +902,188 @@ static json_t *stamped(const char *name, const char *action, unsigned long long 
 	return r;
 }
 
+/* ---- what Slurm was told: each compute node's recorded definition ---------- */
+
+#define DEF_EXPORT "definition"
+#define DEF_GRES_MAX 16
+
+/* A node's definition as prepare records it: "CPUs=64 RealMemory=522240
+ * Gres=gpu:a100:2,gpu:t4:1" (no Gres= without GPUs). */
+static void def_text(const struct slurm_node *d, struct buf *out)
+{
+	buf_printf(out, "CPUs=%d RealMemory=%lld", d->cpus, d->mem_mib);
+	if (d->ngres) {
+		buf_adds(out, " Gres=");
+		gres_text(d, out);
+	}
+}
+
+/* A recorded definition read back (from the state: checked, bounded). */
+struct def_rec {
+	uint64_t cpus, mem_mib;
+	struct slurm_gres gres[DEF_GRES_MAX];
+	size_t ngres;
+};
+
+/* "gpu:TYPE:N" into g; false unless of that form. */
+static bool def_gres_parse(const char *w, size_t len, struct slurm_gres *g)
+{
+	char num[24];
+	uint64_t n;
+
+	if (len < 6 || strncmp(w, "gpu:", 4))
+		return false;
+	const char *t = w + 4, *end = w + len, *c = memchr(t, ':', (size_t)(end - t));
+	size_t tl = c ? (size_t)(c - t) : 0, nl = c ? (size_t)(end - c - 1) : 0;
+	if (!tl || tl >= GPU_TYPE_MAX || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789-") < tl ||
+	    !nl || nl >= sizeof(num))
+		return false;
+	memcpy(num, c + 1, nl);
+	num[nl] = '\0';
+	if (parse_u64(num, 1, 1024, &n) < 0)
+		return false;
+	memcpy(g->type, t, tl);
+	g->type[tl] = '\0';
+	g->count = (size_t)n;
+	return true;
+}
+
+/* text as def_text writes it into d; false for anything else (unknown
+ * words, numbers out of range, more than DEF_GRES_MAX types). */
+static bool def_parse(const char *text, struct def_rec *d)
+{
+	char num[24];
+
+	*d = (struct def_rec){ 0 };
+	for (const char *p = text; *p;) {
+		size_t w = strcspn(p, " ");
+		const char *eq = memchr(p, '=', w);
+		if (!eq)
+			return false;
+		size_t kl = (size_t)(eq - p), vl = w - kl - 1;
+		const char *v = eq + 1;
+		if ((kl == 4 && !strncmp(p, "CPUs", 4)) || (kl == 10 && !strncmp(p, "RealMemory", 10))) {
+			if (!vl || vl >= sizeof(num))
+				return false;
+			memcpy(num, v, vl);
+			num[vl] = '\0';
+			if (parse_u64(num, 1, 1ull << 40, kl == 4 ? &d->cpus : &d->mem_mib) < 0)
+				return false;
+		} else if (kl == 4 && !strncmp(p, "Gres", 4)) {
+			for (const char *g = v, *ge = v + vl; g < ge;) {
+				size_t gl = strcspn(g, ", ");
+				if (g + gl > ge)
+					gl = (size_t)(ge - g);
+				if (d->ngres == DEF_GRES_MAX || !def_gres_parse(g, gl, &d->gres[d->ngres]))
+					return false;
+				d->ngres++;
+				g += gl + (g + gl < ge);
+			}
+		} else {
+			return false;
+		}
+		p += w;
+		p += strspn(p, " ");
+	}
+	return d->cpus && d->mem_mib;
+}
+
+/*
+ * prepare: each compute node's definition (what its NodeName line tells
+ * Slurm), recorded by apply so that a later run can compare the node's
+ * facts with what Slurm was told.  A node no longer computing gets ""
+ * (no definition) when one was recorded; a node without facts keeps its.
+ */
+static int slurm_prepare(const struct render_ctx *rc, const void *conf, struct exports *made,
+			 struct kerr *e)
+{
+	const struct slurm_conf *s = conf;
+	const struct cluster *c = rc->c;
+	struct buf b;
+
+	(void)e;
+	buf_init(&b, 0);
+	for (size_t i = 0; i < c->nnodes; i++) {
+		const struct node *n = &c->nodes[s->order[i]];
+		struct slurm_node d;
+		if (!render_has_facts(rc, n))
+			continue;
+		if (is_compute(rc, s, n) && node_def(rc, s, n, &d, NULL)) {
+			buf_reset(&b);
+			def_text(&d, &b);
+			exports_set(made, n->name, SLURM_STACK, DEF_EXPORT, b.s, false);
+			free(d.gres);
+		} else {
+			const char *old = exports_get(rc->exports, n->name, SLURM_STACK, DEF_EXPORT);
+			if (old && *old)
+				exports_set(made, n->name, SLURM_STACK, DEF_EXPORT, "", false);
+		}
+	}
+	buf_release(&b);
+	return 0;
+}
+
+/*
+ * A note when node n's facts give less than the definition recorded for it
+ * (what Slurm was told): fewer GPUs of a type, CPUs or memory.  slurmd
+ * registering with less than its NodeName line says makes slurmctld drain
+ * the node; kiln says so first, naming what is gone.
+ */
+static void note_shortfall(const struct render_ctx *rc, const struct node *n,
+			   struct render_out *out)
+{
+	const char *rec = render_recorded(rc, n->name, SLURM_STACK, DEF_EXPORT);
+	struct def_rec d;
+	struct buf why;
+
+	if (!rec || !*rec || !render_has_facts(rc, n))
+		return;
+	if (!def_parse(rec, &d)) {
+		strv_pushf(&out->notes, "%s: the recorded slurm.%s is malformed; not compared",
+			   n->name, DEF_EXPORT);
+		return;
+	}
+	const json_t *cpu = render_fact(rc, n, "cpu"), *mem = render_fact(rc, n, "memory");
+	json_t *tb = json_object_get(mem, "total_bytes");
+	long long threads = json_int(cpu, "threads");
+	long long mib = json_is_integer(tb) ? (long long)(json_integer_value(tb) >> 20) : 0;
+	struct gpu_list g;
+	struct slurm_node now = { .node = n };
+
+	gpus_of(render_fact(rc, n, "gpus"), &g);
+	gres_of(&g, &now);
+	free(g.v);
+	buf_init(&why, 0);
+	buf_adds(&why, "");
+	for (size_t i = 0; i < d.ngres; i++) {
+		size_t have = 0;
+		for (size_t k = 0; k < now.ngres; k++)
+			if (!strcmp(now.gres[k].type, d.gres[i].type))
+				have = now.gres[k].count;
+		if (have >= d.gres[i].count)
+			continue;
+		size_t gone = d.gres[i].count - have;
+		buf_printf(&why, "%sfacts show %zu GPU%s (%s), slurm.conf defined gpu:%s:%zu — ",
+			   why.len ? "; " : "", have, have == 1 ? "" : "s", d.gres[i].type,
+			   d.gres[i].type, d.gres[i].count);
+		if (gone == 1)
+			buf_adds(&why, "a GPU gone");
+		else
+			buf_printf(&why, "%zu GPUs gone", gone);
+	}
+	if (threads && (uint64_t)threads < d.cpus)
+		buf_printf(&why, "%sfacts show %lld CPUs, slurm.conf defined CPUs=%llu",
+			   why.len ? "; " : "", threads, (unsigned long long)d.cpus);
+	if (mib && (uint64_t)mib < d.mem_mib)
+		buf_printf(&why, "%sfacts show %lld MiB of memory, slurm.conf defined "
+			   "RealMemory=%llu", why.len ? "; " : "", mib,
+			   (unsigned long long)d.mem_mib);
+	if (why.len)
+		strv_pushf(&out->notes, "%s: %s; Slurm would drain it", n->name, why.s);
+	free(now.gres);
+	buf_release(&why);
+}
+
 /* ---- phases ------------------------------------------------------------------ */
 
 static int family_check(const struct render_ctx *rc, const struct node *n, struct kerr *e)
@@ -960,6 +1211,7 @@ static int render_config(const struct render_ctx *rc, const void *conf, const st
 	struct slurm_text t;
 	struct buf gres, cg;
 
+	note_shortfall(rc, n, out);
 	if (!in_slurm(rc, s, n))
 		return 0;
 	if (!is_ctl(rc, s, n)) {
@@ -984,7 +1236,7 @@ static int render_config(const struct render_ctx *rc, const void *conf, const st
 		config_db(rc, s, n, out);
 	bool listed = false;
 	for (size_t i = 0; i < t.m.n; i++)
-		listed |= t.m.v[i] == n;
+		listed |= t.m.v[i].node == n;
 	if (listed) {
 		gres_conf_text(rc, n, &gres);
 		json_array_append_new(out->resources, res_file(GRES_CONF, gres.s, 0644, "root",
@@ -1096,7 +1348,7 @@ static int render_check(const struct render_ctx *rc, const void *conf, const str
 	buf_init(&names, 0);
 	buf_adds(&names, "");
 	for (size_t i = 0; i < t.m.n; i++)
-		buf_printf(&names, " %s", t.m.v[i]->name);
+		buf_printf(&names, " %s", t.m.v[i].node->name);
 	char *cmd = xasprintf(CHECK_SCRIPT " %d%s", s->check_timeout, names.s);
 	char *quick = xasprintf(CHECK_SCRIPT " 0%s", names.s);
 	json_array_append_new(out->resources, res_command(cmd, NULL, quick));
@@ -1130,31 +1382,10 @@ const struct node *slurm_login_node(const struct cluster *c)
 	return &c->nodes[s->ctl];
 }
 
-/* The value of KEY= among the space-separated words of line, or NULL. */
-static const char *conf_word(const char *line, const char *key, char *out, size_t n)
-{
-	size_t kl = strlen(key);
-
-	for (const char *p = line; *p;) {
-		size_t w = strcspn(p, " \n");
-		if (w > kl && !strncmp(p, key, kl) && p[kl] == '=') {
-			size_t vl = w - kl - 1 < n - 1 ? w - kl - 1 : n - 1;
-			memcpy(out, p + kl + 1, vl);
-			out[vl] = '\0';
-			return out;
-		}
-		p += w;
-		p += strspn(p, " ");
-		if (*p == '\n')
-			break;
-	}
-	return NULL;
-}
-
 /*
- * The compute nodes as the rendered slurm.conf tells Slurm (its NodeName
- * and PartitionName lines, read back: one source for what Slurm is told
- * and what kiln run checks against).
+ * The compute nodes as slurm.conf tells Slurm: the same structured list
+ * the NodeName and PartitionName lines are written from (one source for
+ * what Slurm is told and what kiln run checks against).
  */
 size_t slurm_jobs_nodes(const struct render_ctx *rc0, struct jobs_node **out)
 {
@@ -1162,8 +1393,6 @@ size_t slurm_jobs_nodes(const struct render_ctx *rc0, struct jobs_node **out)
 	const struct slurm_conf *s = stack_conf(rc.c, &stack_slurm);
 	struct slurm_text t;
 	struct jobs_node *v;
-	size_t n = 0;
-	char w[4096];
 
 	*out = NULL;
 	if (!s)
@@ -1171,31 +1400,21 @@ size_t slurm_jobs_nodes(const struct render_ctx *rc0, struct jobs_node **out)
 	rc.stack = &stack_slurm;
 	slurm_text_make(&rc, s, &t, NULL);
 	v = xcalloc(t.m.n + 1, sizeof(*v));
-	for (const char *line = t.all.s; line && *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != 0)) {
-		if (!strncmp(line, "NodeName=", 9) && n < t.m.n) {
-			struct jobs_node *j = &v[n++];
-			j->name = xstrdup(conf_word(line, "NodeName", w, sizeof(w)) ? w : "?");
-			j->cpus = conf_word(line, "CPUs", w, sizeof(w)) ? atoi(w) : 0;
-			j->mem_mb = conf_word(line, "RealMemory", w, sizeof(w)) ? atoll(w) : 0;
-			/* Gres=gpu:a100:2,gpu:t4:1 */
-			for (char *g = conf_word(line, "Gres", w, sizeof(w)) ? strtok(w, ",") : NULL;
-			     g && j->ngpus < JOBS_GPU_TYPES_MAX; g = strtok(NULL, ",")) {
-				char *c1 = strchr(g, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-				if (!c2)
-					continue;
-				j->gpus[j->ngpus].type = xstrndup(c1 + 1, (size_t)(c2 - c1 - 1));
-				j->gpus[j->ngpus++].count = atoi(c2 + 1);
-			}
-		} else if (!strncmp(line, "PartitionName=", 14) &&
-			   conf_word(line, "Nodes", w, sizeof(w))) {
-			char part[128];
-			conf_word(line, "PartitionName", part, sizeof(part));
-			for (char *m = strtok(w, ","); m; m = strtok(NULL, ","))
-				for (size_t k = 0; k < n; k++)
-					if (!strcmp(v[k].name, m))
-						strv_push(&v[k].partitions, part);
+	for (size_t i = 0; i < t.m.n; i++) {
+		const struct slurm_node *d = &t.m.v[i];
+		struct jobs_node *j = &v[i];
+		j->name = xstrdup(d->node->name);
+		j->cpus = d->cpus;
+		j->mem_mb = d->mem_mib;
+		for (size_t k = 0; k < d->ngres && j->ngpus < JOBS_GPU_TYPES_MAX; k++) {
+			j->gpus[j->ngpus].type = xstrdup(d->gres[k].type);
+			j->gpus[j->ngpus++].count = (int)d->gres[k].count;
 		}
 	}
+	for (size_t p = 0; p < t.parts.n; p++)
+		for (size_t k = 0; k < t.parts.v[p].n; k++)
+			strv_push(&v[t.parts.v[p].nodes[k]].partitions, t.parts.v[p].name);
+	size_t n = t.m.n;
 	slurm_text_release(&t);
 	*out = v;
 	return n;
@@ -1207,6 +1426,7 @@ const struct stack_type stack_slurm = {
 		   "slurmdbd with MariaDB, GPUs as typed Gres",
 	.parse = slurm_parse,
 	.free = slurm_free,
+	.prepare = slurm_prepare,
 	.phases = slurm_phases,
 	.nphases = ARRAY_SIZE(slurm_phases),
 	.secret_exports = slurm_secrets,

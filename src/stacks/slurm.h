@@ -33,8 +33,10 @@ struct jobs_node;
 const struct node *slurm_login_node(const struct cluster *c);
 /*
  * The compute nodes as the slurm.conf rendered from rc tells Slurm: CPUs,
- * RealMemory, Gres by type, partitions; into *out (the caller releases
- * each with jobs_node_release and frees the array).  Returns the count.
+ * RealMemory, Gres by type, partitions, from the same per-node list the
+ * NodeName and PartitionName lines are written from; into *out (the caller
+ * releases each with jobs_node_release and frees the array).  Returns the
+ * count.
  */
 size_t slurm_jobs_nodes(const struct render_ctx *rc, struct jobs_node **out);
 

@@ -90,6 +90,9 @@ struct render_ctx {
 	const struct exports *exports; /* earlier phases of this run, then earlier runs */
 	const struct strv *rotate;     /* nodes whose keys this run makes anew; may be NULL */
 	const struct stack_type *stack; /* the stack rendering now (the engine sets it) */
+	/* The recorded values this run's prepare replaced (a NULL value: there
+	 * was none); may be NULL.  render_recorded() reads through it. */
+	const struct exports *replaced;
 };
 
 struct render_out {
@@ -117,13 +120,23 @@ const json_t *render_fact(const struct render_ctx *rc, const struct node *n, con
 const char *render_export(const struct render_ctx *rc, struct render_out *out,
 			  const char *node, const char *stack, const char *name);
 
+/*
+ * An export as the state held it before this run: what prepare replaced,
+ * else the value known.  For a stack comparing what it made last time (a
+ * node's Slurm definition) with what it makes now.  NULL when none.
+ */
+const char *render_recorded(const struct render_ctx *rc, const char *node, const char *stack,
+			    const char *name);
+
 typedef int stack_render_fn(const struct render_ctx *rc, const void *conf,
 			    const struct node *n, struct render_out *out, struct kerr *e);
 
 /*
  * Values kiln itself makes for a stack before its phases (a node's overlay
- * address): a pure function of the model and the exports known, setting
- * entries in made (node, this stack's name, name).  Apply stores them.
+ * address): a pure function of the model, the facts and the exports known,
+ * setting entries in made (node, this stack's name, name).  Apply stores
+ * them; renders see them in rc->exports and what they replaced in
+ * rc->replaced.
  */
 typedef int stack_prepare_fn(const struct render_ctx *rc, const void *conf,
 			     struct exports *made, struct kerr *e);
@@ -185,6 +198,12 @@ int stacks_render_node(const struct render_ctx *rc, const struct node *n,
  * itself).  rc->exports is what was known before.
  */
 int stacks_prepare(const struct render_ctx *rc, struct exports *made, struct kerr *e);
+/*
+ * Before known takes made's values: note in replaced each value of made
+ * that differs from known's (known's old value, NULL when it had none).
+ */
+void stacks_prepare_replaced(const struct exports *known, const struct exports *made,
+			     struct exports *replaced);
 
 /* The mesh stack's topology as Graphviz dot (kiln mesh graph); -ENOENT when
  * the spec has no stacks.mesh. */

@@ -8,9 +8,13 @@
 # nothing kiln writes or prints; a second apply changes nothing.  A job
 # runs on across a partition edit (reconfigure, no restart), a local
 # slurm.conf edit (shown by plan, repaired, no restart) and a node
-# definition change (slurmctld and every slurmd restart).  A --limit run
+# definition change (slurmctld and every slurmd restart).  node5 (1x H100)
+# joins: idle with the Gres its facts show, a job on node3 runs on through
+# the restarts and completes, a second apply changes nothing.  A GPU taken
+# out of node2's facts is named by plan before Slurm drains it.  A --limit run
 # without the controller waits for the key and leaves node3's alone.
 . "$(dirname "$0")/lib.sh"
+SLURM_LAB_GROW=1   # node5 (1x H100) joins late: grow_spec
 # Every wait below is bounded; the whole test by this, inside ctest's 600 s (the guard ends
 # with the test).
 (for _ in $(seq 570); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
@@ -127,6 +131,54 @@ assert_eq "$(on node1 squeue -h -j "$jid" -o %T)" RUNNING "job $jid after the re
 assert_eq "$(on node1 sinfo -h -N -p all -o '%N %T' | sort | tr '\n' ' ')" \
 	"node2 idle node3 idle node4 mixed " "node states after the restarts"
 
+say "node5 (1x H100) joins: idle with its Gres; node3's running job runs on and completes"
+j3=$(on node1 sbatch --parsable -p all -w node3 --mem=100M \
+	--wrap 'while [ ! -e /tmp/kiln-grow-done ]; do sleep 1; done')
+for _ in $(seq 30); do
+	[ "$(on node1 squeue -h -j "$j3" -o %T)" = RUNNING ] && break
+	sleep 1
+done
+assert_eq "$(on node1 squeue -h -j "$j3" -o '%T %N')" "RUNNING node3" "job $j3 before node5 joins"
+grow_spec
+kiln_rc 0 apply -f "$SPEC" -o json
+keep
+assert_eq "$(json 'j["summary"]["nodes"]')" 5 "nodes in the run"
+assert_eq "$(json 'j["summary"]["failed"]')" 0 "failed nodes"
+kiln_rc 0 facts -f "$SPEC" --limit node5 -o json
+assert_eq "$(json '[g["device_name"] for n in j["nodes"] for g in n["facts"]["gpus"]]')" \
+	"['GH100[H100 SXM5 80GB]']" "node5's GPUs in its facts (type h100, docs/slurm.md)"
+gres=gpu:h100:1
+assert_contains "$(on node1 scontrol show node node5)" "Gres=$gres" "node5 in Slurm"
+assert_eq "$(on node1 sinfo -h -N -p all -n node5 -o %T)" idle "node5's state"
+assert_eq "$(on node1 squeue -h -j "$j3" -o '%T %N')" "RUNNING node3" "job $j3 after node5 joined"
+out=$(on node1 timeout 60 srun -p h100 --gpus=h100:1 sh -c 'echo "$(hostname) [$CUDA_VISIBLE_DEVICES]"')
+assert_eq "$out" "node5 [0]" "srun --gpus=h100:1"
+on node3 touch /tmp/kiln-grow-done
+st=
+for _ in $(seq 30); do
+	st=$(on node1 sacct -n -X -P -j "$j3" -o State 2>&1 || true)
+	[ "$st" = COMPLETED ] && break
+	sleep 1
+done
+assert_eq "$st" COMPLETED "job $j3's end (sacct)"
+kiln_rc 0 apply -f "$SPEC"
+keep
+assert_contains "$OUT" "5 nodes, 0 changed"
+
+say "a GPU gone from node2's facts: plan says so before Slurm drains it"
+# the lab's GPU is a directory in node2's copy of /sys/bus/pci/devices
+pci=/run/kiln-lab/$LAB_NAME/node2/hw/pci
+slot=$(find "$pci" -mindepth 1 -maxdepth 1 -type d | sort | tail -1)
+[ -f "$slot/vendor" ] || fail "no lab GPU under $pci"
+mv "$slot" "$pci/../gpu-gone"
+kiln_rc 2 plan -f "$SPEC"
+keep
+assert_contains "$OUT" "node2: facts show 1 GPU (a100), slurm.conf defined gpu:a100:2 — a GPU gone; Slurm would drain it" "plan"
+mv "$pci/../gpu-gone" "$slot"
+kiln_rc 0 plan -f "$SPEC"
+keep
+case "$OUT" in *"would drain"*) fail "plan with the GPU back: $OUT" ;; esac
+
 say "--limit node3, the controller not in the run: the key is waited for, node3 keeps its own"
 kiln_rc 0 apply -f "$SPEC" --limit node3 -o json
 keep
@@ -138,8 +190,10 @@ assert_eq "$(on node3 sha256sum /etc/munge/munge.key | cut -d' ' -f1)" \
 say "no secret in the state, the output or the logs: every run's record, the exports"
 kiln_rc 0 exports -f "$SPEC" -o json
 keep
-assert_eq "$(json 'sorted((x["name"], x["secret"], "value" in x) for x in j if x["stack"] == "slurm")')" \
-	"[('db_password', True, False), ('munge_key', True, False)]" "slurm exports"
+assert_eq "$(json 'sorted((x["node"], x["name"], x["secret"], "value" in x) for x in j if x["stack"] == "slurm")')" \
+	"[('node1', 'db_password', True, False), ('node1', 'munge_key', True, False), ('node2', 'definition', False, True), ('node3', 'definition', False, True), ('node4', 'definition', False, True), ('node5', 'definition', False, True)]" "slurm exports"
+assert_eq "$(json '[x["value"].split(" ")[2] for x in j if x["name"] == "definition" and x["node"] in ("node2", "node5")]')" \
+	"['Gres=gpu:a100:2', 'Gres=gpu:h100:1']" "definitions recorded"
 kiln_rc 0 runs -f "$SPEC" -o json
 keep
 for run in $(json '" ".join(str(r["id"]) for r in j)'); do

@@ -7,7 +7,9 @@
  * validation; rendering is pure and does not depend on the spec's node
  * order; secrets are waited for, never guessed, and a malformed one is not
  * used; a node without facts is left out and said; stacks.slurm's spec
- * errors point at FILE:LINE:COL.  KILN_UPDATE_GOLDEN=1 rewrites goldens.
+ * errors point at FILE:LINE:COL; kiln run's node list; prepare records
+ * each compute node's definition and a render names a node whose facts
+ * give less (a GPU gone).  KILN_UPDATE_GOLDEN=1 rewrites goldens.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -555,7 +557,7 @@ static void test_spec_errors(void **s)
 	cluster_free(c);
 }
 
-/* kiln run's view: the NodeName and PartitionName lines, read back. */
+/* kiln run's view: the structured node list slurm.conf is written from. */
 static void test_jobs_nodes(void **s)
 {
 	struct cluster *c = load_path(DIR "/cluster.yaml");
@@ -606,6 +608,134 @@ static void test_jobs_nodes(void **s)
 	cluster_free(c);
 }
 
+/* ---- a node's facts against its recorded definition ------------------------ */
+
+/* prepare over facts with recorded (may be NULL) into made, and what it replaced. */
+static void prepare_with(const struct cluster *c, const json_t **facts,
+			 const struct exports *recorded, struct exports *made,
+			 struct exports *replaced)
+{
+	struct render_ctx rc = { .c = c, .facts = facts, .exports = recorded };
+	struct kerr e = { 0 };
+
+	exports_init(made);
+	exports_init(replaced);
+	purity_start();
+	assert_int_equal(stacks_prepare(&rc, made, &e), 0);
+	purity_stop("stacks_prepare");
+	stacks_prepare_replaced(recorded, made, replaced);
+}
+
+/* The notes of node name's render, joined by newlines, into out. */
+static void notes_of(const struct cluster *c, const json_t **facts, const struct exports *ex,
+		     const struct exports *replaced, const char *name, struct buf *out)
+{
+	struct render_ctx rc = { .c = c, .facts = facts, .exports = ex, .replaced = replaced };
+	struct render_out ro;
+	struct kerr e = { 0 };
+
+	render_out_init(&ro);
+	purity_start();
+	assert_int_equal(stacks_render_node(&rc, cluster_node(c, name), &ro, &e), 0);
+	purity_stop("render");
+	buf_reset(out);
+	buf_adds(out, "");
+	for (size_t i = 0; i < ro.notes.n; i++)
+		buf_printf(out, "%s\n", ro.notes.v[i]);
+	render_out_release(&ro);
+}
+
+/* Drop the GPU at index k of node's facts (a copy in all). */
+static void gpu_gone(json_t *all, const char *node, size_t k)
+{
+	json_array_remove(json_object_get(json_object_get(all, node), "gpus"), k);
+}
+
+static void test_definition_shortfall(void **s)
+{
+	struct cluster *c = load_path(DIR "/cluster.yaml");
+	json_t *all = load_facts();
+	const json_t **facts = facts_for(c, all);
+	struct exports rec, made, replaced, known;
+	struct buf notes;
+
+	buf_init(&notes, 0);
+	/* prepare: one definition per compute node, as its NodeName line says */
+	exports_with_secrets(&rec, MUNGE_HEX, DBPASS_HEX);
+	prepare_with(c, facts, &rec, &made, &replaced);
+	assert_string_equal(exports_get(&made, "node2", "slurm", "definition"),
+			    "CPUs=64 RealMemory=522240 Gres=gpu:a100:2");
+	assert_non_null(strstr(exports_get(&made, "node3", "slurm", "definition"),
+			       " Gres=gpu:t4:1"));
+	assert_null(strstr(exports_get(&made, "node4", "slurm", "definition"), "Gres"));
+	assert_null(exports_get(&made, "node1", "slurm", "definition"));
+	assert_null(exports_get(&made, "node5", "slurm", "definition"));
+	/* new values: replaced says there was none */
+	assert_non_null(exports_find(&replaced, "node2", "slurm", "definition"));
+	assert_null(exports_find(&replaced, "node2", "slurm", "definition")->value);
+	/* recorded as apply stores them; the same facts again: nothing said */
+	for (size_t i = 0; i < made.n; i++)
+		exports_set(&rec, made.v[i].node, "slurm", made.v[i].name, made.v[i].value, false);
+	exports_release(&made);
+	exports_release(&replaced);
+	prepare_with(c, facts, &rec, &made, &replaced);
+	assert_int_equal(replaced.n, 0);
+	notes_of(c, facts, &rec, &replaced, "node2", &notes);
+	assert_string_equal(notes.s, "");
+	exports_release(&made);
+	exports_release(&replaced);
+
+	/* node2 lost a GPU, node3 its only one (so it no longer computes) */
+	gpu_gone(all, "node2", 1);
+	gpu_gone(all, "node3", 0);
+	prepare_with(c, facts, &rec, &made, &replaced);
+	assert_string_equal(exports_get(&made, "node2", "slurm", "definition"),
+			    "CPUs=64 RealMemory=522240 Gres=gpu:a100:1");
+	assert_string_equal(exports_get(&made, "node3", "slurm", "definition"), "");
+	assert_string_equal(exports_find(&replaced, "node2", "slurm", "definition")->value,
+			    "CPUs=64 RealMemory=522240 Gres=gpu:a100:2");
+	/* the renders see the new values in exports, the recorded in replaced */
+	exports_init(&known);
+	for (size_t i = 0; i < rec.n; i++)
+		exports_set(&known, rec.v[i].node, rec.v[i].stack, rec.v[i].name, rec.v[i].value,
+			    rec.v[i].secret);
+	for (size_t i = 0; i < made.n; i++)
+		exports_set(&known, made.v[i].node, "slurm", made.v[i].name, made.v[i].value, false);
+	notes_of(c, facts, &known, &replaced, "node2", &notes);
+	assert_string_equal(notes.s, "node2: facts show 1 GPU (a100), slurm.conf defined "
+			    "gpu:a100:2 — a GPU gone; Slurm would drain it\n");
+	notes_of(c, facts, &known, &replaced, "node3", &notes);
+	assert_string_equal(notes.s, "node3: facts show 0 GPUs (t4), slurm.conf defined "
+			    "gpu:t4:1 — a GPU gone; Slurm would drain it\n");
+	notes_of(c, facts, &known, &replaced, "node4", &notes);
+	assert_string_equal(notes.s, "");
+	/* without replaced (the run after an apply stored the new ones): nothing */
+	notes_of(c, facts, &known, NULL, "node2", &notes);
+	assert_string_equal(notes.s, "");
+	exports_release(&known);
+	exports_release(&made);
+	exports_release(&replaced);
+
+	/* fewer CPUs and less memory than recorded; more GPUs is no shortfall */
+	exports_set(&rec, "node2", "slurm", "definition",
+		    "CPUs=128 RealMemory=1000000 Gres=gpu:a100:1", false);
+	notes_of(c, facts, &rec, NULL, "node2", &notes);
+	assert_string_equal(notes.s, "node2: facts show 64 CPUs, slurm.conf defined CPUs=128; "
+			    "facts show 524288 MiB of memory, slurm.conf defined "
+			    "RealMemory=1000000; Slurm would drain it\n");
+	/* a recorded value of another form is not trusted */
+	exports_set(&rec, "node2", "slurm", "definition", "CPUs=64 Gres=gpu:A100;rm:2", false);
+	notes_of(c, facts, &rec, NULL, "node2", &notes);
+	assert_string_equal(notes.s, "node2: the recorded slurm.definition is malformed; "
+			    "not compared\n");
+
+	exports_release(&rec);
+	buf_release(&notes);
+	free(facts);
+	json_decref(all);
+	cluster_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,6 +745,7 @@ int main(void)
 		cmocka_unit_test(test_handlers),
 		cmocka_unit_test(test_spec_errors),
 		cmocka_unit_test(test_jobs_nodes),
+		cmocka_unit_test(test_definition_shortfall),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
