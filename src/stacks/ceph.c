@@ -4,7 +4,8 @@
  *
  *   keys    every Ceph node gets its packages; the first monitor (by name)
  *           makes the fsid and every cephx key once (secret resources) and
- *           exports them: the keys as secrets, never stored or shown.
+ *           exports them: the keys as secrets, never stored or shown; the
+ *           keyrings made from them are files marked secret (no diff).
  *   mon     each monitor: ceph.conf, its keyrings, the monmap every
  *           monitor builds alike from the spec, ceph-mon --mkfs, the unit.
  *   mgr     each monitor runs a manager (its key from the monitors).
@@ -522,7 +523,7 @@ static void push(struct render_out *out, json_t *r)
 static void push_secret(struct render_out *out, const char *path, char *content,
 			const char *owner)
 {
-	push(out, res_secret_content(path, content, 0600, owner, owner));
+	push(out, res_file_secret(path, content, 0600, owner, owner));
 	free(content);
 }
 
@@ -887,8 +888,8 @@ static void csi_files(const struct render_ctx *rc, const struct ceph_conf *c, co
 		buf_printf(&b, "# managed by kiln (stacks.ceph)\napiVersion: v1\nkind: Secret\n"
 			   "metadata:\n  name: csi-rbd-secret\n  namespace: default\n"
 			   "stringData:\n  userID: %s\n  userKey: %s\n", CEPH_K8S_CLIENT, k8s_key);
-		push(out, res_secret_content(CEPH_KILN "/csi/csi-rbd-secret.yaml", b.s, 0600,
-					     "root", "root"));
+		push(out, res_file_secret(CEPH_KILN "/csi/csi-rbd-secret.yaml", b.s, 0600, "root",
+					  "root"));
 		buf_reset(&b);
 		buf_printf(&b, "# managed by kiln (stacks.ceph)\n"
 			   "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n"
@@ -911,8 +912,8 @@ static void csi_files(const struct render_ctx *rc, const struct ceph_conf *c, co
 			   "metadata:\n  name: csi-cephfs-secret\n  namespace: default\n"
 			   "stringData:\n  userID: %s\n  userKey: %s\n  adminID: %s\n"
 			   "  adminKey: %s\n", CEPH_K8S_CLIENT, k8s_key, CEPH_K8S_CLIENT, k8s_key);
-		push(out, res_secret_content(CEPH_KILN "/csi/csi-cephfs-secret.yaml", b.s, 0600,
-					     "root", "root"));
+		push(out, res_file_secret(CEPH_KILN "/csi/csi-cephfs-secret.yaml", b.s, 0600,
+					  "root", "root"));
 		buf_reset(&b);
 		buf_printf(&b, "# managed by kiln (stacks.ceph)\n"
 			   "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n"

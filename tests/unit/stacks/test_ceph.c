@@ -4,8 +4,9 @@
  * for every node's resources, ceph.conf and the ceph-csi files; every
  * resource passes the agent's validation; rendering is pure; a render
  * without the first monitor's keys waits for them, never guesses; replicas
- * never exceed the OSD hosts; the secret resource keeps its content out of
- * diffs and messages, and exports a made key.
+ * never exceed the OSD hosts; the secret resource exports a made key and
+ * keyrings (files marked secret) keep their content out of diffs and
+ * messages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -453,20 +454,21 @@ static void test_golden(void **s)
 		rendered_release(&again);
 	}
 	golden_check(DIR "/golden/nodes.json", all);
-	/* every key is in a secret resource only: never a file, command or id */
+	/* every key is in a file marked secret only: never a plain file, a
+	 * command or an id */
 	char *dump = json_dumps(all, JSON_COMPACT);
 	for (unsigned i = 0; i < ARRAY_SIZE(key_names); i++) {
 		char k[41];
 		fake_key(i, k);
 		for (const char *p = strstr(dump, k); p; p = strstr(p + 1, k)) {
-			/* the object around it must be a secret */
+			/* the object around it must be a secret file */
 			const char *open = p;
 			while (open > dump && *open != '{')
 				open--;
 			const char *close = strchr(p, '}');
 			char *obj = xstrndup(open, (size_t)(close - open));
-			if (!strstr(obj, "\"type\":\"secret\""))
-				fail_msg("key %s outside a secret resource: %s", key_names[i], obj);
+			if (!strstr(obj, "\"type\":\"file\"") || !strstr(obj, "\"secret\":true"))
+				fail_msg("key %s outside a secret file: %s", key_names[i], obj);
 			free(obj);
 		}
 	}
@@ -597,9 +599,9 @@ static void test_secret_resource(void **s)
 	assert_int_equal(out.status, RES_FAILED);
 	assert_null(strstr(out.message, "hunter2"));
 	res_result_release(&out);
-	/* content: changed without a diff, then ok */
-	json_t *kr = res_secret_content("/etc/ceph/k.keyring", "[client.x]\n\tkey = SECRETVALUE\n",
-					0600, NULL, NULL);
+	/* a keyring is a file marked secret: changed without a diff, then ok */
+	json_t *kr = res_file_secret("/etc/ceph/k.keyring", "[client.x]\n\tkey = SECRETVALUE\n",
+				     0600, NULL, NULL);
 	assert_int_equal(resource_validate(kr, &e), 0);
 	memset(&out, 0, sizeof(out));
 	resource_run(&ctx, kr, &out);
@@ -611,9 +613,12 @@ static void test_secret_resource(void **s)
 	resource_run(&ctx, kr, &out);
 	assert_int_equal(out.status, RES_OK);
 	res_result_release(&out);
-	/* generate and content together, or an export without generate: refused */
+	/* the secret type has no content form; an export needs a name */
 	json_t *bad = json_pack("{s:s,s:s,s:s,s:s}", "type", "secret", "path", "/x", "content", "a",
 				"export", "y");
+	assert_int_equal(resource_validate(bad, &e), -EINVAL);
+	json_decref(bad);
+	bad = json_pack("{s:s,s:s,s:s}", "type", "secret", "path", "/x", "generate", "uuid");
 	assert_int_equal(resource_validate(bad, &e), -EINVAL);
 	json_decref(bad);
 	res_ctx_release(&ctx);
