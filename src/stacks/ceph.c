@@ -2,6 +2,8 @@
  * The ceph stack: a Ceph 16.2 cluster from the distribution's packages
  * (docs/ceph.md), with no containers and no registry.
  *
+ *   (prepare) the record of which OSD each disk held (export "osds"), so
+ *           a vanished disk's OSD is reported, never made anew elsewhere.
  *   keys    every Ceph node gets its packages; the first monitor (by name)
  *           makes the fsid and every cephx key once (secret resources) and
  *           exports them: the keys as secrets, never stored or shown; the
@@ -397,12 +399,25 @@ static bool cluster_made(const struct render_ctx *rc, const struct ceph_conf *c,
 	return key_of(rc, c, out, "admin_key") && f;
 }
 
-/* The disks of node n: chosen under the filter, with this cluster's fsid. */
+/*
+ * The disks of node n: chosen under the filter, with this cluster's fsid;
+ * the OSDs whose disk is gone (the record, ceph.h) count against the
+ * limit and go into gone ("osd.3 on /dev/sdb"; gone may be NULL).
+ */
 static void node_disks(const struct render_ctx *rc, const struct ceph_conf *c,
-		       const struct node *n, struct ceph_disks *d)
+		       const struct node *n, struct ceph_disks *d, struct strv *gone)
 {
 	const json_t *disks = osd_node(c, n) ? render_fact(rc, n, "disks") : NULL;
-	ceph_select_disks(&c->osds, disks, fsid_of(rc, c, NULL), d);
+	const char *fsid = fsid_of(rc, c, NULL);
+	struct strv g = STRV_INIT;
+
+	if (disks && fsid)
+		free(ceph_osd_record(exports_get(rc->exports, n->name, CEPH_STACK, "osds"), disks,
+				     fsid, &g));
+	ceph_select_disks(&c->osds, disks, fsid, g.n, d);
+	for (size_t i = 0; gone && i < g.n; i++)
+		strv_push(gone, g.v[i]);
+	strv_release(&g);
 }
 
 /* OSD hosts: nodes with at least one disk chosen (recorded facts for the others). */
@@ -412,7 +427,7 @@ static size_t osd_hosts(const struct render_ctx *rc, const struct ceph_conf *c)
 
 	for (size_t i = 0; i < rc->c->nnodes; i++) {
 		struct ceph_disks d;
-		node_disks(rc, c, &rc->c->nodes[i], &d);
+		node_disks(rc, c, &rc->c->nodes[i], &d, NULL);
 		hosts += d.nosd > 0;
 		ceph_disks_release(&d);
 	}
@@ -762,14 +777,20 @@ static int render_osd(const struct render_ctx *rc, const void *conf, const struc
 		      struct render_out *out, struct kerr *e)
 {
 	const struct ceph_conf *c = conf;
+	struct strv gone = STRV_INIT;
 	struct ceph_disks d;
 	json_t *cf;
 
 	(void)e;
 	if (!osd_node(c, n))
 		return 0;
-	node_disks(rc, c, n, &d);
+	node_disks(rc, c, n, &d, &gone);
 	note_disks(&d, render_has_facts(rc, n), out);
+	/* reported, never made anew elsewhere: Ceph keeps it down until the
+	 * operator purges it (docs/ceph.md) */
+	for (size_t i = 0; i < gone.n; i++)
+		strv_pushf(&out->notes, "%s: %s: disk gone, not recreated", n->name, gone.v[i]);
+	strv_release(&gone);
 	const char *fsid = fsid_of(rc, c, out);
 	const char *boot = d.nosd ? key_of(rc, c, out, "bootstrap_osd_key") : NULL;
 	if (!d.nosd || !fsid || !boot || !(cf = conf_file(rc, c, out))) {
@@ -1048,6 +1069,36 @@ static int render_health(const struct render_ctx *rc, const void *conf, const st
 	return 0;
 }
 
+/* ---- prepare: the record of OSDs per disk ---------------------------------------- */
+
+/*
+ * Every OSD node's record (ceph.h) from this run's facts and the record so
+ * far, exported as "osds" (kept in the state): a disk that vanishes later
+ * is still known to have held its OSD.
+ */
+static int ceph_prepare(const struct render_ctx *rc, const void *conf, struct exports *made,
+			struct kerr *e)
+{
+	const struct ceph_conf *c = conf;
+	const char *fsid = fsid_of(rc, c, NULL);
+
+	(void)e;
+	for (size_t i = 0; fsid && i < rc->c->nnodes; i++) {
+		const struct node *n = &rc->c->nodes[i];
+		const json_t *disks = osd_node(c, n) ? render_fact(rc, n, "disks") : NULL;
+		if (!disks)
+			continue;
+		const char *old = exports_get(rc->exports, n->name, CEPH_STACK, "osds");
+		struct strv gone = STRV_INIT;
+		char *rec = ceph_osd_record(old, disks, fsid, &gone);
+		if (old ? strcmp(old, rec) != 0 : *rec != '\0')
+			exports_set(made, n->name, CEPH_STACK, "osds", rec, false);
+		free(rec);
+		strv_release(&gone);
+	}
+	return 0;
+}
+
 static const struct stack_phase ceph_phases[] = {
 	{ "keys", render_keys },
 	{ "mon", render_mon },
@@ -1063,6 +1114,7 @@ const struct stack_type stack_ceph = {
 		   "free disks, RBD, CephFS",
 	.parse = ceph_parse,
 	.free = ceph_free,
+	.prepare = ceph_prepare,
 	.phases = ceph_phases,
 	.nphases = ARRAY_SIZE(ceph_phases),
 	.secret_exports = (const char *const[]){ "mon_key", "admin_key", "bootstrap_osd_key",

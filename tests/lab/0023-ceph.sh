@@ -12,7 +12,10 @@
 # it back to HEALTH_OK; a monitor stopped -> quorum holds, apply restores it;
 # a fourth node with 2 free disks joins: 8 OSDs up and in, HEALTH_OK, every
 # PG active+clean, the RBD image and the CephFS file written before read back
-# byte-identical, a second apply changes nothing.
+# byte-identical, a second apply changes nothing; node4's sdb vanishes (its
+# OSD stopped, the disk gone from the node's view) -> plan notes "osd.N on
+# /dev/sdb: disk gone, not recreated" and makes no OSD; storage status shows
+# osd.N down on node4.
 # Root; the first run fills the mirror cache from Debian's mirror.
 . "$(dirname "$0")/lib.sh"
 CACHE=${KILN_MIRROR_CACHE_CEPH:-/var/cache/kiln/lab-mirror-ceph}
@@ -253,3 +256,19 @@ assert_eq "$(on node4 sha256sum /shared/kt23.bin | cut -d' ' -f1)" "$(on node1 s
 assert_eq "$(disk_sum "$LAB/disks/node4-sdc.img")" "${USED[node4]}" "node4 used disk content"
 kiln_t 0 600 apply -f "$SPEC"
 assert_contains "$OUT" "4 nodes, 0 changed"
+
+say "node4's sdb vanishes: plan reports its OSD and makes no other; storage status shows it down on node4"
+id4=$(on node4 ceph-bluestore-tool show-label --dev /dev/sdb | python3 -c 'import json,sys; print(json.load(sys.stdin)["/dev/sdb"]["whoami"])')
+blk=/run/kiln-lab/$LAB_NAME/node4/hw/block/sdb
+[ -L "$blk" ] || fail "no $blk: the lab's disk view moved (docs/lab.md)"
+on node4 systemctl stop "ceph-osd@$id4"
+rm "$blk"
+on node4 rm /dev/sdb
+wait_for 60 "osd.$id4 reported down" 'j["osdmap"]["num_up_osds"] == 7'
+kiln_t 2 300 plan -f "$SPEC"
+assert_contains "$OUT" "= ceph.osd: node4: osd.$id4 on /dev/sdb: disk gone, not recreated"
+case "$OUT" in *"ceph-osd ensure"*) fail "plan makes an OSD after a disk vanished: $OUT" ;; esac
+kiln_t 2 120 storage status -f "$SPEC" -o json
+assert_eq "$(json '[(o["node"], o["device"], o["up"]) for o in j["osds"]["list"] if o["id"] == '"$id4"']')" \
+	"[('node4', '/dev/sdb', False)]" "storage status: osd.$id4 down on node4"
+assert_eq "$(json 'j["osds"]["total"], j["osds"]["up"]')" "(8, 7)" "storage status: OSDs, up"
