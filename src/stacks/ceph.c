@@ -43,7 +43,11 @@
 #define CEPH_MONMAP "/etc/ceph/kiln-monmap"
 #define CEPH_FS_CLIENT "fs"
 #define CEPH_HEALTH_SETTLE 30   /* s the health check waits before it says "not healthy" */
+#define CEPH_PG_SETTLE 10       /* s after an OSD up/in change before PG states count */
 #define CEPH_K8S_CLIENT "kubernetes"
+/* manager modules never loaded (mgr_disabled_modules; always-on ones load) */
+#define CEPH_MGR_UNLOADED "alerts,diskprediction_local,influx,insights,localpool,mirroring," \
+	"nfs,osd_perf_query,osd_support,restful,selftest,telegraf,test_orchestrator,zabbix"
 
 struct ceph_conf {
 	char *public_network;         /* NULL: not written */
@@ -490,6 +494,18 @@ static char *conf_text(const struct render_ctx *rc, const struct ceph_conf *c, c
 	if (c->osd_memory_target)
 		buf_printf(&b, "osd_memory_target = %llu\n",
 			   (unsigned long long)c->osd_memory_target);
+	/*
+	 * Managers: a standby starts no module, and modules nobody enabled
+	 * (integrations, test modules, restful without its certificate, nfs
+	 * without an orchestrator) are never loaded: every manager imported
+	 * them all, ~280 MiB each.  The monitors' config database overrides
+	 * this (docs/ceph.md).  The storage path keeps no in-memory debug
+	 * log: gathering it costs CPU on every write.
+	 */
+	buf_adds(&b, "mgr_standby_modules = false\nmgr_initial_modules = iostat\n"
+		     "mgr_disabled_modules = " CEPH_MGR_UNLOADED "\n"
+		     "debug_bluestore = 0/0\ndebug_bluefs = 0/0\ndebug_bdev = 0/0\n"
+		     "debug_rocksdb = 0/0\n");
 	return b.s;
 }
 
@@ -696,7 +712,8 @@ static int render_mgr(const struct render_ctx *rc, const void *conf, const struc
  * without it (ceph-volume asks lsblk, which cannot see a disk whose
  * /sys/block entry is renamed, as in the lab): `osd new` with a fresh
  * cephx key, a data directory holding the key and a `block` link,
- * `ceph-osd --mkfs`.  `check DEV FSID` only looks (made, ready, running);
+ * `ceph-osd --mkfs` (the monitors from ceph.conf: no `mon getmap`, a
+ * `ceph` process less).  `check DEV FSID` only looks (made, ready, running);
  * `ensure DEV FSID` makes what is missing; a data directory lost while the
  * disk keeps its label is primed again from the label.  A label of another
  * cluster is refused here too.
@@ -705,12 +722,12 @@ static const char osd_script[] =
 	"#!/bin/sh\n"
 	"# managed by kiln (stacks.ceph): one BlueStore OSD on one disk; docs/ceph.md\n"
 	"set -eu\n"
-	"act=$1 dev=$2 fsid=$3\n"
-	"B=\"--connect-timeout 120 --name client.bootstrap-osd --keyring " CEPH_BOOTSTRAP_KEYRING "\"\n"
 	"field() {\n"
 	"\tceph-bluestore-tool show-label --dev \"$dev\" 2>/dev/null |\n"
 	"\t\tsed -n \"s/.*\\\"$1\\\": \\\"\\([^\\\"]*\\)\\\".*/\\1/p\" | head -n 1\n"
 	"}\n"
+	"act=$1 dev=$2 fsid=$3\n"
+	"B=\"--connect-timeout 120 --name client.bootstrap-osd --keyring " CEPH_BOOTSTRAP_KEYRING "\"\n"
 	"id=$(field whoami)\n"
 	"if [ -n \"$id\" ] && [ \"$(field ceph_fsid)\" != \"$fsid\" ]; then\n"
 	"\techo \"$dev: BlueStore label of another cluster: not taken\" >&2; exit 1\n"
@@ -730,10 +747,9 @@ static const char osd_script[] =
 	"\t\tmkdir -p \"$dir\"\n"
 	"\t\tln -sfn \"$dev\" \"$dir/block\"\n"
 	"\t\tceph-authtool \"$dir/keyring\" --create-keyring --name \"osd.$id\" --add-key \"$key\" >/dev/null\n"
-	"\t\tceph $B mon getmap -o \"$dir/activate.monmap\" 2>/dev/null\n"
 	"\t\tchown -R ceph:ceph \"$dir\"\n"
 	"\t\tceph-osd --cluster ceph --osd-objectstore bluestore --mkfs -i \"$id\" \\\n"
-	"\t\t\t--monmap \"$dir/activate.monmap\" --osd-data \"$dir\" --osd-uuid \"$uuid\" \\\n"
+	"\t\t\t--osd-data \"$dir\" --osd-uuid \"$uuid\" \\\n"
 	"\t\t\t--setuser ceph --setgroup ceph 2>&1 | tail -n 1 >&2\n"
 	"\t\t[ \"$(field whoami)\" = \"$id\" ] || { echo \"$dev: ceph-osd --mkfs failed\" >&2; exit 1; }\n"
 	"\telif [ ! -f \"$dir/keyring\" ]; then\n"
@@ -822,7 +838,12 @@ static int render_osd(const struct render_ctx *rc, const void *conf, const struc
 /*
  * Pools, file system and client keys, on the first monitor: `check` only
  * looks, `ensure` makes.  The parameters are the render's (sizes from the
- * OSD hosts); the keys come from keyring files beside it.
+ * OSD hosts); the keys come from keyring files beside it.  One `ceph`
+ * process reads what is there and one makes what is missing (its commands
+ * on stdin, as the interactive ceph reads them): every process costs about
+ * a second of Python start-up on a small node.  The keys are imported in
+ * one more (`auth import` reads a file, which the interactive form does
+ * not take); the key lines of `auth get` are dropped as they are read.
  */
 static char *pools_script(const struct ceph_conf *c, int size)
 {
@@ -832,44 +853,48 @@ static char *pools_script(const struct ceph_conf *c, int size)
 	buf_printf(&b, "#!/bin/sh\n# managed by kiln (stacks.ceph): pools, CephFS and client "
 		   "keys; docs/ceph.md\nset -eu\nact=$1\nsize=%d min=%d pg=%d\n"
 		   "C=\"ceph --connect-timeout 120\"\n"
-		   "bad=0\n"
+		   "look() {\n"
+		   "\tprintf 'osd pool ls detail\\nfs ls\\n%s%sauth get client.%s\\n' |\n"
+		   "\t\t$C 2>&1 | grep -v 'key = ' || true\n"
+		   "}\n"
+		   "add() { todo=\"$todo$*\n\"; }\n"
 		   "pool() {\n"
-		   "\tif ! $C osd pool ls | grep -qx \"$1\"; then\n"
-		   "\t\t[ $act = ensure ] || { bad=1; return; }\n"
-		   "\t\t$C osd pool create \"$1\" $pg $pg >/dev/null 2>&1\n"
-		   "\tfi\n"
-		   "\tfor k in size min_size; do\n"
-		   "\t\tv=$size; [ $k = size ] || v=$min\n"
-		   "\t\tif [ \"$($C osd pool get \"$1\" $k -f plain | sed 's/.*: //')\" != $v ]; then\n"
-		   "\t\t\t[ $act = ensure ] || { bad=1; continue; }\n"
-		   "\t\t\t$C osd pool set \"$1\" $k $v --yes-i-really-mean-it >/dev/null 2>&1\n"
-		   "\t\tfi\n"
-		   "\tdone\n"
-		   "\t[ $2 != - ] || return 0\n"
-		   "\tif ! $C osd pool application get \"$1\" 2>/dev/null | grep -q \"\\\"$2\\\"\"; then\n"
-		   "\t\t[ $act = ensure ] || { bad=1; return; }\n"
-		   "\t\t$C osd pool application enable \"$1\" $2 >/dev/null 2>&1\n"
-		   "\tfi\n"
+		   "\tline=$(printf '%%s\\n' \"$have\" | grep \"^pool [0-9]* '$1' \") || line=\n"
+		   "\t[ -n \"$line\" ] || add osd pool create \"$1\" $pg $pg\n"
+		   "\tcase \"$line\" in *\" size $size min_size $min \"*) ;; *)\n"
+		   "\t\tadd osd pool set \"$1\" size $size --yes-i-really-mean-it\n"
+		   "\t\tadd osd pool set \"$1\" min_size $min ;; esac\n"
+		   "\t[ $2 = - ] || case \"$line\" in *\" application $2\"*) ;; *)\n"
+		   "\t\tadd osd pool application enable \"$1\" $2 ;; esac\n"
 		   "}\n"
 		   "client() {\n"
-		   "\tif ! $C auth get \"client.$1\" >/dev/null 2>&1; then\n"
-		   "\t\t[ $act = ensure ] || { bad=1; return; }\n"
-		   "\t\t$C auth import -i " CEPH_KILN "/client.$1.keyring >/dev/null 2>&1\n"
-		   "\tfi\n"
-		   "}\n", size, min_size(size), c->pg_num);
+		   "\tprintf '%%s\\n' \"$have\" | grep -qx \"\\[client\\.$1\\]\" ||\n"
+		   "\t\tkeys=\"$keys " CEPH_KILN "/client.$1.keyring\"\n"
+		   "}\n"
+		   "want() {\n"
+		   "\ttodo= keys=\n",
+		   size, min_size(size), c->pg_num, c->fs_name ? "auth get client." : "",
+		   c->fs_name ? CEPH_FS_CLIENT "\\n" : "", CEPH_K8S_CLIENT);
 	if (c->rbd_pool)
-		buf_printf(&b, "pool %s rbd\n", c->rbd_pool);
-	if (c->fs_name) {
-		buf_printf(&b, "pool %s_metadata -\npool %s_data -\n", c->fs_name,
-			   c->fs_name);
-		buf_printf(&b, "if ! $C fs ls | grep -q \"^name: %s,\"; then\n"
-			   "\t[ $act = ensure ] || bad=1\n"
-			   "\t[ $act = check ] || $C fs new %s %s_metadata %s_data >/dev/null 2>&1\n"
-			   "fi\n"
-			   "client " CEPH_FS_CLIENT "\n", c->fs_name, c->fs_name, c->fs_name,
-			   c->fs_name);
-	}
-	buf_adds(&b, "client " CEPH_K8S_CLIENT "\nexit $bad\n");
+		buf_printf(&b, "\tpool %s rbd\n", c->rbd_pool);
+	if (c->fs_name)
+		buf_printf(&b, "\tpool %s_metadata -\n\tpool %s_data -\n"
+			   "\tprintf '%%s\\n' \"$have\" | grep -q \"^name: %s,\" ||\n"
+			   "\t\tadd fs new %s %s_metadata %s_data\n"
+			   "\tclient " CEPH_FS_CLIENT "\n", c->fs_name, c->fs_name, c->fs_name,
+			   c->fs_name, c->fs_name, c->fs_name);
+	buf_adds(&b, "\tclient " CEPH_K8S_CLIENT "\n"
+		     "}\n"
+		     "have=$(look)\n"
+		     "want\n"
+		     "[ -n \"$todo$keys\" ] || exit 0\n"
+		     "[ $act = ensure ] || exit 1\n"
+		     "[ -z \"$todo\" ] || printf '%s' \"$todo\" | $C >/dev/null 2>&1 || true\n"
+		     "[ -z \"$keys\" ] || cat $keys | $C auth import -i - >/dev/null 2>&1 || true\n"
+		     "have=$(look)\n"
+		     "want\n"
+		     "[ -z \"$todo$keys\" ] || { echo \"not made: $(printf '%s' \"$todo\" | "
+		     "tr '\\n' ';')$keys\" >&2; exit 1; }\n");
 	return b.s;
 }
 
@@ -1046,14 +1071,24 @@ static int render_health(const struct render_ctx *rc, const void *conf, const st
 	 * check waits up to CEPH_HEALTH_SETTLE s for it, so a healthy cluster
 	 * that blinks (a scrub, an election) is "ok", not a change; only then
 	 * does the command wait up to health_timeout and fail with Ceph's
-	 * reasons on one line (the command's last stderr line).
+	 * reasons on one line (the command's last stderr line).  One `ceph
+	 * status` per look (a `ceph` process costs about a second of Python
+	 * start-up; the python3 it depends on reads the JSON in milliseconds).
+	 * Every OSD must be up (a new one that has not booted yet counts for
+	 * no health check), and the last OSD up/in change CEPH_PG_SETTLE s old:
+	 * the placement groups' states come from the manager, seconds behind
+	 * the OSD map, and read "clean" until they peer with a new OSD.
 	 */
-	char *ok = xasprintf("ceph --connect-timeout 30 health | grep -qx HEALTH_OK && "
-			     "[ \"$(ceph --connect-timeout 30 quorum_status | grep -o "
-			     "'\"quorum_names\":\\[[^]]*\\]' | tr -cd , | wc -c)\" = %zu ] && "
-			     "ceph --connect-timeout 30 pg stat | awk -F'pgs: |;' '{ n = "
-			     "split($2, a, \", \"); for (i = 1; i <= n; i++) if (a[i] !~ "
-			     "/^[0-9]+ active\\+clean/) exit 1; exit n == 0 }'", c->mons.n - 1);
+	char *ok = xasprintf("ceph --connect-timeout 30 status -f json 2>/dev/null | python3 -c "
+			     "'import json, sys, time; j = json.load(sys.stdin); p = j[\"pgmap\"]; "
+			     "o = j[\"osdmap\"]; s = p.get(\"pgs_by_state\", []); "
+			     "sys.exit(not (j[\"health\"][\"status\"] == \"HEALTH_OK\" and "
+			     "len(j[\"quorum_names\"]) == %zu and "
+			     "o[\"num_up_osds\"] == o[\"num_osds\"] and o[\"num_remapped_pgs\"] == 0 "
+			     "and time.time() - max(o[\"osd_up_since\"], o[\"osd_in_since\"]) >= %d "
+			     "and all(x[\"state_name\"].startswith(\"active+clean\") for x in s) and "
+			     "0 < sum(x[\"count\"] for x in s) == p[\"num_pgs\"]))' 2>/dev/null",
+			     c->mons.n, CEPH_PG_SETTLE);
 	char *settle = xasprintf("t=$(($(date +%%s) + %d)); until %s; do "
 				 "[ $(date +%%s) -lt $t ] || exit 1; sleep 1; done",
 				 CEPH_HEALTH_SETTLE, ok);
