@@ -563,6 +563,18 @@ static json_t *dir(const char *path, unsigned mode, const char *owner)
 	return res_directory(path, mode, owner, owner);
 }
 
+/*
+ * A unit enabled, its state not managed: the ceph targets, which the
+ * packages leave disabled, so that the daemons enabled under them start at
+ * boot.
+ */
+static void enabled(struct render_out *out, const char *unit)
+{
+	json_t *r = res_service(unit, true, true, NULL, 0);
+	json_object_del(r, "state");
+	push(out, r);
+}
+
 /* ---- phase keys -------------------------------------------------------------- */
 
 static int render_keys(const struct render_ctx *rc, const void *conf, const struct node *n,
@@ -666,6 +678,8 @@ static int render_mon(const struct render_ctx *rc, const void *conf, const struc
 	const char *watch[] = { "file:" CEPH_CONF };
 	push(out, res_service(unit, true, true, watch, 1));
 	free(unit);
+	enabled(out, "ceph.target");
+	enabled(out, "ceph-mon.target");
 	return 0;
 }
 
@@ -682,11 +696,14 @@ static void daemon_key(struct render_out *out, const char *type, const char *nam
 			      "mv %s.kiln-new %s && { systemctl reset-failed ceph-%s@%s 2>/dev/null "
 			      "|| true; }", type, name, caps, kr, kr, kr, kr, kr, type, name);
 	char *unit = xasprintf("ceph-%s@%s", type, name);
+	char *target = xasprintf("ceph-%s.target", type);
 	const char *watch[] = { "file:" CEPH_CONF };
 
 	push(out, dir(data, 0750, "ceph"));
 	push(out, res_command(cmd, kr, NULL));
 	push(out, res_service(unit, true, true, watch, 1));
+	enabled(out, target);
+	free(target);
 	free(unit);
 	free(cmd);
 	free(kr);
@@ -716,7 +733,9 @@ static int render_mgr(const struct render_ctx *rc, const void *conf, const struc
  * `ceph` process less).  `check DEV FSID` only looks (made, ready, running);
  * `ensure DEV FSID` makes what is missing; a data directory lost while the
  * disk keeps its label is primed again from the label.  A label of another
- * cluster is refused here too.
+ * cluster is refused here too.  `boot ID` runs before every start of
+ * ceph-osd@ID (a drop-in): after a reboot /dev is new, so it finds the disk
+ * by its label and gives it to ceph, and the OSD starts without an apply.
  */
 static const char osd_script[] =
 	"#!/bin/sh\n"
@@ -726,6 +745,23 @@ static const char osd_script[] =
 	"\tceph-bluestore-tool show-label --dev \"$dev\" 2>/dev/null |\n"
 	"\t\tsed -n \"s/.*\\\"$1\\\": \\\"\\([^\\\"]*\\)\\\".*/\\1/p\" | head -n 1\n"
 	"}\n"
+	"if [ \"${1:-}\" = boot ]; then\n"
+	"\t# before ceph-osd@ID starts (the drop-in): the disk that holds the OSD\n"
+	"\t# (its label's osd_uuid, whatever its name now) linked and owned by ceph\n"
+	"\tdir=/var/lib/ceph/osd/ceph-$2\n"
+	"\t[ -f \"$dir/fsid\" ] || exit 0\n"
+	"\twant=$(cat \"$dir/fsid\") dev=$(readlink -f \"$dir/block\")\n"
+	"\tif [ \"$(field osd_uuid)\" != \"$want\" ]; then\n"
+	"\t\tfor s in /sys/block/*; do\n"
+	"\t\t\tdev=/dev/${s##*/}\n"
+	"\t\t\tif [ -b \"$dev\" ] && [ \"$(field osd_uuid)\" = \"$want\" ]; then\n"
+	"\t\t\t\tln -sfn \"$dev\" \"$dir/block\"; break\n"
+	"\t\t\tfi\n"
+	"\t\tdone\n"
+	"\tfi\n"
+	"\t[ \"$(field osd_uuid)\" = \"$want\" ] || { echo \"osd.$2: no disk holds it\" >&2; exit 1; }\n"
+	"\texec chown ceph:ceph \"$dev\"\n"
+	"fi\n"
 	"act=$1 dev=$2 fsid=$3\n"
 	"B=\"--connect-timeout 120 --name client.bootstrap-osd --keyring " CEPH_BOOTSTRAP_KEYRING "\"\n"
 	"id=$(field whoami)\n"
@@ -736,6 +772,8 @@ static const char osd_script[] =
 	"case $act in\n"
 	"check)\n"
 	"\t[ -n \"$id\" ] && [ -f \"$dir/keyring\" ] && [ \"$(stat -L -c %U \"$dev\")\" = ceph ] &&\n"
+	"\t\tsystemctl -q is-enabled ceph.target ceph-osd.target \"ceph-osd@$id\" &&\n"
+	"\t\t[ \"$(systemctl show -p NeedDaemonReload --value \"ceph-osd@$id\")\" = no ] &&\n"
 	"\t\tsystemctl -q is-active \"ceph-osd@$id\" ;;\n"
 	"ensure)\n"
 	"\tchown ceph:ceph \"$dev\"\n"
@@ -758,10 +796,12 @@ static const char osd_script[] =
 	"\t\tln -sfn \"$dev\" \"$dir/block\"\n"
 	"\t\tchown -R ceph:ceph \"$dir\"\n"
 	"\tfi\n"
-	"\tsystemctl enable -q \"ceph-osd@$id\" 2>/dev/null\n"
+	"\tsystemctl enable -q ceph.target ceph-osd.target \"ceph-osd@$id\" 2>/dev/null\n"
+	"\t[ \"$(systemctl show -p NeedDaemonReload --value \"ceph-osd@$id\")\" = no ] ||\n"
+	"\t\tsystemctl daemon-reload\n"
 	"\tsystemctl reset-failed \"ceph-osd@$id\" 2>/dev/null || true\n"
 	"\tsystemctl start \"ceph-osd@$id\" ;;\n"
-	"*) echo \"usage: $0 check|ensure DEV FSID\" >&2; exit 2 ;;\n"
+	"*) echo \"usage: $0 check|ensure DEV FSID | boot ID\" >&2; exit 2 ;;\n"
 	"esac\n";
 
 /* Plan's notes: which disks become OSDs and why the others do not. */
@@ -820,6 +860,10 @@ static int render_osd(const struct render_ctx *rc, const void *conf, const struc
 	push_secret(out, CEPH_BOOTSTRAP_KEYRING, keyring("client.bootstrap-osd", boot, NULL),
 		    "ceph");
 	push(out, res_file(CEPH_LIB "/ceph-osd", osd_script, 0755, "root", "root"));
+	push(out, res_file("/etc/systemd/system/ceph-osd@.service.d/kiln.conf",
+			   "# managed by kiln (stacks.ceph): the OSD's disk found and owned by "
+			   "ceph before it starts\n[Service]\nExecStartPre=" CEPH_LIB
+			   "/ceph-osd boot %i\n", 0644, "root", "root"));
 	for (size_t i = 0; i < d.n; i++) {
 		if (!d.v[i].osd)
 			continue;
@@ -1033,10 +1077,11 @@ static int render_fs(const struct render_ctx *rc, const void *conf, const struct
 		char *unit = xasprintf("# managed by kiln (stacks.ceph)\n[Unit]\n"
 				       "Description=kiln: CephFS %s at %s (ceph-fuse)\n"
 				       "After=network-online.target\nWants=network-online.target\n"
-				       "[Service]\nExecStart=/usr/bin/ceph-fuse -f --id " CEPH_FS_CLIENT
+				       "[Service]\nExecStartPre=/bin/mkdir -p %s\n"
+				       "ExecStart=/usr/bin/ceph-fuse -f --id " CEPH_FS_CLIENT
 				       " --client_fs %s %s\nRestart=on-failure\nRestartSec=5\n"
 				       "[Install]\nWantedBy=multi-user.target\n", c->fs_name,
-				       c->fs_mount, c->fs_name, c->fs_mount);
+				       c->fs_mount, c->fs_mount, c->fs_name, c->fs_mount);
 		push(out, res_file("/etc/systemd/system/kiln-cephfs.service", unit, 0644, "root",
 				   "root"));
 		free(unit);

@@ -12,7 +12,9 @@
 # it back to HEALTH_OK; a monitor stopped -> quorum holds, apply restores it;
 # a fourth node with 2 free disks joins: 8 OSDs up and in, HEALTH_OK, every
 # PG active+clean, the RBD image and the CephFS file written before read back
-# byte-identical, a second apply changes nothing; node4's sdb vanishes (its
+# byte-identical, a second apply changes nothing; node4 reboots -> its OSDs
+# and the CephFS mount come back without an apply, HEALTH_OK, plan has no
+# ceph change; node4's sdb vanishes (its
 # OSD stopped, the disk gone from the node's view) -> plan notes "osd.N on
 # /dev/sdb: disk gone, not recreated" and makes no OSD; storage status shows
 # osd.N down on node4.
@@ -256,6 +258,24 @@ assert_eq "$(on node4 sha256sum /shared/kt23.bin | cut -d' ' -f1)" "$(on node1 s
 assert_eq "$(disk_sum "$LAB/disks/node4-sdc.img")" "${USED[node4]}" "node4 used disk content"
 kiln_t 0 600 apply -f "$SPEC"
 assert_contains "$OUT" "4 nodes, 0 changed"
+
+say "node4 reboots: its OSDs start by themselves, HEALTH_OK again, nothing of ceph left to apply"
+kiln_t 0 300 lab reboot --dir "$LAB" node4
+wait_for 240 "node4's OSDs up after its reboot, HEALTH_OK" \
+	'j["osdmap"]["num_up_osds"] == 8 and j["health"]["status"] == "HEALTH_OK" and all(s["state_name"].startswith("active+clean") for s in j["pgmap"]["pgs_by_state"])'
+for i in $(seq 150); do on node4 mountpoint -q /shared && break; sleep 1; done
+on node4 mountpoint -q /shared ||
+	fail "node4: /shared not mounted again after its reboot: $(on node4 sh -c 'systemctl is-system-running;
+		systemctl list-jobs --no-legend | head -5; systemctl status kiln-cephfs --no-pager 2>&1 | tail -12')"
+assert_eq "$(on node4 sha256sum /shared/kt23.bin | cut -d' ' -f1)" "$(on node1 sha256sum /shared/kt23.bin | cut -d' ' -f1)" \
+	"CephFS file on node4 after its reboot"
+# plan may find other stacks' changes a reboot resets (exit 2): ceph has none
+rc=0
+timeout 300 "$KILN" plan -f "$SPEC" -o json >"$T/out" 2>"$T/err" || rc=$?
+cat "$T/out" "$T/err" >>"$T/all-output"
+[ $rc = 0 ] || [ $rc = 2 ] || fail "plan after node4's reboot exited $rc: $(cat "$T/err")"
+assert_eq "$(json '[r["id"] for n in j["nodes"] for r in n.get("results", []) if r.get("phase", "").startswith("ceph.") and r["status"] != "ok"]')" \
+	"[]" "ceph resources plan would change after node4's reboot"
 
 say "node4's sdb vanishes: plan reports its OSD and makes no other; storage status shows it down on node4"
 id4=$(on node4 ceph-bluestore-tool show-label --dev /dev/sdb | python3 -c 'import json,sys; print(json.load(sys.stdin)["/dev/sdb"]["whoami"])')
