@@ -10,7 +10,8 @@
  *           keyrings made from them are files marked secret (no diff).
  *   mon     each monitor: ceph.conf, its keyrings, the monmap every
  *           monitor builds alike from the spec, ceph-mon --mkfs, the unit.
- *   mgr     each monitor runs a manager (its key from the monitors).
+ *   mgr     the first monitors (2 unless the spec says) run a manager (its
+ *           key from the monitors).
  *   osd     each node: the disks facts found free and the filters select
  *           become BlueStore OSDs (ceph-volume raw), one unit each.
  *   fs      pools (RBD, CephFS) sized from the OSD hosts, the client keys,
@@ -55,6 +56,7 @@ struct ceph_conf {
 	int size;                     /* wanted replicas (3); fewer when fewer OSD hosts */
 	int pg_num;                   /* per pool (32) */
 	int health_timeout;           /* seconds the health phase waits (300) */
+	int managers;                 /* on the first monitors by name; 0: 2, or 1 with 1 monitor */
 	struct ceph_osd_filter osds;
 	struct strv osd_nodes;        /* empty: every node */
 	char *rbd_pool;               /* NULL: none */
@@ -257,7 +259,7 @@ static int by_name(const void *a, const void *b)
 static int ceph_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 {
 	static const char *const keys[] = { "public_network", "osd_memory_target", "size",
-		"pg_num", "health_timeout", "osds", "rbd_pool", "cephfs", NULL };
+		"pg_num", "health_timeout", "managers", "osds", "rbd_pool", "cephfs", NULL };
 	struct ceph_conf *c = xcalloc(1, sizeof(*c));
 	const struct ynode *v;
 	const char *s;
@@ -304,6 +306,9 @@ static int ceph_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 		    (r = spec_get_int(x, v, "stacks.ceph.health_timeout", 10, 3600,
 				      &c->health_timeout)) < 0)
 			return r;
+		if ((v = ymap_get(m, "managers")) &&
+		    (r = spec_get_int(x, v, "stacks.ceph.managers", 1, 5, &c->managers)) < 0)
+			return r;
 		if ((v = ymap_get(m, "osds")) && !ynode_is_null(v) &&
 		    (r = parse_osds(x, v, c)) < 0)
 			return r;
@@ -330,6 +335,14 @@ static int ceph_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 	if (c->mons.n != 1 && c->mons.n != 3 && c->mons.n != 5)
 		return spec_err(x, m, "stacks.ceph: %zu nodes have role %s: a monitor quorum "
 				"needs 1, 3 or 5", c->mons.n, CEPH_ROLE);
+	/* one active and one standby, as cephadm places them: each manager
+	 * holds ~175 MiB of Python modules */
+	if (!c->managers)
+		c->managers = c->mons.n < 2 ? (int)c->mons.n : 2;
+	else if ((size_t)c->managers > c->mons.n)
+		return spec_err(x, ymap_get(m, "managers"), "stacks.ceph.managers: %d, but %zu "
+				"monitor%s (managers run on the monitors)", c->managers, c->mons.n,
+				c->mons.n == 1 ? "" : "s");
 	for (size_t i = 0; i < c->mons.n; i++) {
 		const struct node *n = cluster_node(x->c, c->mons.v[i]);
 		struct in_addr a;
@@ -345,6 +358,15 @@ static int ceph_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 static bool is_mon(const struct ceph_conf *c, const struct node *n)
 {
 	return strv_contains(&c->mons, n->name);
+}
+
+/* A manager runs on the first `managers` monitors by name. */
+static bool is_mgr(const struct ceph_conf *c, const struct node *n)
+{
+	for (size_t i = 0; i < c->mons.n && i < (size_t)c->managers; i++)
+		if (!strcmp(c->mons.v[i], n->name))
+			return true;
+	return false;
 }
 
 static const char *first_mon(const struct ceph_conf *c)
@@ -716,7 +738,7 @@ static int render_mgr(const struct render_ctx *rc, const void *conf, const struc
 	const struct ceph_conf *c = conf;
 
 	(void)e;
-	if (!is_mon(c, n) || !cluster_made(rc, c, out))
+	if (!is_mgr(c, n) || !cluster_made(rc, c, out))
 		return 0;
 	daemon_key(out, "mgr", n->name, "mon 'allow profile mgr' osd 'allow *' mds 'allow *'");
 	return 0;

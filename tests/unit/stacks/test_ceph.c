@@ -290,6 +290,8 @@ static void test_spec_errors(void **s)
 	spec_error("ceph-mon", "    osd_memory_target: 100M\n",
 		   "10:24: stacks.ceph.osd_memory_target: expected a size of at least 896M");
 	spec_error("ceph-mon", "    size: 0\n", "10:11: stacks.ceph.size: 0 is out of range 1..10");
+	spec_error("ceph-mon", "    managers: 4\n",
+		   "10:15: stacks.ceph.managers: 4, but 3 monitors (managers run on the monitors)");
 	spec_error("ceph-mon", "    public_network: 10.0.0/24\n",
 		   "10:21: stacks.ceph.public_network: '10.0.0/24' is not an IPv4 network");
 }
