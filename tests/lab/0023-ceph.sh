@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# The ceph stack on 3 systemd nodes, each with 2 free 8 GiB disks and one
-# used disk (ext4, mounted, with data), packages from the lab's mirror:
-# plan says which disks become OSDs and why the used one is passed over;
-# apply -> HEALTH_OK, 3 monitors in quorum, 6 OSDs up and in, 2 per node on
-# sda and sdb; every used disk's content is unchanged; a second apply
-# changes nothing; RBD: 64 MiB written and read back equal; CephFS: a file
-# written on node1 is read byte-identical on node3; no key in the state
-# database, the run records, kiln's output or logs (-vv) or -o json; keys
-# 0600; `kiln storage status` (-o json) shows health, quorum and every OSD
-# by node and disk; an OSD daemon stopped -> reported down, data readable, apply brings
-# it back to HEALTH_OK; a monitor stopped -> quorum holds, apply restores it;
-# a fourth node with 2 free disks joins: 8 OSDs up and in, HEALTH_OK, every
-# PG active+clean, the RBD image and the CephFS file written before read back
-# byte-identical, a second apply changes nothing; node4 reboots -> its OSDs
-# and the CephFS mount come back without an apply, HEALTH_OK, plan has no
-# ceph change; node4's sdb vanishes (its
-# OSD stopped, the disk gone from the node's view) -> plan notes "osd.N on
-# /dev/sdb: disk gone, not recreated" and makes no OSD; storage status shows
-# osd.N down on node4.
+# The ceph stack on 3 systemd nodes (and a fourth that joins late), each
+# with 2 free 8 GiB disks and one used disk (ext4, mounted, with data),
+# packages from the lab's mirror: plan says which disks become OSDs and why
+# the used one is passed over; apply -> HEALTH_OK, 3 monitors in quorum, 6
+# OSDs up and in, 2 per node on sda and sdb; every used disk's content is
+# unchanged; a second apply changes nothing; RBD: 64 MiB written and read
+# back equal; CephFS: a file written on node1 is read byte-identical on
+# node3; no key in the state database, the run records, kiln's output or
+# logs (-vv) or -o json; keys 0600; `kiln storage status` (-o json) shows
+# health, quorum and every OSD by node and disk; an OSD daemon stopped ->
+# reported down, data readable, apply brings it back to HEALTH_OK; a
+# monitor stopped -> quorum holds, apply restores it; node4 with 2 free
+# disks joins: 8 OSDs up and in, HEALTH_OK, every PG active+clean, the RBD
+# image and the CephFS file written before read back byte-identical, a
+# second apply changes nothing; node4 reboots -> its OSDs and the CephFS
+# mount come back without an apply, HEALTH_OK, plan has no ceph change;
+# node4's sdb vanishes (its OSD stopped, the disk gone from the node's
+# view) -> plan notes "osd.N on /dev/sdb: disk gone, not recreated" and
+# makes no OSD; storage status shows osd.N down on node4.
 # Root; the first run fills the mirror cache from Debian's mirror.
 . "$(dirname "$0")/lib.sh"
 CACHE=${KILN_MIRROR_CACHE_CEPH:-/var/cache/kiln/lab-mirror-ceph}
@@ -276,6 +276,8 @@ cat "$T/out" "$T/err" >>"$T/all-output"
 [ $rc = 0 ] || [ $rc = 2 ] || fail "plan after node4's reboot exited $rc: $(cat "$T/err")"
 assert_eq "$(json '[r["id"] for n in j["nodes"] for r in n.get("results", []) if r.get("phase", "").startswith("ceph.") and r["status"] != "ok"]')" \
 	"[]" "ceph resources plan would change after node4's reboot"
+assert_eq "$(json 'len([r for n in j["nodes"] if n["name"] == "node4" for r in n.get("results", []) if r.get("phase") == "ceph.osd"]) >= 2')" \
+	True "node4's ceph.osd resources checked after its reboot"
 
 say "node4's sdb vanishes: plan reports its OSD and makes no other; storage status shows it down on node4"
 id4=$(on node4 ceph-bluestore-tool show-label --dev /dev/sdb | python3 -c 'import json,sys; print(json.load(sys.stdin)["/dev/sdb"]["whoami"])')
