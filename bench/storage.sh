@@ -17,7 +17,7 @@
 #    OSDs, MDS, ceph-fuse) and of the lab hosts' own processes.
 #
 # Usage (as root, after building): bench/storage.sh
-# Takes about 6 minutes on 2 cores.  Results: docs/benchmarks.md, "storage".
+# Takes 2 to 7 minutes on 2 cores, with the load.  Results: docs/benchmarks.md, "storage".
 # Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."

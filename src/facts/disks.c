@@ -203,28 +203,48 @@ static bool magic_at(int fd, off_t off, const char *m, size_t n)
 }
 
 /*
- * The fsid a BlueStore label names ("ceph_fsid" in the label's metadata map,
- * a 4-byte length then 36 characters), into fsid; the rest of the label
- * (the OSD's own key among it) is never copied.
+ * The value of key in a BlueStore label's metadata map (a 4-byte length
+ * and the key, a 4-byte length and the value) into v (cap bytes, NUL
+ * included), when it is 1 to cap - 1 characters of allowed; else v is "".
  */
-static void bluestore_fsid(int fd, char fsid[37])
+static void label_value(const unsigned char *b, ssize_t n, const char *key, const char *allowed,
+			char *v, size_t cap)
 {
-	static const char key[] = "\x09\0\0\0ceph_fsid\x24\0\0\0";
-	unsigned char b[4096];
-	ssize_t n = pread(fd, b, sizeof(b), 0);
+	size_t kl = strlen(key);
 
-	fsid[0] = '\0';
-	for (ssize_t i = 60; n > 0 && i + (ssize_t)sizeof(key) - 1 + 36 <= n; i++) {
-		if (memcmp(b + i, key, sizeof(key) - 1))
+	v[0] = '\0';
+	for (ssize_t i = 60; i + 8 + (ssize_t)kl <= n; i++) {
+		if (b[i] != kl || b[i + 1] || b[i + 2] || b[i + 3] || memcmp(b + i + 4, key, kl))
 			continue;
-		const unsigned char *v = b + i + sizeof(key) - 1;
-		for (int k = 0; k < 36; k++)
-			if (!strchr("0123456789abcdef-", v[k]) || !v[k])
+		const unsigned char *l = b + i + 4 + kl, *x = l + 4;
+		size_t vl = l[0] | (size_t)l[1] << 8;
+		if (l[2] || l[3] || !vl || vl >= cap || x + vl > b + n)
+			return;
+		for (size_t k = 0; k < vl; k++)
+			if (!x[k] || !strchr(allowed, x[k]))
 				return;
-		memcpy(fsid, v, 36);
-		fsid[36] = '\0';
+		memcpy(v, x, vl);
+		v[vl] = '\0';
 		return;
 	}
+}
+
+/*
+ * The fsid a BlueStore label names ("ceph_fsid", 36 characters) and the
+ * OSD it holds ("whoami", the id as digits); the rest of the label (the
+ * OSD's own key among it) is never copied.
+ */
+static void bluestore_label(int fd, char fsid[37], char whoami[12])
+{
+	unsigned char b[4096];
+	ssize_t n = pread(fd, b, sizeof(b), 0);
+	char f[40];
+
+	label_value(b, n, "ceph_fsid", "0123456789abcdef-", f, sizeof(f));
+	fsid[0] = '\0';
+	if (strlen(f) == 36)
+		memcpy(fsid, f, 37);
+	label_value(b, n, "whoami", "0123456789", whoami, 12);
 }
 
 /*
@@ -234,13 +254,13 @@ static void bluestore_fsid(int fd, char fsid[37])
  * device cannot be read.  Checked in that order; ceph-volume refuses a disk
  * with any of them (an own BlueStore label aside).
  */
-static const char *signature(int fd, char fsid[37])
+static const char *signature(int fd, char fsid[37], char whoami[12])
 {
 	unsigned char b[4];
 
-	fsid[0] = '\0';
+	fsid[0] = whoami[0] = '\0';
 	if (magic_at(fd, 0, "bluestore block ", 16)) {
-		bluestore_fsid(fd, fsid);
+		bluestore_label(fd, fsid, whoami);
 		return "bluestore";
 	}
 	if (magic_at(fd, 512, "EFI PART", 8))
@@ -266,21 +286,24 @@ static const char *signature(int fd, char fsid[37])
 	return NULL;
 }
 
-/* facts.disks[].signature and .bluestore_fsid, read from ROOT/dev/NAME. */
+/* facts.disks[].signature, .bluestore_fsid and .bluestore_osd, read from ROOT/dev/NAME. */
 static void disk_signature(const struct fx *x, const char *name, json_t *o)
 {
 	char *p = xasprintf("/dev/%s", name), *full = path_join(x->root, p);
 	int fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	const char *sig = NULL;
-	char fsid[37] = "";
+	char fsid[37] = "", whoami[12] = "";
 
 	if (fd >= 0) {
-		sig = signature(fd, fsid);
+		sig = signature(fd, fsid, whoami);
 		close(fd);
 	}
 	json_object_set_new(o, "signature", sig ? json_string(sig) : json_null());
-	if (sig && !strcmp(sig, "bluestore"))
+	if (sig && !strcmp(sig, "bluestore")) {
 		json_object_set_new(o, "bluestore_fsid", fsid[0] ? json_string(fsid) : json_null());
+		json_object_set_new(o, "bluestore_osd", whoami[0] && strlen(whoami) <= 9
+				    ? json_integer(strtoll(whoami, NULL, 10)) : json_null());
+	}
 	free(full);
 	free(p);
 }

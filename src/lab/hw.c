@@ -206,6 +206,8 @@ json_t *hw_host_json(const struct lab_host *h, json_t **disks)
 		      : json_null();
 }
 
+static int loop_devno(struct lab_disk *d, struct kerr *e);
+
 int hw_host_load(struct lab_host *h, const json_t *gpus, const json_t *disks,
 		 struct kerr *e)
 {
@@ -230,6 +232,13 @@ int hw_host_load(struct lab_host *h, const json_t *gpus, const json_t *disks,
 		d->file = xstrdup(file);
 		d->size = (uint64_t)json_integer_value(json_object_get(dj, "size"));
 		d->used = json_is_true(json_object_get(dj, "used"));
+		/* the device number is not in the state: a host started again
+		 * (lab reboot) makes its disk nodes from it.  Best effort: `down`
+		 * loads the state too, and must work with the loop device gone. */
+		if (d->loop[0]) {
+			struct kerr ignored = { 0 };
+			loop_devno(d, &ignored);
+		}
 	}
 	return 0;
 }
@@ -257,6 +266,24 @@ static char *sys_read(const char *path)
 	}
 	str_trim(b.s);
 	return buf_detach(&b, NULL);
+}
+
+/* d->major and d->minor of the loop device d->loop, from sysfs. */
+static int loop_devno(struct lab_disk *d, struct kerr *e)
+{
+	char *p = xasprintf("/sys/block/%s/dev", d->loop), *mm = sys_read(p);
+	unsigned ma, mi;
+	int r = 0;
+
+	if (!mm || sscanf(mm, "%u:%u", &ma, &mi) != 2)
+		r = kerr_set(e, -EIO, "%s: no device number", p);
+	else {
+		d->major = ma;
+		d->minor = mi;
+	}
+	free(p);
+	free(mm);
+	return r;
 }
 
 /* Attach file to a free loop device; fills d->loop, d->major, d->minor. */
@@ -298,16 +325,7 @@ static int loop_attach(struct lab_disk *d, struct kerr *e)
 			goto out;
 		}
 	}
-	char *p = xasprintf("/sys/block/%s/dev", d->loop), *mm = sys_read(p);
-	unsigned ma, mi;
-	if (!mm || sscanf(mm, "%u:%u", &ma, &mi) != 2)
-		r = kerr_set(e, -EIO, "%s: no device number", p);
-	else {
-		d->major = ma;
-		d->minor = mi;
-	}
-	free(p);
-	free(mm);
+	r = loop_devno(d, e);
 out:
 	if (fd >= 0)
 		close(fd);

@@ -1,17 +1,13 @@
 /*
- * secret: a file whose content is a secret (docs/resources.md "secret").
- * Its content reaches no diff, message or log; buffers that held it are
- * wiped.  Two forms:
- *
- *   generate  the node makes the value once and keeps it in the file; the
- *             value is exported under `export` (a stack lists the name in
- *             its secret_exports: never stored or shown) so other nodes'
- *             renders can install the same bytes.  Kinds: "hex" (the
- *             default: `bytes` random bytes as lower-case hex, no newline;
- *             the munge key, a database password), "ceph-key" (a Ceph AES
- *             key as `ceph-authtool --gen-print-key` prints it), "uuid".
- *   content   the file holds exactly `content` (a keyring made from
- *             exported keys).
+ * secret: a value the node makes once and keeps in a file
+ * (docs/resources.md "secret").  Its content reaches no diff, message or
+ * log; buffers that held it are wiped.  The value is exported under
+ * `export` (a stack lists the name in its secret_exports: never stored or
+ * shown) so other nodes' renders can install the same bytes, as a `file`
+ * with "secret": true (a keyring made from exported keys).  Kinds: "hex"
+ * (the default: `bytes` random bytes as lower-case hex, no newline; the
+ * munge key, a database password), "ceph-key" (a Ceph AES key as
+ * `ceph-authtool --gen-print-key` prints it), "uuid".
  */
 #include "res_int.h"
 
@@ -157,37 +153,6 @@ out:
 	free(full);
 }
 
-static void content_run(struct res_ctx *ctx, const json_t *r, struct res_result *out)
-{
-	json_t *c = json_object_get(r, "content");
-	struct kerr e = { 0 };
-	struct file_want w = {
-		.path = res_str(r, "path"),
-		.content = json_string_value(c),
-		.len = json_string_length(c),
-		.mode = res_mode(r, "mode") < 0 ? 0600 : res_mode(r, "mode"),
-		.dir_mode = 0755,
-	};
-	int pending = res_resolve_owner(ctx, res_str(r, "owner"), res_str(r, "group"), &w.uid,
-					&w.gid, out, &e);
-
-	if (pending < 0) {
-		res_fail(out, "%s", e.msg);
-		return;
-	}
-	out->status = res_file_converge(ctx, &w, out);
-	if (out->diff && str_starts(out->diff, "--- /dev/null")) {
-		free(out->diff);   /* a new file: "create PATH" says it */
-		out->diff = NULL;
-	} else if (out->diff) {
-		free(out->diff);
-		out->diff = NULL;
-		res_note(out, "content differs (secret, not shown)");
-	}
-	if (pending && out->status == RES_OK)
-		out->status = RES_CHANGED;
-}
-
 /* ---- generate hex (the munge key, a database password) ---- */
 
 #define SECRET_MIN_BYTES 16
@@ -288,9 +253,7 @@ static void secret_run(struct res_ctx *ctx, const json_t *r, struct res_result *
 		res_fail(out, "libsodium: init failed");
 		return;
 	}
-	if (json_object_get(r, "content"))
-		content_run(ctx, r, out);
-	else if (!kind || !strcmp(kind, "hex"))
+	if (!kind || !strcmp(kind, "hex"))
 		hex_run(ctx, r, out);
 	else
 		generate_run(ctx, r, out);
@@ -298,18 +261,12 @@ static void secret_run(struct res_ctx *ctx, const json_t *r, struct res_result *
 
 static int secret_validate(const json_t *r, const char *id, struct kerr *e)
 {
-	bool content = json_object_get(r, "content") != NULL;
 	const char *x = res_str(r, "export"), *kind = res_str(r, "generate");
 	json_t *b = json_object_get(r, "bytes");
 
-	if (content && (x || kind || b))
-		return kerr_set(e, -EINVAL, "resource '%s': 'content' goes without 'export', "
-				"'generate' and 'bytes'", id);
-	if (content)
-		return 0;
 	if (!x || !str_is_ident(x, 64))
 		return kerr_set(e, -EINVAL, "resource '%s': field 'export': expected "
-				"[a-z0-9_]{1,64} (or 'content')", id);
+				"[a-z0-9_]{1,64}", id);
 	if (b && kind && strcmp(kind, "hex"))
 		return kerr_set(e, -EINVAL, "resource '%s': field 'bytes': only with "
 				"generate 'hex'", id);
@@ -325,7 +282,6 @@ static const struct field secret_fields[] = {
 	{ "generate", F_ENUM, false, "hex|ceph-key|uuid" },
 	{ "export", F_STR, false, NULL },
 	{ "bytes", F_INT, false, NULL },
-	{ "content", F_TEXT, false, NULL },
 	{ "mode", F_MODE, false, NULL },
 	{ "owner", F_STR, false, NULL },
 	{ "group", F_STR, false, NULL },

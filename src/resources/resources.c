@@ -594,17 +594,6 @@ json_t *res_secret_generate(const char *path, const char *kind, const char *expo
 	return secret_generated(path, kind, export_name, 0600, owner, group);
 }
 
-json_t *res_secret_content(const char *path, const char *content, unsigned mode,
-			   const char *owner, const char *group)
-{
-	json_t *r = res_new("secret");
-	json_object_set_new(r, "path", json_string(path));
-	json_object_set_new(r, "content", json_string(content));
-	json_object_set_new(r, "mode", mode_json(mode));
-	set_owner(r, owner, group);
-	return r;
-}
-
 json_t *res_wireguard(const char *iface, const char *private_key_file,
 		      int listen_port, const char *address, int mtu,
 		      const char *config_file, const char *const *routes,

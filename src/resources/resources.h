@@ -121,14 +121,12 @@ json_t *res_secret(const char *path, const char *export_name, int bytes, unsigne
 /* A WireGuard private key made on the node; exports "public_key". */
 json_t *res_wgkey(const char *path, bool rotate);
 /*
- * A secret file (never diffed or shown).  generate: the node makes the
- * value once (kind "ceph-key" or "uuid", file 0600) and exports it as
- * export_name.  content: the file holds exactly content.
+ * A secret file (never diffed or shown) whose value the node makes once
+ * (kind "ceph-key" or "uuid", file 0600) and exports as export_name.  A
+ * secret file of given content is res_file_secret.
  */
 json_t *res_secret_generate(const char *path, const char *kind, const char *export_name,
 			    const char *owner, const char *group);
-json_t *res_secret_content(const char *path, const char *content, unsigned mode,
-			   const char *owner, const char *group);
 /*
  * One WireGuard interface, converged live.  listen_port <= 0 and address
  * NULL: not managed; mtu <= 0: "auto"; config_file NULL: none written.

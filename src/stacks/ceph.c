@@ -2,12 +2,16 @@
  * The ceph stack: a Ceph 16.2 cluster from the distribution's packages
  * (docs/ceph.md), with no containers and no registry.
  *
+ *   (prepare) the record of which OSD each disk held (export "osds"), so
+ *           a vanished disk's OSD is reported, never made anew elsewhere.
  *   keys    every Ceph node gets its packages; the first monitor (by name)
  *           makes the fsid and every cephx key once (secret resources) and
- *           exports them: the keys as secrets, never stored or shown.
+ *           exports them: the keys as secrets, never stored or shown; the
+ *           keyrings made from them are files marked secret (no diff).
  *   mon     each monitor: ceph.conf, its keyrings, the monmap every
  *           monitor builds alike from the spec, ceph-mon --mkfs, the unit.
- *   mgr     each monitor runs a manager (its key from the monitors).
+ *   mgr     the first monitors (2 unless the spec says) run a manager (its
+ *           key from the monitors).
  *   osd     each node: the disks facts found free and the filters select
  *           become BlueStore OSDs (ceph-volume raw), one unit each.
  *   fs      pools (RBD, CephFS) sized from the OSD hosts, the client keys,
@@ -40,7 +44,11 @@
 #define CEPH_MONMAP "/etc/ceph/kiln-monmap"
 #define CEPH_FS_CLIENT "fs"
 #define CEPH_HEALTH_SETTLE 30   /* s the health check waits before it says "not healthy" */
+#define CEPH_PG_SETTLE 10       /* s after an OSD up/in change before PG states count */
 #define CEPH_K8S_CLIENT "kubernetes"
+/* manager modules never loaded (mgr_disabled_modules; always-on ones load) */
+#define CEPH_MGR_UNLOADED "alerts,diskprediction_local,influx,insights,localpool,mirroring," \
+	"nfs,osd_perf_query,osd_support,restful,selftest,telegraf,test_orchestrator,zabbix"
 
 struct ceph_conf {
 	char *public_network;         /* NULL: not written */
@@ -48,6 +56,7 @@ struct ceph_conf {
 	int size;                     /* wanted replicas (3); fewer when fewer OSD hosts */
 	int pg_num;                   /* per pool (32) */
 	int health_timeout;           /* seconds the health phase waits (300) */
+	int managers;                 /* on the first monitors by name; 0: 2, or 1 with 1 monitor */
 	struct ceph_osd_filter osds;
 	struct strv osd_nodes;        /* empty: every node */
 	char *rbd_pool;               /* NULL: none */
@@ -250,7 +259,7 @@ static int by_name(const void *a, const void *b)
 static int ceph_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 {
 	static const char *const keys[] = { "public_network", "osd_memory_target", "size",
-		"pg_num", "health_timeout", "osds", "rbd_pool", "cephfs", NULL };
+		"pg_num", "health_timeout", "managers", "osds", "rbd_pool", "cephfs", NULL };
 	struct ceph_conf *c = xcalloc(1, sizeof(*c));
 	const struct ynode *v;
 	const char *s;
@@ -297,6 +306,9 @@ static int ceph_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 		    (r = spec_get_int(x, v, "stacks.ceph.health_timeout", 10, 3600,
 				      &c->health_timeout)) < 0)
 			return r;
+		if ((v = ymap_get(m, "managers")) &&
+		    (r = spec_get_int(x, v, "stacks.ceph.managers", 1, 5, &c->managers)) < 0)
+			return r;
 		if ((v = ymap_get(m, "osds")) && !ynode_is_null(v) &&
 		    (r = parse_osds(x, v, c)) < 0)
 			return r;
@@ -323,6 +335,14 @@ static int ceph_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 	if (c->mons.n != 1 && c->mons.n != 3 && c->mons.n != 5)
 		return spec_err(x, m, "stacks.ceph: %zu nodes have role %s: a monitor quorum "
 				"needs 1, 3 or 5", c->mons.n, CEPH_ROLE);
+	/* one active and one standby, as cephadm places them: each manager
+	 * holds ~175 MiB of Python modules */
+	if (!c->managers)
+		c->managers = c->mons.n < 2 ? (int)c->mons.n : 2;
+	else if ((size_t)c->managers > c->mons.n)
+		return spec_err(x, ymap_get(m, "managers"), "stacks.ceph.managers: %d, but %zu "
+				"monitor%s (managers run on the monitors)", c->managers, c->mons.n,
+				c->mons.n == 1 ? "" : "s");
 	for (size_t i = 0; i < c->mons.n; i++) {
 		const struct node *n = cluster_node(x->c, c->mons.v[i]);
 		struct in_addr a;
@@ -338,6 +358,15 @@ static int ceph_parse(struct spec_parser *x, const struct ynode *m, void **conf)
 static bool is_mon(const struct ceph_conf *c, const struct node *n)
 {
 	return strv_contains(&c->mons, n->name);
+}
+
+/* A manager runs on the first `managers` monitors by name. */
+static bool is_mgr(const struct ceph_conf *c, const struct node *n)
+{
+	for (size_t i = 0; i < c->mons.n && i < (size_t)c->managers; i++)
+		if (!strcmp(c->mons.v[i], n->name))
+			return true;
+	return false;
 }
 
 static const char *first_mon(const struct ceph_conf *c)
@@ -396,12 +425,25 @@ static bool cluster_made(const struct render_ctx *rc, const struct ceph_conf *c,
 	return key_of(rc, c, out, "admin_key") && f;
 }
 
-/* The disks of node n: chosen under the filter, with this cluster's fsid. */
+/*
+ * The disks of node n: chosen under the filter, with this cluster's fsid;
+ * the OSDs whose disk is gone (the record, ceph.h) count against the
+ * limit and go into gone ("osd.3 on /dev/sdb"; gone may be NULL).
+ */
 static void node_disks(const struct render_ctx *rc, const struct ceph_conf *c,
-		       const struct node *n, struct ceph_disks *d)
+		       const struct node *n, struct ceph_disks *d, struct strv *gone)
 {
 	const json_t *disks = osd_node(c, n) ? render_fact(rc, n, "disks") : NULL;
-	ceph_select_disks(&c->osds, disks, fsid_of(rc, c, NULL), d);
+	const char *fsid = fsid_of(rc, c, NULL);
+	struct strv g = STRV_INIT;
+
+	if (disks && fsid)
+		free(ceph_osd_record(exports_get(rc->exports, n->name, CEPH_STACK, "osds"), disks,
+				     fsid, &g));
+	ceph_select_disks(&c->osds, disks, fsid, g.n, d);
+	for (size_t i = 0; gone && i < g.n; i++)
+		strv_push(gone, g.v[i]);
+	strv_release(&g);
 }
 
 /* OSD hosts: nodes with at least one disk chosen (recorded facts for the others). */
@@ -411,7 +453,7 @@ static size_t osd_hosts(const struct render_ctx *rc, const struct ceph_conf *c)
 
 	for (size_t i = 0; i < rc->c->nnodes; i++) {
 		struct ceph_disks d;
-		node_disks(rc, c, &rc->c->nodes[i], &d);
+		node_disks(rc, c, &rc->c->nodes[i], &d, NULL);
 		hosts += d.nosd > 0;
 		ceph_disks_release(&d);
 	}
@@ -474,6 +516,18 @@ static char *conf_text(const struct render_ctx *rc, const struct ceph_conf *c, c
 	if (c->osd_memory_target)
 		buf_printf(&b, "osd_memory_target = %llu\n",
 			   (unsigned long long)c->osd_memory_target);
+	/*
+	 * Managers: a standby starts no module, and modules nobody enabled
+	 * (integrations, test modules, restful without its certificate, nfs
+	 * without an orchestrator) are never loaded: every manager imported
+	 * them all, ~280 MiB each.  The monitors' config database overrides
+	 * this (docs/ceph.md).  The storage path keeps no in-memory debug
+	 * log: gathering it costs CPU on every write.
+	 */
+	buf_adds(&b, "mgr_standby_modules = false\nmgr_initial_modules = iostat\n"
+		     "mgr_disabled_modules = " CEPH_MGR_UNLOADED "\n"
+		     "debug_bluestore = 0/0\ndebug_bluefs = 0/0\ndebug_bdev = 0/0\n"
+		     "debug_rocksdb = 0/0\n");
 	return b.s;
 }
 
@@ -522,13 +576,25 @@ static void push(struct render_out *out, json_t *r)
 static void push_secret(struct render_out *out, const char *path, char *content,
 			const char *owner)
 {
-	push(out, res_secret_content(path, content, 0600, owner, owner));
+	push(out, res_file_secret(path, content, 0600, owner, owner));
 	free(content);
 }
 
 static json_t *dir(const char *path, unsigned mode, const char *owner)
 {
 	return res_directory(path, mode, owner, owner);
+}
+
+/*
+ * A unit enabled, its state not managed: the ceph targets, which the
+ * packages leave disabled, so that the daemons enabled under them start at
+ * boot.
+ */
+static void enabled(struct render_out *out, const char *unit)
+{
+	json_t *r = res_service(unit, true, true, NULL, 0);
+	json_object_del(r, "state");
+	push(out, r);
 }
 
 /* ---- phase keys -------------------------------------------------------------- */
@@ -634,6 +700,8 @@ static int render_mon(const struct render_ctx *rc, const void *conf, const struc
 	const char *watch[] = { "file:" CEPH_CONF };
 	push(out, res_service(unit, true, true, watch, 1));
 	free(unit);
+	enabled(out, "ceph.target");
+	enabled(out, "ceph-mon.target");
 	return 0;
 }
 
@@ -650,11 +718,14 @@ static void daemon_key(struct render_out *out, const char *type, const char *nam
 			      "mv %s.kiln-new %s && { systemctl reset-failed ceph-%s@%s 2>/dev/null "
 			      "|| true; }", type, name, caps, kr, kr, kr, kr, kr, type, name);
 	char *unit = xasprintf("ceph-%s@%s", type, name);
+	char *target = xasprintf("ceph-%s.target", type);
 	const char *watch[] = { "file:" CEPH_CONF };
 
 	push(out, dir(data, 0750, "ceph"));
 	push(out, res_command(cmd, kr, NULL));
 	push(out, res_service(unit, true, true, watch, 1));
+	enabled(out, target);
+	free(target);
 	free(unit);
 	free(cmd);
 	free(kr);
@@ -667,7 +738,7 @@ static int render_mgr(const struct render_ctx *rc, const void *conf, const struc
 	const struct ceph_conf *c = conf;
 
 	(void)e;
-	if (!is_mon(c, n) || !cluster_made(rc, c, out))
+	if (!is_mgr(c, n) || !cluster_made(rc, c, out))
 		return 0;
 	daemon_key(out, "mgr", n->name, "mon 'allow profile mgr' osd 'allow *' mds 'allow *'");
 	return 0;
@@ -680,21 +751,41 @@ static int render_mgr(const struct render_ctx *rc, const void *conf, const struc
  * without it (ceph-volume asks lsblk, which cannot see a disk whose
  * /sys/block entry is renamed, as in the lab): `osd new` with a fresh
  * cephx key, a data directory holding the key and a `block` link,
- * `ceph-osd --mkfs`.  `check DEV FSID` only looks (made, ready, running);
+ * `ceph-osd --mkfs` (the monitors from ceph.conf: no `mon getmap`, a
+ * `ceph` process less).  `check DEV FSID` only looks (made, ready, running);
  * `ensure DEV FSID` makes what is missing; a data directory lost while the
  * disk keeps its label is primed again from the label.  A label of another
- * cluster is refused here too.
+ * cluster is refused here too.  `boot ID` runs before every start of
+ * ceph-osd@ID (a drop-in): after a reboot /dev is new, so it finds the disk
+ * by its label and gives it to ceph, and the OSD starts without an apply.
  */
 static const char osd_script[] =
 	"#!/bin/sh\n"
 	"# managed by kiln (stacks.ceph): one BlueStore OSD on one disk; docs/ceph.md\n"
 	"set -eu\n"
-	"act=$1 dev=$2 fsid=$3\n"
-	"B=\"--connect-timeout 120 --name client.bootstrap-osd --keyring " CEPH_BOOTSTRAP_KEYRING "\"\n"
 	"field() {\n"
 	"\tceph-bluestore-tool show-label --dev \"$dev\" 2>/dev/null |\n"
 	"\t\tsed -n \"s/.*\\\"$1\\\": \\\"\\([^\\\"]*\\)\\\".*/\\1/p\" | head -n 1\n"
 	"}\n"
+	"if [ \"${1:-}\" = boot ]; then\n"
+	"\t# before ceph-osd@ID starts (the drop-in): the disk that holds the OSD\n"
+	"\t# (its label's osd_uuid, whatever its name now) linked and owned by ceph\n"
+	"\tdir=/var/lib/ceph/osd/ceph-$2\n"
+	"\t[ -f \"$dir/fsid\" ] || exit 0\n"
+	"\twant=$(cat \"$dir/fsid\") dev=$(readlink -f \"$dir/block\")\n"
+	"\tif [ \"$(field osd_uuid)\" != \"$want\" ]; then\n"
+	"\t\tfor s in /sys/block/*; do\n"
+	"\t\t\tdev=/dev/${s##*/}\n"
+	"\t\t\tif [ -b \"$dev\" ] && [ \"$(field osd_uuid)\" = \"$want\" ]; then\n"
+	"\t\t\t\tln -sfn \"$dev\" \"$dir/block\"; break\n"
+	"\t\t\tfi\n"
+	"\t\tdone\n"
+	"\tfi\n"
+	"\t[ \"$(field osd_uuid)\" = \"$want\" ] || { echo \"osd.$2: no disk holds it\" >&2; exit 1; }\n"
+	"\texec chown ceph:ceph \"$dev\"\n"
+	"fi\n"
+	"act=$1 dev=$2 fsid=$3\n"
+	"B=\"--connect-timeout 120 --name client.bootstrap-osd --keyring " CEPH_BOOTSTRAP_KEYRING "\"\n"
 	"id=$(field whoami)\n"
 	"if [ -n \"$id\" ] && [ \"$(field ceph_fsid)\" != \"$fsid\" ]; then\n"
 	"\techo \"$dev: BlueStore label of another cluster: not taken\" >&2; exit 1\n"
@@ -703,6 +794,8 @@ static const char osd_script[] =
 	"case $act in\n"
 	"check)\n"
 	"\t[ -n \"$id\" ] && [ -f \"$dir/keyring\" ] && [ \"$(stat -L -c %U \"$dev\")\" = ceph ] &&\n"
+	"\t\tsystemctl -q is-enabled ceph.target ceph-osd.target \"ceph-osd@$id\" &&\n"
+	"\t\t[ \"$(systemctl show -p NeedDaemonReload --value \"ceph-osd@$id\")\" = no ] &&\n"
 	"\t\tsystemctl -q is-active \"ceph-osd@$id\" ;;\n"
 	"ensure)\n"
 	"\tchown ceph:ceph \"$dev\"\n"
@@ -714,10 +807,9 @@ static const char osd_script[] =
 	"\t\tmkdir -p \"$dir\"\n"
 	"\t\tln -sfn \"$dev\" \"$dir/block\"\n"
 	"\t\tceph-authtool \"$dir/keyring\" --create-keyring --name \"osd.$id\" --add-key \"$key\" >/dev/null\n"
-	"\t\tceph $B mon getmap -o \"$dir/activate.monmap\" 2>/dev/null\n"
 	"\t\tchown -R ceph:ceph \"$dir\"\n"
 	"\t\tceph-osd --cluster ceph --osd-objectstore bluestore --mkfs -i \"$id\" \\\n"
-	"\t\t\t--monmap \"$dir/activate.monmap\" --osd-data \"$dir\" --osd-uuid \"$uuid\" \\\n"
+	"\t\t\t--osd-data \"$dir\" --osd-uuid \"$uuid\" \\\n"
 	"\t\t\t--setuser ceph --setgroup ceph 2>&1 | tail -n 1 >&2\n"
 	"\t\t[ \"$(field whoami)\" = \"$id\" ] || { echo \"$dev: ceph-osd --mkfs failed\" >&2; exit 1; }\n"
 	"\telif [ ! -f \"$dir/keyring\" ]; then\n"
@@ -726,10 +818,12 @@ static const char osd_script[] =
 	"\t\tln -sfn \"$dev\" \"$dir/block\"\n"
 	"\t\tchown -R ceph:ceph \"$dir\"\n"
 	"\tfi\n"
-	"\tsystemctl enable -q \"ceph-osd@$id\" 2>/dev/null\n"
+	"\tsystemctl enable -q ceph.target ceph-osd.target \"ceph-osd@$id\" 2>/dev/null\n"
+	"\t[ \"$(systemctl show -p NeedDaemonReload --value \"ceph-osd@$id\")\" = no ] ||\n"
+	"\t\tsystemctl daemon-reload\n"
 	"\tsystemctl reset-failed \"ceph-osd@$id\" 2>/dev/null || true\n"
 	"\tsystemctl start \"ceph-osd@$id\" ;;\n"
-	"*) echo \"usage: $0 check|ensure DEV FSID\" >&2; exit 2 ;;\n"
+	"*) echo \"usage: $0 check|ensure DEV FSID | boot ID\" >&2; exit 2 ;;\n"
 	"esac\n";
 
 /* Plan's notes: which disks become OSDs and why the others do not. */
@@ -761,14 +855,20 @@ static int render_osd(const struct render_ctx *rc, const void *conf, const struc
 		      struct render_out *out, struct kerr *e)
 {
 	const struct ceph_conf *c = conf;
+	struct strv gone = STRV_INIT;
 	struct ceph_disks d;
 	json_t *cf;
 
 	(void)e;
 	if (!osd_node(c, n))
 		return 0;
-	node_disks(rc, c, n, &d);
+	node_disks(rc, c, n, &d, &gone);
 	note_disks(&d, render_has_facts(rc, n), out);
+	/* reported, never made anew elsewhere: Ceph keeps it down until the
+	 * operator purges it (docs/ceph.md) */
+	for (size_t i = 0; i < gone.n; i++)
+		strv_pushf(&out->notes, "%s: %s: disk gone, not recreated", n->name, gone.v[i]);
+	strv_release(&gone);
 	const char *fsid = fsid_of(rc, c, out);
 	const char *boot = d.nosd ? key_of(rc, c, out, "bootstrap_osd_key") : NULL;
 	if (!d.nosd || !fsid || !boot || !(cf = conf_file(rc, c, out))) {
@@ -782,6 +882,10 @@ static int render_osd(const struct render_ctx *rc, const void *conf, const struc
 	push_secret(out, CEPH_BOOTSTRAP_KEYRING, keyring("client.bootstrap-osd", boot, NULL),
 		    "ceph");
 	push(out, res_file(CEPH_LIB "/ceph-osd", osd_script, 0755, "root", "root"));
+	push(out, res_file("/etc/systemd/system/ceph-osd@.service.d/kiln.conf",
+			   "# managed by kiln (stacks.ceph): the OSD's disk found and owned by "
+			   "ceph before it starts\n[Service]\nExecStartPre=" CEPH_LIB
+			   "/ceph-osd boot %i\n", 0644, "root", "root"));
 	for (size_t i = 0; i < d.n; i++) {
 		if (!d.v[i].osd)
 			continue;
@@ -800,7 +904,12 @@ static int render_osd(const struct render_ctx *rc, const void *conf, const struc
 /*
  * Pools, file system and client keys, on the first monitor: `check` only
  * looks, `ensure` makes.  The parameters are the render's (sizes from the
- * OSD hosts); the keys come from keyring files beside it.
+ * OSD hosts); the keys come from keyring files beside it.  One `ceph`
+ * process reads what is there and one makes what is missing (its commands
+ * on stdin, as the interactive ceph reads them): every process costs about
+ * a second of Python start-up on a small node.  The keys are imported in
+ * one more (`auth import` reads a file, which the interactive form does
+ * not take); the key lines of `auth get` are dropped as they are read.
  */
 static char *pools_script(const struct ceph_conf *c, int size)
 {
@@ -810,44 +919,48 @@ static char *pools_script(const struct ceph_conf *c, int size)
 	buf_printf(&b, "#!/bin/sh\n# managed by kiln (stacks.ceph): pools, CephFS and client "
 		   "keys; docs/ceph.md\nset -eu\nact=$1\nsize=%d min=%d pg=%d\n"
 		   "C=\"ceph --connect-timeout 120\"\n"
-		   "bad=0\n"
+		   "look() {\n"
+		   "\tprintf 'osd pool ls detail\\nfs ls\\n%s%sauth get client.%s\\n' |\n"
+		   "\t\t$C 2>&1 | grep -v 'key = ' || true\n"
+		   "}\n"
+		   "add() { todo=\"$todo$*\n\"; }\n"
 		   "pool() {\n"
-		   "\tif ! $C osd pool ls | grep -qx \"$1\"; then\n"
-		   "\t\t[ $act = ensure ] || { bad=1; return; }\n"
-		   "\t\t$C osd pool create \"$1\" $pg $pg >/dev/null 2>&1\n"
-		   "\tfi\n"
-		   "\tfor k in size min_size; do\n"
-		   "\t\tv=$size; [ $k = size ] || v=$min\n"
-		   "\t\tif [ \"$($C osd pool get \"$1\" $k -f plain | sed 's/.*: //')\" != $v ]; then\n"
-		   "\t\t\t[ $act = ensure ] || { bad=1; continue; }\n"
-		   "\t\t\t$C osd pool set \"$1\" $k $v --yes-i-really-mean-it >/dev/null 2>&1\n"
-		   "\t\tfi\n"
-		   "\tdone\n"
-		   "\t[ $2 != - ] || return 0\n"
-		   "\tif ! $C osd pool application get \"$1\" 2>/dev/null | grep -q \"\\\"$2\\\"\"; then\n"
-		   "\t\t[ $act = ensure ] || { bad=1; return; }\n"
-		   "\t\t$C osd pool application enable \"$1\" $2 >/dev/null 2>&1\n"
-		   "\tfi\n"
+		   "\tline=$(printf '%%s\\n' \"$have\" | grep \"^pool [0-9]* '$1' \") || line=\n"
+		   "\t[ -n \"$line\" ] || add osd pool create \"$1\" $pg $pg\n"
+		   "\tcase \"$line\" in *\" size $size min_size $min \"*) ;; *)\n"
+		   "\t\tadd osd pool set \"$1\" size $size --yes-i-really-mean-it\n"
+		   "\t\tadd osd pool set \"$1\" min_size $min ;; esac\n"
+		   "\t[ $2 = - ] || case \"$line\" in *\" application $2\"*) ;; *)\n"
+		   "\t\tadd osd pool application enable \"$1\" $2 ;; esac\n"
 		   "}\n"
 		   "client() {\n"
-		   "\tif ! $C auth get \"client.$1\" >/dev/null 2>&1; then\n"
-		   "\t\t[ $act = ensure ] || { bad=1; return; }\n"
-		   "\t\t$C auth import -i " CEPH_KILN "/client.$1.keyring >/dev/null 2>&1\n"
-		   "\tfi\n"
-		   "}\n", size, min_size(size), c->pg_num);
+		   "\tprintf '%%s\\n' \"$have\" | grep -qx \"\\[client\\.$1\\]\" ||\n"
+		   "\t\tkeys=\"$keys " CEPH_KILN "/client.$1.keyring\"\n"
+		   "}\n"
+		   "want() {\n"
+		   "\ttodo= keys=\n",
+		   size, min_size(size), c->pg_num, c->fs_name ? "auth get client." : "",
+		   c->fs_name ? CEPH_FS_CLIENT "\\n" : "", CEPH_K8S_CLIENT);
 	if (c->rbd_pool)
-		buf_printf(&b, "pool %s rbd\n", c->rbd_pool);
-	if (c->fs_name) {
-		buf_printf(&b, "pool %s_metadata -\npool %s_data -\n", c->fs_name,
-			   c->fs_name);
-		buf_printf(&b, "if ! $C fs ls | grep -q \"^name: %s,\"; then\n"
-			   "\t[ $act = ensure ] || bad=1\n"
-			   "\t[ $act = check ] || $C fs new %s %s_metadata %s_data >/dev/null 2>&1\n"
-			   "fi\n"
-			   "client " CEPH_FS_CLIENT "\n", c->fs_name, c->fs_name, c->fs_name,
-			   c->fs_name);
-	}
-	buf_adds(&b, "client " CEPH_K8S_CLIENT "\nexit $bad\n");
+		buf_printf(&b, "\tpool %s rbd\n", c->rbd_pool);
+	if (c->fs_name)
+		buf_printf(&b, "\tpool %s_metadata -\n\tpool %s_data -\n"
+			   "\tprintf '%%s\\n' \"$have\" | grep -q \"^name: %s,\" ||\n"
+			   "\t\tadd fs new %s %s_metadata %s_data\n"
+			   "\tclient " CEPH_FS_CLIENT "\n", c->fs_name, c->fs_name, c->fs_name,
+			   c->fs_name, c->fs_name, c->fs_name);
+	buf_adds(&b, "\tclient " CEPH_K8S_CLIENT "\n"
+		     "}\n"
+		     "have=$(look)\n"
+		     "want\n"
+		     "[ -n \"$todo$keys\" ] || exit 0\n"
+		     "[ $act = ensure ] || exit 1\n"
+		     "[ -z \"$todo\" ] || printf '%s' \"$todo\" | $C >/dev/null 2>&1 || true\n"
+		     "[ -z \"$keys\" ] || cat $keys | $C auth import -i - >/dev/null 2>&1 || true\n"
+		     "have=$(look)\n"
+		     "want\n"
+		     "[ -z \"$todo$keys\" ] || { echo \"not made: $(printf '%s' \"$todo\" | "
+		     "tr '\\n' ';')$keys\" >&2; exit 1; }\n");
 	return b.s;
 }
 
@@ -887,8 +1000,8 @@ static void csi_files(const struct render_ctx *rc, const struct ceph_conf *c, co
 		buf_printf(&b, "# managed by kiln (stacks.ceph)\napiVersion: v1\nkind: Secret\n"
 			   "metadata:\n  name: csi-rbd-secret\n  namespace: default\n"
 			   "stringData:\n  userID: %s\n  userKey: %s\n", CEPH_K8S_CLIENT, k8s_key);
-		push(out, res_secret_content(CEPH_KILN "/csi/csi-rbd-secret.yaml", b.s, 0600,
-					     "root", "root"));
+		push(out, res_file_secret(CEPH_KILN "/csi/csi-rbd-secret.yaml", b.s, 0600, "root",
+					  "root"));
 		buf_reset(&b);
 		buf_printf(&b, "# managed by kiln (stacks.ceph)\n"
 			   "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n"
@@ -911,8 +1024,8 @@ static void csi_files(const struct render_ctx *rc, const struct ceph_conf *c, co
 			   "metadata:\n  name: csi-cephfs-secret\n  namespace: default\n"
 			   "stringData:\n  userID: %s\n  userKey: %s\n  adminID: %s\n"
 			   "  adminKey: %s\n", CEPH_K8S_CLIENT, k8s_key, CEPH_K8S_CLIENT, k8s_key);
-		push(out, res_secret_content(CEPH_KILN "/csi/csi-cephfs-secret.yaml", b.s, 0600,
-					     "root", "root"));
+		push(out, res_file_secret(CEPH_KILN "/csi/csi-cephfs-secret.yaml", b.s, 0600,
+					  "root", "root"));
 		buf_reset(&b);
 		buf_printf(&b, "# managed by kiln (stacks.ceph)\n"
 			   "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n"
@@ -986,10 +1099,11 @@ static int render_fs(const struct render_ctx *rc, const void *conf, const struct
 		char *unit = xasprintf("# managed by kiln (stacks.ceph)\n[Unit]\n"
 				       "Description=kiln: CephFS %s at %s (ceph-fuse)\n"
 				       "After=network-online.target\nWants=network-online.target\n"
-				       "[Service]\nExecStart=/usr/bin/ceph-fuse -f --id " CEPH_FS_CLIENT
+				       "[Service]\nExecStartPre=/bin/mkdir -p %s\n"
+				       "ExecStart=/usr/bin/ceph-fuse -f --id " CEPH_FS_CLIENT
 				       " --client_fs %s %s\nRestart=on-failure\nRestartSec=5\n"
 				       "[Install]\nWantedBy=multi-user.target\n", c->fs_name,
-				       c->fs_mount, c->fs_name, c->fs_mount);
+				       c->fs_mount, c->fs_mount, c->fs_name, c->fs_mount);
 		push(out, res_file("/etc/systemd/system/kiln-cephfs.service", unit, 0644, "root",
 				   "root"));
 		free(unit);
@@ -1024,14 +1138,24 @@ static int render_health(const struct render_ctx *rc, const void *conf, const st
 	 * check waits up to CEPH_HEALTH_SETTLE s for it, so a healthy cluster
 	 * that blinks (a scrub, an election) is "ok", not a change; only then
 	 * does the command wait up to health_timeout and fail with Ceph's
-	 * reasons on one line (the command's last stderr line).
+	 * reasons on one line (the command's last stderr line).  One `ceph
+	 * status` per look (a `ceph` process costs about a second of Python
+	 * start-up; the python3 it depends on reads the JSON in milliseconds).
+	 * Every OSD must be up (a new one that has not booted yet counts for
+	 * no health check), and the last OSD up/in change CEPH_PG_SETTLE s old:
+	 * the placement groups' states come from the manager, seconds behind
+	 * the OSD map, and read "clean" until they peer with a new OSD.
 	 */
-	char *ok = xasprintf("ceph --connect-timeout 30 health | grep -qx HEALTH_OK && "
-			     "[ \"$(ceph --connect-timeout 30 quorum_status | grep -o "
-			     "'\"quorum_names\":\\[[^]]*\\]' | tr -cd , | wc -c)\" = %zu ] && "
-			     "ceph --connect-timeout 30 pg stat | awk -F'pgs: |;' '{ n = "
-			     "split($2, a, \", \"); for (i = 1; i <= n; i++) if (a[i] !~ "
-			     "/^[0-9]+ active\\+clean/) exit 1; exit n == 0 }'", c->mons.n - 1);
+	char *ok = xasprintf("ceph --connect-timeout 30 status -f json 2>/dev/null | python3 -c "
+			     "'import json, sys, time; j = json.load(sys.stdin); p = j[\"pgmap\"]; "
+			     "o = j[\"osdmap\"]; s = p.get(\"pgs_by_state\", []); "
+			     "sys.exit(not (j[\"health\"][\"status\"] == \"HEALTH_OK\" and "
+			     "len(j[\"quorum_names\"]) == %zu and "
+			     "o[\"num_up_osds\"] == o[\"num_osds\"] and o[\"num_remapped_pgs\"] == 0 "
+			     "and time.time() - max(o[\"osd_up_since\"], o[\"osd_in_since\"]) >= %d "
+			     "and all(x[\"state_name\"].startswith(\"active+clean\") for x in s) and "
+			     "0 < sum(x[\"count\"] for x in s) == p[\"num_pgs\"]))' 2>/dev/null",
+			     c->mons.n, CEPH_PG_SETTLE);
 	char *settle = xasprintf("t=$(($(date +%%s) + %d)); until %s; do "
 				 "[ $(date +%%s) -lt $t ] || exit 1; sleep 1; done",
 				 CEPH_HEALTH_SETTLE, ok);
@@ -1044,6 +1168,36 @@ static int render_health(const struct render_ctx *rc, const void *conf, const st
 	free(cmd);
 	free(settle);
 	free(ok);
+	return 0;
+}
+
+/* ---- prepare: the record of OSDs per disk ---------------------------------------- */
+
+/*
+ * Every OSD node's record (ceph.h) from this run's facts and the record so
+ * far, exported as "osds" (kept in the state): a disk that vanishes later
+ * is still known to have held its OSD.
+ */
+static int ceph_prepare(const struct render_ctx *rc, const void *conf, struct exports *made,
+			struct kerr *e)
+{
+	const struct ceph_conf *c = conf;
+	const char *fsid = fsid_of(rc, c, NULL);
+
+	(void)e;
+	for (size_t i = 0; fsid && i < rc->c->nnodes; i++) {
+		const struct node *n = &rc->c->nodes[i];
+		const json_t *disks = osd_node(c, n) ? render_fact(rc, n, "disks") : NULL;
+		if (!disks)
+			continue;
+		const char *old = exports_get(rc->exports, n->name, CEPH_STACK, "osds");
+		struct strv gone = STRV_INIT;
+		char *rec = ceph_osd_record(old, disks, fsid, &gone);
+		if (old ? strcmp(old, rec) != 0 : *rec != '\0')
+			exports_set(made, n->name, CEPH_STACK, "osds", rec, false);
+		free(rec);
+		strv_release(&gone);
+	}
 	return 0;
 }
 
@@ -1062,6 +1216,7 @@ const struct stack_type stack_ceph = {
 		   "free disks, RBD, CephFS",
 	.parse = ceph_parse,
 	.free = ceph_free,
+	.prepare = ceph_prepare,
 	.phases = ceph_phases,
 	.nphases = ARRAY_SIZE(ceph_phases),
 	.secret_exports = (const char *const[]){ "mon_key", "admin_key", "bootstrap_osd_key",

@@ -142,7 +142,7 @@ static bool prefix_ok(const char *want, const char *have)
 }
 
 void ceph_select_disks(const struct ceph_osd_filter *f, const json_t *disks, const char *fsid,
-		       struct ceph_disks *out)
+		       size_t gone, struct ceph_disks *out)
 {
 	size_t n = json_array_size(disks);
 	bool *used_path = xcalloc(f->paths.n + 1, sizeof(bool));
@@ -219,8 +219,13 @@ void ceph_select_disks(const struct ceph_osd_filter *f, const json_t *disks, con
 			shown(vendor ? vendor : "unknown", t);
 			why(&w, "vendor '%s' does not start with '%s'", t, f->vendor);
 		}
-		if (!w.len && f->limit && out->nosd >= (size_t)f->limit)
-			why(&w, "over osds.limit %d", f->limit);
+		if (!w.len && f->limit && out->nosd + gone >= (size_t)f->limit) {
+			if (gone)
+				why(&w, "over osds.limit %d (with %zu OSD%s whose disk is gone)",
+				    f->limit, gone, gone == 1 ? "" : "s");
+			else
+				why(&w, "over osds.limit %d", f->limit);
+		}
 		if (w.len) {
 			c->reason = xstrdup(w.s);
 		} else {
@@ -233,6 +238,113 @@ void ceph_select_disks(const struct ceph_osd_filter *f, const json_t *disks, con
 			strv_push(&out->missing, f->paths.v[k]);
 	buf_release(&w);
 	free(used_path);
+}
+
+/* ---- the record of OSDs per disk ------------------------------------------ */
+
+struct osd_rec {
+	long id;
+	char name[33];
+};
+
+static int rec_by_id(const void *a, const void *b)
+{
+	const struct osd_rec *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static bool plain_name(const char *s)
+{
+	size_t n = strlen(s);
+	return n && n <= 32 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789") == n;
+}
+
+/* The disk named name in disks, or NULL. */
+static const json_t *disk_named(const json_t *disks, const char *name)
+{
+	size_t i;
+	const json_t *d;
+
+	json_array_foreach(disks, i, d) {
+		const char *s = json_string_value(json_object_get(d, "name"));
+		if (s && !strcmp(s, name))
+			return d;
+	}
+	return NULL;
+}
+
+/* The id of this cluster's OSD on disk d, or -1. */
+static long our_osd(const json_t *d, const char *fsid)
+{
+	const char *sig = json_string_value(json_object_get(d, "signature"));
+	const char *bfs = json_string_value(json_object_get(d, "bluestore_fsid"));
+	const json_t *id = json_object_get(d, "bluestore_osd");
+
+	if (!sig || strcmp(sig, "bluestore") || !fsid || !bfs || strcmp(bfs, fsid) ||
+	    !json_is_integer(id) || json_integer_value(id) < 0 ||
+	    json_integer_value(id) > 999999999)
+		return -1;
+	return (long)json_integer_value(id);
+}
+
+static bool has_id(const struct osd_rec *v, size_t n, long id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].id == id)
+			return true;
+	return false;
+}
+
+char *ceph_osd_record(const char *rec, const json_t *disks, const char *fsid, struct strv *gone)
+{
+	size_t cap = json_array_size(disks) + 1, n = 0;
+	struct osd_rec *v;
+	struct buf b;
+	size_t i;
+	const json_t *d;
+
+	/* what facts show now */
+	v = xcalloc(cap, sizeof(*v));
+	json_array_foreach(disks, i, d) {
+		const char *name = json_string_value(json_object_get(d, "name"));
+		long id = our_osd(d, fsid);
+		if (id < 0 || !name || !plain_name(name) || has_id(v, n, id))
+			continue;
+		v[n].id = id;
+		snprintf(v[n].name, sizeof(v[n].name), "%s", name);
+		n++;
+	}
+	/* what was recorded: kept while its disk is gone */
+	char *words = xstrdup(rec ? rec : ""), *save = NULL;
+	for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+		char *colon = strchr(w, ':'), *end;
+		if (!colon || colon == w || colon - w > 9 || !plain_name(colon + 1))
+			continue;
+		*colon = '\0';
+		errno = 0;
+		long id = strtol(w, &end, 10);
+		if (errno || *end || id < 0 || strspn(w, "0123456789") != strlen(w) ||
+		    has_id(v, n, id))
+			continue;
+		const json_t *there = disk_named(disks, colon + 1);
+		if (there && our_osd(there, fsid) < 0)
+			continue;   /* a new disk in its place */
+		if (n == cap)
+			v = xrealloc(v, (cap *= 2) * sizeof(*v));
+		v[n].id = id;
+		snprintf(v[n].name, sizeof(v[n].name), "%s", colon + 1);
+		strv_pushf(gone, "osd.%ld on /dev/%s", id, colon + 1);
+		n++;
+	}
+	free(words);
+	qsort(v, n, sizeof(*v), rec_by_id);
+	buf_init(&b, 0);
+	for (i = 0; i < n; i++)
+		buf_printf(&b, "%s%ld:%s", i ? " " : "", v[i].id, v[i].name);
+	free(v);
+	char *out = xstrdup(b.s);
+	buf_release(&b);
+	return out;
 }
 
 void ceph_disks_release(struct ceph_disks *d)

@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# The ceph stack on 3 systemd nodes, each with 2 free 8 GiB disks and one
-# used disk (ext4, mounted, with data), packages from the lab's mirror:
-# plan says which disks become OSDs and why the used one is passed over;
-# apply -> HEALTH_OK, 3 monitors in quorum, 6 OSDs up and in, 2 per node on
-# sda and sdb; every used disk's content is unchanged; a second apply
-# changes nothing; RBD: 64 MiB written and read back equal; CephFS: a file
-# written on node1 is read byte-identical on node3; no key in the state
-# database, the run records, kiln's output or logs (-vv) or -o json; keys
-# 0600; `kiln storage status` (-o json) shows health, quorum and every OSD
-# by node and disk; an OSD daemon stopped -> reported down, data readable, apply brings
-# it back to HEALTH_OK; a monitor stopped -> quorum holds, apply restores it.
+# The ceph stack on 3 systemd nodes (and a fourth that joins late), each
+# with 2 free 8 GiB disks and one used disk (ext4, mounted, with data),
+# packages from the lab's mirror: plan says which disks become OSDs and why
+# the used one is passed over; apply -> HEALTH_OK, 3 monitors in quorum, 6
+# OSDs up and in, 2 per node on sda and sdb; every used disk's content is
+# unchanged; a second apply changes nothing; RBD: 64 MiB written and read
+# back equal; CephFS: a file written on node1 is read byte-identical on
+# node3; no key in the state database, the run records, kiln's output or
+# logs (-vv) or -o json; keys 0600; `kiln storage status` (-o json) shows
+# health, quorum and every OSD by node and disk; an OSD daemon stopped ->
+# reported down, data readable, apply brings it back to HEALTH_OK; a
+# monitor stopped -> quorum holds, apply restores it; node4 with 2 free
+# disks joins: 8 OSDs up and in, HEALTH_OK, every PG active+clean, the RBD
+# image and the CephFS file written before read back byte-identical, a
+# second apply changes nothing; node4 reboots -> its OSDs and the CephFS
+# mount come back without an apply, HEALTH_OK, plan has no ceph change;
+# node4's sdb vanishes (its OSD stopped, the disk gone from the node's
+# view) -> plan notes "osd.N on /dev/sdb: disk gone, not recreated" and
+# makes no OSD; storage status shows osd.N down on node4.
 # Root; the first run fills the mirror cache from Debian's mirror.
 . "$(dirname "$0")/lib.sh"
 CACHE=${KILN_MIRROR_CACHE_CEPH:-/var/cache/kiln/lab-mirror-ceph}
 PKGS=ceph-mon,ceph-mgr,ceph-osd,ceph-mds,ceph-common,ceph-fuse
 NODES="node1 node2 node3"
+ALL="$NODES node4"
 
 : >"$T/all-output"
 keep() { printf '%s\n%s\n' "$OUT" "$ERR" >>"$T/all-output"; }
@@ -80,19 +89,26 @@ print(h.hexdigest())
 EOF
 }
 
-lab_up 3 --disks 2x8G --used-disk --mirror --cache "$CACHE" --packages "$PKGS"
-sed -i 's/roles: \[worker\]/roles: [worker, ceph-mon]/' "$SPEC"
-cat >>"$SPEC" <<'EOF'
-  ceph:
+# node4 is up from the start (a lab cannot grow) but joins the spec late.
+lab_up 4 --disks 2x8G --used-disk --mirror --cache "$CACHE" --packages "$PKGS"
+python3 - "$SPEC" <<'EOF'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+s = re.sub(r"(  - name: node[123]\n    address: .*\n    roles: )\[worker\]", r"\1[worker, ceph-mon]", s)
+s += """  ceph:
     public_network: 10.213.43.0/24
     osd_memory_target: 1G
     health_timeout: 240
+"""
+open(p + ".full", "w").write(s)
+open(p, "w").write(re.sub(r"  - name: node4\n(    .*\n)+", "", s))
 EOF
 # The used disk stays mounted (facts must see it in use) but read-only, so
 # ext4 itself (lazy inode-table init, the journal) writes nothing more and
 # any change to its content is someone else's.
 declare -A USED
-for n in $NODES; do
+for n in $ALL; do
 	on $n sh -c 'mount -o remount,ro /srv/data && sync' || fail "$n: remount /srv/data read-only"
 	USED[$n]=$(disk_sum "$LAB/disks/$n-sdc.img")
 done
@@ -218,3 +234,63 @@ kiln_t 0 600 apply -f "$SPEC"
 assert_contains "$OUT" "service:ceph-mon@node3"
 assert_eq "$(st 'sorted(j["quorum_names"])')" "['node1', 'node2', 'node3']" "quorum after apply"
 assert_eq "$(st 'j["health"]["status"]')" HEALTH_OK "health after the monitor came back"
+
+say "a fourth node with 2 free disks: 8 OSDs, HEALTH_OK, the data written before reads back"
+cp "$SPEC.full" "$SPEC"
+kiln_t 0 600 apply -f "$SPEC" -o json
+assert_eq "$(json 'j["summary"]["failed"]')" 0 "failed nodes"
+assert_eq "$(json 'sorted(x for n in j["nodes"] if n["name"] == "node4" for x in n.get("notes", []) if "becomes" in x)')" \
+	"['ceph.osd: /dev/sda (8.0 GiB) becomes an OSD', 'ceph.osd: /dev/sdb (8.0 GiB) becomes an OSD']" "node4's notes"
+assert_eq "$(st 'j["health"]["status"]')" HEALTH_OK "health with node4"
+assert_eq "$(st '(j["osdmap"]["num_osds"], j["osdmap"]["num_up_osds"], j["osdmap"]["num_in_osds"])')" \
+	"(8, 8, 8)" "OSDs, up, in with node4"
+assert_eq "$(st 'all(s["state_name"].startswith("active+clean") for s in j["pgmap"]["pgs_by_state"]) and sum(s["count"] for s in j["pgmap"]["pgs_by_state"]) == j["pgmap"]["num_pgs"] > 0')" \
+	True "every PG active+clean with node4"
+on node1 timeout 60 ceph osd tree -f json >"$T/tree.json"
+assert_eq "$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["nodes"]; print(sorted((h["name"], len(h["children"])) for h in t if h["type"] == "host"))' "$T/tree.json")" \
+	"[('node1', 2), ('node2', 2), ('node3', 2), ('node4', 2)]" "OSDs per host with node4"
+on node1 sh -c 'timeout 120 rbd export --no-progress rbd/kt23 /tmp/rbd-out4' >/dev/null 2>&1 || fail "rbd export after node4 joined"
+assert_eq "$(on node1 sha256sum /tmp/rbd-out4 | cut -d' ' -f1)" "$(on node1 sha256sum /tmp/rbd-in | cut -d' ' -f1)" \
+	"RBD read after node4 joined"
+on node4 mountpoint -q /shared || fail "node4: /shared is not mounted"
+assert_eq "$(on node4 sha256sum /shared/kt23.bin | cut -d' ' -f1)" "$(on node1 sha256sum /shared/kt23.bin | cut -d' ' -f1)" \
+	"CephFS file on node4"
+assert_eq "$(disk_sum "$LAB/disks/node4-sdc.img")" "${USED[node4]}" "node4 used disk content"
+kiln_t 0 600 apply -f "$SPEC"
+assert_contains "$OUT" "4 nodes, 0 changed"
+
+say "node4 reboots: its OSDs start by themselves, HEALTH_OK again, nothing of ceph left to apply"
+kiln_t 0 300 lab reboot --dir "$LAB" node4
+wait_for 240 "node4's OSDs up after its reboot, HEALTH_OK" \
+	'j["osdmap"]["num_up_osds"] == 8 and j["health"]["status"] == "HEALTH_OK" and all(s["state_name"].startswith("active+clean") for s in j["pgmap"]["pgs_by_state"])'
+for i in $(seq 150); do on node4 mountpoint -q /shared && break; sleep 1; done
+on node4 mountpoint -q /shared ||
+	fail "node4: /shared not mounted again after its reboot: $(on node4 sh -c 'systemctl is-system-running;
+		systemctl list-jobs --no-legend | head -5; systemctl status kiln-cephfs --no-pager 2>&1 | tail -12')"
+assert_eq "$(on node4 sha256sum /shared/kt23.bin | cut -d' ' -f1)" "$(on node1 sha256sum /shared/kt23.bin | cut -d' ' -f1)" \
+	"CephFS file on node4 after its reboot"
+# plan may find other stacks' changes a reboot resets (exit 2): ceph has none
+rc=0
+timeout 300 "$KILN" plan -f "$SPEC" -o json >"$T/out" 2>"$T/err" || rc=$?
+cat "$T/out" "$T/err" >>"$T/all-output"
+[ $rc = 0 ] || [ $rc = 2 ] || fail "plan after node4's reboot exited $rc: $(cat "$T/err")"
+assert_eq "$(json '[r["id"] for n in j["nodes"] for r in n.get("results", []) if r.get("phase", "").startswith("ceph.") and r["status"] != "ok"]')" \
+	"[]" "ceph resources plan would change after node4's reboot"
+assert_eq "$(json 'len([r for n in j["nodes"] if n["name"] == "node4" for r in n.get("results", []) if r.get("phase") == "ceph.osd"]) >= 2')" \
+	True "node4's ceph.osd resources checked after its reboot"
+
+say "node4's sdb vanishes: plan reports its OSD and makes no other; storage status shows it down on node4"
+id4=$(on node4 ceph-bluestore-tool show-label --dev /dev/sdb | python3 -c 'import json,sys; print(json.load(sys.stdin)["/dev/sdb"]["whoami"])')
+blk=/run/kiln-lab/$LAB_NAME/node4/hw/block/sdb
+[ -L "$blk" ] || fail "no $blk: the lab's disk view moved (docs/lab.md)"
+on node4 systemctl stop "ceph-osd@$id4"
+rm "$blk"
+on node4 rm /dev/sdb
+wait_for 60 "osd.$id4 reported down" 'j["osdmap"]["num_up_osds"] == 7'
+kiln_t 2 300 plan -f "$SPEC"
+assert_contains "$OUT" "= ceph.osd: node4: osd.$id4 on /dev/sdb: disk gone, not recreated"
+case "$OUT" in *"ceph-osd ensure"*) fail "plan makes an OSD after a disk vanished: $OUT" ;; esac
+kiln_t 2 120 storage status -f "$SPEC" -o json
+assert_eq "$(json '[(o["node"], o["device"], o["up"]) for o in j["osds"]["list"] if o["id"] == '"$id4"']')" \
+	"[('node4', '/dev/sdb', False)]" "storage status: osd.$id4 down on node4"
+assert_eq "$(json 'j["osds"]["total"], j["osds"]["up"]')" "(8, 7)" "storage status: OSDs, up"

@@ -556,8 +556,8 @@ static void write_dev(const char *root, const char *name, size_t len, size_t off
 
 /*
  * signature: what the first bytes of each disk hold (blkid's names), and a
- * BlueStore label's ceph_fsid; read_only and vendor from sysfs.  Nothing
- * but the fsid of a label is copied (its osd_key stays on the node).
+ * BlueStore label's ceph_fsid and whoami; read_only and vendor from sysfs.
+ * Nothing else of a label is copied (its osd_key stays on the node).
  */
 static void test_disk_signatures(void **state)
 {
@@ -565,6 +565,7 @@ static void test_disk_signatures(void **state)
 		"0e4e1b3c-58b7-4a3e-a6f0-2b2c9c1f1d11\n\x02\x01\x00\x00\x00\x00"
 		"\x04\x00\x00\x00" "type\x09\x00\x00\x00" "bluestore"
 		"\x09\x00\x00\x00" "ceph_fsid\x24\x00\x00\x00" "5b0f6c2e-8a1d-4c3e-9f70-1a2b3c4d5e6f"
+		"\x06\x00\x00\x00" "whoami\x02\x00\x00\x00" "17"
 		"\x07\x00\x00\x00" "osd_key\x28\x00\x00\x00" "AQBsecretsecretsecretsecretsecretsecret==";
 	static const struct { const char *name; size_t off; const char *magic; size_t n;
 			      const char *want; } cases[] = {
@@ -603,6 +604,7 @@ static void test_disk_signatures(void **state)
 	}
 	d = find(jp(f, "disks"), "name", "sda");
 	STR(d, "bluestore_fsid", "5b0f6c2e-8a1d-4c3e-9f70-1a2b3c4d5e6f");
+	assert_int_equal(json_integer_value(json_object_get(d, "bluestore_osd")), 17);
 	TRUE(d, "read_only");
 	STR(d, "vendor", "ATA");
 	char *all = json_dumps(f, 0);

@@ -4,8 +4,10 @@
  * for every node's resources, ceph.conf and the ceph-csi files; every
  * resource passes the agent's validation; rendering is pure; a render
  * without the first monitor's keys waits for them, never guesses; replicas
- * never exceed the OSD hosts; the secret resource keeps its content out of
- * diffs and messages, and exports a made key.
+ * never exceed the OSD hosts; an OSD whose disk vanished is reported and
+ * not made anew on a spare disk; the secret resource exports a made key and
+ * keyrings (files marked secret) keep their content out of diffs and
+ * messages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,14 +58,15 @@ static void filter_init(struct ceph_osd_filter *f)
 	f->rotational = -1;
 }
 
-/* "sda:OSD" or "sdb:REASON" per disk, joined with " | ". */
-static char *choose(const struct ceph_osd_filter *f, json_t *disks, const char *fsid)
+/* "sda:OSD" or "sdb:REASON" per disk, joined with " | "; gone OSDs count. */
+static char *choose_gone(const struct ceph_osd_filter *f, json_t *disks, const char *fsid,
+			 size_t gone)
 {
 	struct ceph_disks d;
 	struct buf b;
 
 	buf_init(&b, 0);
-	ceph_select_disks(f, disks, fsid, &d);
+	ceph_select_disks(f, disks, fsid, gone, &d);
 	for (size_t i = 0; i < d.n; i++)
 		buf_printf(&b, "%s%s:%s", i ? " | " : "", d.v[i].name,
 			   d.v[i].osd ? (d.v[i].ours ? "ours" : "OSD") : d.v[i].reason);
@@ -74,6 +77,11 @@ static char *choose(const struct ceph_osd_filter *f, json_t *disks, const char *
 	char *t = xstrdup(b.s);
 	buf_release(&b);
 	return t;
+}
+
+static char *choose(const struct ceph_osd_filter *f, json_t *disks, const char *fsid)
+{
+	return choose_gone(f, disks, fsid, 0);
 }
 
 static void test_rejection_rules(void **s)
@@ -282,6 +290,8 @@ static void test_spec_errors(void **s)
 	spec_error("ceph-mon", "    osd_memory_target: 100M\n",
 		   "10:24: stacks.ceph.osd_memory_target: expected a size of at least 896M");
 	spec_error("ceph-mon", "    size: 0\n", "10:11: stacks.ceph.size: 0 is out of range 1..10");
+	spec_error("ceph-mon", "    managers: 4\n",
+		   "10:15: stacks.ceph.managers: 4, but 3 monitors (managers run on the monitors)");
 	spec_error("ceph-mon", "    public_network: 10.0.0/24\n",
 		   "10:21: stacks.ceph.public_network: '10.0.0/24' is not an IPv4 network");
 }
@@ -453,20 +463,21 @@ static void test_golden(void **s)
 		rendered_release(&again);
 	}
 	golden_check(DIR "/golden/nodes.json", all);
-	/* every key is in a secret resource only: never a file, command or id */
+	/* every key is in a file marked secret only: never a plain file, a
+	 * command or an id */
 	char *dump = json_dumps(all, JSON_COMPACT);
 	for (unsigned i = 0; i < ARRAY_SIZE(key_names); i++) {
 		char k[41];
 		fake_key(i, k);
 		for (const char *p = strstr(dump, k); p; p = strstr(p + 1, k)) {
-			/* the object around it must be a secret */
+			/* the object around it must be a secret file */
 			const char *open = p;
 			while (open > dump && *open != '{')
 				open--;
 			const char *close = strchr(p, '}');
 			char *obj = xstrndup(open, (size_t)(close - open));
-			if (!strstr(obj, "\"type\":\"secret\""))
-				fail_msg("key %s outside a secret resource: %s", key_names[i], obj);
+			if (!strstr(obj, "\"type\":\"file\"") || !strstr(obj, "\"secret\":true"))
+				fail_msg("key %s outside a secret file: %s", key_names[i], obj);
 			free(obj);
 		}
 	}
@@ -547,6 +558,117 @@ static void test_size_from_hosts(void **s)
 	cluster_free(c);
 }
 
+/* ---- a vanished disk ---------------------------------------------------------- */
+
+#define OURS(id) "{\"signature\": \"bluestore\", \"bluestore_fsid\": \"" FSID "\", " \
+	"\"bluestore_osd\": " #id "}"
+
+static void record_is(const char *rec, json_t *disks, const char *want, const char *want_gone)
+{
+	struct strv gone = STRV_INIT;
+	char *got = ceph_osd_record(rec, disks, FSID, &gone);
+	struct buf g;
+
+	buf_init(&g, 0);
+	for (size_t i = 0; i < gone.n; i++)
+		buf_printf(&g, "%s%s", i ? ", " : "", gone.v[i]);
+	assert_string_equal(got, want);
+	assert_string_equal(g.s, want_gone);
+	buf_release(&g);
+	free(got);
+	strv_release(&gone);
+	json_decref(disks);
+}
+
+/*
+ * The record of OSDs per disk: made from facts; an OSD whose disk vanished
+ * stays in it and is reported; a new disk in its place makes it forgotten;
+ * malformed words are dropped; the record of a record is itself.  Selection
+ * counts the vanished OSD against osds.limit, so no spare disk replaces it;
+ * the render notes it and makes nothing for it; prepare exports a changed
+ * record only.
+ */
+static void test_vanished_disk(void **s)
+{
+	struct ceph_osd_filter f;
+	char *t;
+
+	record_is(NULL, json_pack("[o,o,o]", disk("sda", GiB(8), OURS(4)),
+				  disk("sdb", GiB(8), OURS(3)), disk("sdc", GiB(8), NULL)),
+		  "3:sdb 4:sda", "");
+	record_is("3:sdb 4:sda", json_pack("[o,o]", disk("sda", GiB(8), OURS(4)),
+					   disk("sdc", GiB(8), NULL)),
+		  "3:sdb 4:sda", "osd.3 on /dev/sdb");
+	record_is("3:sdb 4:sda", json_pack("[o,o]", disk("sda", GiB(8), OURS(4)),
+					   disk("sdb", GiB(8), NULL)), "4:sda", "");
+	record_is("3:sdb", json_pack("[o]", disk("sdb", GiB(8), "{\"signature\": \"bluestore\", "
+						 "\"bluestore_fsid\": \"" OTHER "\", "
+						 "\"bluestore_osd\": 3}")), "", "");
+	record_is("x:sdb 5:SDB 6:../e -1:sdc 7 9999999999:sdd 8: 4:sdf", json_pack("[o]",
+		  disk("sda", GiB(8), OURS(4))), "4:sda", "");
+	record_is("3:sdb 4:sda", NULL, "3:sdb 4:sda", "osd.3 on /dev/sdb, osd.4 on /dev/sda");
+
+	filter_init(&f);
+	f.limit = 2;
+	t = choose_gone(&f, json_pack("[o,o]", disk("sda", GiB(8), OURS(4)),
+				      disk("sdc", GiB(8), NULL)), FSID, 1);
+	assert_string_equal(t, "sda:ours | sdc:over osds.limit 2 (with 1 OSD whose disk is gone)");
+	free(t);
+	t = choose(&f, json_pack("[o,o]", disk("sda", GiB(8), OURS(4)), disk("sdc", GiB(8), NULL)),
+		   FSID);
+	assert_string_equal(t, "sda:ours | sdc:OSD");
+	free(t);
+
+	/* the stack: n2's sdb (osd.3) vanished, a spare sdc is there; limit 2 */
+	struct cluster *c = NULL;
+	struct kerr e = { 0 };
+	if (spec_load(DIR "/limit.yaml", &c, &e) < 0)
+		fail_msg("spec: %s", e.msg);
+	json_t **facts = xcalloc(c->nnodes, sizeof(*facts));
+	for (size_t i = 0; i < c->nnodes; i++) {
+		const char *name = c->nodes[i].name;
+		json_t *disks = !strcmp(name, "n2")
+			? json_pack("[o,o]", disk("sda", GiB(8), OURS(4)), disk("sdc", GiB(8), NULL))
+			: !strcmp(name, "n3")
+			? json_pack("[o,o]", disk("sda", GiB(8), OURS(1)), disk("sdb", GiB(8), OURS(0)))
+			: json_pack("[o]", disk("sda", GiB(8), NULL));
+		facts[i] = json_pack("{s:{s:s},s:o}", "os", "family", "debian", "disks", disks);
+	}
+	struct exports ex, made;
+	struct rendered r;
+	exports_all(&ex, true);
+	exports_set(&ex, "n2", "ceph", "osds", "3:sdb 4:sda", false);
+	render(c, cluster_node(c, "n2"), &ex, (const json_t *const *)facts, &r);
+	assert_true(strv_contains(&r.notes, "n2: osd.3 on /dev/sdb: disk gone, not recreated"));
+	assert_true(strv_contains(&r.notes, "/dev/sdc (8.0 GiB) passed over: over osds.limit 2 "
+				  "(with 1 OSD whose disk is gone)"));
+	assert_true(strv_contains(&r.notes, "/dev/sda (8.0 GiB) is an OSD"));
+	size_t i, commands = 0;
+	json_t *x;
+	json_array_foreach(r.res, i, x) {
+		const char *cmd = json_string_value(json_object_get(x, "command"));
+		if (!cmd || !strstr(cmd, "/ceph-osd ensure"))
+			continue;
+		commands++;
+		assert_non_null(strstr(cmd, "ensure /dev/sda "));
+	}
+	assert_int_equal(commands, 1);
+	rendered_release(&r);
+	/* prepare: n3's record is new, n2's unchanged (not exported again) */
+	struct render_ctx rc = { .c = c, .facts = (const json_t *const *)facts, .exports = &ex };
+	exports_init(&made);
+	assert_int_equal(stacks_prepare(&rc, &made, &e), 0);
+	assert_string_equal(exports_get(&made, "n3", "ceph", "osds"), "0:sdb 1:sda");
+	assert_null(exports_find(&made, "n2", "ceph", "osds"));
+	assert_null(exports_find(&made, "n1", "ceph", "osds"));   /* nothing to record */
+	exports_release(&made);
+	exports_release(&ex);
+	for (size_t k = 0; k < c->nnodes; k++)
+		json_decref(facts[k]);
+	free(facts);
+	cluster_free(c);
+}
+
 /* ---- the secret resource ---------------------------------------------------- */
 
 static void test_secret_resource(void **s)
@@ -597,9 +719,9 @@ static void test_secret_resource(void **s)
 	assert_int_equal(out.status, RES_FAILED);
 	assert_null(strstr(out.message, "hunter2"));
 	res_result_release(&out);
-	/* content: changed without a diff, then ok */
-	json_t *kr = res_secret_content("/etc/ceph/k.keyring", "[client.x]\n\tkey = SECRETVALUE\n",
-					0600, NULL, NULL);
+	/* a keyring is a file marked secret: changed without a diff, then ok */
+	json_t *kr = res_file_secret("/etc/ceph/k.keyring", "[client.x]\n\tkey = SECRETVALUE\n",
+				     0600, NULL, NULL);
 	assert_int_equal(resource_validate(kr, &e), 0);
 	memset(&out, 0, sizeof(out));
 	resource_run(&ctx, kr, &out);
@@ -611,9 +733,12 @@ static void test_secret_resource(void **s)
 	resource_run(&ctx, kr, &out);
 	assert_int_equal(out.status, RES_OK);
 	res_result_release(&out);
-	/* generate and content together, or an export without generate: refused */
+	/* the secret type has no content form; an export needs a name */
 	json_t *bad = json_pack("{s:s,s:s,s:s,s:s}", "type", "secret", "path", "/x", "content", "a",
 				"export", "y");
+	assert_int_equal(resource_validate(bad, &e), -EINVAL);
+	json_decref(bad);
+	bad = json_pack("{s:s,s:s,s:s}", "type", "secret", "path", "/x", "generate", "uuid");
 	assert_int_equal(resource_validate(bad, &e), -EINVAL);
 	json_decref(bad);
 	res_ctx_release(&ctx);
@@ -634,6 +759,7 @@ int main(void)
 		cmocka_unit_test(test_golden),
 		cmocka_unit_test(test_waits_for_keys),
 		cmocka_unit_test(test_size_from_hosts),
+		cmocka_unit_test(test_vanished_disk),
 		cmocka_unit_test(test_secret_resource),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
