@@ -117,19 +117,6 @@ static void collect_os(const struct fx *x, json_t *facts)
 /* ---- host and kernel ------------------------------------------------- */
 
 /* hostname and facts.kernel from /proc/sys/kernel; uname() fills gaps when live. */
-/* A filesystem's name as the kernel spells them: a short [a-z0-9_] word. */
-static bool fs_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 32)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
-			return false;
-	return true;
-}
-
 /*
  * kernel.filesystems: what the kernel can mount, now or by loading a module
  * on the first mount — the types in /proc/filesystems, and each directory
@@ -152,8 +139,8 @@ static json_t *kernel_filesystems(const struct fx *x, const char *release)
 		/* "nodev\tsysfs" or "\text4": the type is the last field */
 		char *t = strrchr(line, '\t');
 		t = t ? t + 1 : line;
-		if (fs_name_ok(t) && !strv_contains(&names, t))
-			strv_push(&names, t);
+		if (str_is_ident(t, 32))
+			strv_push_unique(&names, t);
 	}
 	free(text);
 	if (release && !strchr(release, '/')) {
@@ -167,8 +154,8 @@ static json_t *kernel_filesystems(const struct fx *x, const char *release)
 				has = fx_exists(x, f);
 				free(f);
 			}
-			if (has && fs_name_ok(n) && !strv_contains(&names, n))
-				strv_push(&names, n);
+			if (has && str_is_ident(n, 32))
+				strv_push_unique(&names, n);
 		}
 		free(dir);
 	}

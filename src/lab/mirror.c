@@ -82,8 +82,7 @@ static int list_read(const char *path, struct strv *names, struct kerr *e)
 			r = kerr_set(e, -EINVAL, "%s: '%s' is not a package name", path, line);
 			goto out;
 		}
-		if (!strv_contains(names, line))
-			strv_push(names, line);
+		strv_push_unique(names, line);
 	}
 out:
 	buf_release(&b);
@@ -271,10 +270,7 @@ int lab_mirror_build(const char *cache, const struct strv *packages,
 		strv_push(&want, have.v[i]);
 	if (packages && packages->n) {
 		for (size_t i = 0; i < packages->n; i++)
-			if (!strv_contains(&want, packages->v[i])) {
-				strv_push(&want, packages->v[i]);
-				missing = true;
-			}
+			missing |= strv_push_unique(&want, packages->v[i]);
 	} else if (!want.n) {
 		strv_push(&want, LAB_MIRROR_DEFAULT_PACKAGES);
 		missing = true;

@@ -462,8 +462,7 @@ static int keep_export(const struct state_export *x, void *arg)
 	struct exports_rows *er = arg;
 
 	if (!cluster_node(er->c, x->node)) {
-		if (!strv_contains(&er->gone, x->node))
-			strv_push(&er->gone, x->node);
+		strv_push_unique(&er->gone, x->node);
 		return 0;
 	}
 	exports_set(er->ex, x->node, x->stack, x->name, x->value, x->secret);

@@ -276,12 +276,6 @@ int inv_hosts_from_pattern(struct inv *iv, const char *pat, int line, int col,
 	return 0;
 }
 
-void inv_add_unique(struct strv *sv, const char *s)
-{
-	if (!strv_contains(sv, s))
-		strv_push(sv, s);
-}
-
 /* ---- shell words (INI lines, ansible_ssh_common_args) ------------------ */
 
 void inv_toks_release(struct toks *t)
@@ -710,7 +704,7 @@ static void import_groups(struct inv *iv)
 			for (size_t k = 0; k < ig->children.n; k++)
 				if (strcmp(ig->children.v[k], "ungrouped") &&
 				    strcmp(ig->children.v[k], "all"))
-					inv_add_unique(&g->children, ig->children.v[k]);
+					strv_push_unique(&g->children, ig->children.v[k]);
 			target = g->vars;
 		}
 		for (size_t k = 0; k < ig->vars.n; k++)

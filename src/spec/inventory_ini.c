@@ -152,7 +152,7 @@ static int ini_host_line(struct inv *iv, const char *line, int lineno, int inden
 		if ((r = inv_host_get(iv, names.v[i], lineno, indent + t.v[0].col, &h)) < 0)
 			goto out;
 		if (g)
-			inv_add_unique(&h->groups, g->name);
+			strv_push_unique(&h->groups, g->name);
 		if (port)
 			inv_vars_set(&h->vars, "ansible_port", json_integer((json_int_t)port),
 				  iv->file, lineno, indent + t.v[0].col);
@@ -220,7 +220,7 @@ static int ini_children_line(struct inv *iv, const char *line, int lineno, int i
 	if ((r = inv_group_get(iv, t.v[0].s, lineno, indent + t.v[0].col, &child)) < 0)
 		goto out;
 	/* group_get may have moved the array */
-	inv_add_unique(&iv->groups[gi].children, t.v[0].s);
+	strv_push_unique(&iv->groups[gi].children, t.v[0].s);
 out:
 	inv_toks_release(&t);
 	return r;

@@ -77,8 +77,6 @@ struct toks {
 int inv_shell_split(const char *line, struct toks *out, size_t *bad);
 void inv_toks_release(struct toks *t);
 
-/* Push s unless sv holds it. */
-void inv_add_unique(struct strv *sv, const char *s);
 /* An Ansible variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool inv_valid_var_name(const char *s);
 

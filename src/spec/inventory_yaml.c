@@ -92,7 +92,7 @@ static int yinv_group(struct inv *iv, const struct ynode *key, const struct ynod
 				struct ihost *h;
 				if ((r = inv_host_get(iv, names.v[j], hk->line, hk->col, &h)) < 0)
 					break;
-				inv_add_unique(&h->groups, iv->groups[gi].name);
+				strv_push_unique(&h->groups, iv->groups[gi].name);
 				r = yinv_vars(iv, hv, &h->vars, w);
 			}
 			free(w);
@@ -112,7 +112,7 @@ static int yinv_group(struct inv *iv, const struct ynode *key, const struct ynod
 			const struct ynode *ck = ymap_key(children, i);
 			if ((r = yinv_group(iv, ck, ymap_val(children, i))) < 0)
 				goto out;
-			inv_add_unique(&iv->groups[gi].children, ck->str);
+			strv_push_unique(&iv->groups[gi].children, ck->str);
 		}
 	}
 out:

@@ -114,8 +114,7 @@ void stacks_facts_keys(const struct cluster *c, struct strv *out)
 {
 	for (size_t i = 0; i < stack_types_n; i++)
 		for (const char *const *k = stack_types[i]->facts; c->stacks[i] && k && *k; k++)
-			if (!strv_contains(out, *k))
-				strv_push(out, *k);
+			strv_push_unique(out, *k);
 }
 
 const char *render_export(const struct render_ctx *rc, struct render_out *out,

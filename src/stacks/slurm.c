@@ -595,14 +595,8 @@ static void gpu_types(const struct members *m, struct strv *types)
 {
 	for (size_t k = 0; k < m->n; k++)
 		for (size_t j = 0; j < m->v[k].ngres; j++)
-			if (!strv_contains(types, m->v[k].gres[j].type))
-				strv_push(types, m->v[k].gres[j].type);
-	for (size_t i = 1; i < types->n; i++)
-		for (size_t j = i; j > 0 && strcmp(types->v[j - 1], types->v[j]) > 0; j--) {
-			char *t = types->v[j];
-			types->v[j] = types->v[j - 1];
-			types->v[j - 1] = t;
-		}
+			strv_push_unique(types, m->v[k].gres[j].type);
+	strv_sort(types);
 }
 
 /* One partition: its name and its compute nodes (indices into members). */

@@ -49,9 +49,9 @@ static int reserve(struct buf *b, size_t extra)
 
 void buf_reserve(struct buf *b, size_t extra)
 {
-	if (b->cap && extra > b->cap - (b->len < b->cap ? b->len : b->cap))
-		extra = b->len < b->cap ? b->cap - b->len : 0;
-	reserve(b, extra);
+	size_t room = b->len < b->cap ? b->cap - b->len : 0;
+
+	reserve(b, b->cap && extra > room ? room : extra);
 }
 
 int buf_add(struct buf *b, const void *data, size_t n)

@@ -230,6 +230,14 @@ bool strv_contains(const struct strv *sv, const char *s)
 	return false;
 }
 
+bool strv_push_unique(struct strv *sv, const char *s)
+{
+	if (strv_contains(sv, s))
+		return false;
+	strv_push(sv, s);
+	return true;
+}
+
 int str_ptr_cmp(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);

@@ -116,6 +116,8 @@ void strv_push(struct strv *sv, const char *s);          /* copies s */
 void strv_pushf(struct strv *sv, const char *fmt, ...) PRINTF(2, 3);
 void strv_take(struct strv *sv, char *s);                /* takes s */
 bool strv_contains(const struct strv *sv, const char *s);
+/* Push a copy of s unless sv holds it; whether it was pushed. */
+bool strv_push_unique(struct strv *sv, const char *s);
 void strv_sort(struct strv *sv);                         /* byte order */
 /* qsort's comparator for an array of C strings (char * or const char *). */
 int str_ptr_cmp(const void *a, const void *b);

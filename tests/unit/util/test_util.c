@@ -70,7 +70,8 @@ static void test_strings(void **state)
 	assert_true(strv_contains(&sv, "b2"));
 	assert_false(strv_contains(&sv, "c"));
 	assert_null(sv.v[2]);
-	strv_push(&sv, "B");
+	assert_false(strv_push_unique(&sv, "a"));
+	assert_true(strv_push_unique(&sv, "B"));
 	strv_push(&sv, "a");
 	strv_sort(&sv);     /* byte order, duplicates kept */
 	assert_string_equal(sv.v[0], "B");
