@@ -15,8 +15,8 @@
  *   osd     each node: the disks facts found free and the filters select
  *           become BlueStore OSDs (ceph-volume raw), one unit each.
  *   fs      pools (RBD, CephFS) sized from the OSD hosts, the client keys,
- *           an MDS per monitor, CephFS mounted (ceph-fuse) where the spec
- *           says, the ceph-csi files for Kubernetes.
+ *           an MDS per monitor, CephFS mounted where the spec says (the
+ *           kernel client where the node's kernel has it, else ceph-fuse), the ceph-csi files for Kubernetes.
  *   health  the first monitor waits (bounded) for HEALTH_OK with every
  *           monitor in quorum, else fails with Ceph's reasons.
  */
@@ -384,6 +384,26 @@ static bool fs_node(const struct ceph_conf *c, const struct node *n)
 	return c->fs_name && (!c->fs_nodes.n || strv_contains(&c->fs_nodes, n->name));
 }
 
+/*
+ * Whether node n mounts CephFS with the kernel client: its kernel can
+ * mount "ceph" (facts kernel.filesystems: built in, loaded, or a module on
+ * disk).  Else ceph-fuse, which needs no kernel support; a node without
+ * facts yet gets ceph-fuse too, and the kernel client once facts say so.
+ */
+static bool kernel_cephfs(const struct render_ctx *rc, const struct node *n)
+{
+	const json_t *fss = json_object_get(render_fact(rc, n, "kernel"), "filesystems");
+	size_t i;
+	json_t *f;
+
+	json_array_foreach(fss, i, f) {
+		const char *name = json_string_value(f);
+		if (name && !strcmp(name, "ceph"))
+			return true;
+	}
+	return false;
+}
+
 static bool ceph_node(const struct ceph_conf *c, const struct node *n)
 {
 	return is_mon(c, n) || osd_node(c, n) || fs_node(c, n);
@@ -621,8 +641,8 @@ static int render_keys(const struct render_ctx *rc, const void *conf, const stru
 	if (osd_node(c, n)) {
 		pk[np++] = "ceph-osd";
 	}
-	if (fs_node(c, n))
-		pk[np++] = "ceph-fuse";
+	if (fs_node(c, n) && !kernel_cephfs(rc, n))
+		pk[np++] = "ceph-fuse";     /* the kernel client's mount.ceph is in ceph-common */
 	if (family && !strcmp(family, "debian"))
 		push(out, res_package(pk, np, true));
 	else if (render_has_facts(rc, n))
@@ -1044,6 +1064,36 @@ static void csi_files(const struct render_ctx *rc, const struct ceph_conf *c, co
 	buf_release(&b);
 }
 
+/*
+ * The unit that keeps CephFS mounted at fs_mount as client.fs: the kernel
+ * client (mount.ceph finds the monitors in ceph.conf and the key in
+ * /etc/ceph/ceph.client.fs.keyring; mds_namespace rather than fs=, which
+ * older kernels lack), else ceph-fuse in the foreground.  One unit name
+ * for both, so a node that gains the kernel module switches on the next
+ * apply (the changed file restarts it).
+ */
+static char *cephfs_unit(const struct ceph_conf *c, bool kernel)
+{
+	if (kernel)
+		return xasprintf("# managed by kiln (stacks.ceph)\n[Unit]\n"
+				 "Description=kiln: CephFS %s at %s (kernel client)\n"
+				 "After=network-online.target\nWants=network-online.target\n"
+				 "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+				 "ExecStartPre=/bin/mkdir -p %s\n"
+				 "ExecStart=/bin/mount -t ceph :/ %s -o name=" CEPH_FS_CLIENT
+				 ",mds_namespace=%s\nExecStop=/bin/umount %s\n"
+				 "[Install]\nWantedBy=multi-user.target\n", c->fs_name,
+				 c->fs_mount, c->fs_mount, c->fs_mount, c->fs_name, c->fs_mount);
+	return xasprintf("# managed by kiln (stacks.ceph)\n[Unit]\n"
+			 "Description=kiln: CephFS %s at %s (ceph-fuse)\n"
+			 "After=network-online.target\nWants=network-online.target\n"
+			 "[Service]\nExecStartPre=/bin/mkdir -p %s\n"
+			 "ExecStart=/usr/bin/ceph-fuse -f --id " CEPH_FS_CLIENT
+			 " --client_fs %s %s\nRestart=on-failure\nRestartSec=5\n"
+			 "[Install]\nWantedBy=multi-user.target\n", c->fs_name,
+			 c->fs_mount, c->fs_mount, c->fs_name, c->fs_mount);
+}
+
 static int render_fs(const struct render_ctx *rc, const void *conf, const struct node *n,
 		     struct render_out *out, struct kerr *e)
 {
@@ -1096,24 +1146,30 @@ static int render_fs(const struct render_ctx *rc, const void *conf, const struct
 		push_secret(out, "/etc/ceph/ceph.client." CEPH_FS_CLIENT ".keyring",
 			    keyring("client." CEPH_FS_CLIENT, fskey, caps), "root");
 		push(out, res_directory(c->fs_mount, 0755, NULL, NULL));
-		char *unit = xasprintf("# managed by kiln (stacks.ceph)\n[Unit]\n"
-				       "Description=kiln: CephFS %s at %s (ceph-fuse)\n"
-				       "After=network-online.target\nWants=network-online.target\n"
-				       "[Service]\nExecStartPre=/bin/mkdir -p %s\n"
-				       "ExecStart=/usr/bin/ceph-fuse -f --id " CEPH_FS_CLIENT
-				       " --client_fs %s %s\nRestart=on-failure\nRestartSec=5\n"
-				       "[Install]\nWantedBy=multi-user.target\n", c->fs_name,
-				       c->fs_mount, c->fs_mount, c->fs_name, c->fs_mount);
+		bool kernel = kernel_cephfs(rc, n);
+		char *unit = cephfs_unit(c, kernel);
+		if (render_has_facts(rc, n))
+			strv_pushf(&out->notes, "CephFS %s at %s: %s", c->fs_name, c->fs_mount,
+				   kernel ? "kernel client"
+					  : "ceph-fuse (this kernel cannot mount ceph)");
 		push(out, res_file("/etc/systemd/system/kiln-cephfs.service", unit, 0644, "root",
 				   "root"));
 		free(unit);
 		const char *watch[] = { "file:/etc/systemd/system/kiln-cephfs.service",
 					"file:" CEPH_CONF };
 		push(out, res_service("kiln-cephfs", true, true, watch, 2));
-		char *wait = xasprintf("i=0; until mountpoint -q %s; do i=$((i+1)); "
+		/*
+		 * Wait for the mount (ceph-fuse mounts after it starts).  A kernel
+		 * mount someone took away leaves its oneshot unit "active":
+		 * restart it, as a dead ceph-fuse is restarted.
+		 */
+		char *restart = kernel ? xasprintf("mountpoint -q %s || systemctl restart "
+						   "kiln-cephfs; ", c->fs_mount) : xstrdup("");
+		char *wait = xasprintf("%si=0; until mountpoint -q %s; do i=$((i+1)); "
 				       "[ $i -lt 120 ] || { echo 'CephFS not mounted at %s "
 				       "after 60 s (journalctl -u kiln-cephfs)' >&2; exit 1; }; "
-				       "sleep 0.5; done", c->fs_mount, c->fs_mount);
+				       "sleep 0.5; done", restart, c->fs_mount, c->fs_mount);
+		free(restart);
 		char *unless = xasprintf("mountpoint -q %s", c->fs_mount);
 		push(out, res_command(wait, NULL, unless));
 		free(wait);
@@ -1221,7 +1277,7 @@ const struct stack_type stack_ceph = {
 	.nphases = ARRAY_SIZE(ceph_phases),
 	.secret_exports = (const char *const[]){ "mon_key", "admin_key", "bootstrap_osd_key",
 						 "fs_key", "kubernetes_key", NULL },
-	.facts = (const char *const[]){ "os", "disks", NULL },
+	.facts = (const char *const[]){ "os", "disks", "kernel", NULL },
 };
 
 const struct strv *ceph_monitors(const struct cluster *c)

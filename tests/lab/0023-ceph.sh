@@ -129,6 +129,13 @@ assert_eq "$(json '[p for p in j["phases"] if p.startswith("ceph.")]')" \
 	"['ceph.keys', 'ceph.mon', 'ceph.mgr', 'ceph.osd', 'ceph.fs', 'ceph.health']" "ceph phases"
 assert_eq "$(json 'sorted(x for n in j["nodes"] for x in n.get("notes", []) if "becomes" in x or "passed" in x)')" \
 	"['ceph.osd: /dev/sda (8.0 GiB) becomes an OSD', 'ceph.osd: /dev/sda (8.0 GiB) becomes an OSD', 'ceph.osd: /dev/sda (8.0 GiB) becomes an OSD', 'ceph.osd: /dev/sdb (8.0 GiB) becomes an OSD', 'ceph.osd: /dev/sdb (8.0 GiB) becomes an OSD', 'ceph.osd: /dev/sdb (8.0 GiB) becomes an OSD', 'ceph.osd: /dev/sdc (8.0 GiB) passed over: mounted at /srv/data; has a ext4 filesystem', 'ceph.osd: /dev/sdc (8.0 GiB) passed over: mounted at /srv/data; has a ext4 filesystem', 'ceph.osd: /dev/sdc (8.0 GiB) passed over: mounted at /srv/data; has a ext4 filesystem']" "notes in -o json"
+# the CephFS client follows what the nodes' kernel (this machine's) can mount
+client="ceph-fuse (this kernel cannot mount ceph)"
+if grep -qw ceph /proc/filesystems || compgen -G "/lib/modules/$(uname -r)/kernel/fs/ceph/ceph.ko*" >/dev/null; then
+	client="kernel client"
+fi
+assert_eq "$(json 'sorted(n["name"] + " " + x for n in j["nodes"] for x in n.get("notes", []) if "CephFS" in x)')" \
+	"['node1 ceph.fs: CephFS cephfs at /shared: $client', 'node2 ceph.fs: CephFS cephfs at /shared: $client', 'node3 ceph.fs: CephFS cephfs at /shared: $client']" "CephFS client notes"
 assert_eq "$(st 'j["health"]["status"]')" HEALTH_OK "health"
 assert_eq "$(st 'sorted(j["quorum_names"])')" "['node1', 'node2', 'node3']" "monitors in quorum"
 assert_eq "$(st '(j["osdmap"]["num_osds"], j["osdmap"]["num_up_osds"], j["osdmap"]["num_in_osds"])')" \

@@ -318,7 +318,11 @@ static json_t *facts_of(const struct node *n)
 						  "\"signature\": \"ext4\"}"));
 	else
 		json_array_remove(disks, 1);
-	return json_pack("{s:{s:s},s:o}", "os", "family", "debian", "disks", disks);
+	/* n4's kernel can mount ceph (the kernel client), n1's cannot (ceph-fuse) */
+	json_t *fss = strcmp(n->name, "n4") ? json_pack("[s,s]", "ext4", "fuse")
+					    : json_pack("[s,s,s]", "ceph", "ext4", "fuse");
+	return json_pack("{s:{s:s},s:o,s:{s:o}}", "os", "family", "debian", "disks", disks,
+			 "kernel", "filesystems", fss);
 }
 
 static const char *const key_names[] = { "mon_key", "admin_key", "bootstrap_osd_key", "fs_key",
