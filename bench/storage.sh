@@ -10,14 +10,21 @@
 #    exists), and apply's own wall time (it ends with the health phase).
 # 3. RADOS: `rados bench` 4 MiB writes (16 in flight, 20 s, 3 replicas) and
 #    sequential reads; RBD: `rbd bench` 4 MiB writes, 256 MiB.  Against the
-#    raw MB/s of the same kind of backing device measured in the same run:
-#    a loop device over a sparse file in the same directory, `dd
-#    oflag=direct bs=4M` 1 GiB written and `iflag=direct` read.
+#    raw MB/s of the same backing devices, measured in the same run before
+#    apply: node1's sda (a loop device over a sparse file), `dd bs=4M` 1 GiB
+#    with `oflag=direct` written and `iflag=direct` read.  The lab's disk
+#    loop devices are switched to direct I/O first (LOOP_SET_DIRECT_IO), so
+#    the raw rate and the OSDs' writes both reach the file, as they would a
+#    disk, instead of landing in the machine's page cache; the buffered
+#    rate is printed beside it (KILN_BENCH_DIO=0 keeps the OSDs buffered).
 # 4. Memory: PSS of every Ceph process of the lab (monitors, managers,
-#    OSDs, MDS, ceph-fuse) and of the lab hosts' own processes.
+#    OSDs, MDS, ceph-fuse) and of the lab hosts' own processes, at rest
+#    (HEALTH_OK, before the throughput runs) and after them.  Each OSD's
+#    BlueStore cache is Ceph's, grown towards osd_memory_target (1G here),
+#    or fixed at KILN_BENCH_OSD_CACHE (say 128M).
 #
 # Usage (as root, after building): bench/storage.sh
-# Takes 2 to 7 minutes on 2 cores, with the load.  Results: docs/benchmarks.md, "storage".
+# Takes 4 to 7 minutes on 2 cores, with the load.  Results: docs/benchmarks.md, "storage".
 # Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +38,7 @@ W=$(mktemp -d "$(dirname "$KILN")/../bench-storage.XXXXXX")
 LAB=$W/lab
 SPEC=$LAB/cluster.yaml
 NAME=kbs
-LOOP=
 cleanup() {
-	[ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
 	"$KILN" lab down --dir "$LAB" >/dev/null 2>&1 || true
 	rm -rf "$W"
 }
@@ -51,6 +56,66 @@ cat >>"$SPEC" <<'EOF'
     public_network: 10.213.180.0/24
     osd_memory_target: 1G
 EOF
+# KILN_BENCH_OSD_CACHE=128M: each OSD a fixed BlueStore cache (docs/ceph.md,
+# "ceph.conf") instead of one Ceph grows towards osd_memory_target
+OSD_CACHE=${KILN_BENCH_OSD_CACHE:-}
+if [ -n "$OSD_CACHE" ]; then
+	printf '    config:\n      osd: {bluestore_cache_autotune: false, bluestore_cache_size: %s}\n' \
+		"$OSD_CACHE" >>"$SPEC"
+fi
+echo "OSD cache: ${OSD_CACHE:-autotuned towards osd_memory_target 1G}"
+
+pss() {
+	local sum=0 p v
+	for p in "$@"; do
+		v=$(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup 2>/dev/null || echo 0)
+		sum=$((sum + ${v:-0}))
+	done
+	echo $((sum / 1024))
+}
+hosts() {
+	for ns in $(ip netns list | awk '{print $1}' | grep "^$NAME-"); do ip netns pids "$ns"; done
+}
+# the lab's own processes running /usr/bin/$1 (never another lab's)
+of() {
+	local p
+	for p in $H; do
+		case "$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)" in "/usr/bin/$1 "*) echo $p ;; esac
+	done
+}
+memory() {
+	local ceph d p
+	H=$(hosts)
+	ceph=$(for d in ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse; do of $d; done)
+	echo "memory (PSS) $1: Ceph daemons $(pss $ceph) MiB; every process of the lab $(pss $H) MiB"
+	for d in ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse; do
+		p=$(of $d)
+		echo "  $d: $(pss $p) MiB ($(echo $p | wc -w))"
+	done
+}
+
+# MB/s from dd's "N bytes ... copied, S s, ..." line
+ddrate() { sed -n 's/^\([0-9]*\) bytes .* copied, \([0-9.]*\) s,.*/\1 \2/p' | awk '{ printf "%.0f", $1 / $2 / 1e6 }'; }
+# the host's loop device behind a lab node's disk (its /sys/block link)
+loopof() { basename "$(on "$1" readlink "/sys/block/$2")"; }
+LOOPS=$(for n in node1 node2 node3; do for d in sda sdb; do loopof $n $d; done; done)
+raw=/dev/$(loopof node1 sda)
+# raw rates before apply: the disk is free and zeros keep it free
+rawrate() {
+	rw=$(dd if=/dev/zero of="$raw" bs=4M count=256 oflag=direct 2>&1 | ddrate)
+	rr=$(dd if="$raw" of=/dev/null bs=4M count=256 iflag=direct 2>&1 | ddrate)
+	# and each 4 MiB block flushed to stable storage, as BlueStore does
+	# per commit (on a loop device: an fsync of its file)
+	rs=$(dd if=/dev/zero of="$raw" bs=4M count=64 oflag=direct,dsync 2>&1 | ddrate)
+}
+rawrate
+echo "raw node1 sda ($raw), buffered loop device: write $rw MB/s, read $rr MB/s, write with a flush per 4 MiB $rs MB/s"
+if [ "${KILN_BENCH_DIO:-1}" = 1 ]; then
+	for l in $LOOPS; do losetup --direct-io=on "/dev/$l"; done
+	rawrate
+	echo "raw node1 sda ($raw), direct I/O loop device: write $rw MB/s, read $rr MB/s, write with a flush per 4 MiB $rs MB/s"
+fi
+echo "the OSDs' loop devices: $(for l in $LOOPS; do printf '%s dio=%s ' $l "$(cat /sys/block/$l/loop/dio)"; done)"
 
 t0=$(now)
 for n in node1 node2 node3; do
@@ -80,43 +145,21 @@ wait $poller
 echo "apply: $(secs "$t0" "$t1") s wall; HEALTH_OK with 6 OSDs and every PG clean $(secs "$t0" "$(cat "$W/ok")") s after its start"
 
 on node1 sh -c 'ceph -s | sed -n "s/^ *\(mon\|osd\|pgs\): /\1: /p"'
+memory "at rest (HEALTH_OK)"
+# the machine's CPU time, busy and idle (iowait counts as idle), in ticks
+cpu() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+c0=$(cpu)
 w=$(on node1 rados bench -p rbd 20 write -b 4194304 -t 16 --no-cleanup 2>/dev/null |
 	sed -n 's/^Bandwidth (MB\/sec): *//p')
+c1=$(cpu)
+busy=$(echo "$c0 $c1" | awk '{ printf "%.0f", 100 * ($3 - $1) / ($3 - $1 + $4 - $2) }')
 r=$(on node1 rados bench -p rbd 20 seq -t 16 2>/dev/null | sed -n 's/^Bandwidth (MB\/sec): *//p')
 on node1 rados -p rbd cleanup >/dev/null 2>&1 || true
 on node1 rbd create rbd/bench --size 1G
 b=$(on node1 rbd bench --io-type write --io-size 4M --io-total 256M rbd/bench 2>/dev/null |
 	sed -n 's/.*bytes\/sec: *\([0-9.]*\) *\(MiB\).*/\1/p' | tail -n 1)
 echo "RADOS 4M writes, 3 replicas: $w MB/s; sequential reads: $r MB/s; RBD 4M writes: ${b:-?} MiB/s"
+python3 -c "import sys; w,rw,rs=map(float,sys.argv[1:4]); print('RADOS write / raw write: %.0f %%; / raw write flushed per 4 MiB: %.0f %%' % (100*w/rw, 100*w/rs))" "$w" "$rw" "$rs"
+echo "CPU busy during the RADOS writes: $busy % of $(nproc) cores (the whole machine)"
+memory "after the throughput runs"
 
-truncate -s 2G "$W/raw.img"
-LOOP=$(losetup --find --show "$W/raw.img")
-# MB/s from dd's "N bytes ... copied, S s, ..." line
-ddrate() { sed -n 's/^\([0-9]*\) bytes .* copied, \([0-9.]*\) s,.*/\1 \2/p' | awk '{ printf "%.0f", $1 / $2 / 1e6 }'; }
-rw=$(dd if=/dev/zero of="$LOOP" bs=4M count=256 oflag=direct 2>&1 | ddrate)
-rr=$(dd if="$LOOP" of=/dev/null bs=4M count=256 iflag=direct 2>&1 | ddrate)
-echo "raw loop device, same directory: write $rw MB/s, read $rr MB/s"
-python3 -c "import sys; w,rw=float(sys.argv[1]),float(sys.argv[2]); print('RADOS write / raw write: %.0f %%' % (100*w/rw))" "$w" "$rw"
-
-pss() {
-	local sum=0 p v
-	for p in "$@"; do
-		v=$(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup 2>/dev/null || echo 0)
-		sum=$((sum + ${v:-0}))
-	done
-	echo $((sum / 1024))
-}
-hosts=$(for ns in $(ip netns list | awk '{print $1}' | grep "^$NAME-"); do ip netns pids "$ns"; done)
-# the lab's own processes running /usr/bin/$1 (never another lab's)
-of() {
-	local p
-	for p in $hosts; do
-		case "$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)" in "/usr/bin/$1 "*) echo $p ;; esac
-	done
-}
-ceph=$(for d in ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse; do of $d; done)
-echo "memory (PSS): Ceph daemons $(pss $ceph) MiB; every process of the lab $(pss $hosts) MiB"
-for d in ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse; do
-	p=$(of $d)
-	echo "  $d: $(pss $p) MiB ($(echo $p | wc -w))"
-done

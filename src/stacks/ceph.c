@@ -1,6 +1,7 @@
 /*
  * The ceph stack: a Ceph 16.2 cluster from the distribution's packages
- * (docs/ceph.md), with no containers and no registry.
+ * (docs/ceph.md), with no containers and no registry.  Its spec is parsed
+ * in ceph_spec.c, the disks chosen in ceph_disks.c; here, the phases:
  *
  *   (prepare) the record of which OSD each disk held (export "osds"), so
  *           a vanished disk's OSD is reported, never made anew elsewhere.
@@ -22,18 +23,15 @@
  */
 #include "stacks.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ceph.h"
+#include "ceph_int.h"
 #include "resources/resources.h"
-#include "spec/parse.h"
 
-#define CEPH_STACK "ceph"
-#define CEPH_ROLE "ceph-mon"
 #define CEPH_CONF "/etc/ceph/ceph.conf"
 #define CEPH_KILN "/etc/kiln/ceph"          /* keys and keyrings kiln keeps, 0700 */
 #define CEPH_LIB "/usr/local/lib/kiln"
@@ -49,309 +47,6 @@
 /* manager modules never loaded (mgr_disabled_modules; always-on ones load) */
 #define CEPH_MGR_UNLOADED "alerts,diskprediction_local,influx,insights,localpool,mirroring," \
 	"nfs,osd_perf_query,osd_support,restful,selftest,telegraf,test_orchestrator,zabbix"
-
-struct ceph_conf {
-	char *public_network;         /* NULL: not written */
-	uint64_t osd_memory_target;   /* 0: Ceph's default */
-	int size;                     /* wanted replicas (3); fewer when fewer OSD hosts */
-	int pg_num;                   /* per pool (32) */
-	int health_timeout;           /* seconds the health phase waits (300) */
-	int managers;                 /* on the first monitors by name; 0: 2, or 1 with 1 monitor */
-	struct ceph_osd_filter osds;
-	struct strv osd_nodes;        /* empty: every node */
-	char *rbd_pool;               /* NULL: none */
-	char *fs_name;                /* NULL: no CephFS */
-	char *fs_mount;
-	struct strv fs_nodes;         /* empty: every node */
-	struct strv mons;             /* nodes with role ceph-mon, in name order */
-};
-
-/* ---- the spec: stacks.ceph ----------------------------------------------- */
-
-static void ceph_free(void *p)
-{
-	struct ceph_conf *c = p;
-
-	free(c->public_network);
-	free(c->osds.size_text);
-	free(c->osds.model);
-	free(c->osds.vendor);
-	strv_release(&c->osds.paths);
-	strv_release(&c->osd_nodes);
-	free(c->rbd_pool);
-	free(c->fs_name);
-	free(c->fs_mount);
-	strv_release(&c->fs_nodes);
-	strv_release(&c->mons);
-	free(c);
-}
-
-static bool valid_cidr4(const char *s)
-{
-	uint32_t net;
-	int prefix;
-	return ipv4_cidr_parse(s, &net, &prefix);
-}
-
-/* A pool or filesystem name Ceph and a shell both take as is. */
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (!n || n > 32)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
-			return false;
-	return true;
-}
-
-static bool valid_dev(const char *s)
-{
-	if (!str_starts(s, "/dev/") || !s[5] || strlen(s) > 64)
-		return false;
-	for (s += 5; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
-			return false;
-	return true;
-}
-
-static bool valid_mount(const char *s)
-{
-	if (s[0] != '/' || !s[1] || strlen(s) > 200 || strstr(s, "/../") || strstr(s, "//"))
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("/_-.", *s)))
-			return false;
-	return true;
-}
-
-static bool valid_prefix_text(const char *s)
-{
-	if (!*s || strlen(s) > 64)
-		return false;
-	for (; *s; s++)
-		if (*s < 0x20 || *s >= 0x7f)
-			return false;
-	return true;
-}
-
-static int node_list(struct spec_parser *x, const struct ynode *v, const char *what,
-		     struct strv *out)
-{
-	int r = spec_get_strv(x, v, what, NULL, NULL, out);
-	char tmp[80];
-
-	for (size_t i = 0; r == 0 && i < out->n; i++)
-		if (!cluster_node(x->c, out->v[i]))
-			return spec_err(x, v->kids[i], "%s: no node '%s' in the spec", what,
-					spec_shown(v->kids[i], tmp, sizeof(tmp)));
-	return r;
-}
-
-static int parse_osds(struct spec_parser *x, const struct ynode *m, struct ceph_conf *c)
-{
-	static const char *const keys[] = { "rotational", "size", "model", "vendor", "limit",
-		"paths", "nodes", NULL };
-	const struct ynode *v;
-	const char *s;
-	char tmp[64];
-	bool b;
-	int r;
-
-	if ((r = spec_expect(x, m, Y_MAP, "stacks.ceph.osds")) < 0 ||
-	    (r = spec_check_keys(x, m, "stacks.ceph.osds", keys)) < 0)
-		return r;
-	if ((v = ymap_get(m, "rotational"))) {
-		if ((r = spec_get_bool(x, v, "stacks.ceph.osds.rotational", &b)) < 0)
-			return r;
-		c->osds.rotational = b;
-	}
-	if ((v = ymap_get(m, "size"))) {
-		if ((r = spec_get_text(x, v, "stacks.ceph.osds.size", &s)) < 0)
-			return r;
-		if (!ceph_parse_size_range(s, &c->osds))
-			return spec_err(x, v, "stacks.ceph.osds.size: expected a size or a range "
-					"like 10G, 10G:, :2T or 100G:2T, found '%s'",
-					spec_shown(v, tmp, sizeof(tmp)));
-		c->osds.size_text = xstrdup(s);
-	}
-	const char *pk[] = { "model", "vendor" };
-	char **pv[] = { &c->osds.model, &c->osds.vendor };
-	for (size_t i = 0; i < 2; i++) {
-		char what[64];
-		if (!(v = ymap_get(m, pk[i])))
-			continue;
-		snprintf(what, sizeof(what), "stacks.ceph.osds.%s", pk[i]);
-		if ((r = spec_get_text(x, v, what, &s)) < 0)
-			return r;
-		if (!valid_prefix_text(s))
-			return spec_err(x, v, "%s: expected a prefix of 1 to 64 printable "
-					"characters", what);
-		*pv[i] = xstrdup(s);
-	}
-	if ((v = ymap_get(m, "limit")) &&
-	    (r = spec_get_int(x, v, "stacks.ceph.osds.limit", 1, 1024, &c->osds.limit)) < 0)
-		return r;
-	if ((v = ymap_get(m, "paths")) &&
-	    (r = spec_get_strv(x, v, "stacks.ceph.osds.paths", valid_dev,
-			       "a disk like /dev/sdb", &c->osds.paths)) < 0)
-		return r;
-	if ((v = ymap_get(m, "nodes")) &&
-	    (r = node_list(x, v, "stacks.ceph.osds.nodes", &c->osd_nodes)) < 0)
-		return r;
-	return 0;
-}
-
-static int parse_cephfs(struct spec_parser *x, const struct ynode *m, struct ceph_conf *c)
-{
-	static const char *const keys[] = { "name", "mount", "nodes", NULL };
-	const struct ynode *v;
-	const char *s;
-	char tmp[64];
-	bool on;
-	int r;
-
-	if (m->kind == Y_SCALAR && !ynode_is_null(m)) {
-		if ((r = spec_get_bool(x, m, "stacks.ceph.cephfs", &on)) < 0)
-			return r;
-		if (!on) {
-			free(c->fs_name);
-			c->fs_name = NULL;
-		}
-		return 0;
-	}
-	if (ynode_is_null(m))
-		return 0;
-	if ((r = spec_expect(x, m, Y_MAP, "stacks.ceph.cephfs")) < 0 ||
-	    (r = spec_check_keys(x, m, "stacks.ceph.cephfs", keys)) < 0)
-		return r;
-	if ((v = ymap_get(m, "name"))) {
-		if ((r = spec_get_text(x, v, "stacks.ceph.cephfs.name", &s)) < 0)
-			return r;
-		if (!valid_name(s))
-			return spec_err(x, v, "stacks.ceph.cephfs.name: '%s' is not a name of "
-					"[a-z0-9_-], at most 32", spec_shown(v, tmp, sizeof(tmp)));
-		free(c->fs_name);
-		c->fs_name = xstrdup(s);
-	}
-	if ((v = ymap_get(m, "mount"))) {
-		if ((r = spec_get_text(x, v, "stacks.ceph.cephfs.mount", &s)) < 0)
-			return r;
-		if (!valid_mount(s))
-			return spec_err(x, v, "stacks.ceph.cephfs.mount: '%s' is not an absolute "
-					"path of [A-Za-z0-9/_.-]", spec_shown(v, tmp, sizeof(tmp)));
-		free(c->fs_mount);
-		c->fs_mount = xstrdup(s);
-	}
-	if ((v = ymap_get(m, "nodes")) &&
-	    (r = node_list(x, v, "stacks.ceph.cephfs.nodes", &c->fs_nodes)) < 0)
-		return r;
-	return 0;
-}
-
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int ceph_parse(struct spec_parser *x, const struct ynode *m, void **conf)
-{
-	static const char *const keys[] = { "public_network", "osd_memory_target", "size",
-		"pg_num", "health_timeout", "managers", "osds", "rbd_pool", "cephfs", NULL };
-	struct ceph_conf *c = xcalloc(1, sizeof(*c));
-	const struct ynode *v;
-	const char *s;
-	char tmp[64];
-	int r;
-
-	*conf = c;
-	c->size = 3;
-	c->pg_num = 32;
-	c->health_timeout = 300;
-	c->osds.rotational = -1;
-	c->rbd_pool = xstrdup("rbd");
-	c->fs_name = xstrdup("cephfs");
-	c->fs_mount = xstrdup("/shared");
-	if (!ynode_is_null(m) && ((r = spec_expect(x, m, Y_MAP, "stacks.ceph")) < 0 ||
-				  (r = spec_check_keys(x, m, "stacks.ceph", keys)) < 0))
-		return r;
-	if (!ynode_is_null(m)) {
-		if ((v = ymap_get(m, "public_network"))) {
-			if ((r = spec_get_text(x, v, "stacks.ceph.public_network", &s)) < 0)
-				return r;
-			if (!valid_cidr4(s))
-				return spec_err(x, v, "stacks.ceph.public_network: '%s' is not an "
-						"IPv4 network like 10.0.0.0/24",
-						spec_shown(v, tmp, sizeof(tmp)));
-			c->public_network = xstrdup(s);
-		}
-		if ((v = ymap_get(m, "osd_memory_target"))) {
-			if ((r = spec_get_text(x, v, "stacks.ceph.osd_memory_target", &s)) < 0)
-				return r;
-			if (!ceph_parse_size(s, &c->osd_memory_target) ||
-			    c->osd_memory_target < (896ull << 20))
-				return spec_err(x, v, "stacks.ceph.osd_memory_target: expected a "
-						"size of at least 896M, found '%s'",
-						spec_shown(v, tmp, sizeof(tmp)));
-		}
-		if ((v = ymap_get(m, "size")) &&
-		    (r = spec_get_int(x, v, "stacks.ceph.size", 1, 10, &c->size)) < 0)
-			return r;
-		if ((v = ymap_get(m, "pg_num")) &&
-		    (r = spec_get_int(x, v, "stacks.ceph.pg_num", 1, 4096, &c->pg_num)) < 0)
-			return r;
-		if ((v = ymap_get(m, "health_timeout")) &&
-		    (r = spec_get_int(x, v, "stacks.ceph.health_timeout", 10, 3600,
-				      &c->health_timeout)) < 0)
-			return r;
-		if ((v = ymap_get(m, "managers")) &&
-		    (r = spec_get_int(x, v, "stacks.ceph.managers", 1, 5, &c->managers)) < 0)
-			return r;
-		if ((v = ymap_get(m, "osds")) && !ynode_is_null(v) &&
-		    (r = parse_osds(x, v, c)) < 0)
-			return r;
-		if ((v = ymap_get(m, "rbd_pool"))) {
-			free(c->rbd_pool);
-			c->rbd_pool = NULL;
-			if (!(v->kind == Y_SCALAR && !strcmp(v->str, "false"))) {
-				if ((r = spec_get_text(x, v, "stacks.ceph.rbd_pool", &s)) < 0)
-					return r;
-				if (!valid_name(s))
-					return spec_err(x, v, "stacks.ceph.rbd_pool: '%s' is not a "
-							"name of [a-z0-9_-], at most 32 (or false)",
-							spec_shown(v, tmp, sizeof(tmp)));
-				c->rbd_pool = xstrdup(s);
-			}
-		}
-		if ((v = ymap_get(m, "cephfs")) && (r = parse_cephfs(x, v, c)) < 0)
-			return r;
-	}
-	for (size_t i = 0; i < x->c->nnodes; i++)
-		if (strv_contains(&x->c->nodes[i].roles, CEPH_ROLE))
-			strv_push(&c->mons, x->c->nodes[i].name);
-	qsort(c->mons.v, c->mons.n, sizeof(*c->mons.v), by_name);
-	if (c->mons.n != 1 && c->mons.n != 3 && c->mons.n != 5)
-		return spec_err(x, m, "stacks.ceph: %zu nodes have role %s: a monitor quorum "
-				"needs 1, 3 or 5", c->mons.n, CEPH_ROLE);
-	/* one active and one standby, as cephadm places them: each manager
-	 * holds ~175 MiB of Python modules */
-	if (!c->managers)
-		c->managers = c->mons.n < 2 ? (int)c->mons.n : 2;
-	else if ((size_t)c->managers > c->mons.n)
-		return spec_err(x, ymap_get(m, "managers"), "stacks.ceph.managers: %d, but %zu "
-				"monitor%s (managers run on the monitors)", c->managers, c->mons.n,
-				c->mons.n == 1 ? "" : "s");
-	for (size_t i = 0; i < c->mons.n; i++) {
-		const struct node *n = cluster_node(x->c, c->mons.v[i]);
-		struct in_addr a;
-		if (inet_pton(AF_INET, n->address, &a) != 1)
-			return spec_err(x, m, "stacks.ceph: monitor %s's address '%s' is not an "
-					"IPv4 address (the monmap needs one)", n->name, n->address);
-	}
-	return 0;
-}
 
 /* ---- the model a render works from ----------------------------------------- */
 
@@ -544,10 +239,21 @@ static char *conf_text(const struct render_ctx *rc, const struct ceph_conf *c, c
 	 * this (docs/ceph.md).  The storage path keeps no in-memory debug
 	 * log: gathering it costs CPU on every write.
 	 */
-	buf_adds(&b, "mgr_standby_modules = false\nmgr_initial_modules = iostat\n"
-		     "mgr_disabled_modules = " CEPH_MGR_UNLOADED "\n"
-		     "debug_bluestore = 0/0\ndebug_bluefs = 0/0\ndebug_bdev = 0/0\n"
-		     "debug_rocksdb = 0/0\n");
+	static const char *const tuning[][2] = {
+		{ "mgr_standby_modules", "false" }, { "mgr_initial_modules", "iostat" },
+		{ "mgr_disabled_modules", CEPH_MGR_UNLOADED }, { "debug_bluestore", "0/0" },
+		{ "debug_bluefs", "0/0" }, { "debug_bdev", "0/0" }, { "debug_rocksdb", "0/0" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(tuning); i++)
+		if (!ceph_conf_has(c, "global", tuning[i][0]))
+			buf_printf(&b, "%s = %s\n", tuning[i][0], tuning[i][1]);
+	/* stacks.ceph.config: [global]'s options here, every other section after */
+	for (size_t i = 0; i < c->conf_sections.n; i++)
+		if (!strcmp(c->conf_sections.v[i], "global"))
+			buf_adds(&b, c->conf_lines.v[i]);
+	for (size_t i = 0; i < c->conf_sections.n; i++)
+		if (strcmp(c->conf_sections.v[i], "global"))
+			buf_printf(&b, "[%s]\n%s", c->conf_sections.v[i], c->conf_lines.v[i]);
 	return b.s;
 }
 
@@ -902,10 +608,20 @@ static int render_osd(const struct render_ctx *rc, const void *conf, const struc
 	push_secret(out, CEPH_BOOTSTRAP_KEYRING, keyring("client.bootstrap-osd", boot, NULL),
 		    "ceph");
 	push(out, res_file(CEPH_LIB "/ceph-osd", osd_script, 0755, "root", "root"));
+	/*
+	 * Debian's ceph-osd allocates with glibc's malloc (upstream's packages
+	 * link tcmalloc).  Its per-thread arenas and its mmap threshold, which
+	 * rises to the largest block freed, keep the 4 MiB message buffers of
+	 * a write burst in the heap: an OSD stayed at ~400 MiB after one
+	 * (docs/ceph.md).  A fixed threshold returns blocks of 512 KiB and more
+	 * to the system when freed; two arenas bound the rest.
+	 */
 	push(out, res_file("/etc/systemd/system/ceph-osd@.service.d/kiln.conf",
 			   "# managed by kiln (stacks.ceph): the OSD's disk found and owned by "
-			   "ceph before it starts\n[Service]\nExecStartPre=" CEPH_LIB
-			   "/ceph-osd boot %i\n", 0644, "root", "root"));
+			   "ceph before it starts; glibc's malloc held to what the OSD uses\n"
+			   "[Service]\nExecStartPre=" CEPH_LIB "/ceph-osd boot %i\n"
+			   "Environment=MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=524288\n",
+			   0644, "root", "root"));
 	for (size_t i = 0; i < d.n; i++) {
 		if (!d.v[i].osd)
 			continue;

@@ -294,6 +294,27 @@ static void test_spec_errors(void **s)
 		   "10:15: stacks.ceph.managers: 4, but 3 monitors (managers run on the monitors)");
 	spec_error("ceph-mon", "    public_network: 10.0.0/24\n",
 		   "10:21: stacks.ceph.public_network: '10.0.0/24' is not an IPv4 network");
+	/* config: ceph.conf options, kept as written or refused */
+	spec_error("ceph-mon", "    config: {osds: {a: b}}\n",
+		   "10:14: stacks.ceph.config: 'osds' is not a ceph.conf section");
+	spec_error("ceph-mon", "    config: {osd.: {a: b}}\n",
+		   "10:14: stacks.ceph.config: 'osd.' is not a ceph.conf section");
+	spec_error("ceph-mon", "    config: {global.x: {a: b}}\n",
+		   "10:14: stacks.ceph.config: 'global.x' is not a ceph.conf section");
+	spec_error("ceph-mon", "    config: [a]\n",
+		   "10:13: stacks.ceph.config: expected a mapping");
+	spec_error("ceph-mon", "    config: {osd: {Bad-Name: 1}}\n",
+		   "10:20: stacks.ceph.config.osd: 'Bad-Name' is not an option name");
+	spec_error("ceph-mon", "    config: {global: {fsid: 1}}\n",
+		   "10:23: stacks.ceph.config.global.fsid: kiln writes this option itself");
+	spec_error("ceph-mon", "    config: {osd: {osd_memory_target: 2G}}\n",
+		   "10:20: stacks.ceph.config.osd.osd_memory_target: kiln writes this option itself");
+	spec_error("ceph-mon", "    config: {osd: {a: \"x # y\"}}\n",
+		   "10:23: stacks.ceph.config.osd.a: 'x # y' is not a value ceph.conf keeps");
+	spec_error("ceph-mon", "    config: {osd: {a: \"x\\ny\"}}\n",
+		   "stacks.ceph.config.osd.a:");
+	spec_error("ceph-mon", "    config: {osd: {a: [1]}}\n",
+		   "10:23: stacks.ceph.config value: expected a string");
 }
 
 /* ---- rendering ------------------------------------------------------------- */
