@@ -19,9 +19,8 @@
 #    rate is printed beside it (KILN_BENCH_DIO=0 keeps the OSDs buffered).
 # 4. Memory: PSS of every Ceph process of the lab (monitors, managers,
 #    OSDs, MDS, ceph-fuse) and of the lab hosts' own processes, at rest
-#    (HEALTH_OK, before the throughput runs) and after them.  Each OSD's
-#    BlueStore cache is Ceph's, grown towards osd_memory_target (1G here),
-#    or fixed at KILN_BENCH_OSD_CACHE (say 128M).
+#    (HEALTH_OK, before the throughput runs) and after them.
+# KILN_BENCH_OSD_CONFIG adds [osd] options (see below).
 #
 # Usage (as root, after building): bench/storage.sh
 # Takes 4 to 7 minutes on 2 cores, with the load.  Results: docs/benchmarks.md, "storage".
@@ -56,14 +55,14 @@ cat >>"$SPEC" <<'EOF'
     public_network: 10.213.180.0/24
     osd_memory_target: 1G
 EOF
-# KILN_BENCH_OSD_CACHE=128M: each OSD a fixed BlueStore cache (docs/ceph.md,
-# "ceph.conf") instead of one Ceph grows towards osd_memory_target
-OSD_CACHE=${KILN_BENCH_OSD_CACHE:-}
-if [ -n "$OSD_CACHE" ]; then
-	printf '    config:\n      osd: {bluestore_cache_autotune: false, bluestore_cache_size: %s}\n' \
-		"$OSD_CACHE" >>"$SPEC"
+# KILN_BENCH_OSD_CONFIG: [osd] options for ceph.conf (stacks.ceph.config),
+# a YAML flow mapping, e.g. "{bluestore_cache_autotune: false,
+# bluestore_cache_size: 128M}" for a fixed BlueStore cache per OSD
+OSD_CONFIG=${KILN_BENCH_OSD_CONFIG:-}
+if [ -n "$OSD_CONFIG" ]; then
+	printf '    config:\n      osd: %s\n' "$OSD_CONFIG" >>"$SPEC"
 fi
-echo "OSD cache: ${OSD_CACHE:-autotuned towards osd_memory_target 1G}"
+echo "OSD options: ${OSD_CONFIG:-none added (osd_memory_target 1G)}"
 
 pss() {
 	local sum=0 p v
@@ -115,6 +114,13 @@ if [ "${KILN_BENCH_DIO:-1}" = 1 ]; then
 	rawrate
 	echo "raw node1 sda ($raw), direct I/O loop device: write $rw MB/s, read $rr MB/s, write with a flush per 4 MiB $rs MB/s"
 fi
+# all six at once, each 256 MiB flushed per 4 MiB: what the machine's disk
+# gives parallel flushing writers, as the OSDs are
+t=$(now)
+for l in $LOOPS; do dd if=/dev/zero of="/dev/$l" bs=4M count=64 oflag=direct,dsync 2>/dev/null & done
+wait
+rp=$(python3 -c "import sys; print('%.0f' % (6 * 256 * 1048576 / (float(sys.argv[2]) - float(sys.argv[1])) / 1e6))" "$t" "$(now)")
+echo "raw, the six OSD disks at once, each written with a flush per 4 MiB: $rp MB/s in all"
 echo "the OSDs' loop devices: $(for l in $LOOPS; do printf '%s dio=%s ' $l "$(cat /sys/block/$l/loop/dio)"; done)"
 
 t0=$(now)
@@ -159,7 +165,7 @@ on node1 rbd create rbd/bench --size 1G
 b=$(on node1 rbd bench --io-type write --io-size 4M --io-total 256M rbd/bench 2>/dev/null |
 	sed -n 's/.*bytes\/sec: *\([0-9.]*\) *\(MiB\).*/\1/p' | tail -n 1)
 echo "RADOS 4M writes, 3 replicas: $w MB/s; sequential reads: $r MB/s; RBD 4M writes: ${b:-?} MiB/s"
-python3 -c "import sys; w,rw,rs=map(float,sys.argv[1:4]); print('RADOS write / raw write: %.0f %%; / raw write flushed per 4 MiB: %.0f %%' % (100*w/rw, 100*w/rs))" "$w" "$rw" "$rs"
+python3 -c "import sys; w,rw,rs,rp=map(float,sys.argv[1:5]); print('RADOS write / raw write: %.0f %%; / raw write flushed per 4 MiB: %.0f %%; device writes (3 replicas) / six disks flushed at once: %.0f %%' % (100*w/rw, 100*w/rs, 300*w/rp))" "$w" "$rw" "$rs" "$rp"
 echo "CPU busy during the RADOS writes: $busy % of $(nproc) cores (the whole machine)"
 memory "after the throughput runs"
 

@@ -13,8 +13,10 @@
 # monitor stopped -> quorum holds, apply restores it; node4 with 2 free
 # disks joins: 8 OSDs up and in, HEALTH_OK, every PG active+clean, the RBD
 # image and the CephFS file written before read back byte-identical, a
-# second apply changes nothing; node4 reboots -> its OSDs and the CephFS
-# mount come back without an apply, HEALTH_OK, plan has no ceph change;
+# second apply changes nothing; node2 reboots -> its monitor, manager, MDS,
+# OSDs and mount come back without an apply; node4 reboots -> its OSDs and
+# the CephFS mount come back without an apply, HEALTH_OK, plan has no ceph
+# change;
 # node4's sdb vanishes (its OSD stopped, the disk gone from the node's
 # view) -> plan notes "osd.N on /dev/sdb: disk gone, not recreated" and
 # makes no OSD; storage status shows osd.N down on node4.
@@ -265,6 +267,14 @@ assert_eq "$(on node4 sha256sum /shared/kt23.bin | cut -d' ' -f1)" "$(on node1 s
 assert_eq "$(disk_sum "$LAB/disks/node4-sdc.img")" "${USED[node4]}" "node4 used disk content"
 kiln_t 0 600 apply -f "$SPEC"
 assert_contains "$OUT" "4 nodes, 0 changed"
+
+say "node2 reboots (monitor, manager, MDS, 2 OSDs, a mount): all of it back by itself"
+kiln_t 0 300 lab reboot --dir "$LAB" node2
+wait_for 240 "node2's monitor in quorum, its manager and MDS standing by, 8 OSDs up, HEALTH_OK" \
+	'sorted(j["quorum_names"]) == ["node1", "node2", "node3"] and j["mgrmap"]["available"] and j["mgrmap"]["num_standbys"] == 1 and j["fsmap"]["up:standby"] == 2 and j["osdmap"]["num_up_osds"] == 8 and j["health"]["status"] == "HEALTH_OK" and all(s["state_name"].startswith("active+clean") for s in j["pgmap"]["pgs_by_state"])'
+for i in $(seq 150); do on node2 mountpoint -q /shared && break; sleep 1; done
+assert_eq "$(on node2 sha256sum /shared/kt23.bin | cut -d' ' -f1)" "$(on node1 sha256sum /shared/kt23.bin | cut -d' ' -f1)" \
+	"CephFS file on node2 after its reboot"
 
 say "node4 reboots: its OSDs start by themselves, HEALTH_OK again, nothing of ceph left to apply"
 kiln_t 0 300 lab reboot --dir "$LAB" node4
