@@ -18,8 +18,9 @@
  *   fs      pools (RBD, CephFS) sized from the OSD hosts, the client keys,
  *           an MDS per monitor, CephFS mounted where the spec says (the
  *           kernel client where the node's kernel has it, else ceph-fuse), the ceph-csi files for Kubernetes.
- *   health  the first monitor waits (bounded) for HEALTH_OK with every
- *           monitor in quorum, else fails with Ceph's reasons.
+ *   health  the first monitor retires the OSDs of hosts that left the spec
+ *           (out, drained, purged), then waits (bounded) for HEALTH_OK with
+ *           every monitor in quorum, else fails with Ceph's reasons.
  */
 #include "stacks.h"
 
@@ -43,6 +44,7 @@
 #define CEPH_FS_CLIENT "fs"
 #define CEPH_HEALTH_SETTLE 30   /* s the health check waits before it says "not healthy" */
 #define CEPH_PG_SETTLE 10       /* s after an OSD up/in change before PG states count */
+#define CEPH_RETIRE_WAIT_S "300" /* s a departed host's OSDs may take to drain in one apply */
 #define CEPH_K8S_CLIENT "kubernetes"
 /* manager modules never loaded (mgr_disabled_modules; always-on ones load) */
 #define CEPH_MGR_UNLOADED "alerts,diskprediction_local,influx,insights,localpool,mirroring," \
@@ -894,6 +896,104 @@ static int render_fs(const struct render_ctx *rc, const void *conf, const struct
 	return 0;
 }
 
+/* ---- retiring the OSDs of hosts that left the spec -------------------------------- */
+
+/*
+ * ceph-retire check|ensure KEEP...: every CRUSH host not named in KEEP (the
+ * spec's nodes and their short host names) held OSDs of a node that left
+ * the spec.  ensure marks them out, waits (bounded) until Ceph says they
+ * are safe to destroy (every PG clean elsewhere), then purges them and
+ * removes the empty host bucket.  Data still moving after the wait fails
+ * with what is left, and the next apply goes on from there.
+ */
+static const char retire_script[] =
+	"#!/bin/sh\n"
+	"# managed by kiln (stacks.ceph): the OSDs of hosts that left the spec are taken\n"
+	"# out, drained and purged; docs/ceph.md\n"
+	"set -eu\n"
+	"act=$1\n"
+	"shift\n"
+	"C=\"ceph --connect-timeout 120\"\n"
+	"# \"HOST ID...\" per CRUSH host not kept\n"
+	"tree=$($C osd tree -f json)\n"
+	"gone=$(printf '%s' \"$tree\" | python3 -c '\n"
+	"import json, sys\n"
+	"keep = set(sys.argv[1:])\n"
+	"for n in json.load(sys.stdin)[\"nodes\"]:\n"
+	"    if n[\"type\"] == \"host\" and n[\"name\"] not in keep:\n"
+	"        print(\" \".join([n[\"name\"]] + [str(c) for c in sorted(n.get(\"children\", []))]))\n"
+	"' \"$@\")\n"
+	"[ -n \"$gone\" ] || exit 0\n"
+	"[ \"$act\" = ensure ] || { printf 'to retire (host OSD...): %s\\n' \"$gone\" | tr '\\n' ';'; exit 1; }\n"
+	"ids=$(printf '%s\\n' \"$gone\" | cut -s -d' ' -f2- | tr '\\n' ' ')\n"
+	"ids=${ids% }\n"
+	"hosts=$(printf '%s\\n' \"$gone\" | cut -d' ' -f1 | tr '\\n' ' ')\n"
+	"if [ -n \"$ids\" ]; then\n"
+	"\t$C osd out $ids >/dev/null 2>&1 || true\n"
+	"\tt=$(($(date +%s) + " CEPH_RETIRE_WAIT_S "))\n"
+	"\tuntil $C osd safe-to-destroy $ids >/dev/null 2>&1; do\n"
+	"\t\t[ \"$(date +%s)\" -lt $t ] || { echo \"osd $ids on ${hosts% } (left the spec): out, data\" \\\n"
+	"\t\t\t\"still moving after " CEPH_RETIRE_WAIT_S " s; apply again once 'ceph osd safe-to-destroy $ids'\" \\\n"
+	"\t\t\t\"says so\" >&2; exit 1; }\n"
+	"\t\tsleep 2\n"
+	"\tdone\n"
+	"\tfor id in $ids; do\n"
+	"\t\t$C osd down $id >/dev/null 2>&1 || true\n"
+	"\t\t$C osd purge $id --yes-i-really-mean-it >/dev/null\n"
+	"\tdone\n"
+	"fi\n"
+	"for h in $hosts; do $C osd crush remove \"$h\" >/dev/null; done\n";
+
+/* A short host name a shell and CRUSH take as is. */
+static bool plain_host(const char *s, size_t n)
+{
+	if (!n || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+/*
+ * On the first monitor: the retire command, keeping every OSD node's name
+ * and its short host name (the CRUSH host its OSDs register under).
+ * Without the host name of a node (no facts yet, or one that is not a
+ * plain name) nothing is retired this run: a kept OSD taken for a
+ * departed one would move data for nothing.
+ */
+static void render_retire(const struct render_ctx *rc, const struct ceph_conf *c,
+			  struct render_out *out)
+{
+	struct buf keep;
+
+	buf_init(&keep, 0);
+	for (size_t i = 0; i < rc->c->nnodes; i++) {
+		const struct node *m = &rc->c->nodes[i];
+		const char *h = json_string_value(render_fact(rc, m, "hostname"));
+		size_t hn = h ? strcspn(h, ".") : 0;
+		if (!osd_node(c, m))
+			continue;
+		if (!h || !plain_host(h, hn)) {
+			strv_pushf(&out->notes, "no OSD of a departed host retired: %s's host name is "
+				   "%s", m->name, h ? "not a plain name" : "not known yet");
+			buf_release(&keep);
+			return;
+		}
+		buf_printf(&keep, " %s", m->name);
+		if (strlen(m->name) != hn || strncmp(m->name, h, hn))
+			buf_printf(&keep, " %.*s", (int)hn, h);
+	}
+	push(out, res_file(CEPH_LIB "/ceph-retire", retire_script, 0755, "root", "root"));
+	char *ensure = xasprintf(CEPH_LIB "/ceph-retire ensure%s", keep.s);
+	char *check = xasprintf(CEPH_LIB "/ceph-retire check%s", keep.s);
+	push(out, res_command(ensure, NULL, check));
+	free(ensure);
+	free(check);
+	buf_release(&keep);
+}
+
 /* ---- phase health ------------------------------------------------------------------ */
 
 static int render_health(const struct render_ctx *rc, const void *conf, const struct node *n,
@@ -904,6 +1004,7 @@ static int render_health(const struct render_ctx *rc, const void *conf, const st
 	(void)e;
 	if (strcmp(n->name, first_mon(c)) || !cluster_made(rc, c, out))
 		return 0;
+	render_retire(rc, c, out);
 	/*
 	 * HEALTH_OK, every monitor in quorum and every placement group
 	 * active+clean (scrubbing or not; the manager reports them).  The
@@ -993,7 +1094,7 @@ const struct stack_type stack_ceph = {
 	.nphases = ARRAY_SIZE(ceph_phases),
 	.secret_exports = (const char *const[]){ "mon_key", "admin_key", "bootstrap_osd_key",
 						 "fs_key", "kubernetes_key", NULL },
-	.facts = (const char *const[]){ "os", "disks", "kernel", NULL },
+	.facts = (const char *const[]){ "os", "disks", "kernel", "hostname", NULL },
 };
 
 const struct strv *ceph_monitors(const struct cluster *c)

@@ -19,7 +19,10 @@
 # change;
 # node4's sdb vanishes (its OSD stopped, the disk gone from the node's
 # view) -> plan notes "osd.N on /dev/sdb: disk gone, not recreated" and
-# makes no OSD; storage status shows osd.N down on node4.
+# makes no OSD; storage status shows osd.N down on node4; node4 leaves the
+# spec -> plan shows the retire command, apply takes its OSDs out, drains
+# and purges them: 6 OSDs on node1-3, HEALTH_OK, the RBD image intact, a
+# second apply changes nothing.
 # Root; the first run fills the mirror cache from Debian's mirror.
 . "$(dirname "$0")/lib.sh"
 CACHE=${KILN_MIRROR_CACHE_CEPH:-/var/cache/kiln/lab-mirror-ceph}
@@ -311,3 +314,27 @@ kiln_t 2 120 storage status -f "$SPEC" -o json
 assert_eq "$(json '[(o["node"], o["device"], o["up"]) for o in j["osds"]["list"] if o["id"] == '"$id4"']')" \
 	"[('node4', '/dev/sdb', False)]" "storage status: osd.$id4 down on node4"
 assert_eq "$(json 'j["osds"]["total"], j["osds"]["up"]')" "(8, 7)" "storage status: OSDs, up"
+
+say "node4 leaves the spec: its OSDs are taken out, drained and purged; 6 OSDs, HEALTH_OK, data intact"
+python3 - "$SPEC" <<'EOF'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+open(p, "w").write(re.sub(r"  - name: node4\n(    .*\n)+", "", s))
+EOF
+grep -q node4 "$SPEC" && fail "node4 still in the spec"
+kiln_t 2 300 plan -f "$SPEC"
+assert_contains "$OUT" "ceph-retire ensure node1 node2 node3"
+kiln_t 0 600 apply -f "$SPEC" -o json
+assert_eq "$(json 'j["summary"]["failed"]')" 0 "failed nodes"
+assert_eq "$(st '(j["osdmap"]["num_osds"], j["osdmap"]["num_up_osds"], j["osdmap"]["num_in_osds"])')" \
+	"(6, 6, 6)" "OSDs, up, in after node4 left"
+assert_eq "$(st 'j["health"]["status"]')" HEALTH_OK "health after node4 left"
+on node1 timeout 60 ceph osd tree -f json >"$T/tree.json"
+assert_eq "$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["nodes"]; print(sorted((h["name"], len(h["children"])) for h in t if h["type"] == "host"))' "$T/tree.json")" \
+	"[('node1', 2), ('node2', 2), ('node3', 2)]" "OSDs per host after node4 left"
+on node1 sh -c 'timeout 120 rbd export --no-progress rbd/kt23 /tmp/rbd-out5' >/dev/null 2>&1 || fail "rbd export after node4 left"
+assert_eq "$(on node1 sha256sum /tmp/rbd-out5 | cut -d' ' -f1)" "$(on node1 sha256sum /tmp/rbd-in | cut -d' ' -f1)" \
+	"RBD read after node4 left"
+kiln_t 0 600 apply -f "$SPEC"
+assert_contains "$OUT" "3 nodes, 0 changed"

@@ -342,8 +342,10 @@ static json_t *facts_of(const struct node *n)
 	/* n4's kernel can mount ceph (the kernel client), n1's cannot (ceph-fuse) */
 	json_t *fss = strcmp(n->name, "n4") ? json_pack("[s,s]", "ext4", "fuse")
 					    : json_pack("[s,s,s]", "ceph", "ext4", "fuse");
-	return json_pack("{s:{s:s},s:o,s:{s:o}}", "os", "family", "debian", "disks", disks,
-			 "kernel", "filesystems", fss);
+	/* n4's host name is not its node name: its OSDs are under "store-4" */
+	const char *host = strcmp(n->name, "n4") ? n->name : "store-4.example.org";
+	return json_pack("{s:{s:s},s:o,s:{s:o},s:s}", "os", "family", "debian", "disks", disks,
+			 "kernel", "filesystems", fss, "hostname", host);
 }
 
 static const char *const key_names[] = { "mon_key", "admin_key", "bootstrap_osd_key", "fs_key",
@@ -583,6 +585,62 @@ static void test_size_from_hosts(void **s)
 	cluster_free(c);
 }
 
+/* ---- OSDs of hosts that left the spec ------------------------------------------- */
+
+/* The retire command n1 renders, or NULL (and its notes in *notes). */
+static char *retire_command(const char *n3_host, struct strv *notes)
+{
+	struct cluster *c = load_spec();
+	json_t **facts = xcalloc(c->nnodes, sizeof(*facts));
+	struct exports ex;
+	struct rendered r;
+	char *cmd = NULL;
+
+	for (size_t i = 0; i < c->nnodes; i++) {
+		facts[i] = facts_of(&c->nodes[i]);
+		if (!strcmp(c->nodes[i].name, "n3"))
+			json_object_set_new(facts[i], "hostname", json_string(n3_host));
+	}
+	exports_all(&ex, true);
+	render(c, cluster_node(c, "n1"), &ex, (const json_t *const *)facts, &r);
+	size_t i;
+	json_t *x;
+	json_array_foreach(r.res, i, x) {
+		const char *t = json_string_value(json_object_get(x, "command"));
+		if (t && strstr(t, "ceph-retire ensure"))
+			cmd = xstrdup(t);
+	}
+	for (size_t k = 0; k < r.notes.n; k++)
+		strv_push(notes, r.notes.v[k]);
+	rendered_release(&r);
+	exports_release(&ex);
+	for (size_t k = 0; k < c->nnodes; k++)
+		json_decref(facts[k]);
+	free(facts);
+	cluster_free(c);
+	return cmd;
+}
+
+/*
+ * The first monitor keeps every OSD node by name and by short host name
+ * (n4's is store-4); a host name that is not a plain name, or not known,
+ * retires nothing that run, with a note.
+ */
+static void test_retire(void **s)
+{
+	struct strv notes = STRV_INIT;
+	char *cmd = retire_command("n3", &notes);
+
+	assert_non_null(cmd);
+	assert_string_equal(cmd, "/usr/local/lib/kiln/ceph-retire ensure n2 n1 n3 n4 store-4");
+	free(cmd);
+	strv_release(&notes);
+	assert_null(retire_command("n3;reboot", &notes));
+	assert_true(strv_contains(&notes, "no OSD of a departed host retired: n3's host name is "
+					  "not a plain name"));
+	strv_release(&notes);
+}
+
 /* ---- a vanished disk ---------------------------------------------------------- */
 
 #define OURS(id) "{\"signature\": \"bluestore\", \"bluestore_fsid\": \"" FSID "\", " \
@@ -785,6 +843,7 @@ int main(void)
 		cmocka_unit_test(test_waits_for_keys),
 		cmocka_unit_test(test_size_from_hosts),
 		cmocka_unit_test(test_vanished_disk),
+		cmocka_unit_test(test_retire),
 		cmocka_unit_test(test_secret_resource),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
