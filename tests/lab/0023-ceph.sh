@@ -58,6 +58,20 @@ wait_for() {
 		sleep 1
 	done
 }
+# osds_per_host WANT WHAT: the CRUSH hosts and their OSD counts (the tree
+# stays in $T/tree.json for later looks)
+osds_per_host() {
+	on node1 timeout 60 ceph osd tree -f json >"$T/tree.json"
+	assert_eq "$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["nodes"]; print(sorted((h["name"], len(h["children"])) for h in t if h["type"] == "host"))' "$T/tree.json")" \
+		"$1" "$2"
+}
+# rbd_intact N WHAT: the RBD image read back (to /tmp/rbd-outN) equals what was written
+rbd_intact() {
+	on node1 sh -c "timeout 120 rbd export --no-progress rbd/kt23 /tmp/rbd-out$1" >/dev/null 2>&1 ||
+		fail "rbd export $2"
+	assert_eq "$(on node1 sha256sum /tmp/rbd-out$1 | cut -d' ' -f1)" \
+		"$(on node1 sha256sum /tmp/rbd-in | cut -d' ' -f1)" "RBD read $2"
+}
 on_fail() {
 	on node1 timeout 30 ceph health detail 2>&1 | head -20
 	on node1 timeout 30 ceph osd tree 2>&1 | head -20
@@ -145,9 +159,7 @@ assert_eq "$(st 'j["health"]["status"]')" HEALTH_OK "health"
 assert_eq "$(st 'sorted(j["quorum_names"])')" "['node1', 'node2', 'node3']" "monitors in quorum"
 assert_eq "$(st '(j["osdmap"]["num_osds"], j["osdmap"]["num_up_osds"], j["osdmap"]["num_in_osds"])')" \
 	"(6, 6, 6)" "OSDs, up, in"
-on node1 timeout 60 ceph osd tree -f json >"$T/tree.json"
-assert_eq "$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["nodes"]; print(sorted((h["name"], len(h["children"])) for h in t if h["type"] == "host"))' "$T/tree.json")" \
-	"[('node1', 2), ('node2', 2), ('node3', 2)]" "OSDs per host"
+osds_per_host "[('node1', 2), ('node2', 2), ('node3', 2)]" "OSDs per host"
 for n in $NODES; do
 	for d in sda sdb; do
 		on $n sh -c "ceph-bluestore-tool show-label --dev /dev/$d | grep -q '\"ceph_fsid\": \"$(on node1 cat /etc/kiln/ceph/fsid)\"'" ||
@@ -228,9 +240,7 @@ wait_for 60 "osd.$id reported down" 'j["osdmap"]["num_up_osds"] == 5'
 kiln_t 2 120 storage status -f "$SPEC" -o json
 assert_eq "$(json '[(o["node"], o["up"]) for o in j["osds"]["list"] if o["id"] == '$id']')" "[('node2', False)]" "storage status: osd.$id down"
 assert_contains "$(json '[c["code"] for c in j["health"]["checks"]]')" "OSD_DOWN" "storage status reasons"
-on node1 sh -c 'timeout 120 rbd export --no-progress rbd/kt23 /tmp/rbd-out2' >/dev/null 2>&1 || fail "rbd export with an OSD down"
-assert_eq "$(on node1 sha256sum /tmp/rbd-out2 | cut -d' ' -f1)" "$(on node1 sha256sum /tmp/rbd-in | cut -d' ' -f1)" \
-	"RBD read with an OSD down"
+rbd_intact 2 "with an OSD down"
 kiln_t 0 600 apply -f "$SPEC"
 assert_contains "$OUT" "ceph-osd ensure"
 assert_eq "$(st 'j["health"]["status"]')" HEALTH_OK "health after the OSD came back"
@@ -239,9 +249,7 @@ assert_eq "$(st 'j["osdmap"]["num_up_osds"]')" 6 "OSDs up after apply"
 say "a monitor down: quorum holds, data readable; apply restores it"
 on node3 systemctl stop ceph-mon@node3
 wait_for 60 "node3 out of quorum" 'sorted(j["quorum_names"]) == ["node1", "node2"]'
-on node1 sh -c 'timeout 120 rbd export --no-progress rbd/kt23 /tmp/rbd-out3' >/dev/null 2>&1 || fail "rbd export with a monitor down"
-assert_eq "$(on node1 sha256sum /tmp/rbd-out3 | cut -d' ' -f1)" "$(on node1 sha256sum /tmp/rbd-in | cut -d' ' -f1)" \
-	"RBD read with a monitor down"
+rbd_intact 3 "with a monitor down"
 kiln_t 0 600 apply -f "$SPEC"
 assert_contains "$OUT" "service:ceph-mon@node3"
 assert_eq "$(st 'sorted(j["quorum_names"])')" "['node1', 'node2', 'node3']" "quorum after apply"
@@ -258,12 +266,8 @@ assert_eq "$(st '(j["osdmap"]["num_osds"], j["osdmap"]["num_up_osds"], j["osdmap
 	"(8, 8, 8)" "OSDs, up, in with node4"
 assert_eq "$(st 'all(s["state_name"].startswith("active+clean") for s in j["pgmap"]["pgs_by_state"]) and sum(s["count"] for s in j["pgmap"]["pgs_by_state"]) == j["pgmap"]["num_pgs"] > 0')" \
 	True "every PG active+clean with node4"
-on node1 timeout 60 ceph osd tree -f json >"$T/tree.json"
-assert_eq "$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["nodes"]; print(sorted((h["name"], len(h["children"])) for h in t if h["type"] == "host"))' "$T/tree.json")" \
-	"[('node1', 2), ('node2', 2), ('node3', 2), ('node4', 2)]" "OSDs per host with node4"
-on node1 sh -c 'timeout 120 rbd export --no-progress rbd/kt23 /tmp/rbd-out4' >/dev/null 2>&1 || fail "rbd export after node4 joined"
-assert_eq "$(on node1 sha256sum /tmp/rbd-out4 | cut -d' ' -f1)" "$(on node1 sha256sum /tmp/rbd-in | cut -d' ' -f1)" \
-	"RBD read after node4 joined"
+osds_per_host "[('node1', 2), ('node2', 2), ('node3', 2), ('node4', 2)]" "OSDs per host with node4"
+rbd_intact 4 "after node4 joined"
 on node4 mountpoint -q /shared || fail "node4: /shared is not mounted"
 assert_eq "$(on node4 sha256sum /shared/kt23.bin | cut -d' ' -f1)" "$(on node1 sha256sum /shared/kt23.bin | cut -d' ' -f1)" \
 	"CephFS file on node4"
@@ -330,11 +334,7 @@ assert_eq "$(json 'j["summary"]["failed"]')" 0 "failed nodes"
 assert_eq "$(st '(j["osdmap"]["num_osds"], j["osdmap"]["num_up_osds"], j["osdmap"]["num_in_osds"])')" \
 	"(6, 6, 6)" "OSDs, up, in after node4 left"
 assert_eq "$(st 'j["health"]["status"]')" HEALTH_OK "health after node4 left"
-on node1 timeout 60 ceph osd tree -f json >"$T/tree.json"
-assert_eq "$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["nodes"]; print(sorted((h["name"], len(h["children"])) for h in t if h["type"] == "host"))' "$T/tree.json")" \
-	"[('node1', 2), ('node2', 2), ('node3', 2)]" "OSDs per host after node4 left"
-on node1 sh -c 'timeout 120 rbd export --no-progress rbd/kt23 /tmp/rbd-out5' >/dev/null 2>&1 || fail "rbd export after node4 left"
-assert_eq "$(on node1 sha256sum /tmp/rbd-out5 | cut -d' ' -f1)" "$(on node1 sha256sum /tmp/rbd-in | cut -d' ' -f1)" \
-	"RBD read after node4 left"
+osds_per_host "[('node1', 2), ('node2', 2), ('node3', 2)]" "OSDs per host after node4 left"
+rbd_intact 5 "after node4 left"
 kiln_t 0 600 apply -f "$SPEC"
 assert_contains "$OUT" "3 nodes, 0 changed"
