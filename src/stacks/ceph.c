@@ -17,7 +17,8 @@
  *           become BlueStore OSDs (ceph-volume raw), one unit each.
  *   fs      pools (RBD, CephFS) sized from the OSD hosts, the client keys,
  *           an MDS per monitor, CephFS mounted where the spec says (the
- *           kernel client where the node's kernel has it, else ceph-fuse), the ceph-csi files for Kubernetes.
+ *           kernel client where the node's kernel has it, else ceph-fuse),
+ *           the ceph-csi files for Kubernetes.
  *   health  the first monitor retires the OSDs of hosts that left the spec
  *           (out, drained, purged), then waits (bounded) for HEALTH_OK with
  *           every monitor in quorum, else fails with Ceph's reasons.
