@@ -911,18 +911,25 @@ static const char retire_script[] =
 	"#!/bin/sh\n"
 	"# managed by kiln (stacks.ceph): the OSDs of hosts that left the spec are taken\n"
 	"# out, drained and purged; docs/ceph.md\n"
+	"# usage: ceph-retire check|ensure HOST... -- OSD...  (the hosts and OSDs kept)\n"
 	"set -eu\n"
 	"act=$1\n"
 	"shift\n"
 	"C=\"ceph --connect-timeout 120\"\n"
-	"# \"HOST ID...\" per CRUSH host not kept\n"
 	"tree=$($C osd tree -f json)\n"
+	"# \"HOST ID...\" per CRUSH host not kept: its OSDs not kept (none: the empty\n"
+	"# bucket); a host left with kept OSDs only is not listed\n"
 	"gone=$(printf '%s' \"$tree\" | python3 -c '\n"
 	"import json, sys\n"
-	"keep = set(sys.argv[1:])\n"
+	"a = sys.argv[1:]\n"
+	"hosts, ids = set(a[:a.index(\"--\")]), set(int(x) for x in a[a.index(\"--\") + 1:])\n"
 	"for n in json.load(sys.stdin)[\"nodes\"]:\n"
-	"    if n[\"type\"] == \"host\" and n[\"name\"] not in keep:\n"
-	"        print(\" \".join([n[\"name\"]] + [str(c) for c in sorted(n.get(\"children\", []))]))\n"
+	"    if n[\"type\"] != \"host\" or n[\"name\"] in hosts:\n"
+	"        continue\n"
+	"    kids = n.get(\"children\", [])\n"
+	"    out = sorted(c for c in kids if c not in ids)\n"
+	"    if out or not kids:\n"
+	"        print(\" \".join([n[\"name\"]] + [str(c) for c in out]))\n"
 	"' \"$@\")\n"
 	"[ -n \"$gone\" ] || exit 0\n"
 	"[ \"$act\" = ensure ] || { printf 'to retire (host OSD...): %s\\n' \"$gone\" | tr '\\n' ';'; exit 1; }\n"
@@ -933,9 +940,9 @@ static const char retire_script[] =
 	"\t$C osd out $ids >/dev/null 2>&1 || true\n"
 	"\tt=$(($(date +%s) + " CEPH_RETIRE_WAIT_S "))\n"
 	"\tuntil $C osd safe-to-destroy $ids >/dev/null 2>&1; do\n"
-	"\t\t[ \"$(date +%s)\" -lt $t ] || { echo \"osd $ids on ${hosts% } (left the spec): out, data\" \\\n"
-	"\t\t\t\"still moving after " CEPH_RETIRE_WAIT_S " s; apply again once 'ceph osd safe-to-destroy $ids'\" \\\n"
-	"\t\t\t\"says so\" >&2; exit 1; }\n"
+	"\t\t[ \"$(date +%s)\" -lt $t ] || { echo \"osd $ids on ${hosts% } (left the spec):\" \\\n"
+	"\t\t\t\"out, data still moving after " CEPH_RETIRE_WAIT_S " s; apply again once\" \\\n"
+	"\t\t\t\"'ceph osd safe-to-destroy $ids' says so\" >&2; exit 1; }\n"
 	"\t\tsleep 2\n"
 	"\tdone\n"
 	"\tfor id in $ids; do\n"
@@ -943,7 +950,8 @@ static const char retire_script[] =
 	"\t\t$C osd purge $id --yes-i-really-mean-it >/dev/null\n"
 	"\tdone\n"
 	"fi\n"
-	"for h in $hosts; do $C osd crush remove \"$h\" >/dev/null; done\n";
+	"# a bucket that still holds a kept OSD stays (ENOTEMPTY)\n"
+	"for h in $hosts; do $C osd crush remove \"$h\" >/dev/null 2>&1 || true; done\n";
 
 /* A short host name a shell and CRUSH take as is. */
 static bool plain_host(const char *s, size_t n)
@@ -959,7 +967,10 @@ static bool plain_host(const char *s, size_t n)
 
 /*
  * On the first monitor: the retire command, keeping every OSD node's name
- * and its short host name (the CRUSH host its OSDs register under).
+ * and its short host name (the CRUSH host its OSDs register under), and
+ * every OSD whose disk an OSD node holds (the record, ceph.h): an OSD still
+ * in a node of the spec is never retired, whatever bucket CRUSH has it in
+ * (a renamed host's OSDs stay under the old name until they restart).
  * Without the host name of a node (no facts yet, or one that is not a
  * plain name) nothing is retired this run: a kept OSD taken for a
  * departed one would move data for nothing.
@@ -967,9 +978,11 @@ static bool plain_host(const char *s, size_t n)
 static void render_retire(const struct render_ctx *rc, const struct ceph_conf *c,
 			  struct render_out *out)
 {
-	struct buf keep;
+	const char *fsid = fsid_of(rc, c, NULL);
+	struct buf keep, ids;
 
 	buf_init(&keep, 0);
+	buf_init(&ids, 0);
 	for (size_t i = 0; i < rc->c->nnodes; i++) {
 		const struct node *m = &rc->c->nodes[i];
 		const char *h = json_string_value(render_fact(rc, m, "hostname"));
@@ -980,19 +993,28 @@ static void render_retire(const struct render_ctx *rc, const struct ceph_conf *c
 			strv_pushf(&out->notes, "no OSD of a departed host retired: %s's host name is "
 				   "%s", m->name, h ? "not a plain name" : "not known yet");
 			buf_release(&keep);
+			buf_release(&ids);
 			return;
 		}
 		buf_printf(&keep, " %s", m->name);
 		if (strlen(m->name) != hn || strncmp(m->name, h, hn))
 			buf_printf(&keep, " %.*s", (int)hn, h);
+		struct strv gone = STRV_INIT;
+		char *rec = ceph_osd_record(exports_get(rc->exports, m->name, CEPH_STACK, "osds"),
+					    render_fact(rc, m, "disks"), fsid, &gone);
+		for (const char *w = rec; *w; w += strcspn(w, " "), w += strspn(w, " "))
+			buf_printf(&ids, " %ld", strtol(w, NULL, 10));
+		free(rec);
+		strv_release(&gone);
 	}
 	push(out, res_file(CEPH_LIB "/ceph-retire", retire_script, 0755, "root", "root"));
-	char *ensure = xasprintf(CEPH_LIB "/ceph-retire ensure%s", keep.s);
-	char *check = xasprintf(CEPH_LIB "/ceph-retire check%s", keep.s);
+	char *ensure = xasprintf(CEPH_LIB "/ceph-retire ensure%s --%s", keep.s, ids.s);
+	char *check = xasprintf(CEPH_LIB "/ceph-retire check%s --%s", keep.s, ids.s);
 	push(out, res_command(ensure, NULL, check));
 	free(ensure);
 	free(check);
 	buf_release(&keep);
+	buf_release(&ids);
 }
 
 /* ---- phase health ------------------------------------------------------------------ */

@@ -602,6 +602,8 @@ static char *retire_command(const char *n3_host, struct strv *notes)
 			json_object_set_new(facts[i], "hostname", json_string(n3_host));
 	}
 	exports_all(&ex, true);
+	/* n3 held osd.7 on a disk that vanished: still n3's, never retired */
+	exports_set(&ex, "n3", "ceph", "osds", "7:sdz", false);
 	render(c, cluster_node(c, "n1"), &ex, (const json_t *const *)facts, &r);
 	size_t i;
 	json_t *x;
@@ -623,8 +625,9 @@ static char *retire_command(const char *n3_host, struct strv *notes)
 
 /*
  * The first monitor keeps every OSD node by name and by short host name
- * (n4's is store-4); a host name that is not a plain name, or not known,
- * retires nothing that run, with a note.
+ * (n4's is store-4), and every OSD a node of the spec holds by its record
+ * (n3's osd.7, its disk gone); a host name that is not a plain name, or
+ * not known, retires nothing that run, with a note.
  */
 static void test_retire(void **s)
 {
@@ -632,7 +635,7 @@ static void test_retire(void **s)
 	char *cmd = retire_command("n3", &notes);
 
 	assert_non_null(cmd);
-	assert_string_equal(cmd, "/usr/local/lib/kiln/ceph-retire ensure n2 n1 n3 n4 store-4");
+	assert_string_equal(cmd, "/usr/local/lib/kiln/ceph-retire ensure n2 n1 n3 n4 store-4 -- 7");
 	free(cmd);
 	strv_release(&notes);
 	assert_null(retire_command("n3;reboot", &notes));
