@@ -793,24 +793,22 @@ static void csi_files(const struct render_ctx *rc, const struct ceph_conf *c, co
  */
 static char *cephfs_unit(const struct ceph_conf *c, bool kernel)
 {
-	if (kernel)
-		return xasprintf("# managed by kiln (stacks.ceph)\n[Unit]\n"
-				 "Description=kiln: CephFS %s at %s (kernel client)\n"
-				 "After=network-online.target\nWants=network-online.target\n"
-				 "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
-				 "ExecStartPre=/bin/mkdir -p %s\n"
-				 "ExecStart=/bin/mount -t ceph :/ %s -o name=" CEPH_FS_CLIENT
-				 ",mds_namespace=%s\nExecStop=/bin/umount %s\n"
-				 "[Install]\nWantedBy=multi-user.target\n", c->fs_name,
-				 c->fs_mount, c->fs_mount, c->fs_mount, c->fs_name, c->fs_mount);
-	return xasprintf("# managed by kiln (stacks.ceph)\n[Unit]\n"
-			 "Description=kiln: CephFS %s at %s (ceph-fuse)\n"
-			 "After=network-online.target\nWants=network-online.target\n"
-			 "[Service]\nExecStartPre=/bin/mkdir -p %s\n"
-			 "ExecStart=/usr/bin/ceph-fuse -f --id " CEPH_FS_CLIENT
-			 " --client_fs %s %s\nRestart=on-failure\nRestartSec=5\n"
-			 "[Install]\nWantedBy=multi-user.target\n", c->fs_name,
-			 c->fs_mount, c->fs_mount, c->fs_name, c->fs_mount);
+	char *svc = kernel ? xasprintf("Type=oneshot\nRemainAfterExit=yes\n"
+				       "ExecStartPre=/bin/mkdir -p %s\n"
+				       "ExecStart=/bin/mount -t ceph :/ %s -o name=" CEPH_FS_CLIENT
+				       ",mds_namespace=%s\nExecStop=/bin/umount %s\n",
+				       c->fs_mount, c->fs_mount, c->fs_name, c->fs_mount)
+			   : xasprintf("ExecStartPre=/bin/mkdir -p %s\n"
+				       "ExecStart=/usr/bin/ceph-fuse -f --id " CEPH_FS_CLIENT
+				       " --client_fs %s %s\nRestart=on-failure\nRestartSec=5\n",
+				       c->fs_mount, c->fs_name, c->fs_mount);
+	char *unit = xasprintf("# managed by kiln (stacks.ceph)\n[Unit]\n"
+			       "Description=kiln: CephFS %s at %s (%s)\n"
+			       "After=network-online.target\nWants=network-online.target\n"
+			       "[Service]\n%s[Install]\nWantedBy=multi-user.target\n", c->fs_name,
+			       c->fs_mount, kernel ? "kernel client" : "ceph-fuse", svc);
+	free(svc);
+	return unit;
 }
 
 static int render_fs(const struct render_ctx *rc, const void *conf, const struct node *n,
@@ -900,12 +898,13 @@ static int render_fs(const struct render_ctx *rc, const void *conf, const struct
 /* ---- retiring the OSDs of hosts that left the spec -------------------------------- */
 
 /*
- * ceph-retire check|ensure KEEP...: every CRUSH host not named in KEEP (the
- * spec's nodes and their short host names) held OSDs of a node that left
- * the spec.  ensure marks them out, waits (bounded) until Ceph says they
- * are safe to destroy (every PG clean elsewhere), then purges them and
- * removes the empty host bucket.  Data still moving after the wait fails
- * with what is left, and the next apply goes on from there.
+ * ceph-retire check|ensure HOST... -- OSD...: the OSDs of every CRUSH host
+ * not named (the OSD nodes and their short host names), but for the OSDs
+ * named (those a node of the spec holds), belonged to a node that left the
+ * spec.  ensure marks them out, waits (bounded) until Ceph says they are
+ * safe to destroy (every PG clean elsewhere), then purges them and removes
+ * the emptied host bucket.  Data still moving after the wait fails with
+ * what is left, and the next apply goes on from there.
  */
 static const char retire_script[] =
 	"#!/bin/sh\n"
@@ -968,7 +967,8 @@ static bool plain_host(const char *s, size_t n)
 /*
  * On the first monitor: the retire command, keeping every OSD node's name
  * and its short host name (the CRUSH host its OSDs register under), and
- * every OSD whose disk an OSD node holds (the record, ceph.h): an OSD still
+ * every OSD whose disk an OSD node holds (its record, ceph.h, as prepare
+ * made it from this run's facts, vanished disks included): an OSD still
  * in a node of the spec is never retired, whatever bucket CRUSH has it in
  * (a renamed host's OSDs stay under the old name until they restart).
  * Without the host name of a node (no facts yet, or one that is not a
@@ -978,17 +978,16 @@ static bool plain_host(const char *s, size_t n)
 static void render_retire(const struct render_ctx *rc, const struct ceph_conf *c,
 			  struct render_out *out)
 {
-	const char *fsid = fsid_of(rc, c, NULL);
 	struct buf keep, ids;
 
 	buf_init(&keep, 0);
 	buf_init(&ids, 0);
 	for (size_t i = 0; i < rc->c->nnodes; i++) {
 		const struct node *m = &rc->c->nodes[i];
-		const char *h = json_string_value(render_fact(rc, m, "hostname"));
-		size_t hn = h ? strcspn(h, ".") : 0;
 		if (!osd_node(c, m))
 			continue;
+		const char *h = json_string_value(render_fact(rc, m, "hostname"));
+		size_t hn = h ? strcspn(h, ".") : 0;
 		if (!h || !plain_host(h, hn)) {
 			strv_pushf(&out->notes, "no OSD of a departed host retired: %s's host name is "
 				   "%s", m->name, h ? "not a plain name" : "not known yet");
@@ -999,13 +998,10 @@ static void render_retire(const struct render_ctx *rc, const struct ceph_conf *c
 		buf_printf(&keep, " %s", m->name);
 		if (strlen(m->name) != hn || strncmp(m->name, h, hn))
 			buf_printf(&keep, " %.*s", (int)hn, h);
-		struct strv gone = STRV_INIT;
-		char *rec = ceph_osd_record(exports_get(rc->exports, m->name, CEPH_STACK, "osds"),
-					    render_fact(rc, m, "disks"), fsid, &gone);
-		for (const char *w = rec; *w; w += strcspn(w, " "), w += strspn(w, " "))
+		/* the record as prepare left it for this run: "ID:NAME ..." */
+		const char *rec = exports_get(rc->exports, m->name, CEPH_STACK, "osds");
+		for (const char *w = rec ? rec : ""; *w; w += strcspn(w, " "), w += strspn(w, " "))
 			buf_printf(&ids, " %ld", strtol(w, NULL, 10));
-		free(rec);
-		strv_release(&gone);
 	}
 	push(out, res_file(CEPH_LIB "/ceph-retire", retire_script, 0755, "root", "root"));
 	char *ensure = xasprintf(CEPH_LIB "/ceph-retire ensure%s --%s", keep.s, ids.s);

@@ -587,7 +587,8 @@ static void test_size_from_hosts(void **s)
 
 /* ---- OSDs of hosts that left the spec ------------------------------------------- */
 
-/* The retire command n1 renders, or NULL (and its notes in *notes). */
+/* The retire command n1 renders with n3's host name (NULL: none in its
+ * facts), or NULL (and its notes in *notes). */
 static char *retire_command(const char *n3_host, struct strv *notes)
 {
 	struct cluster *c = load_spec();
@@ -598,8 +599,12 @@ static char *retire_command(const char *n3_host, struct strv *notes)
 
 	for (size_t i = 0; i < c->nnodes; i++) {
 		facts[i] = facts_of(&c->nodes[i]);
-		if (!strcmp(c->nodes[i].name, "n3"))
+		if (strcmp(c->nodes[i].name, "n3"))
+			continue;
+		if (n3_host)
 			json_object_set_new(facts[i], "hostname", json_string(n3_host));
+		else
+			json_object_del(facts[i], "hostname");
 	}
 	exports_all(&ex, true);
 	/* n3 held osd.7 on a disk that vanished: still n3's, never retired */
@@ -641,6 +646,9 @@ static void test_retire(void **s)
 	assert_null(retire_command("n3;reboot", &notes));
 	assert_true(strv_contains(&notes, "no OSD of a departed host retired: n3's host name is "
 					  "not a plain name"));
+	strv_release(&notes);	assert_null(retire_command(NULL, &notes));
+	assert_true(strv_contains(&notes, "no OSD of a departed host retired: n3's host name is "
+					  "not known yet"));
 	strv_release(&notes);
 }
 
