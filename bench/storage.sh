@@ -17,10 +17,14 @@
 #    the raw rate and the OSDs' writes both reach the file, as they would a
 #    disk, instead of landing in the machine's page cache; the buffered
 #    rate is printed beside it (KILN_BENCH_DIO=0 keeps the OSDs buffered).
+#    Also 256 MiB written with a flush per 4 MiB (`oflag=direct,dsync`,
+#    as BlueStore flushes per commit), on node1's sda alone and on all six
+#    OSD disks at once: what the disk gives flushing writers.
 # 4. Memory: PSS of every Ceph process of the lab (monitors, managers,
 #    OSDs, MDS, ceph-fuse) and of the lab hosts' own processes, at rest
 #    (HEALTH_OK, before the throughput runs) and after them.
-# KILN_BENCH_OSD_CONFIG adds [osd] options (see below).
+# CPU busy over the RADOS writes is printed too.  KILN_BENCH_OSD_CONFIG adds
+# [osd] options (see below).
 #
 # Usage (as root, after building): bench/storage.sh
 # Takes 4 to 7 minutes on 2 cores, with the load.  Results: docs/benchmarks.md, "storage".
